@@ -1,0 +1,84 @@
+"""nbtoolkit: declare, capture, re-execute, document and hand off notebook experiments.
+
+``import nbtoolkit as nbtk`` is cheap: every public name is loaded on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from nbtoolkit._version import __version__
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    # capture
+    "start_run": "nbtoolkit.tracking",
+    "current_run": "nbtoolkit.tracking",
+    "log": "nbtoolkit.tracking",
+    "log_metric": "nbtoolkit.tracking",
+    "log_params": "nbtoolkit.tracking",
+    "log_artifact": "nbtoolkit.tracking",
+    "log_figure": "nbtoolkit.tracking",
+    "log_model": "nbtoolkit.tracking",
+    "log_predictions": "nbtoolkit.tracking",
+    "set_tags": "nbtoolkit.tracking",
+    "track_data": "nbtoolkit.tracking",
+    "seed": "nbtoolkit.tracking",
+    # query
+    "runs": "nbtoolkit.query",
+    "get_run": "nbtoolkit.query",
+    # objects
+    "RunRecord": "nbtoolkit.store",
+    "EnvLock": "nbtoolkit.envlock",
+    "Verdict": "nbtoolkit.criteria",
+    "Settings": "nbtoolkit.config",
+    "NbToolkitError": "nbtoolkit.errors",
+}
+
+__all__ = ["__version__", "load_ipython_extension", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        if name == "widgets":
+            return importlib.import_module("nbtoolkit.widgets")
+        raise AttributeError(f"module 'nbtoolkit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Register ``%%experiment`` (``%load_ext nbtoolkit``)."""
+    from nbtoolkit.magics import load_ipython_extension as _load
+
+    _load(ipython)
+
+
+if TYPE_CHECKING:
+    from nbtoolkit.config import Settings
+    from nbtoolkit.criteria import Verdict
+    from nbtoolkit.envlock import EnvLock
+    from nbtoolkit.errors import NbToolkitError
+    from nbtoolkit.query import get_run, runs
+    from nbtoolkit.store import RunRecord
+    from nbtoolkit.tracking import (
+        current_run,
+        log,
+        log_artifact,
+        log_figure,
+        log_metric,
+        log_model,
+        log_params,
+        log_predictions,
+        seed,
+        set_tags,
+        start_run,
+        track_data,
+    )

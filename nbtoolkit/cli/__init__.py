@@ -1,0 +1,84 @@
+"""``nbtk``: a thin click adapter over the library.
+
+Each pipeline stage keeps its commands in its own module; the group loads a module only when
+one of its commands runs (click's lazy-loading pattern), so ``nbtk --help`` stays fast.
+Errors: a user mistake prints one line and exits 2; failed work exits 1; no raw tracebacks.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from nbtoolkit._version import __version__
+from nbtoolkit.errors import NbToolkitError
+
+#: command name -> "module:attribute"
+COMMANDS: dict[str, str] = {
+    "init": "nbtoolkit.cli.capture:init",
+    "runs": "nbtoolkit.cli.capture:runs_cmd",
+    "show": "nbtoolkit.cli.capture:show",
+    "env": "nbtoolkit.cli.capture:env",
+    "demo": "nbtoolkit.cli.demo:demo",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(COMMANDS))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in COMMANDS:
+            module, attr = COMMANDS[cmd_name].split(":")
+            cmd: click.Command = getattr(importlib.import_module(module), attr)
+            return cmd
+        return super().get_command(ctx, cmd_name)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except NbToolkitError as exc:
+            fail(str(exc), exc.exit_code)
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print ``Error: message`` to stderr and exit with ``code``."""
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(code)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="nbtk")
+@click.option(
+    "--store",
+    type=click.Path(file_okay=False),
+    envvar="NBTOOLKIT_STORE",
+    help="Store folder (default: .nbtoolkit/ in the project root).",
+)
+@click.pass_context
+def cli(ctx: click.Context, store: str | None) -> None:
+    """nbtoolkit: reproducible, reviewable notebook experiments."""
+    ctx.ensure_object(dict)
+    ctx.obj["store"] = store
+
+
+def settings_from(ctx: click.Context) -> Any:
+    from nbtoolkit.config import load_settings
+
+    return load_settings(store=(ctx.obj or {}).get("store"))
+
+
+def store_from(ctx: click.Context) -> Any:
+    from nbtoolkit.store import open_store
+
+    return open_store(settings_from(ctx))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(obj={})

@@ -1,0 +1,215 @@
+"""``nbtk init``, ``nbtk runs``, ``nbtk show``, ``nbtk env show|diff``."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import click
+
+from nbtoolkit.cli import cli, settings_from, store_from
+
+TOOL_SECTION = """
+[tool.nbtoolkit]
+# store = ".nbtoolkit"                # where runs and artifacts live
+# env_allowlist = ["MY_FEATURE_FLAG"] # extra environment variables recorded in locks
+# secret_patterns = ["DSN"]           # extra name fragments treated as secrets
+
+[tool.nbtoolkit.export]
+require_reproduced = false
+"""
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=False)
+
+
+def _num(value: Any) -> str:
+    from nbtoolkit.display import fmt_number
+
+    if isinstance(value, float) and math.isnan(value):
+        return ""
+    return fmt_number(value)
+
+
+@cli.command()
+@click.pass_context
+def init(ctx: click.Context) -> None:
+    """Create the project store and a [tool.nbtoolkit] section in pyproject.toml."""
+    settings = settings_from(ctx)
+    store = store_from(ctx)
+    pyproject = settings.root / "pyproject.toml"
+    text = pyproject.read_text(encoding="utf-8") if pyproject.exists() else ""
+    if "[tool.nbtoolkit]" not in text:
+        with open(pyproject, "a", encoding="utf-8") as fh:
+            fh.write(TOOL_SECTION)
+        click.echo(f"Added [tool.nbtoolkit] to {pyproject}")
+    gitignore = settings.root / ".gitignore"
+    lines = gitignore.read_text(encoding="utf-8").splitlines() if gitignore.exists() else []
+    if ".nbtoolkit/" not in lines and store.path.resolve().is_relative_to(settings.root.resolve()):
+        with open(gitignore, "a", encoding="utf-8") as fh:
+            fh.write(("\n" if lines and lines[-1] else "") + ".nbtoolkit/\n")
+    click.echo(f"Store ready at {store.path} (schema v{store.schema_version})")
+
+
+@cli.command("runs")
+@click.option("--experiment", "-e", multiple=True, help="Only these experiments (repeatable).")
+@click.option("--status", multiple=True, help="Only these statuses (repeatable).")
+@click.option("--where", help="Filter, e.g. \"metrics.roc_auc >= 0.9 and params.lr == 0.1\".")
+@click.option("--limit", "-n", type=click.IntRange(min=1), help="At most N newest runs.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
+@click.pass_context
+def runs_cmd(ctx: click.Context, experiment: tuple[str, ...], status: tuple[str, ...], where: str | None, limit: int | None, as_json: bool) -> None:
+    """List runs, newest first."""
+    from nbtoolkit.query import runs
+    from nbtoolkit.store.records import iso
+
+    store = store_from(ctx)
+    frame = runs(list(experiment) or None, status=list(status) or None, where=where, limit=limit, store=store)
+    if as_json:
+        out = []
+        for row in frame.to_dict(orient="records"):
+            params = {k[7:]: _plain(v) for k, v in row.items() if k.startswith("params.") and not _missing(v)}
+            metrics = {k[8:]: _plain(v) for k, v in row.items() if k.startswith("metrics.") and not _missing(v)}
+            out.append(
+                {
+                    "run_id": row["run_id"],
+                    "experiment": row["experiment"],
+                    "status": row["status"],
+                    "verdict": None if _missing(row["verdict"]) else row["verdict"],
+                    "started": iso(row["started"].timestamp()) if not _missing(row["started"]) else None,
+                    "ended": iso(row["ended"].timestamp()) if not _missing(row["ended"]) else None,
+                    "params": params,
+                    "metrics": metrics,
+                }
+            )
+        click.echo(json.dumps(out, indent=2, default=str, allow_nan=True))
+        return
+    from rich.table import Table
+
+    metric_cols = [c for c in frame.columns if c.startswith("metrics.")][:6]
+    table = Table(title=f"{len(frame)} run(s)")
+    for col in ("run", "experiment", "status", "verdict", "started", *[c[8:] for c in metric_cols]):
+        table.add_column(col, overflow="fold")
+    for row in frame.to_dict(orient="records"):
+        started = row["started"].strftime("%Y-%m-%d %H:%M") if not _missing(row["started"]) else ""
+        table.add_row(
+            row["run_id"][:8],
+            row["experiment"],
+            row["status"],
+            "" if _missing(row["verdict"]) else row["verdict"],
+            started,
+            *[_num(row.get(c)) for c in metric_cols],
+        )
+    _console().print(table)
+
+
+def _missing(value: Any) -> bool:
+    if value is None:
+        return True
+    try:
+        import pandas as pd
+
+        return bool(pd.isna(value)) if not isinstance(value, (list, dict)) else False
+    except (TypeError, ValueError):
+        return False
+
+
+def _plain(value: Any) -> Any:
+    item = getattr(value, "item", None)
+    return item() if callable(item) else value
+
+
+@cli.command()
+@click.argument("run")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole record as JSON.")
+@click.pass_context
+def show(ctx: click.Context, run: str, as_json: bool) -> None:
+    """Show everything recorded for RUN (id or unique prefix)."""
+    from nbtoolkit.display import run_card_text
+
+    record = store_from(ctx).get_run(run)
+    if as_json:
+        click.echo(json.dumps(record.to_dict(), indent=2, default=str))
+        return
+    click.echo(run_card_text(record))
+    d = record.to_dict()
+    click.echo(f"  status: {record.status}   started: {d['started']}   ended: {d['ended']}")
+    for key in ("scope", "owner", "until"):
+        if record.declaration.get(key):
+            click.echo(f"  {key}: {record.declaration[key]}")
+    if record.notebook_path:
+        click.echo(f"  notebook: {record.notebook_path}")
+    if record.lock_hash:
+        click.echo(f"  environment lock: {record.lock_hash[:12]}  (nbtk env show {record.run_id[:8]})")
+    for art in record.artifacts:
+        click.echo(f"  artifact {art.kind}: {art.name} ({art.size} bytes, sha256 {art.digest[:12]})")
+    for data in record.data:
+        click.echo(f"  data ({data.source}): {data.path} {data.algo} {data.digest[:12]}")
+    for appr in record.approvals:
+        click.echo(f"  approved by {appr.by}: {appr.note}")
+    if record.error and record.status != "finished":
+        click.echo("  error:\n" + "\n".join("    " + line for line in record.error.rstrip().splitlines()[-8:]))
+
+
+@cli.group()
+def env() -> None:
+    """Environment locks: show one, diff two."""
+
+
+@env.command("show")
+@click.argument("run")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole lock as JSON.")
+@click.pass_context
+def env_show(ctx: click.Context, run: str, as_json: bool) -> None:
+    """Show the environment lock recorded with RUN."""
+    record = store_from(ctx).get_run(run)
+    lock = record.lock()
+    if lock is None:
+        raise click.UsageError(f"Run {record.run_id[:8]} has no environment lock.")
+    data = lock.to_dict()
+    if as_json:
+        click.echo(json.dumps(data, indent=2, sort_keys=True))
+        return
+    py = data.get("python", {})
+    click.echo(f"lock {lock.hash[:12]}  python {py.get('version')}  {data.get('platform', {}).get('system', '')}")
+    git = data.get("git") or {}
+    if git:
+        dirty = " (dirty)" if git.get("dirty") else ""
+        click.echo(f"git {git.get('commit', '')[:12]} on {git.get('branch')}{dirty}")
+    if data.get("notebook"):
+        click.echo(f"notebook {data['notebook'].get('path')} sha256 {str(data['notebook'].get('sha256'))[:12]}")
+    for d in data.get("data", []):
+        click.echo(f"data {d.get('path')} md5 {d.get('md5')}")
+    for name, value in sorted((data.get("env") or {}).items()):
+        click.echo(f"env {name}={value}")
+    packages = data.get("packages", {})
+    click.echo(f"{len(packages)} packages:")
+    for name, info in sorted(packages.items()):
+        origin = info.get("origin") if isinstance(info, dict) else None
+        version = info.get("version") if isinstance(info, dict) else info
+        click.echo(f"  {name}=={version}" + (f"  ({origin})" if origin and origin != "index" else ""))
+
+
+@env.command("diff")
+@click.argument("run_a")
+@click.argument("run_b")
+@click.pass_context
+def env_diff(ctx: click.Context, run_a: str, run_b: str) -> None:
+    """What changed in the environment from RUN_A to RUN_B."""
+    store = store_from(ctx)
+    a, b = store.get_run(run_a), store.get_run(run_b)
+    la, lb = a.lock(), b.lock()
+    if la is None or lb is None:
+        raise click.UsageError("Both runs need an environment lock.")
+    diff = la.diff(lb)
+    if diff.empty:
+        click.echo(f"No environment differences between {a.run_id[:8]} and {b.run_id[:8]}.")
+        return
+    click.echo(f"Environment changes from {a.run_id[:8]} to {b.run_id[:8]}:")
+    for line in diff.summary_lines():
+        click.echo(f"  {line}")

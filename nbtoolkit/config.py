@@ -1,0 +1,169 @@
+"""Configuration: ``[tool.nbtoolkit]`` < ``NBTOOLKIT_*`` environment < command-line flags.
+
+The result is one frozen :class:`Settings` object. Nothing here imports heavy modules.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from nbtoolkit.errors import ConfigError
+
+STORE_DIRNAME = ".nbtoolkit"
+
+#: Environment variables recorded in the lock when set (names are matched exactly or, with a
+#: trailing ``*``, by prefix). Secret-looking names are dropped even when allow-listed.
+DEFAULT_ENV_ALLOWLIST: tuple[str, ...] = (
+    "PYTHONHASHSEED",
+    "CUDA_VISIBLE_DEVICES",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "NUMEXPR_MAX_THREADS",
+    "TZ",
+    "LANG",
+    "LC_ALL",
+    "CONDA_DEFAULT_ENV",
+    "VIRTUAL_ENV",
+    "NBTOOLKIT_FLAG_*",
+)
+
+#: Substrings that make a variable or parameter name look secret (case-insensitive).
+DEFAULT_SECRET_PATTERNS: tuple[str, ...] = (
+    "KEY",
+    "TOKEN",
+    "SECRET",
+    "PASSWORD",
+    "PASSWD",
+    "CREDENTIAL",
+    "AUTH",
+    "PRIVATE",
+    "SESSION",
+    "COOKIE",
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved configuration for one project.
+
+    Attributes:
+        root: the project root (holds ``.nbtoolkit/``, ``pyproject.toml`` or ``.git``).
+        store_path: folder of the embedded store (``root/.nbtoolkit`` by default).
+        store_url: SQLAlchemy URL of the metadata database; ``None`` = SQLite in store_path.
+        env_allowlist: environment variable names recorded in locks.
+        secret_patterns: name fragments that mark a variable or parameter as secret.
+        tool: the whole ``[tool.nbtoolkit]`` table, for later stages (export, sla, flags...).
+    """
+
+    root: Path
+    store_path: Path
+    store_url: str | None = None
+    env_allowlist: tuple[str, ...] = DEFAULT_ENV_ALLOWLIST
+    secret_patterns: tuple[str, ...] = DEFAULT_SECRET_PATTERNS
+    tool: Mapping[str, Any] = field(default_factory=dict)
+
+    def section(self, name: str) -> dict[str, Any]:
+        """Return ``[tool.nbtoolkit.<name>]`` as a dict (empty when absent)."""
+        value = self.tool.get(name, {})
+        if not isinstance(value, dict):
+            raise ConfigError(f"[tool.nbtoolkit.{name}] must be a table, got {value!r}.")
+        return dict(value)
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        """Return a copy with command-line overrides applied (flags win)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def find_root(start: Path | None = None) -> Path:
+    """Return the nearest folder upwards holding ``.nbtoolkit/``, ``pyproject.toml`` or ``.git``.
+
+    Falls back to ``start`` itself when none is found.
+    """
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / STORE_DIRNAME).is_dir():
+            return folder
+    for folder in (here, *here.parents):
+        if (folder / "pyproject.toml").is_file() or (folder / ".git").exists():
+            return folder
+    return here
+
+
+def _read_tool_table(root: Path) -> dict[str, Any]:
+    pyproject = root / "pyproject.toml"
+    if not pyproject.is_file():
+        return {}
+    try:
+        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{pyproject} is not valid TOML ({exc}); fix the file.") from exc
+    table = data.get("tool", {}).get("nbtoolkit", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"[tool.nbtoolkit] in {pyproject} must be a table.")
+    return table
+
+
+def _str_list(value: Any, where: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return tuple(v.strip() for v in value.split(",") if v.strip())
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ConfigError(f"{where} must be a list of strings (or a comma-separated string).")
+
+
+def load_settings(
+    start: Path | str | None = None,
+    *,
+    store: Path | str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Resolve settings for the project containing ``start`` (default: the working folder).
+
+    Args:
+        start: a folder inside the project.
+        store: ``--store`` flag; wins over ``NBTOOLKIT_STORE`` and the config file.
+        environ: environment to read (default ``os.environ``).
+
+    Returns:
+        The resolved :class:`Settings`.
+
+    Raises:
+        ConfigError: a configured value has the wrong type.
+    """
+    env = os.environ if environ is None else environ
+    root = find_root(Path(start) if start is not None else None)
+    tool = _read_tool_table(root)
+
+    store_cfg = tool.get("store", STORE_DIRNAME)
+    if not isinstance(store_cfg, str):
+        raise ConfigError("[tool.nbtoolkit] store must be a path string.")
+    store_value: str = str(store) if store is not None else env.get("NBTOOLKIT_STORE", store_cfg)
+    store_path = Path(store_value).expanduser()
+    if not store_path.is_absolute():
+        store_path = (root / store_path) if store is None and "NBTOOLKIT_STORE" not in env else store_path.resolve()
+
+    store_url = env.get("NBTOOLKIT_STORE_URL", tool.get("store_url"))
+    if store_url is not None and not isinstance(store_url, str):
+        raise ConfigError("[tool.nbtoolkit] store_url must be a string (a SQLAlchemy URL).")
+
+    allow = DEFAULT_ENV_ALLOWLIST + _str_list(tool.get("env_allowlist", []), "env_allowlist")
+    if "NBTOOLKIT_ENV_ALLOWLIST" in env:
+        allow += _str_list(env["NBTOOLKIT_ENV_ALLOWLIST"], "NBTOOLKIT_ENV_ALLOWLIST")
+    secrets = DEFAULT_SECRET_PATTERNS + _str_list(tool.get("secret_patterns", []), "secret_patterns")
+    if "NBTOOLKIT_SECRET_PATTERNS" in env:
+        secrets += _str_list(env["NBTOOLKIT_SECRET_PATTERNS"], "NBTOOLKIT_SECRET_PATTERNS")
+
+    return Settings(
+        root=root,
+        store_path=store_path,
+        store_url=store_url,
+        env_allowlist=tuple(dict.fromkeys(allow)),
+        secret_patterns=tuple(dict.fromkeys(p.upper() for p in secrets)),
+        tool=tool,
+    )

@@ -1,0 +1,549 @@
+"""The Success criteria language and its evaluation into a :class:`Verdict`.
+
+A criterion is one comparison, parsed with :mod:`ast` (never ``eval``)::
+
+    METRIC OP NUMBER                          roc_auc >= 0.90
+    METRIC OP baseline.METRIC                 loss <= baseline.loss
+    METRIC OP baseline.METRIC (+|-) NUMBER    roc_auc >= baseline.roc_auc + 0.02
+
+``OP`` is one of ``>= <= > < ==``; ``METRIC`` is an identifier or a dotted name (``val.loss``);
+``NUMBER`` is a finite int or float (signed, scientific notation allowed; NaN and infinity are
+refused). Several criteria are separated by ``;`` or newlines. Anything else raises
+:class:`~nbtoolkit.errors.CriteriaError` whose ``reason`` names the problem.
+
+Comparisons tolerate floating-point noise: ``==`` is ``math.isclose(rel_tol=1e-9,
+abs_tol=1e-12)``, ``>=``/``<=`` also hold when the sides are that close, and ``>``/``<`` need
+them to differ by more. So ``0.9 >= 0.88 + 0.02`` holds although ``0.88 + 0.02`` is
+``0.9000000000000001``.
+"""
+
+from __future__ import annotations
+
+import ast
+import html
+import math
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, cast, get_args
+
+from nbtoolkit.errors import CriteriaError
+
+Op = Literal[">=", "<=", ">", "<", "=="]
+Status = Literal["pass", "fail", "inconclusive"]
+VerdictStatus = Literal["supported", "rejected", "inconclusive"]
+
+OPS: tuple[str, ...] = get_args(Op)
+VERDICT_SCHEMA_VERSION = 1
+
+_CMP_OPS: dict[type[ast.cmpop], str] = {
+    ast.GtE: ">=", ast.LtE: "<=", ast.Gt: ">", ast.Lt: "<", ast.Eq: "==", ast.NotEq: "!=",
+    ast.Is: "is", ast.IsNot: "is not", ast.In: "in", ast.NotIn: "not in",
+}
+_NON_FINITE_NAMES = {"nan", "inf", "infinity"}
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """One parsed success criterion.
+
+    Attributes:
+        text: normalised source text, e.g. ``"roc_auc >= baseline.roc_auc + 0.02"``.
+        metric: the metric of this run that is compared.
+        op: the comparison operator.
+        target: the absolute target; ``None`` when the criterion is relative to the baseline.
+        baseline_metric: the baseline's metric (``roc_auc`` for ``baseline.roc_auc``) or ``None``.
+        offset: the ``+/- NUMBER`` added to the baseline's value (0 for absolute criteria).
+    """
+
+    text: str
+    metric: str
+    op: Op
+    target: float | None
+    baseline_metric: str | None
+    offset: float = 0.0
+
+    @property
+    def uses_baseline(self) -> bool:
+        """Whether the criterion compares with the baseline run."""
+        return self.baseline_metric is not None
+
+    def __str__(self) -> str:
+        return self.text
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-serialisable dict; :meth:`from_dict` reverses it."""
+        return {"text": self.text, "metric": self.metric, "op": self.op, "target": self.target,
+                "baseline_metric": self.baseline_metric, "offset": self.offset}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Criterion:
+        """Rebuild a criterion from :meth:`to_dict` output by re-parsing its ``text``.
+
+        Raises:
+            CriteriaError: the stored text is not a valid criterion.
+            ValueError: ``d`` has no ``text``.
+        """
+        if not isinstance(d.get("text"), str):
+            raise ValueError(f"invalid criterion data (no 'text'): {dict(d)!r}")
+        return parse_criterion(d["text"])
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def _fmt_number(x: float) -> str:
+    return str(int(x)) if x.is_integer() and abs(x) < 1e16 else repr(x)
+
+
+def _dotted(node: ast.expr) -> list[str] | None:
+    """Return ``["a", "b", "c"]`` for ``a.b.c``, ``None`` when not a plain dotted name."""
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return None
+    return [node.id, *reversed(parts)]
+
+
+def _is_baseline(node: ast.expr) -> bool:
+    parts = _dotted(node)
+    return parts is not None and parts[0] == "baseline"
+
+
+def _number(node: ast.expr, text: str, role: str) -> float:
+    """Convert a (signed) numeric literal node to a finite float."""
+    sign, inner = 1.0, node
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        sign, inner = (-1.0 if isinstance(node.op, ast.USub) else 1.0), node.operand
+    src = ast.unparse(node)
+    nan_reason = f"NaN is not a valid {role}: nothing compares with NaN"
+    if isinstance(inner, ast.Name) and inner.id.lower() in _NON_FINITE_NAMES:
+        if inner.id.lower() == "nan":
+            raise CriteriaError(text, nan_reason)
+        raise CriteriaError(text, f"the {role} must be a finite number, not infinity")
+    value = inner.value if isinstance(inner, ast.Constant) else None
+    if isinstance(value, complex):
+        raise CriteriaError(text, f"the {role} must be a real number, got the complex {src}")
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise CriteriaError(text, f"the {role} must be a number, got {src}")
+    result = sign * float(value)
+    if math.isnan(result):
+        raise CriteriaError(text, nan_reason)
+    if math.isinf(result):
+        raise CriteriaError(text, f"the {role} must be a finite number, not infinity ({src})")
+    return result
+
+
+def _check_forbidden(tree: ast.expr, text: str) -> None:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            found = f"{ast.unparse(node.func)}(...)"
+            raise CriteriaError(text, f"function calls are not allowed (found {found})")
+        if isinstance(node, ast.BoolOp):
+            word = "and" if isinstance(node.op, ast.And) else "or"
+            raise CriteriaError(text, f"'{word}' is not supported; write each condition as its "
+                                "own criterion, separated by ';'")
+        if isinstance(node, ast.Subscript):
+            raise CriteriaError(text, f"indexing is not allowed (found {ast.unparse(node)})")
+        if isinstance(node, ast.Compare) and len(node.ops) > 1:
+            raise CriteriaError(text, "chained comparisons are not supported; write one "
+                                "comparison per criterion, separated by ';'")
+
+
+def _left_metric(node: ast.expr, text: str) -> str:
+    parts = _dotted(node)
+    if parts is None:
+        raise CriteriaError(text, f"the left side must be a metric name, got "
+                            f"{ast.unparse(node)!r}; put the metric first: 'METRIC OP NUMBER'")
+    if parts[0] == "baseline":
+        raise CriteriaError(text, "the left side must be a metric of this run; 'baseline' may "
+                            "only appear on the right side, as baseline.METRIC")
+    return ".".join(parts)
+
+
+def _baseline_ref(node: ast.expr, text: str) -> str:
+    parts = cast(list[str], _dotted(node))
+    if len(parts) == 1:
+        raise CriteriaError(text, "'baseline' needs a metric name: write baseline.METRIC")
+    return ".".join(parts[1:])
+
+
+def _right_side(node: ast.expr, text: str) -> tuple[float | None, str | None, float]:
+    """Return ``(target, baseline_metric, offset)`` for the right-hand side."""
+    if isinstance(node, ast.BinOp):
+        if _is_baseline(node.right) and not _is_baseline(node.left):
+            raise CriteriaError(text, "write the baseline first: 'baseline.METRIC + NUMBER'")
+        if not (_is_baseline(node.left) and isinstance(node.op, (ast.Add, ast.Sub))):
+            raise CriteriaError(text, "the only arithmetic allowed is 'baseline.METRIC + NUMBER' "
+                                f"or 'baseline.METRIC - NUMBER', found {ast.unparse(node)!r}")
+        number = _number(node.right, text, "offset")
+        offset = -number if isinstance(node.op, ast.Sub) else number
+        return None, _baseline_ref(node.left, text), offset
+    parts = _dotted(node)
+    if parts is not None and parts[0].lower() not in _NON_FINITE_NAMES:
+        if parts[0] == "baseline":
+            return None, _baseline_ref(node, text), 0.0
+        if len(parts) > 1:
+            raise CriteriaError(text, "attribute access is only allowed as baseline.METRIC, "
+                                f"got {'.'.join(parts)!r}")
+        raise CriteriaError(text, f"the right side must be a number or baseline.METRIC, got the "
+                            f"name {parts[0]!r}; metrics of the same run cannot be compared")
+    return _number(node, text, "target"), None, 0.0
+
+
+def parse_criterion(text: str) -> Criterion:
+    """Parse one criterion.
+
+    Args:
+        text: e.g. ``"roc_auc >= baseline.roc_auc + 0.02"``.
+
+    Returns:
+        The :class:`Criterion`, with ``text`` normalised (``"a>=0.90"`` -> ``"a >= 0.9"``).
+
+    Raises:
+        CriteriaError: the text is not one of the accepted forms; ``reason`` says why.
+    """
+    if not isinstance(text, str):
+        raise CriteriaError(repr(text), f"a criterion must be a string, not {type(text).__name__}")
+    src = text.strip()
+    if not src:
+        raise CriteriaError(text, "the criterion is empty")
+    try:
+        tree = ast.parse(src, mode="eval").body
+    except SyntaxError as exc:
+        at = f" at {src[exc.offset - 1:]!r}" if exc.offset and exc.offset <= len(src) else ""
+        raise CriteriaError(src, f"it is not a valid expression ({exc.msg}{at})") from None
+    _check_forbidden(tree, src)
+    if not isinstance(tree, ast.Compare):
+        raise CriteriaError(src, "expected a comparison such as 'roc_auc >= 0.9', got "
+                            f"{ast.unparse(tree)!r}")
+    op = _CMP_OPS.get(type(tree.ops[0]), "?")
+    if op not in OPS:
+        raise CriteriaError(src, f"operator {op!r} is not supported; use one of >= <= > < ==")
+    metric = _left_metric(tree.left, src)
+    target, base, offset = _right_side(tree.comparators[0], src)
+    if base is None:
+        norm = f"{metric} {op} {_fmt_number(cast(float, target))}"
+    else:
+        sign = "-" if offset < 0 else "+"
+        norm = f"{metric} {op} baseline.{base}" + (
+            f" {sign} {_fmt_number(abs(offset))}" if offset else "")
+    return Criterion(text=norm, metric=metric, op=cast(Op, op), target=target,
+                     baseline_metric=base, offset=offset)
+
+
+def parse_criteria(source: str | Iterable[str]) -> list[Criterion]:
+    """Parse several criteria separated by ``;`` or newlines; blank parts are ignored.
+
+    Args:
+        source: one string, or an iterable of strings each of which may hold several criteria.
+
+    Returns:
+        The criteria in order of appearance.
+
+    Raises:
+        CriteriaError: at the first criterion that does not parse.
+    """
+    result: list[Criterion] = []
+    for chunk in [source] if isinstance(source, str) else source:
+        if not isinstance(chunk, str):
+            raise CriteriaError(repr(chunk), f"a criterion must be a string, not "
+                                f"{type(chunk).__name__}")
+        for line in chunk.splitlines():
+            result += [parse_criterion(part) for part in line.split(";") if part.strip()]
+    return result
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def _finite(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) else None
+
+
+def _holds(a: float, op: str, b: float) -> bool:
+    close = math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+    if op == "==":
+        return close
+    if op in (">=", "<="):
+        return close or (a >= b if op == ">=" else a <= b)
+    return not close and (a > b if op == ">" else a < b)
+
+
+def _show(x: float, other: float | None = None) -> str:
+    """Short number text; full precision when it would look equal to ``other``."""
+    short = f"{x:.6g}"
+    return repr(x) if other is not None and x != other and short == f"{other:.6g}" else short
+
+
+def _as_float(value: Any) -> float | None:
+    if value is None or isinstance(value, (str, bytes)):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A confidence interval, e.g. of the difference between a run's metric and its baseline's."""
+
+    low: float
+    high: float
+    level: float = 0.95
+    method: str = "bootstrap"
+    n_resamples: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.low > self.high:
+            raise ValueError(f"interval low {self.low} is above its high {self.high}")
+
+    def describe(self) -> str:
+        """Return e.g. ``"95% interval [0.001, 0.04]"``."""
+        return f"{self.level * 100:g}% interval [{self.low:.6g}, {self.high:.6g}]"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-serialisable dict."""
+        return {"low": self.low, "high": self.high, "level": self.level, "method": self.method,
+                "n_resamples": self.n_resamples}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Interval:
+        """Rebuild from :meth:`to_dict` output."""
+        return cls(low=float(d["low"]), high=float(d["high"]), level=float(d.get("level", 0.95)),
+                   method=str(d.get("method", "bootstrap")), n_resamples=d.get("n_resamples"))
+
+
+@dataclass(frozen=True)
+class CriterionResult:
+    """The outcome of one criterion.
+
+    Attributes:
+        criterion: the criterion evaluated.
+        observed: this run's value of the metric (``None`` when not recorded).
+        baseline: the baseline's value (baseline criteria only).
+        bar: the threshold actually compared: the target, or baseline + offset.
+        passed: ``True``/``False``, or ``None`` when it cannot be decided.
+        status: ``"pass"``, ``"fail"`` or ``"inconclusive"``.
+        reason: one human sentence explaining the status.
+        difference: observed - baseline (baseline criteria only).
+        interval: the confidence interval of the difference, when one was used.
+    """
+
+    criterion: Criterion
+    observed: float | None
+    baseline: float | None
+    bar: float | None
+    passed: bool | None
+    status: Status
+    reason: str
+    difference: float | None = None
+    interval: Interval | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-safe dict; non-finite numbers become ``None`` (``reason`` keeps them)."""
+        return {
+            "criterion": self.criterion.to_dict(), "observed": _finite(self.observed),
+            "baseline": _finite(self.baseline), "bar": _finite(self.bar), "passed": self.passed,
+            "status": self.status, "reason": self.reason, "difference": _finite(self.difference),
+            "interval": self.interval.to_dict() if self.interval else None,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> CriterionResult:
+        """Rebuild from :meth:`to_dict` output.
+
+        Raises:
+            ValueError: ``status`` is not one of pass/fail/inconclusive.
+        """
+        if d.get("status") not in get_args(Status):
+            raise ValueError(f"invalid criterion result status {d.get('status')!r}")
+        interval = Interval.from_dict(d["interval"]) if d.get("interval") else None
+        return cls(criterion=Criterion.from_dict(d["criterion"]), observed=d.get("observed"),
+                   baseline=d.get("baseline"), bar=d.get("bar"), passed=d.get("passed"),
+                   status=d["status"], reason=str(d.get("reason", "")),
+                   difference=d.get("difference"), interval=interval)
+
+
+def _judge_interval(interval: Interval, op: str, off: float) -> tuple[bool | None, str]:
+    """Judge ``difference OP off`` over the whole interval: True, False or None (straddles)."""
+    low, high = interval.low, interval.high
+    what = f"{interval.describe()} of the difference"
+    if math.isnan(low) or math.isnan(high):
+        return None, f"{what} has NaN bounds"
+    passed: bool | None
+    if op in (">=", ">"):
+        passed = True if _holds(low, op, off) else (None if _holds(high, op, off) else False)
+        side = "clears" if passed else "lies entirely below"
+    elif op in ("<=", "<"):
+        passed = True if _holds(high, op, off) else (None if _holds(low, op, off) else False)
+        side = "clears" if passed else "lies entirely above"
+    else:
+        on_edge = _holds(low, "==", off) or _holds(high, "==", off)
+        if _holds(low, "==", off) and _holds(high, "==", off):
+            passed = True
+        else:
+            passed = None if on_edge or low <= off <= high else False
+        side = "sits on" if passed else "excludes"
+    return passed, f"{what} {'straddles' if passed is None else side} the bar {_show(off)}"
+
+
+def _evaluate_one(c: Criterion, metrics: Mapping[str, Any], baseline: Mapping[str, Any] | None,
+                  baseline_missing_reason: str | None,
+                  intervals: Mapping[str, Interval]) -> CriterionResult:
+    def undecided(reason: str, observed: float | None = None) -> CriterionResult:
+        return CriterionResult(criterion=c, observed=observed, baseline=None, bar=None,
+                               passed=None, status="inconclusive", reason=reason)
+
+    if c.metric not in metrics:
+        return undecided(f"metric {c.metric!r} was not recorded")
+    observed = _as_float(metrics[c.metric])
+    if observed is None:
+        return undecided(f"metric {c.metric!r} is not a number "
+                         f"(got a {type(metrics[c.metric]).__name__})")
+    if math.isnan(observed):
+        return undecided(f"metric {c.metric!r} is NaN", observed)
+    base: float | None = None
+    interval: Interval | None = None
+    if c.uses_baseline:
+        name = cast(str, c.baseline_metric)
+        if baseline is None:
+            return undecided(baseline_missing_reason or "no baseline run to compare with",
+                             observed)
+        if name not in baseline:
+            return undecided(f"metric {name!r} was not recorded in the baseline run", observed)
+        base = _as_float(baseline[name])
+        if base is None or math.isnan(base):
+            return undecided(f"the baseline's metric {name!r} is not a number", observed)
+        interval = intervals.get(c.metric)
+    bar = cast(float, c.target) if base is None else base + c.offset
+    diff = None if base is None else observed - base
+    passed: bool | None
+    if interval is not None:
+        passed, reason = _judge_interval(interval, c.op, c.offset)
+    else:
+        passed = _holds(observed, c.op, bar)
+        verb = "meets" if passed else "fails"
+        reason = f"observed {_show(observed, bar)} {verb} {c.op} {_show(bar, observed)}"
+        if base is not None:
+            sign = "-" if c.offset < 0 else "+"
+            reason += f" (baseline {_show(base)} {sign} {_show(abs(c.offset))})"
+    status: Status = "inconclusive" if passed is None else ("pass" if passed else "fail")
+    return CriterionResult(criterion=c, observed=observed, baseline=base, bar=bar, passed=passed,
+                           status=status, reason=reason, difference=diff, interval=interval)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The verdict of a run against its success criteria.
+
+    Attributes:
+        status: ``"supported"``, ``"rejected"`` or ``"inconclusive"`` (rules in :func:`evaluate`).
+        results: one :class:`CriterionResult` per criterion, in declaration order.
+        reason: a one-line summary, e.g. ``"1 of 3 criteria failed: fit_seconds <= 30"``.
+    """
+
+    status: VerdictStatus
+    results: tuple[CriterionResult, ...]
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-safe dict carrying ``schema``, the format version."""
+        return {"schema": VERDICT_SCHEMA_VERSION, "status": self.status, "reason": self.reason,
+                "results": [r.to_dict() for r in self.results]}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Verdict:
+        """Rebuild from :meth:`to_dict` output; warns when written by a newer format version.
+
+        Raises:
+            ValueError: the data is not a verdict.
+        """
+        if int(d.get("schema", 1)) > VERDICT_SCHEMA_VERSION:
+            warnings.warn(f"verdict format {d['schema']} is newer than this nbtoolkit reads "
+                          f"({VERDICT_SCHEMA_VERSION}); upgrade nbtoolkit", stacklevel=2)
+        if d.get("status") not in get_args(VerdictStatus):
+            raise ValueError(f"invalid verdict status {d.get('status')!r}")
+        results = tuple(CriterionResult.from_dict(r) for r in d.get("results", ()))
+        return cls(status=d["status"], results=results, reason=str(d.get("reason", "")))
+
+    def __repr__(self) -> str:
+        lines = [f"Verdict: {self.status} - {self.reason}"]
+        lines += [f"  [{r.status}] {r.criterion.text}: {r.reason}" for r in self.results]
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        e = html.escape
+        colour = {"supported": "#1a7f37", "pass": "#1a7f37", "rejected": "#cf222e",
+                  "fail": "#cf222e", "inconclusive": "#9a6700"}
+
+        def num(x: float | None) -> str:
+            return "" if x is None else e(_show(x))
+
+        rows = "".join(
+            f"<tr><td><code>{e(r.criterion.text)}</code></td><td>{num(r.observed)}</td>"
+            f"<td>{num(r.baseline)}</td><td>{num(r.bar)}</td><td>{num(r.difference)}"
+            f"{' ' + e(r.interval.describe()) if r.interval else ''}</td>"
+            f'<td style="color:{colour.get(r.status, "inherit")};font-weight:bold">'
+            f"{e(r.status)}</td><td>{e(r.reason)}</td></tr>"
+            for r in self.results
+        )
+        head = "".join(f"<th>{h}</th>" for h in
+                       ("criterion", "observed", "baseline", "bar", "difference", "result", "why"))
+        table = (f'<table class="nbtk-criteria"><thead><tr>{head}</tr></thead>'
+                 f"<tbody>{rows}</tbody></table>") if rows else ""
+        return (f'<div class="nbtk-verdict nbtk-verdict-{e(self.status)}"><p><strong '
+                f'style="color:{colour.get(self.status, "inherit")}">Verdict: {e(self.status)}'
+                f"</strong> &mdash; {e(self.reason)}</p>{table}</div>")
+
+
+def evaluate(
+    criteria: Sequence[Criterion],
+    metrics: Mapping[str, float],
+    *,
+    baseline: Mapping[str, float] | None = None,
+    baseline_missing_reason: str | None = None,
+    intervals: Mapping[str, Interval] | None = None,
+) -> Verdict:
+    """Evaluate criteria against a run's metrics (and its baseline's) into a :class:`Verdict`.
+
+    The verdict is ``rejected`` when any criterion definitely fails (one clear failure is enough,
+    even if others are undecided), otherwise ``inconclusive`` when any criterion cannot be
+    decided, otherwise ``supported``. No criteria at all is ``inconclusive``.
+
+    A criterion is undecided when its metric was not recorded, is not a number or is NaN, or
+    when it needs a baseline that is missing (the reason is then ``baseline_missing_reason``
+    when given). With ``intervals[criterion.metric]`` given, a baseline criterion
+    ``m OP baseline.b + k`` is judged on the interval of ``m - baseline.b``: it passes only when
+    every point of the interval satisfies ``OP k``, fails when no point does, and is undecided
+    when the interval straddles ``k``; for ``==`` it passes only on a degenerate interval at
+    ``k``. Intervals are ignored for absolute criteria.
+
+    Args:
+        criteria: parsed criteria (see :func:`parse_criteria`).
+        metrics: this run's metrics by name.
+        baseline: the baseline run's metrics, or ``None`` when there is no baseline.
+        baseline_missing_reason: why there is no baseline, e.g. "no supported run of churn-lr".
+        intervals: confidence intervals of the difference (run - baseline) by metric name.
+
+    Returns:
+        The :class:`Verdict`, with one result per criterion.
+    """
+    results = tuple(_evaluate_one(c, metrics, baseline, baseline_missing_reason, intervals or {})
+                    for c in criteria)
+    if not results:
+        return Verdict("inconclusive", (), "no success criteria declared")
+    failed = [r.criterion.text for r in results if r.status == "fail"]
+    undecided = [r.criterion.text for r in results if r.status == "inconclusive"]
+    n = len(results)
+    if failed:
+        return Verdict("rejected", results, f"{len(failed)} of {n} criteria failed: "
+                       + "; ".join(failed))
+    if undecided:
+        return Verdict("inconclusive", results, f"{len(undecided)} of {n} criteria could not "
+                       "be decided: " + "; ".join(undecided))
+    summary = f"all {n} criteria hold" if n > 1 else "the criterion holds"
+    return Verdict("supported", results, summary)

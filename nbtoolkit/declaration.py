@@ -1,0 +1,528 @@
+"""``%%experiment`` declarations: the cell's leading docstring and the magic's options.
+
+A declaration says what an experiment is meant to show before its code runs::
+
+    %%experiment churn-gbm --baseline churn-logreg --tag team=growth
+    \"\"\"
+    Hypothesis: Gradient boosting raises ROC AUC by at least 0.02 over the logistic baseline.
+    Success: roc_auc >= 0.90; roc_auc >= baseline.roc_auc + 0.02
+             fit_seconds <= 30
+    Scope: feature set v3 only
+    Owner: ana
+    Until: 2026-12-10
+
+    Anything else in the docstring is free description.
+    \"\"\"
+    learning_rate = 0.1      # top-of-cell literal assignments are parameters
+
+Everything here is plain Python (``ast``, ``tokenize``, ``argparse``): the magic is a thin
+adapter over :func:`build_declaration`, :func:`literal_assignments` and tracking.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import datetime
+import inspect
+import io
+import re
+import shlex
+import tokenize
+import unicodedata
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from nbtoolkit.criteria import Criterion, parse_criteria
+from nbtoolkit.errors import DeclarationError
+
+NAME_MAX_LENGTH = 128
+MAGIC_USAGE = ("%%experiment NAME [--baseline RUN] [--hypothesis TEXT] [--success CRITERION]... "
+               "[--scope TEXT] [--owner NAME] [--until YYYY-MM-DD] [--tag KEY=VALUE]... [--seed N]")
+DOCSTRING_KEYS: tuple[str, ...] = ("hypothesis", "success", "scope", "owner", "until")
+_KEY_LINE = re.compile(r"^(hypothesis|success|scope|owner|until)[ \t]*:(.*)$", re.IGNORECASE)
+
+
+def _suggest_name(name: str) -> str:
+    cleaned = "".join(c if c.isalnum() or c in "_.-" else "-" for c in name)
+    cleaned = re.sub(r"\.{2,}", ".", re.sub(r"-{2,}", "-", cleaned)).strip("._-")
+    return cleaned[:NAME_MAX_LENGTH] or "churn-gbm"
+
+
+def validate_name(name: str, *, what: str = "experiment") -> str:
+    """Check an experiment (or baseline, tag) name and return it NFC-normalised.
+
+    A name has 1-128 characters: letters (any script), digits, ``_``, ``.`` and ``-``; it
+    starts with a letter or digit and holds no ``..``, path separator or control character,
+    so it is safe as a file or folder name and in URLs.
+
+    Args:
+        name: the name to check.
+        what: what the name names, used in the message ("experiment", "baseline", "tag key").
+
+    Returns:
+        The name in Unicode normal form C.
+
+    Raises:
+        DeclarationError: the name is invalid; the message names the character and the fix.
+    """
+    label = f"The {what} name"
+    if not isinstance(name, str):
+        raise DeclarationError(f"{label} must be a string, not {type(name).__name__}.")
+    if not name:
+        raise DeclarationError(f"{label} is empty; give one such as 'churn-gbm'.")
+    name = unicodedata.normalize("NFC", name)
+    if len(name) > NAME_MAX_LENGTH:
+        raise DeclarationError(f"{label} is {len(name)} characters long; the limit is "
+                               f"{NAME_MAX_LENGTH}. Use a shorter name.")
+    fix = f"e.g. {_suggest_name(name)!r}"
+    for i, ch in enumerate(name):
+        if unicodedata.category(ch).startswith("C"):
+            raise DeclarationError(f"{label} {name!r} contains the invisible or "
+                                   f"control character U+{ord(ch):04X} at position {i}; remove it ({fix}).")
+    for i, ch in enumerate(name):
+        if ch in "/\\":
+            raise DeclarationError(f"{label} {name!r} contains {ch!r} at position {i}; names "
+                                   f"cannot hold path separators. Use '-' instead, {fix}.")
+    if ".." in name:
+        raise DeclarationError(f"{label} {name!r} contains '..'; use a single '.' or '-', {fix}.")
+    for i, ch in enumerate(name):
+        if not (ch.isalnum() or ch in "_.-"):
+            raise DeclarationError(f"{label} {name!r} contains {ch!r} at position {i}, which is "
+                                   f"not allowed; use letters, digits, '_', '.' or '-', {fix}.")
+    if not name[0].isalnum():
+        raise DeclarationError(f"{label} {name!r} must start with a letter or digit, not "
+                               f"{name[0]!r}; {fix}.")
+    return name
+
+
+def _split_texts(texts: Any) -> tuple[str, ...]:
+    """One stripped entry per criterion from strings holding ';' or newlines."""
+    items = [texts] if isinstance(texts, str) else list(texts)
+    return tuple(part.strip() for item in items for line in str(item).splitlines()
+                 for part in line.split(";") if part.strip())
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """What an experiment is meant to show, declared before its code runs.
+
+    Constructing one validates it, so every ``Declaration`` is valid: names are checked with
+    :func:`validate_name`, ``success`` is split into one entry per criterion and parsed,
+    ``until`` may be given as an ISO date string.
+
+    Attributes:
+        experiment: the experiment name.
+        hypothesis: what the experiment should show.
+        success: raw criteria texts, one per criterion.
+        scope: what the result applies to.
+        owner: who is responsible.
+        until: the date by which the experiment should be decided.
+        description: free text from the docstring.
+        baseline: a run id (or prefix), experiment name or registry alias to compare with.
+        tags: free key/value labels.
+        seed: the random seed to set before the body runs.
+
+    Raises:
+        DeclarationError: a name, the date, a tag or the seed is invalid.
+        CriteriaError: a success criterion does not parse.
+    """
+
+    experiment: str
+    hypothesis: str = ""
+    success: tuple[str, ...] = ()
+    scope: str = ""
+    owner: str = ""
+    until: datetime.date | None = None
+    description: str = ""
+    baseline: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict, hash=False)
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        def put(name: str, value: Any) -> None:
+            object.__setattr__(self, name, value)
+
+        put("experiment", validate_name(self.experiment))
+        if self.baseline is not None:
+            put("baseline", validate_name(self.baseline, what="baseline"))
+        put("success", _split_texts(self.success))
+        parse_criteria(self.success)
+        if isinstance(self.until, str):
+            put("until", _parse_until(self.until))
+        elif isinstance(self.until, datetime.datetime):
+            put("until", self.until.date())
+        elif self.until is not None and not isinstance(self.until, datetime.date):
+            raise DeclarationError(f"Until must be a date, not {type(self.until).__name__}.")
+        put("tags", {validate_name(str(k), what="tag key"): str(v) for k, v in self.tags.items()})
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)
+                                      or self.seed < 0):
+            raise DeclarationError(f"The seed must be a non-negative integer, got {self.seed!r}.")
+
+    @property
+    def criteria(self) -> list[Criterion]:
+        """The parsed success criteria."""
+        return parse_criteria(self.success)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-serialisable dict; :meth:`from_dict` reverses it."""
+        return {
+            "experiment": self.experiment, "hypothesis": self.hypothesis,
+            "success": list(self.success), "scope": self.scope, "owner": self.owner,
+            "until": self.until.isoformat() if self.until else None,
+            "description": self.description, "baseline": self.baseline,
+            "tags": dict(self.tags), "seed": self.seed,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Declaration:
+        """Rebuild from :meth:`to_dict` output (unknown keys are ignored)."""
+        known = {k: d[k] for k in cls.__dataclass_fields__ if k in d and d[k] is not None}
+        return cls(**known)
+
+
+def make_declaration(
+    experiment: str,
+    *,
+    hypothesis: str = "",
+    success: str | Iterable[str] = (),
+    scope: str = "",
+    owner: str = "",
+    until: str | datetime.date | None = None,
+    baseline: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    seed: int | None = None,
+    description: str = "",
+) -> Declaration:
+    """Build a validated :class:`Declaration` from keyword arguments (``nbtk.start_run``).
+
+    Args:
+        experiment: the experiment name.
+        hypothesis: what the experiment should show.
+        success: criteria, one string (``;``/newline separated) or several.
+        scope: what the result applies to.
+        owner: who is responsible.
+        until: decision date, a ``date`` or an ISO ``YYYY-MM-DD`` string.
+        baseline: run id, experiment name or alias to compare with.
+        tags: free key/value labels.
+        seed: random seed.
+        description: free text.
+
+    Raises:
+        DeclarationError: a name, the date, a tag or the seed is invalid.
+        CriteriaError: a success criterion does not parse.
+    """
+    return Declaration(
+        experiment=experiment, hypothesis=hypothesis, success=_split_texts(success), scope=scope,
+        owner=owner, until=_parse_until(until) if isinstance(until, str) and until else (
+            until or None), description=description, baseline=baseline,
+        tags=dict(tags or {}), seed=seed,
+    )
+
+
+def _parse_until(text: str) -> datetime.date:
+    try:
+        return datetime.date.fromisoformat(text.strip())
+    except ValueError:
+        raise DeclarationError(f"Until {text!r} is not a date; write it as YYYY-MM-DD, "
+                               "e.g. 'Until: 2026-12-10' or --until 2026-12-10.") from None
+
+
+def parse_docstring(doc: str) -> dict[str, Any]:
+    """Split a declaration docstring into its fields.
+
+    ``Hypothesis``, ``Success``, ``Scope``, ``Owner`` and ``Until`` (any case) start a line as
+    ``Key: value``. The value continues on the following lines up to the next key line or a
+    blank line (after a blank line, only indented lines continue it). ``Success`` keeps one
+    criterion per line or ``;``-separated part; other values are joined with spaces. Every
+    other line is free description.
+
+    Args:
+        doc: the docstring's text.
+
+    Returns:
+        ``{"hypothesis": str, "success": list[str], "scope": str, "owner": str,
+        "until": str, "description": str}``; absent fields are empty.
+
+    Raises:
+        DeclarationError: a key other than ``Success`` appears twice.
+    """
+    parts: dict[str, list[str]] = {key: [] for key in DOCSTRING_KEYS}
+    description: list[str] = []
+    current: str | None = None
+    after_blank = False
+    for line in inspect.cleandoc(doc or "").splitlines():
+        match = _KEY_LINE.match(line)
+        if match:
+            current, after_blank = match.group(1).lower(), False
+            if current != "success" and parts[current]:
+                raise DeclarationError(f"{match.group(1)} appears twice in the docstring; "
+                                       "keep one such line.")
+            parts[current].append(match.group(2).strip())
+        elif not line.strip():
+            after_blank = True
+            description.append("")
+        elif current is not None and (not after_blank or line[:1].isspace()):
+            parts[current].append(line.strip())
+        else:
+            current = None
+            description.append(line.rstrip())
+    result: dict[str, Any] = {key: " ".join(p for p in parts[key] if p) for key in DOCSTRING_KEYS}
+    result["success"] = list(_split_texts(parts["success"]))
+    result["description"] = re.sub(r"\n{3,}", "\n\n", "\n".join(description)).strip()
+    return result
+
+
+def _logical_lines(source: str) -> Iterator[tuple[int, int]]:
+    """Yield ``(first_row, last_row)`` of each top-level statement line, lazily.
+
+    Tokenising lazily means IPython syntax (``!ls``, ``%time``) further down does not matter.
+    Stops at an indented line or a tokenizer error.
+    """
+    start: int | None = None
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+            if tok.type in (tokenize.NL, tokenize.COMMENT):
+                continue
+            if tok.type in (tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER):
+                return
+            start = tok.start[0] if start is None else start
+            if tok.type == tokenize.NEWLINE:
+                yield start, tok.end[0]
+                start = None
+    except (tokenize.TokenError, SyntaxError):
+        return
+
+
+def _parse_rows(lines: list[str], first: int, last: int) -> list[ast.stmt] | None:
+    try:
+        return ast.parse("".join(lines[first - 1:last])).body
+    except SyntaxError:
+        return None
+
+
+def _docstring_of(stmt: ast.stmt) -> str | None:
+    if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant):
+        return stmt.value.value if isinstance(stmt.value.value, str) else None
+    return None
+
+
+def split_cell(cell: str) -> tuple[str | None, str]:
+    """Separate a cell's leading docstring from the rest of its source.
+
+    The body keeps the cell's layout: the docstring's lines become blank lines, so line numbers
+    in tracebacks from the body are those of the original cell. Comments may precede the
+    docstring. Cells that do not parse as Python (IPython syntax further down) still work.
+
+    Args:
+        cell: the cell's source without the ``%%experiment`` line.
+
+    Returns:
+        ``(docstring, body)``; ``docstring`` is ``None`` when the cell does not start with one
+        (the body is then the cell unchanged).
+    """
+    lines = io.StringIO(cell).readlines()
+    first_line = next(_logical_lines(cell), None)
+    if first_line is None:
+        return None, cell
+    stmts = _parse_rows(lines, *first_line)
+    doc = _docstring_of(stmts[0]) if stmts is not None and len(stmts) == 1 else None
+    if doc is None:
+        return None, cell
+    first, last = first_line
+    blanked = ["\n"] * (last - first + 1)
+    if not lines[last - 1].endswith("\n"):
+        blanked[-1] = ""
+    return doc, "".join(lines[: first - 1] + blanked + lines[last:])
+
+
+@dataclass(frozen=True)
+class LiteralAssignment:
+    """One top-of-cell ``name = <literal>`` statement.
+
+    Attributes:
+        name: the assigned name.
+        value: the literal's value.
+        lineno: first line of the statement (1-based, in the source given).
+        end_lineno: last line of the statement.
+    """
+
+    name: str
+    value: Any
+    lineno: int
+    end_lineno: int
+
+
+def _is_plain(value: Any) -> bool:
+    """Whether a literal is a plain parameter value (JSON-like: no bytes, sets or complex)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_is_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, (str, int, float, bool)) and _is_plain(v)
+                   for k, v in value.items())
+    return False
+
+
+def literal_assignment_nodes(body: str) -> list[LiteralAssignment]:
+    """Find the consecutive top-of-cell literal assignments, with their line numbers.
+
+    A statement counts when it is ``name = LITERAL`` or ``name: T = LITERAL`` with one plain
+    name as target and a value ``ast.literal_eval`` accepts and that is JSON-like: numbers
+    (negative too), strings, booleans, ``None``, and lists, tuples and dicts of those. Blank
+    lines and comments are skipped; a leading docstring is skipped; the scan stops at the
+    first other statement. ``a = 1; b = 2`` on one line counts as two.
+
+    Args:
+        body: cell source, usually the body returned by :func:`split_cell`.
+
+    Returns:
+        The assignments in source order (a name assigned twice appears twice).
+    """
+    lines = io.StringIO(body).readlines()
+    found: list[LiteralAssignment] = []
+    first_statement = True
+    for first, last in _logical_lines(body):
+        stmts = _parse_rows(lines, first, last)
+        if stmts is None:
+            break
+        for stmt in stmts:
+            if first_statement and _docstring_of(stmt) is not None:
+                first_statement = False
+                continue
+            first_statement = False
+            if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
+                target, node = stmt.targets[0], stmt.value
+            elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None and stmt.simple:
+                target, node = stmt.target, stmt.value
+            else:
+                return found
+            try:
+                value = ast.literal_eval(node)
+            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                return found
+            if not isinstance(target, ast.Name) or not _is_plain(value):
+                return found
+            end = stmt.end_lineno or stmt.lineno
+            found.append(LiteralAssignment(target.id, value, first + stmt.lineno - 1,
+                                           first + end - 1))
+    return found
+
+
+def literal_assignments(body: str) -> dict[str, Any]:
+    """Return the top-of-cell literal assignments as ``{name: value}`` in source order.
+
+    See :func:`literal_assignment_nodes` for what counts and for line numbers. A name assigned
+    twice keeps its last value.
+
+    Args:
+        body: cell source, usually the body returned by :func:`split_cell`.
+    """
+    return {a.name: a.value for a in literal_assignment_nodes(body)}
+
+
+class _MagicArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # argparse would print and sys.exit
+        raise DeclarationError(f"%%experiment: {message}.\n{self.format_usage().strip()}")
+
+
+def _magic_parser() -> _MagicArgumentParser:
+    p = _MagicArgumentParser(prog="%%experiment", usage=MAGIC_USAGE.replace("%", "%%"), add_help=False,
+                             allow_abbrev=False, exit_on_error=False)
+    p.add_argument("name", nargs="?")
+    p.add_argument("--baseline", metavar="RUN")
+    p.add_argument("--hypothesis", metavar="TEXT")
+    p.add_argument("--success", metavar="CRITERION", action="append")
+    p.add_argument("--scope", metavar="TEXT")
+    p.add_argument("--owner", metavar="NAME")
+    p.add_argument("--until", metavar="YYYY-MM-DD")
+    p.add_argument("--tag", metavar="KEY=VALUE", action="append")
+    p.add_argument("--seed", metavar="N", type=int)
+    return p
+
+
+def parse_magic_line(line: str) -> tuple[str, dict[str, Any]]:
+    """Parse the ``%%experiment`` line.
+
+    ``NAME [--baseline RUN] [--hypothesis TEXT] [--success CRITERION]... [--scope TEXT]
+    [--owner NAME] [--until YYYY-MM-DD] [--tag KEY=VALUE]... [--seed N]``, split like a shell.
+
+    Args:
+        line: the text after ``%%experiment``.
+
+    Returns:
+        ``(name, options)``; ``options`` holds only the options given: ``success`` as a list,
+        ``tags`` as a dict (from ``--tag``), ``seed`` as an int, the rest as strings.
+        Names are not validated here (see :func:`build_declaration`).
+
+    Raises:
+        DeclarationError: the line does not parse; the message includes the usage.
+    """
+    parser = _magic_parser()
+    usage = parser.format_usage().strip()
+    try:
+        args = shlex.split(line)
+    except ValueError as exc:
+        raise DeclarationError(f"%%experiment: cannot split the options ({exc}); check the "
+                               f"quotes.\n{usage}") from None
+    try:
+        ns = parser.parse_args(args)
+    except argparse.ArgumentError as exc:
+        raise DeclarationError(f"%%experiment: {exc}.\n{usage}") from None
+    if not ns.name:
+        raise DeclarationError(f"%%experiment: the experiment name is missing.\n{usage}")
+    options: dict[str, Any] = {k: v for k, v in vars(ns).items()
+                               if v is not None and k not in ("name", "tag")}
+    if ns.tag is not None:
+        tags: dict[str, str] = {}
+        for raw in ns.tag:
+            key, sep, value = raw.partition("=")
+            if not sep or not key.strip():
+                raise DeclarationError(f"--tag {raw!r} must be KEY=VALUE, e.g. --tag team=growth.")
+            if key.strip() in tags:
+                raise DeclarationError(f"--tag {key.strip()!r} is given twice; keep one.")
+            tags[key.strip()] = value
+        options["tags"] = tags
+    if ns.seed is not None and ns.seed < 0:
+        raise DeclarationError(f"--seed must be a non-negative integer, got {ns.seed}.")
+    return ns.name, options
+
+
+def build_declaration(line: str, cell: str) -> tuple[Declaration, str]:
+    """Build the declaration of an ``%%experiment`` cell and return the code to run.
+
+    Options win over the docstring for single-valued fields; ``--success`` criteria are added
+    after the docstring's. Everything is validated here, so a malformed criterion or date fails
+    before the body runs.
+
+    Args:
+        line: the text after ``%%experiment``.
+        cell: the cell's source.
+
+    Returns:
+        ``(declaration, body)``: the body is the cell with its docstring blanked out (same line
+        numbers, see :func:`split_cell`).
+
+    Raises:
+        DeclarationError: bad options, names, date, tags or seed.
+        CriteriaError: a success criterion does not parse.
+    """
+    name, opts = parse_magic_line(line)
+    doc, body = split_cell(cell)
+    fields = parse_docstring(doc or "")
+    until_text = opts.get("until", fields["until"])
+    declaration = Declaration(
+        experiment=name,
+        hypothesis=opts.get("hypothesis", fields["hypothesis"]),
+        success=(*fields["success"], *_split_texts(opts.get("success", ()))),
+        scope=opts.get("scope", fields["scope"]),
+        owner=opts.get("owner", fields["owner"]),
+        until=_parse_until(until_text) if until_text else None,
+        description=fields["description"],
+        baseline=opts.get("baseline"),
+        tags=opts.get("tags", {}),
+        seed=opts.get("seed"),
+    )
+    return declaration, body

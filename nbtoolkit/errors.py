@@ -1,0 +1,254 @@
+"""The nbtoolkit exception tree.
+
+Every error raised on purpose by nbtoolkit derives from :class:`NbToolkitError`. Errors carry
+structured attributes and build their message from them, name the problem *and* the fix, and
+survive pickling across processes (sweeps run in worker processes and on Dask clusters).
+
+::
+
+    NbToolkitError
+    ├── InputError                  a user mistake: exit code 2 in the CLI, UsageError in magics
+    │   ├── ConfigError             bad [tool.nbtoolkit] / NBTOOLKIT_* value
+    │   ├── DeclarationError        bad hypothesis / options / names in %%experiment
+    │   ├── CriteriaError           a Success criterion that does not parse
+    │   ├── RunNotFoundError        no run (or baseline) matches an id, prefix or name
+    │   │   └── AmbiguousRunIdError a prefix matches several runs
+    │   ├── ParameterError          unknown or malformed notebook parameters
+    │   └── NoActiveRunError        log_* called outside a run
+    ├── StoreError                  the project store cannot serve the request
+    │   ├── SchemaVersionError      store written by a newer nbtoolkit
+    │   └── ArtifactIntegrityError  an artifact's bytes do not match its digest
+    ├── ExecutionError              the work itself failed: exit code 1
+    │   └── NotebookExecutionError  a notebook cell raised (papermill / nbclient)
+    └── HandoffError                export / verify / load refused
+        ├── GateError               the run is not vetted for export or promotion
+        └── BundleIntegrityError    a bundle was changed, is incomplete or unsafe
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _rebuild(cls: type[NbToolkitError], args: tuple[Any, ...], kwargs: dict[str, Any]) -> NbToolkitError:
+    return cls(*args, **kwargs)
+
+
+class NbToolkitError(Exception):
+    """Root of every nbtoolkit error.
+
+    Subclasses take structured keyword arguments and render them in :meth:`describe`.
+    ``exit_code`` is what the CLI exits with when this error reaches it.
+    """
+
+    exit_code: int = 1
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._init_args = args
+        self._init_kwargs = kwargs
+        for key, value in kwargs.items():
+            setattr(self, key, value)
+        super().__init__(*args)
+
+    def describe(self) -> str:
+        """Return the message; subclasses build it from their attributes."""
+        return " ".join(str(a) for a in self._init_args) or self.__class__.__name__
+
+    def __str__(self) -> str:
+        return self.describe()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (self.__class__, self._init_args, self._init_kwargs))
+
+
+class InputError(NbToolkitError):
+    """A user mistake: bad argument, option, name or file. The CLI exits with 2."""
+
+    exit_code = 2
+
+
+class ConfigError(InputError):
+    """A configuration value is invalid."""
+
+
+class DeclarationError(InputError):
+    """An ``%%experiment`` declaration or option is invalid."""
+
+
+class CriteriaError(InputError):
+    """A success criterion does not parse.
+
+    Attributes:
+        criterion: the offending text.
+        reason: why it was refused.
+    """
+
+    criterion: str
+    reason: str
+
+    def __init__(self, criterion: str, reason: str) -> None:
+        super().__init__(criterion=criterion, reason=reason)
+
+    def describe(self) -> str:
+        return (
+            f"Success criterion {self.criterion!r} is invalid: {self.reason}. "
+            "Write it as 'METRIC OP NUMBER' or 'METRIC OP baseline.METRIC [+|- NUMBER]' "
+            "with OP one of >= <= > < ==, e.g. 'roc_auc >= baseline.roc_auc + 0.02'."
+        )
+
+
+class RunNotFoundError(InputError):
+    """No run matches the given id, prefix, experiment name or alias."""
+
+    ref: str
+    hint: str
+
+    def __init__(self, ref: str, hint: str = "") -> None:
+        super().__init__(ref=ref, hint=hint)
+
+    def describe(self) -> str:
+        msg = f"No run matches {self.ref!r}."
+        return f"{msg} {self.hint}" if self.hint else f"{msg} List runs with `nbtk runs`."
+
+
+class AmbiguousRunIdError(RunNotFoundError):
+    """A run-id prefix matches more than one run."""
+
+    matches: list[str]
+
+    def __init__(self, ref: str, matches: list[str]) -> None:
+        NbToolkitError.__init__(self, ref=ref, matches=list(matches), hint="")
+
+    def describe(self) -> str:
+        shown = ", ".join(self.matches[:5])
+        return f"Run id prefix {self.ref!r} is ambiguous ({shown}); give more characters."
+
+
+class ParameterError(InputError):
+    """Notebook parameters are unknown or malformed."""
+
+
+class NoActiveRunError(InputError):
+    """A ``log_*`` function was called while no run is active."""
+
+    function: str
+
+    def __init__(self, function: str) -> None:
+        super().__init__(function=function)
+
+    def describe(self) -> str:
+        return (
+            f"nbtk.{self.function}() needs an active run. Call it inside an %%experiment cell "
+            "or a `with nbtk.start_run('name'):` block."
+        )
+
+
+class StoreError(NbToolkitError):
+    """The project store cannot serve the request."""
+
+
+class SchemaVersionError(StoreError):
+    """The store was written by a newer nbtoolkit than the one running."""
+
+    found: int
+    supported: int
+    path: str
+
+    def __init__(self, found: int, supported: int, path: str) -> None:
+        super().__init__(found=found, supported=supported, path=path)
+
+    def describe(self) -> str:
+        return (
+            f"The store at {self.path} has schema version {self.found}, newer than this "
+            f"nbtoolkit supports ({self.supported}). Upgrade nbtoolkit: pip install -U nbtoolkit."
+        )
+
+
+class ArtifactIntegrityError(StoreError):
+    """An artifact's content does not match its recorded digest."""
+
+    digest: str
+    path: str
+
+    def __init__(self, digest: str, path: str) -> None:
+        super().__init__(digest=digest, path=path)
+
+    def describe(self) -> str:
+        return (
+            f"Artifact {self.path} does not match its sha256 {self.digest[:12]}...; it was "
+            "changed or truncated on disk. Restore it from a backup or re-run the experiment."
+        )
+
+
+class ExecutionError(NbToolkitError):
+    """The work itself failed (a cell raised, a check failed). The CLI exits with 1."""
+
+
+class NotebookExecutionError(ExecutionError):
+    """A notebook cell raised during re-execution."""
+
+    notebook: str
+    cell_index: int
+    ename: str
+    evalue: str
+    output_path: str
+
+    def __init__(
+        self, notebook: str, cell_index: int, ename: str, evalue: str, output_path: str = ""
+    ) -> None:
+        super().__init__(
+            notebook=notebook,
+            cell_index=cell_index,
+            ename=ename,
+            evalue=evalue,
+            output_path=output_path,
+        )
+
+    def describe(self) -> str:
+        where = f"; output notebook kept at {self.output_path}" if self.output_path else ""
+        return f"{self.notebook}: cell {self.cell_index} raised {self.ename}: {self.evalue}{where}"
+
+
+class HandoffError(NbToolkitError):
+    """Export, verify or load was refused."""
+
+
+class GateError(HandoffError):
+    """A run is not vetted: it fails one or more gates.
+
+    Attributes:
+        run_id: the run that was refused.
+        unmet: one line per unmet gate, each saying how to meet it.
+    """
+
+    run_id: str
+    unmet: list[str]
+    exit_code = 1
+
+    def __init__(self, run_id: str, unmet: list[str]) -> None:
+        super().__init__(run_id=run_id, unmet=list(unmet))
+
+    def describe(self) -> str:
+        lines = "\n".join(f"  - {u}" for u in self.unmet)
+        return (
+            f"Run {self.run_id[:12]} is not vetted for handoff:\n{lines}\n"
+            "Meet the gates, or override with --force --reason TEXT (recorded)."
+        )
+
+
+class BundleIntegrityError(HandoffError):
+    """A bundle is changed, incomplete or unsafe.
+
+    Attributes:
+        problems: one line per problem, each naming the file.
+    """
+
+    path: str
+    problems: list[str]
+
+    def __init__(self, path: str, problems: list[str]) -> None:
+        super().__init__(path=path, problems=list(problems))
+
+    def describe(self) -> str:
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        return f"Bundle {self.path} failed verification:\n{lines}"

@@ -1,0 +1,193 @@
+"""``%%experiment``: a thin IPython adapter over :mod:`nbtoolkit.tracking`.
+
+Parses the declaration, opens a run, executes the cell body in the user namespace, records
+parameters and metrics, closes the run and displays its verdict card. User mistakes in the
+declaration raise :class:`IPython.core.error.UsageError` before the body runs.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, magics_class
+
+from nbtoolkit import _json
+from nbtoolkit.errors import InputError
+from nbtoolkit.notebook import PAPERMILL_INJECTED_HEADER, literal_values, parameter_names
+
+
+def detect_notebook_path(user_ns: dict[str, Any]) -> str | None:
+    """Best guess of the notebook file this kernel runs (runner, JupyterLab or VS Code)."""
+    for candidate in (
+        os.environ.get("NBTOOLKIT_NOTEBOOK"),
+        user_ns.get("__session__"),
+        os.environ.get("JPY_SESSION_NAME"),
+        user_ns.get("__vsc_ipynb_file__"),
+    ):
+        if candidate and str(candidate).endswith(".ipynb") and Path(candidate).is_file():
+            return str(candidate)
+    return None
+
+
+def injected_parameters(user_ns: dict[str, Any]) -> dict[str, Any]:
+    """Parameter values a runner injected: ``NBTOOLKIT_PARAMS`` or papermill's ``# Parameters`` cell."""
+    values: dict[str, Any] = {}
+    for source in user_ns.get("In", []) or []:
+        if isinstance(source, str) and source.lstrip().startswith(PAPERMILL_INJECTED_HEADER):
+            values.update(literal_values(source))
+    env = _json.loads(os.environ.get("NBTOOLKIT_PARAMS"), {})
+    if isinstance(env, dict):
+        values.update(env)
+    return values
+
+
+def notebook_parameters(user_ns: dict[str, Any], notebook_path: str | None, injected: dict[str, Any]) -> dict[str, Any]:
+    """Names of the ``parameters`` cell with their current values, plus injected ones."""
+    names: list[str] = []
+    if notebook_path:
+        try:
+            names = parameter_names(notebook_path) or []
+        except (OSError, ValueError):
+            names = []
+    out = {n: user_ns[n] for n in names if n in user_ns}
+    for name, value in injected.items():
+        out[name] = user_ns.get(name, value)
+    return out
+
+
+def _top_literals(tree: ast.Module) -> list[tuple[int, str, Any]]:
+    """(index, name, value) of the leading ``name = literal`` statements."""
+    found = []
+    for i, node in enumerate(tree.body):
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
+            break
+        try:
+            value = ast.literal_eval(node.value)
+        except (ValueError, SyntaxError, TypeError, RecursionError):
+            break
+        found.append((i, node.targets[0].id, value))
+    return found
+
+
+def run_experiment_cell(shell: Any, line: str, cell: str) -> Any:
+    """Execute an ``%%experiment`` cell in ``shell`` and record it as a run.
+
+    Returns:
+        The :class:`~nbtoolkit.display.RunSummary` that was displayed.
+    """
+    from IPython.display import display
+
+    from nbtoolkit.declaration import build_declaration
+    from nbtoolkit.display import RunSummary
+    from nbtoolkit.tracking import close_run, open_run, status_for
+
+    try:
+        declaration, body = build_declaration(line, cell)
+    except InputError as exc:
+        raise UsageError(str(exc)) from None
+
+    user_ns = shell.user_ns
+    try:
+        tree = ast.parse(body)
+    except SyntaxError:
+        tree = None  # let Python report the syntax error with the cell's own line numbers
+
+    injected = injected_parameters(user_ns)
+    notebook_path = detect_notebook_path(user_ns)
+    params = notebook_parameters(user_ns, notebook_path, injected)
+    if tree is not None:
+        keep = []
+        for index, name, value in _top_literals(tree):
+            if name in injected:
+                # the runner's value wins over the cell's default: drop the assignment
+                params[name] = injected[name]
+                user_ns[name] = injected[name]
+                tree.body[index] = ast.Pass(lineno=tree.body[index].lineno, col_offset=0)
+            else:
+                params[name] = value
+            keep.append(name)
+
+    source = "papermill" if os.environ.get("NBTOOLKIT_RUN_ID") else "kernel"
+    try:
+        run = open_run(declaration, source=source, notebook_path=notebook_path, params=params)
+    except InputError as exc:
+        raise UsageError(str(exc)) from None
+
+    filename = shell.compile.cache(cell) if hasattr(shell, "compile") else "<experiment>"
+    exc_info: BaseException | None = None
+    try:
+        if tree is None:
+            compile(body, filename, "exec")  # raises the SyntaxError
+        else:
+            _execute(shell, tree, filename)
+    except BaseException as exc:  # noqa: BLE001 - recorded, then re-raised unchanged
+        exc_info = exc
+
+    status = status_for(exc_info)
+    _capture_success_variables(run, user_ns)
+    error = None
+    if exc_info is not None and status != "finished":
+        error = "".join(traceback.format_exception(exc_info))
+    close_run(run, status, error=error)
+    summary = RunSummary(run.record())
+    display(summary)
+    if exc_info is not None and not (isinstance(exc_info, SystemExit) and status == "finished"):
+        raise exc_info
+    return summary
+
+
+def _execute(shell: Any, tree: ast.Module, filename: str) -> None:
+    """Run the body like a cell: statements, then display the value of a trailing expression."""
+    body = list(tree.body)
+    last = body.pop() if body and isinstance(body[-1], ast.Expr) else None
+    if body:
+        exec(compile(ast.Module(body=body, type_ignores=[]), filename, "exec"), shell.user_ns)
+    if last is not None:
+        value = eval(compile(ast.Expression(body=last.value), filename, "eval"), shell.user_ns)
+        if value is not None:
+            shell.displayhook(value)
+
+
+def _capture_success_variables(run: Any, user_ns: dict[str, Any]) -> None:
+    """Every metric named in Success that exists as a number in the namespace becomes a metric."""
+    for criterion in run.declaration.criteria:
+        name = criterion.metric
+        if name in run.metrics or name not in user_ns:
+            continue
+        value = user_ns[name]
+        if isinstance(value, bool):
+            continue
+        try:
+            run.log_metric(name, value)
+        except InputError:
+            print(f"nbtoolkit: {name!r} is named in Success but is not a number; not recorded.", file=sys.stderr)
+
+
+@magics_class
+class ExperimentMagics(Magics):
+    """Provides ``%%experiment``."""
+
+    @cell_magic
+    def experiment(self, line: str, cell: str) -> None:
+        """Record this cell as an experiment run.
+
+        Usage::
+
+            %%experiment NAME [--baseline REF] [--hypothesis TEXT] [--success CRIT]...
+                              [--scope TEXT] [--owner NAME] [--until YYYY-MM-DD]
+                              [--tag K=V]... [--seed N]
+
+        The cell's leading docstring may declare Hypothesis, Success, Scope, Owner and Until.
+        """
+        run_experiment_cell(self.shell, line, cell)
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext nbtoolkit``."""
+    ipython.register_magics(ExperimentMagics)

@@ -1,0 +1,165 @@
+"""Reading runs back: ``nbtk.runs()`` as a DataFrame, ``nbtk.get_run()``, and ``--where`` filters."""
+
+from __future__ import annotations
+
+import ast
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from nbtoolkit import _json
+from nbtoolkit.errors import InputError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from nbtoolkit.store import RunRecord, Store
+
+BASE_COLUMNS = ["run_id", "experiment", "status", "verdict", "started", "ended"]
+_OPS = {
+    ast.Eq: "__eq__",
+    ast.NotEq: "__ne__",
+    ast.Lt: "__lt__",
+    ast.LtE: "__le__",
+    ast.Gt: "__gt__",
+    ast.GtE: "__ge__",
+}
+
+
+def _store(store: Store | None) -> Store:
+    if store is not None:
+        return store
+    from nbtoolkit.store import open_store
+
+    return open_store()
+
+
+def runs(
+    experiment: str | Sequence[str] | None = None,
+    *,
+    status: str | Sequence[str] | None = None,
+    verdict: str | None = None,
+    where: str | None = None,
+    kind: str | Sequence[str] | None = None,
+    sweep: str | None = None,
+    limit: int | None = None,
+    store: Store | None = None,
+) -> pd.DataFrame:
+    """All runs as a DataFrame, newest first, one row per run.
+
+    Columns: ``run_id``, ``experiment``, ``status``, ``verdict``, ``started``, ``ended`` (UTC
+    timestamps), then ``params.<name>`` and ``metrics.<name>`` (last value of a step series).
+
+    Args:
+        experiment: keep only these experiments.
+        status: keep only these statuses.
+        verdict: keep only this verdict.
+        where: a filter such as ``"metrics.roc_auc >= 0.9 and params.lr == 0.1"``.
+        kind: keep only these run kinds (``experiment``, ``papermill``, ``reproduction``...).
+        sweep: keep only the children of this sweep id.
+        limit: at most this many (newest) runs.
+    """
+    import pandas as pd
+
+    st = _store(store)
+    run_rows, param_rows, metric_rows = st.query_runs(
+        experiment=experiment, status=status, kind=kind, parent_id=sweep, limit=limit
+    )
+    frame = pd.DataFrame(run_rows, columns=[*BASE_COLUMNS, "kind", "parent_id", "declaration"])
+    frame = frame[BASE_COLUMNS]
+    for col in ("started", "ended"):
+        frame[col] = pd.to_datetime(frame[col], unit="s", utc=True)
+    if param_rows:
+        p = pd.DataFrame(param_rows)
+        p["value"] = [json.loads(v) for v in p["value"]]
+        p["value"] = [v if not isinstance(v, (list, dict)) else json.dumps(v) for v in p["value"]]
+        wide = p.pivot(index="run_id", columns="name", values="value")
+        wide.columns = [f"params.{c}" for c in wide.columns]
+        frame = frame.join(wide, on="run_id")
+    if metric_rows:
+        m = pd.DataFrame(metric_rows)
+        m["value"] = [_json.from_special(v, s) for v, s in zip(m["value"], m["special"], strict=True)]
+        wide = m.pivot(index="run_id", columns="name", values="value")
+        wide.columns = [f"metrics.{c}" for c in wide.columns]
+        frame = frame.join(wide, on="run_id")
+    if verdict is not None:
+        frame = frame[frame["verdict"] == verdict]
+    if where:
+        frame = frame[filter_mask(frame, where)]
+    return frame.reset_index(drop=True)
+
+
+def get_run(ref: str, *, store: Store | None = None) -> RunRecord:
+    """The full record of a run, by id or unique prefix."""
+    return _store(store).get_run(ref)
+
+
+def _dotted(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        base = _dotted(node.value)
+        return None if base is None else f"{base}.{node.attr}"
+    return None
+
+
+def filter_mask(frame: pd.DataFrame, expr: str) -> Any:
+    """Evaluate a ``--where`` expression over ``frame`` without ``eval``.
+
+    Grammar: comparisons ``COLUMN OP LITERAL`` (OP in ``== != < <= > >= in not in``) joined
+    by ``and`` / ``or`` / ``not`` and parentheses. COLUMN is ``status``, ``params.lr``,
+    ``metrics.roc_auc``...
+
+    Raises:
+        InputError: the expression is not of that form or names an unknown column.
+    """
+    try:
+        tree = ast.parse(expr.strip(), mode="eval")
+    except SyntaxError as exc:
+        raise InputError(f"--where {expr!r} is not a valid expression ({exc.msg}); e.g. \"metrics.auc >= 0.9 and status == 'finished'\".") from None
+
+    def column(node: ast.expr) -> Any:
+        name = _dotted(node)
+        if name is None:
+            raise InputError(f"--where: {ast.unparse(node)!r} is not a column name; use e.g. params.lr or metrics.auc.")
+        if name not in frame.columns:
+            known = ", ".join(c for c in frame.columns if c not in ("started", "ended"))
+            raise InputError(f"--where: unknown column {name!r}; known columns: {known}.")
+        return frame[name]
+
+    def literal(node: ast.expr) -> Any:
+        try:
+            return ast.literal_eval(node)
+        except (ValueError, SyntaxError):
+            raise InputError(f"--where: {ast.unparse(node)!r} must be a literal (number, string, list).") from None
+
+    def visit(node: ast.expr) -> Any:
+        if isinstance(node, ast.BoolOp):
+            parts = [visit(v) for v in node.values]
+            out = parts[0]
+            for p in parts[1:]:
+                out = (out & p) if isinstance(node.op, ast.And) else (out | p)
+            return out
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            return ~visit(node.operand)
+        if isinstance(node, ast.Compare) and len(node.ops) == 1:
+            left, op, right = node.left, node.ops[0], node.comparators[0]
+            if _dotted(left) is None and _dotted(right) is not None:
+                left, right = right, left
+                op = {ast.Lt: ast.Gt(), ast.Gt: ast.Lt(), ast.LtE: ast.GtE(), ast.GtE: ast.LtE()}.get(type(op), op)
+            col, value = column(left), literal(right)
+            if isinstance(op, (ast.In, ast.NotIn)):
+                mask = col.isin(list(value))
+                return ~mask if isinstance(op, ast.NotIn) else mask
+            method = _OPS.get(type(op))
+            if method is None:
+                raise InputError(f"--where: operator in {ast.unparse(node)!r} is not supported.")
+            try:
+                return getattr(col, method)(value).fillna(False).astype(bool)
+            except TypeError:
+                raise InputError(f"--where: cannot compare {_dotted(left)} with {value!r}.") from None
+        raise InputError(
+            f"--where: {ast.unparse(node)!r} is not supported; use comparisons joined by and/or/not."
+        )
+
+    return visit(tree.body)

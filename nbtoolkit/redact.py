@@ -1,0 +1,242 @@
+"""Secret redaction: keep credentials out of everything nbtoolkit records.
+
+A :class:`Redactor` removes three kinds of secret from text and JSON-like data:
+
+- credentials embedded in URLs (``https://user:password@host``, ``git+https://token@host``,
+  ``ssh://user:pw@host``, ``?token=...`` query parameters);
+- the *values* of environment variables whose *names* look secret (``AWS_SECRET_ACCESS_KEY``,
+  ``GITHUB_TOKEN``, ``db_password``...), wherever those values appear;
+- well-known token formats (GitHub, AWS access key ids, Slack, PyPI, private key blocks).
+
+Everything is replaced by :data:`MASK`. Nothing here imports heavy modules.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from nbtoolkit.config import DEFAULT_SECRET_PATTERNS
+
+if TYPE_CHECKING:
+    from nbtoolkit.config import Settings
+
+__all__ = ["MASK", "MIN_SECRET_LENGTH", "Redactor", "default_redactor"]
+
+#: What a redacted secret is replaced with.
+MASK = "***"
+
+#: Environment values shorter than this are not scrubbed from text: masking ``"1"`` or
+#: ``"true"`` everywhere would destroy the text without protecting anything.
+MIN_SECRET_LENGTH = 6
+
+# ``scheme://userinfo@`` -- greedy up to the last ``@`` of the authority, so a password that
+# itself contains ``@`` is removed whole.
+_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^\s/?#\"'<>`]*)@")
+# ``?name=value`` / ``&name=value`` inside a URL.
+_URL_QUERY_PARAM = re.compile(r"(?P<lead>[?&;])(?P<name>[^=&#\s\"'<>`]+)=(?P<value>[^&#\s\"'<>`]*)")
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s\"'<>`]+")
+
+# High-confidence token formats, scrubbed even when they are not in the environment.
+_TOKEN_FORMATS = re.compile(
+    "|".join(
+        (
+            r"\bgh[pousr]_[A-Za-z0-9]{36,}\b",  # GitHub tokens
+            r"\bgithub_pat_[A-Za-z0-9_]{22,}\b",  # GitHub fine-grained tokens
+            r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b",  # AWS access key ids
+            r"\bxox[abprs]-[A-Za-z0-9-]{10,}",  # Slack tokens
+            r"\bpypi-[A-Za-z0-9_-]{50,}",  # PyPI API tokens
+            r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----",
+        )
+    ),
+    re.DOTALL,
+)
+
+# A user name alone carries no secret in this one conventional case (``ssh://git@github.com``).
+_HARMLESS_USERINFO = frozenset({"git"})
+
+
+def _secret_items(
+    patterns: tuple[str, ...], environ: Mapping[str, str]
+) -> tuple[tuple[str, str], ...]:
+    """Return the sorted (name, value) pairs of variables worth scrubbing from text."""
+    return tuple(
+        sorted(
+            (name, value)
+            for name, value in environ.items()
+            if len(value) >= MIN_SECRET_LENGTH and any(p in name.upper() for p in patterns)
+        )
+    )
+
+
+class Redactor:
+    """Scrub credentials and known secret values from strings and JSON-like data.
+
+    Args:
+        patterns: name fragments that mark a variable or key as secret (matched
+            case-insensitively anywhere in the name).
+        environ: environment whose secret-looking variables' values are scrubbed
+            (default ``os.environ``, read once here). Values shorter than
+            :data:`MIN_SECRET_LENGTH` are ignored.
+    """
+
+    def __init__(
+        self,
+        patterns: Iterable[str] = DEFAULT_SECRET_PATTERNS,
+        *,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self._patterns: tuple[str, ...] = tuple(dict.fromkeys(p.upper() for p in patterns if p))
+        env = os.environ if environ is None else environ
+        self._values = frozenset(value for _, value in _secret_items(self._patterns, env))
+        # The percent-encoded form turns up inside URLs; match it too. Longest first, so a
+        # value containing another is removed whole.
+        variants = {v for value in self._values for v in (value, quote(value, safe=""))}
+        ordered = sorted(variants, key=lambda v: (-len(v), v))
+        self._value_re: re.Pattern[str] | None = (
+            re.compile("|".join(re.escape(v) for v in ordered)) if ordered else None
+        )
+
+    @property
+    def patterns(self) -> tuple[str, ...]:
+        """The upper-case name fragments this redactor treats as secret."""
+        return self._patterns
+
+    def is_secret_name(self, name: str) -> bool:
+        """Return whether ``name`` looks like the name of a secret.
+
+        Args:
+            name: a variable, parameter or key name, e.g. ``AWS_SECRET_ACCESS_KEY`` or
+                ``db_password``.
+
+        Returns:
+            True when any pattern occurs in the upper-cased name.
+        """
+        upper = name.upper()
+        return any(p in upper for p in self._patterns)
+
+    def redact_url(self, url: str) -> str:
+        """Remove credentials from every URL in ``url``.
+
+        ``user:password@`` and ``token@`` are dropped from the authority of any
+        ``scheme://`` URL (https, git+https, ssh, pip index URLs...), except the credential-free
+        conventional ``git@``; values of secret-looking query parameters become :data:`MASK`.
+        A whole command line (``pip install --index-url https://__token__:x@host/simple``) is
+        handled too.
+
+        Args:
+            url: a URL, or any string holding URLs.
+
+        Returns:
+            The string with URL credentials removed.
+        """
+        if "://" not in url:
+            return url
+        url = _URL_USERINFO.sub(_drop_userinfo, url)
+        if "=" in url:
+            url = _URL.sub(self._mask_query, url)
+        return url
+
+    def redact_text(self, text: str) -> str:
+        """Remove URL credentials, known secret values and well-known tokens from ``text``.
+
+        Args:
+            text: any text (a diff, a log line, a configuration value).
+
+        Returns:
+            The text with every secret replaced by :data:`MASK`.
+        """
+        text = self.redact_url(text)
+        if self._value_re is not None:
+            text = self._value_re.sub(MASK, text)
+        return _TOKEN_FORMATS.sub(MASK, text)
+
+    def redact_obj(self, obj: Any, *, mask_secret_keys: bool = True) -> Any:
+        """Return a redacted deep copy of JSON-like data.
+
+        Dicts, lists and tuples are copied; every string (keys included) goes through
+        :meth:`redact_text`. Other values are returned unchanged.
+
+        Args:
+            obj: JSON-like data (dicts, lists, tuples, strings, numbers, None).
+            mask_secret_keys: replace the (non-None) value under every secret-looking string
+                key by :data:`MASK`. Turn off for data whose keys are names of things rather
+                than settings (package names such as ``keyring``).
+
+        Returns:
+            The redacted copy.
+        """
+        return self._walk(obj, mask_secret_keys)
+
+    def _walk(self, obj: Any, mask_keys: bool) -> Any:
+        if isinstance(obj, str):
+            return self.redact_text(obj)
+        if isinstance(obj, Mapping):
+            out: dict[Any, Any] = {}
+            for key, value in obj.items():
+                if (
+                    mask_keys
+                    and isinstance(key, str)
+                    and value is not None
+                    and self.is_secret_name(key)
+                ):
+                    value = MASK
+                else:
+                    value = self._walk(value, mask_keys)
+                out[self.redact_text(key) if isinstance(key, str) else key] = value
+            return out
+        if isinstance(obj, list):
+            return [self._walk(v, mask_keys) for v in obj]
+        if isinstance(obj, tuple):
+            return tuple(self._walk(v, mask_keys) for v in obj)
+        return obj
+
+    def _mask_query(self, match: re.Match[str]) -> str:
+        def mask(param: re.Match[str]) -> str:
+            if param["value"] and self.is_secret_name(param["name"]):
+                return f"{param['lead']}{param['name']}={MASK}"
+            return param.group(0)
+
+        return _URL_QUERY_PARAM.sub(mask, match.group(0))
+
+    def __repr__(self) -> str:
+        return f"Redactor(patterns={list(self._patterns)!r}, secret_values={len(self._values)})"
+
+
+def _drop_userinfo(match: re.Match[str]) -> str:
+    if match["userinfo"] in _HARMLESS_USERINFO:
+        return match.group(0)
+    return match["scheme"]
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_redactor(patterns: tuple[str, ...], secrets: tuple[tuple[str, str], ...]) -> Redactor:
+    return Redactor(patterns, environ=dict(secrets))
+
+
+def default_redactor(
+    settings: Settings | None = None, *, environ: Mapping[str, str] | None = None
+) -> Redactor:
+    """Return a redactor for the project's secret patterns and the current environment.
+
+    The redactor is cached per (patterns, snapshot of the secret-looking variables), so calling
+    this on every run is cheap and a changed secret is still picked up.
+
+    Args:
+        settings: project settings supplying ``secret_patterns`` (default: the built-in list).
+        environ: environment to take secret values from (default ``os.environ``).
+
+    Returns:
+        A shared :class:`Redactor`; do not mutate it.
+    """
+    patterns = tuple(
+        dict.fromkeys(
+            p.upper() for p in (settings.secret_patterns if settings else DEFAULT_SECRET_PATTERNS)
+        )
+    )
+    env = os.environ if environ is None else environ
+    return _cached_redactor(patterns, _secret_items(patterns, env))

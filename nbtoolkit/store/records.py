@@ -1,0 +1,199 @@
+"""Read-side record objects returned by the store."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import html
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nbtoolkit.store.store import Store
+
+#: Run statuses (DESIGN.md vocabulary).
+STATUSES = ("running", "finished", "failed", "interrupted", "crashed", "timed_out")
+TERMINAL_STATUSES = frozenset(STATUSES) - {"running"}
+VERDICTS = ("supported", "rejected", "inconclusive")
+
+
+def iso(ts: float | None) -> str | None:
+    """Epoch seconds -> ISO 8601 UTC string (``None`` stays ``None``)."""
+    if ts is None:
+        return None
+    return _dt.datetime.fromtimestamp(ts, tz=_dt.UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class ArtifactRef:
+    """One artifact recorded for a run (the bytes live in the content-addressed store)."""
+
+    name: str
+    kind: str
+    digest: str
+    size: int
+    media_type: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "sha256": self.digest,
+            "size": self.size,
+            "media_type": self.media_type,
+            "meta": self.meta,
+        }
+
+
+@dataclass(frozen=True)
+class DataRef:
+    """A data file version used by a run (from DVC or ``track_data``)."""
+
+    path: str
+    source: str
+    digest: str
+    algo: str
+    size: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "source": self.source,
+            "digest": self.digest,
+            "algo": self.algo,
+            "size": self.size,
+        }
+
+
+@dataclass(frozen=True)
+class Approval:
+    """A reviewer's sign-off."""
+
+    run_id: str
+    by: str
+    note: str
+    created: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "by": self.by, "note": self.note, "created": iso(self.created)}
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """Everything recorded about one run.
+
+    Obtained from :func:`nbtoolkit.get_run` or :meth:`Store.get_run`. Metric values are the last
+    value of each series; :meth:`metric_history` returns a whole step series.
+    """
+
+    run_id: str
+    experiment: str
+    status: str
+    kind: str
+    source: str
+    started: float
+    ended: float | None
+    notebook_path: str | None
+    notebook_hash: str | None
+    declaration: dict[str, Any]
+    baseline_ref: str | None
+    baseline_run_id: str | None
+    verdict: str | None
+    verdict_detail: dict[str, Any] | None
+    lock_hash: str | None
+    parent_id: str | None
+    origin_run_id: str | None
+    error: str | None
+    extra: dict[str, Any]
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    metric_steps: dict[str, int | None]
+    tags: dict[str, str]
+    artifacts: tuple[ArtifactRef, ...]
+    data: tuple[DataRef, ...]
+    approvals: tuple[Approval, ...]
+    host: str | None = None
+    pid: int | None = None
+    cache_key: str | None = None
+    store: Store | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def short_id(self) -> str:
+        return self.run_id[:8]
+
+    @property
+    def duration(self) -> float | None:
+        return None if self.ended is None else self.ended - self.started
+
+    @property
+    def hypothesis(self) -> str:
+        return str(self.declaration.get("hypothesis", ""))
+
+    def artifact(self, name: str) -> ArtifactRef | None:
+        """Return the artifact called ``name``, or ``None``."""
+        return next((a for a in self.artifacts if a.name == name), None)
+
+    def artifacts_of(self, kind: str) -> list[ArtifactRef]:
+        return [a for a in self.artifacts if a.kind == kind]
+
+    def metric_history(self, name: str) -> list[tuple[int, float]]:
+        """Return the ``(step, value)`` series of a metric logged with steps."""
+        if self.store is None:
+            return []
+        return self.store.metric_history(self.run_id, name)
+
+    def lock(self) -> Any:
+        """Return this run's :class:`~nbtoolkit.envlock.EnvLock` (``None`` when absent)."""
+        if self.store is None or self.lock_hash is None:
+            return None
+        return self.store.get_lock(self.lock_hash)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-compatible dict; ``run_id``, ``experiment``, ``status``, ``verdict``, ``started``,
+        ``ended``, ``params`` and ``metrics`` are the keys of ``nbtk runs --json``."""
+        return {
+            "run_id": self.run_id,
+            "experiment": self.experiment,
+            "status": self.status,
+            "verdict": self.verdict,
+            "started": iso(self.started),
+            "ended": iso(self.ended),
+            "params": dict(self.params),
+            "metrics": dict(self.metrics),
+            "kind": self.kind,
+            "source": self.source,
+            "declaration": dict(self.declaration),
+            "baseline": {"ref": self.baseline_ref, "run_id": self.baseline_run_id},
+            "verdict_detail": self.verdict_detail,
+            "notebook": {"path": self.notebook_path, "sha256": self.notebook_hash},
+            "lock_hash": self.lock_hash,
+            "parent_id": self.parent_id,
+            "origin_run_id": self.origin_run_id,
+            "cache_key": self.cache_key,
+            "error": self.error,
+            "tags": dict(self.tags),
+            "artifacts": [a.to_dict() for a in self.artifacts],
+            "data": [d.to_dict() for d in self.data],
+            "approvals": [a.to_dict() for a in self.approvals],
+            "extra": dict(self.extra),
+        }
+
+    def __repr__(self) -> str:
+        verdict = f", verdict={self.verdict!r}" if self.verdict else ""
+        return (
+            f"<RunRecord {self.short_id} experiment={self.experiment!r} "
+            f"status={self.status!r}{verdict}>"
+        )
+
+    def _repr_html_(self) -> str:
+        from nbtoolkit.display import run_card_html
+
+        return run_card_html(self)
+
+    def __str__(self) -> str:
+        return repr(self)
+
+
+def escape(value: Any) -> str:
+    """HTML-escape any value's string form (quotes included)."""
+    return html.escape(str(value), quote=True)

@@ -1,0 +1,196 @@
+"""The store schema (SQLAlchemy Core) and its migrations.
+
+Every change to the schema bumps :data:`SCHEMA_VERSION` and appends a migration that upgrades a
+store of the previous version in place. New stores are created at the latest version directly.
+Migrations use portable DDL only, so the same path serves SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import (
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    text,
+)
+from sqlalchemy.engine import Connection
+
+SCHEMA_VERSION = 2
+
+metadata = MetaData()
+
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+experiments = Table(
+    "experiments",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("created", Float, nullable=False),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("experiment", String(128), nullable=False, index=True),
+    Column("status", String(16), nullable=False, index=True),
+    Column("kind", String(32), nullable=False, server_default="experiment"),
+    Column("source", String(32), nullable=False, server_default="kernel"),
+    Column("started", Float, nullable=False, index=True),
+    Column("ended", Float),
+    Column("heartbeat", Float),
+    Column("host", String(255)),
+    Column("pid", Integer),
+    Column("proc_start", String(32)),
+    Column("notebook_path", Text),
+    Column("notebook_hash", String(64)),
+    Column("declaration", Text, nullable=False, server_default="{}"),
+    Column("baseline_ref", Text),
+    Column("baseline_run_id", String(32)),
+    Column("verdict", String(16)),
+    Column("verdict_detail", Text),
+    Column("lock_hash", String(64)),
+    Column("parent_id", String(32), index=True),
+    Column("origin_run_id", String(32), index=True),
+    Column("error", Text),
+    Column("extra", Text, nullable=False, server_default="{}"),
+    # v2: run cache key for papermill reruns and sweeps
+    Column("cache_key", String(64), index=True),
+)
+
+params = Table(
+    "params",
+    metadata,
+    Column("run_id", String(32), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("value", Text, nullable=False),
+    PrimaryKeyConstraint("run_id", "name"),
+)
+
+metrics = Table(
+    "metrics",
+    metadata,
+    Column("run_id", String(32), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("value", Float),
+    Column("special", String(8)),  # 'nan', 'inf', '-inf': stored apart so every backend keeps them
+    Column("step", Integer),
+    Column("ts", Float, nullable=False),
+    PrimaryKeyConstraint("run_id", "name"),
+)
+
+metric_steps = Table(
+    "metric_steps",
+    metadata,
+    Column("run_id", String(32), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("step", Integer, nullable=False),
+    Column("value", Float),
+    Column("special", String(8)),
+    Column("ts", Float, nullable=False),
+    Index("ix_metric_steps_run_name_step", "run_id", "name", "step"),
+)
+
+tags = Table(
+    "tags",
+    metadata,
+    Column("run_id", String(32), nullable=False),
+    Column("key", String(255), nullable=False),
+    Column("value", Text, nullable=False),
+    PrimaryKeyConstraint("run_id", "key"),
+)
+
+artifacts = Table(
+    "artifacts",
+    metadata,
+    Column("run_id", String(32), nullable=False),
+    Column("name", String(512), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("media_type", String(128)),
+    Column("meta", Text, nullable=False, server_default="{}"),
+    Column("created", Float, nullable=False),
+    PrimaryKeyConstraint("run_id", "name"),
+)
+
+locks = Table(
+    "locks",
+    metadata,
+    Column("lock_hash", String(64), primary_key=True),
+    Column("created", Float, nullable=False),
+    Column("body", Text, nullable=False),
+)
+
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("run_id", String(32), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("algo", String(16), nullable=False),
+    Column("size", Integer),
+    PrimaryKeyConstraint("run_id", "path", "source"),
+)
+
+approvals = Table(
+    "approvals",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(32), nullable=False, index=True),
+    Column("by", String(255), nullable=False),
+    Column("note", Text, nullable=False, server_default=""),
+    Column("created", Float, nullable=False),
+)
+
+exports = Table(
+    "exports",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(32), nullable=False, index=True),
+    Column("model", String(128), nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("created", Float, nullable=False),
+    Column("manifest_sha256", String(64), nullable=False),
+    Column("forced", Integer, nullable=False, server_default="0"),
+    Column("reason", Text),
+    Column("extra", Text, nullable=False, server_default="{}"),
+)
+
+# v2
+sweeps = Table(
+    "sweeps",
+    metadata,
+    Column("sweep_id", String(32), primary_key=True),
+    Column("notebook", Text, nullable=False),
+    Column("spec", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created", Float, nullable=False),
+    Column("ended", Float),
+)
+
+
+def _v1_to_v2(conn: Connection) -> None:
+    """v2 adds the run-cache key and the sweeps table (re-execution stage)."""
+    conn.execute(text("ALTER TABLE runs ADD COLUMN cache_key VARCHAR(64)"))
+    conn.execute(text("CREATE INDEX ix_runs_cache_key ON runs (cache_key)"))
+    sweeps.create(conn)
+
+
+#: MIGRATIONS[v] upgrades a store at version v to version v + 1.
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2}

@@ -1,0 +1,596 @@
+"""The project store: run metadata in SQL (SQLAlchemy Core) plus content-addressed artifacts."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import and_, delete, func, insert, inspect, select, update
+from sqlalchemy.engine import Connection
+
+from nbtoolkit import _json
+from nbtoolkit.errors import AmbiguousRunIdError, InputError, RunNotFoundError, SchemaVersionError
+from nbtoolkit.store import schema as S
+from nbtoolkit.store.artifacts import ArtifactStore
+from nbtoolkit.store.engine import enable_wal, make_engines, pid_alive, process_start_time, transact
+from nbtoolkit.store.records import Approval, ArtifactRef, DataRef, RunRecord
+
+#: A run whose heartbeat is older than this, on another host, is considered crashed.
+STALE_HEARTBEAT_S = 300.0
+HOST = socket.gethostname()
+
+MetricRow = tuple[str, float, "int | None", float]  # (name, value, step, timestamp)
+
+
+def new_id() -> str:
+    """Return a new 32-hex-character run id."""
+    return uuid.uuid4().hex
+
+
+class Store:
+    """One project store.
+
+    Args:
+        path: the store folder (``.nbtoolkit/``); created when missing.
+        url: optional SQLAlchemy URL of a server database; default SQLite ``path/store.db``.
+        redactor: scrubs secrets from every text written (see :mod:`nbtoolkit.redact`).
+    """
+
+    def __init__(self, path: str | Path, *, url: str | None = None, redactor: Any = None) -> None:
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.db_path = self.path / "store.db"
+        self.url = url
+        self._read, self._write = make_engines(url, str(self.db_path))
+        self.artifacts = ArtifactStore(self.path / "artifacts")
+        self._redactor = redactor
+        self._lock_cache: dict[str, Any] = {}
+        self._local = threading.local()
+        enable_wal(self._write)
+        self._migrate()
+        self.recover_stale_runs()
+
+    # ------------------------------------------------------------------ schema
+    def _migrate(self) -> None:
+        def run(conn: Connection) -> None:
+            tables = set(inspect(conn).get_table_names())
+            if "meta" not in tables:
+                S.metadata.create_all(conn)
+                conn.execute(insert(S.meta).values(key="schema_version", value=str(S.SCHEMA_VERSION)))
+                return
+            found = int(conn.execute(select(S.meta.c.value).where(S.meta.c.key == "schema_version")).scalar_one())
+            if found > S.SCHEMA_VERSION:
+                raise SchemaVersionError(found, S.SCHEMA_VERSION, str(self.path))
+            for version in range(found, S.SCHEMA_VERSION):
+                S.MIGRATIONS[version](conn)
+            if found != S.SCHEMA_VERSION:
+                conn.execute(
+                    update(S.meta).where(S.meta.c.key == "schema_version").values(value=str(S.SCHEMA_VERSION))
+                )
+
+        transact(self._write, run)
+
+    @property
+    def schema_version(self) -> int:
+        with self._read.connect() as conn:
+            return int(conn.execute(select(S.meta.c.value).where(S.meta.c.key == "schema_version")).scalar_one())
+
+    def dispose(self) -> None:
+        """Close pooled connections (call after fork or before deleting the store)."""
+        self._read.dispose()
+        self._write.dispose()
+
+    # ------------------------------------------------------------------ helpers
+    def _redact(self, value: Any) -> Any:
+        return value if self._redactor is None else self._redactor.redact_obj(value)
+
+    def _redact_text(self, text: str | None) -> str | None:
+        if text is None or self._redactor is None:
+            return text
+        return self._redactor.redact_text(text)
+
+    def write(self, fn: Any) -> Any:
+        """Run ``fn(conn)`` in a write transaction (lock taken up front, retried when busy)."""
+        return transact(self._write, fn)
+
+    def read(self, fn: Any) -> Any:
+        """Run ``fn(conn)`` in a read transaction."""
+        return transact(self._read, fn)
+
+    # ------------------------------------------------------------------ runs
+    def create_run(
+        self,
+        *,
+        experiment: str,
+        declaration: Mapping[str, Any] | None = None,
+        kind: str = "experiment",
+        source: str = "kernel",
+        run_id: str | None = None,
+        baseline_ref: str | None = None,
+        baseline_run_id: str | None = None,
+        notebook_path: str | None = None,
+        notebook_hash: str | None = None,
+        parent_id: str | None = None,
+        origin_run_id: str | None = None,
+        pid: int | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Insert a new ``running`` run and return its id."""
+        rid = run_id or new_id()
+        now = time.time()
+        own_pid = os.getpid() if pid is None else pid
+        row = {
+            "run_id": rid,
+            "experiment": experiment,
+            "status": "running",
+            "kind": kind,
+            "source": source,
+            "started": now,
+            "heartbeat": now,
+            "host": HOST,
+            "pid": own_pid,
+            "proc_start": process_start_time(own_pid),
+            "notebook_path": notebook_path,
+            "notebook_hash": notebook_hash,
+            "declaration": _json.dumps(self._redact(dict(declaration or {}))),
+            "baseline_ref": baseline_ref,
+            "baseline_run_id": baseline_run_id,
+            "parent_id": parent_id,
+            "origin_run_id": origin_run_id,
+            "extra": _json.dumps(self._redact(dict(extra or {}))),
+        }
+
+        def run(conn: Connection) -> None:
+            exists = conn.execute(select(S.experiments.c.name).where(S.experiments.c.name == experiment)).first()
+            if exists is None:
+                conn.execute(insert(S.experiments).values(name=experiment, created=now))
+            conn.execute(insert(S.runs).values(**row))
+
+        self.write(run)
+        return rid
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        """Update run columns; dict values of JSON columns are serialised (and redacted)."""
+        values: dict[str, Any] = {}
+        for key, value in fields.items():
+            if key in ("declaration", "verdict_detail", "extra") and value is not None:
+                value = _json.dumps(self._redact(value))
+            elif key == "error":
+                value = self._redact_text(value)
+            values[key] = value
+        self.write(lambda conn: conn.execute(update(S.runs).where(S.runs.c.run_id == run_id).values(**values)))
+
+    def merge_extra(self, run_id: str, extra: Mapping[str, Any]) -> None:
+        """Merge keys into a run's ``extra`` JSON in one transaction."""
+
+        def run(conn: Connection) -> None:
+            current = _json.loads(conn.execute(select(S.runs.c.extra).where(S.runs.c.run_id == run_id)).scalar(), {})
+            current.update(self._redact(dict(extra)))
+            conn.execute(update(S.runs).where(S.runs.c.run_id == run_id).values(extra=_json.dumps(current)))
+
+        self.write(run)
+
+    def adopt_run(self, run_id: str, *, pid: int | None = None) -> None:
+        """Make the calling process the owner of a run created by a runner (papermill)."""
+        own = os.getpid() if pid is None else pid
+        self.update_run(run_id, pid=own, proc_start=process_start_time(own), host=HOST, heartbeat=time.time())
+
+    def heartbeat(self, run_id: str) -> None:
+        self.write(
+            lambda conn: conn.execute(
+                update(S.runs).where(and_(S.runs.c.run_id == run_id, S.runs.c.status == "running")).values(heartbeat=time.time())
+            )
+        )
+
+    def finish_run(
+        self,
+        run_id: str,
+        *,
+        status: str,
+        verdict: str | None = None,
+        verdict_detail: Mapping[str, Any] | None = None,
+        error: str | None = None,
+        only_if_running: bool = False,
+    ) -> bool:
+        """Set a terminal status (and verdict); return False when ``only_if_running`` skipped it."""
+        values: dict[str, Any] = {"status": status, "ended": time.time()}
+        if verdict is not None:
+            values["verdict"] = verdict
+        if verdict_detail is not None:
+            values["verdict_detail"] = _json.dumps(self._redact(dict(verdict_detail)))
+        if error is not None:
+            values["error"] = self._redact_text(error)
+        cond = S.runs.c.run_id == run_id
+        if only_if_running:
+            cond = and_(cond, S.runs.c.status == "running")
+        result = self.write(lambda conn: conn.execute(update(S.runs).where(cond).values(**values)))
+        return bool(result.rowcount)
+
+    def recover_stale_runs(self) -> list[str]:
+        """Mark ``crashed`` every ``running`` run whose process is gone.
+
+        Same host: the pid is dead or recycled. Other hosts: no heartbeat for
+        :data:`STALE_HEARTBEAT_S`. Returns the ids marked.
+        """
+        rows = self.read(
+            lambda conn: conn.execute(
+                select(S.runs.c.run_id, S.runs.c.host, S.runs.c.pid, S.runs.c.proc_start, S.runs.c.heartbeat).where(
+                    S.runs.c.status == "running"
+                )
+            ).all()
+        )
+        now = time.time()
+        dead = []
+        for run_id, host, pid, proc_start, beat in rows:
+            if host == HOST and pid is not None:
+                if not pid_alive(int(pid), proc_start):
+                    dead.append(run_id)
+            elif beat is None or now - beat > STALE_HEARTBEAT_S:
+                dead.append(run_id)
+        for run_id in dead:
+            self.finish_run(
+                run_id,
+                status="crashed",
+                error="The process recording this run ended without closing it (kernel died or was killed).",
+                only_if_running=True,
+            )
+        return dead
+
+    # ------------------------------------------------------------------ params / metrics / tags
+    def log_params(self, run_id: str, values: Mapping[str, Any]) -> None:
+        """Upsert parameters (values must already be JSON-compatible)."""
+        rows = [{"run_id": run_id, "name": k, "value": _json.dumps(self._redact(v))} for k, v in values.items()]
+        if not rows:
+            return
+
+        def run(conn: Connection) -> None:
+            conn.execute(delete(S.params).where(and_(S.params.c.run_id == run_id, S.params.c.name.in_(list(values)))))
+            conn.execute(insert(S.params), rows)
+
+        self.write(run)
+
+    def log_metrics(self, run_id: str, rows: Sequence[MetricRow]) -> None:
+        """Write a batch of metric values; stepped values also go to the step series."""
+        if not rows:
+            return
+        latest: dict[str, dict[str, Any]] = {}
+        steps = []
+        for name, value, step, ts in rows:
+            v, special = _json.float_or_special(float(value))
+            entry = {"run_id": run_id, "name": name, "value": v, "special": special, "step": step, "ts": ts}
+            prev = latest.get(name)
+            if prev is None or step is None or prev["step"] is None or step >= prev["step"]:
+                latest[name] = entry
+            if step is not None:
+                steps.append(entry)
+
+        def run(conn: Connection) -> None:
+            current = {
+                r.name: r.step
+                for r in conn.execute(
+                    select(S.metrics.c.name, S.metrics.c.step).where(
+                        and_(S.metrics.c.run_id == run_id, S.metrics.c.name.in_(list(latest)))
+                    )
+                )
+            }
+            # a batch never replaces a later step already stored
+            fresh = [e for n, e in latest.items() if not (n in current and current[n] is not None and e["step"] is not None and e["step"] < current[n])]
+            if fresh:
+                conn.execute(
+                    delete(S.metrics).where(and_(S.metrics.c.run_id == run_id, S.metrics.c.name.in_([e["name"] for e in fresh])))
+                )
+                conn.execute(insert(S.metrics), fresh)
+            if steps:
+                conn.execute(insert(S.metric_steps), steps)
+
+        self.write(run)
+
+    def metric_history(self, run_id: str, name: str) -> list[tuple[int, float]]:
+        rows = self.read(
+            lambda conn: conn.execute(
+                select(S.metric_steps.c.step, S.metric_steps.c.value, S.metric_steps.c.special)
+                .where(and_(S.metric_steps.c.run_id == run_id, S.metric_steps.c.name == name))
+                .order_by(S.metric_steps.c.step, S.metric_steps.c.ts)
+            ).all()
+        )
+        return [(int(step), _json.from_special(value, special)) for step, value, special in rows]
+
+    def set_tags(self, run_id: str, values: Mapping[str, str]) -> None:
+        rows = [{"run_id": run_id, "key": k, "value": str(self._redact_text(str(v)))} for k, v in values.items()]
+        if not rows:
+            return
+
+        def run(conn: Connection) -> None:
+            conn.execute(delete(S.tags).where(and_(S.tags.c.run_id == run_id, S.tags.c.key.in_(list(values)))))
+            conn.execute(insert(S.tags), rows)
+
+        self.write(run)
+
+    # ------------------------------------------------------------------ artifacts / data / locks
+    def add_artifact(
+        self,
+        run_id: str,
+        *,
+        name: str,
+        kind: str,
+        digest: str,
+        size: int,
+        media_type: str | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> ArtifactRef:
+        """Record that ``run_id`` produced the blob ``digest`` under ``name`` (replacing one of that name)."""
+        row = {
+            "run_id": run_id,
+            "name": name,
+            "kind": kind,
+            "digest": digest,
+            "size": size,
+            "media_type": media_type,
+            "meta": _json.dumps(self._redact(dict(meta or {}))),
+            "created": time.time(),
+        }
+
+        def run(conn: Connection) -> None:
+            conn.execute(delete(S.artifacts).where(and_(S.artifacts.c.run_id == run_id, S.artifacts.c.name == name)))
+            conn.execute(insert(S.artifacts).values(**row))
+
+        self.write(run)
+        return ArtifactRef(name, kind, digest, size, media_type, dict(meta or {}))
+
+    def put_text_artifact(self, run_id: str, *, name: str, kind: str, text: str, media_type: str = "text/plain", meta: Mapping[str, Any] | None = None) -> ArtifactRef:
+        """Redact, store and record a text artifact."""
+        data = (self._redact_text(text) or "").encode("utf-8")
+        digest, size = self.artifacts.put_bytes(data)
+        return self.add_artifact(run_id, name=name, kind=kind, digest=digest, size=size, media_type=media_type, meta=meta)
+
+    def add_datasets(self, run_id: str, refs: Iterable[DataRef]) -> None:
+        rows = [
+            {"run_id": run_id, "path": r.path, "source": r.source, "digest": r.digest, "algo": r.algo, "size": r.size}
+            for r in refs
+        ]
+        if not rows:
+            return
+
+        def run(conn: Connection) -> None:
+            for r in rows:
+                conn.execute(
+                    delete(S.datasets).where(
+                        and_(S.datasets.c.run_id == run_id, S.datasets.c.path == r["path"], S.datasets.c.source == r["source"])
+                    )
+                )
+            conn.execute(insert(S.datasets), rows)
+
+        self.write(run)
+
+    def put_lock(self, lock_hash: str, body: Mapping[str, Any]) -> str:
+        """Store a lock body once per hash; return the hash."""
+        text = _json.canonical(self._redact(dict(body)))
+
+        def run(conn: Connection) -> None:
+            if conn.execute(select(S.locks.c.lock_hash).where(S.locks.c.lock_hash == lock_hash)).first() is None:
+                conn.execute(insert(S.locks).values(lock_hash=lock_hash, created=time.time(), body=text))
+
+        self.write(run)
+        return lock_hash
+
+    def get_lock_body(self, lock_hash: str) -> dict[str, Any] | None:
+        body = self.read(lambda conn: conn.execute(select(S.locks.c.body).where(S.locks.c.lock_hash == lock_hash)).scalar())
+        return _json.loads(body) if body else None
+
+    def get_lock(self, lock_hash: str) -> Any:
+        """Return the :class:`~nbtoolkit.envlock.EnvLock` stored under ``lock_hash`` (or ``None``)."""
+        if lock_hash not in self._lock_cache:
+            body = self.get_lock_body(lock_hash)
+            if body is None:
+                return None
+            from nbtoolkit.envlock import EnvLock
+
+            self._lock_cache[lock_hash] = EnvLock.from_dict(body)
+        return self._lock_cache[lock_hash]
+
+    # ------------------------------------------------------------------ approvals
+    def add_approval(self, run_id: str, *, by: str, note: str = "") -> Approval:
+        now = time.time()
+        note = self._redact_text(note) or ""
+        self.write(lambda conn: conn.execute(insert(S.approvals).values(run_id=run_id, by=by, note=note, created=now)))
+        return Approval(run_id, by, note, now)
+
+    # ------------------------------------------------------------------ lookups
+    def resolve_run_id(self, ref: str) -> str:
+        """Resolve a full run id or a unique prefix (at least 4 characters)."""
+        ref = ref.strip().lower()
+        if not ref or any(c not in "0123456789abcdef" for c in ref):
+            raise RunNotFoundError(ref, "Run ids are hexadecimal; list them with `nbtk runs`.")
+        if len(ref) == 32:
+            found = self.read(lambda conn: conn.execute(select(S.runs.c.run_id).where(S.runs.c.run_id == ref)).scalar())
+            if found:
+                return str(found)
+            raise RunNotFoundError(ref)
+        if len(ref) < 4:
+            raise InputError(f"Run id prefix {ref!r} is too short; give at least 4 characters.")
+        matches = self.read(
+            lambda conn: conn.execute(select(S.runs.c.run_id).where(S.runs.c.run_id.like(f"{ref}%")).limit(6)).scalars().all()
+        )
+        if not matches:
+            raise RunNotFoundError(ref)
+        if len(matches) > 1:
+            raise AmbiguousRunIdError(ref, list(matches))
+        return str(matches[0])
+
+    def experiment_names(self) -> list[str]:
+        return list(self.read(lambda conn: conn.execute(select(S.experiments.c.name).order_by(S.experiments.c.name)).scalars().all()))
+
+    def latest_run(self, experiment: str, *, verdict: str | None = None, status: str | None = "finished") -> str | None:
+        """Return the id of the latest run of ``experiment`` matching verdict/status."""
+        cond = [S.runs.c.experiment == experiment]
+        if verdict is not None:
+            cond.append(S.runs.c.verdict == verdict)
+        if status is not None:
+            cond.append(S.runs.c.status == status)
+        q = select(S.runs.c.run_id).where(and_(*cond)).order_by(S.runs.c.started.desc()).limit(1)
+        return self.read(lambda conn: conn.execute(q).scalar())
+
+    def run_exists(self, run_id: str) -> bool:
+        return bool(self.read(lambda conn: conn.execute(select(func.count()).where(S.runs.c.run_id == run_id)).scalar()))
+
+    def get_run(self, ref: str) -> RunRecord:
+        """Return the full record of a run (id or unique prefix)."""
+        run_id = self.resolve_run_id(ref)
+        return self.get_runs([run_id])[0]
+
+    def get_runs(self, run_ids: Sequence[str]) -> list[RunRecord]:
+        """Return full records for the given ids, in the same order (missing ids are skipped)."""
+        ids = list(run_ids)
+        if not ids:
+            return []
+
+        def run(conn: Connection) -> dict[str, Any]:
+            data: dict[str, Any] = {}
+            for i in range(0, len(ids), 500):
+                chunk = ids[i : i + 500]
+                data.setdefault("runs", []).extend(conn.execute(select(S.runs).where(S.runs.c.run_id.in_(chunk))).mappings().all())
+                for name, table in (
+                    ("params", S.params),
+                    ("metrics", S.metrics),
+                    ("tags", S.tags),
+                    ("artifacts", S.artifacts),
+                    ("datasets", S.datasets),
+                    ("approvals", S.approvals),
+                ):
+                    data.setdefault(name, []).extend(
+                        conn.execute(select(table).where(table.c.run_id.in_(chunk))).mappings().all()
+                    )
+            return data
+
+        data = self.read(run)
+        by_id: dict[str, dict[str, Any]] = {}
+        for r in data.get("runs", []):
+            by_id[r["run_id"]] = {
+                "row": r,
+                "params": {},
+                "metrics": {},
+                "steps": {},
+                "tags": {},
+                "artifacts": [],
+                "data": [],
+                "approvals": [],
+            }
+        for p in data.get("params", []):
+            by_id[p["run_id"]]["params"][p["name"]] = _json.loads(p["value"])
+        for m in data.get("metrics", []):
+            by_id[m["run_id"]]["metrics"][m["name"]] = _json.from_special(m["value"], m["special"])
+            by_id[m["run_id"]]["steps"][m["name"]] = m["step"]
+        for t in data.get("tags", []):
+            by_id[t["run_id"]]["tags"][t["key"]] = t["value"]
+        for a in sorted(data.get("artifacts", []), key=lambda a: a["created"]):
+            by_id[a["run_id"]]["artifacts"].append(
+                ArtifactRef(a["name"], a["kind"], a["digest"], a["size"], a["media_type"], _json.loads(a["meta"], {}))
+            )
+        for d in data.get("datasets", []):
+            by_id[d["run_id"]]["data"].append(DataRef(d["path"], d["source"], d["digest"], d["algo"], d["size"]))
+        for a in sorted(data.get("approvals", []), key=lambda a: a["created"]):
+            by_id[a["run_id"]]["approvals"].append(Approval(a["run_id"], a["by"], a["note"], a["created"]))
+
+        records = []
+        for rid in ids:
+            if rid not in by_id:
+                continue
+            b = by_id[rid]
+            r = b["row"]
+            records.append(
+                RunRecord(
+                    run_id=r["run_id"],
+                    experiment=r["experiment"],
+                    status=r["status"],
+                    kind=r["kind"],
+                    source=r["source"],
+                    started=r["started"],
+                    ended=r["ended"],
+                    notebook_path=r["notebook_path"],
+                    notebook_hash=r["notebook_hash"],
+                    declaration=_json.loads(r["declaration"], {}),
+                    baseline_ref=r["baseline_ref"],
+                    baseline_run_id=r["baseline_run_id"],
+                    verdict=r["verdict"],
+                    verdict_detail=_json.loads(r["verdict_detail"]),
+                    lock_hash=r["lock_hash"],
+                    parent_id=r["parent_id"],
+                    origin_run_id=r["origin_run_id"],
+                    error=r["error"],
+                    extra=_json.loads(r["extra"], {}),
+                    params=b["params"],
+                    metrics=b["metrics"],
+                    metric_steps=b["steps"],
+                    tags=b["tags"],
+                    artifacts=tuple(b["artifacts"]),
+                    data=tuple(b["data"]),
+                    approvals=tuple(b["approvals"]),
+                    host=r["host"],
+                    pid=r["pid"],
+                    cache_key=r["cache_key"],
+                    store=self,
+                )
+            )
+        return records
+
+    def query_runs(
+        self,
+        *,
+        experiment: str | Sequence[str] | None = None,
+        status: str | Sequence[str] | None = None,
+        kind: str | Sequence[str] | None = None,
+        parent_id: str | None = None,
+        limit: int | None = None,
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+        """Fast tabular read for listings: ``(run rows, param rows, metric rows)``.
+
+        Rows are plain dicts; param values are JSON text, metrics carry ``value``/``special``.
+        """
+        cond = []
+        for column, value in ((S.runs.c.experiment, experiment), (S.runs.c.status, status), (S.runs.c.kind, kind)):
+            if value is None:
+                continue
+            cond.append(column == value if isinstance(value, str) else column.in_(list(value)))
+        if parent_id is not None:
+            cond.append(S.runs.c.parent_id == parent_id)
+        cols = [
+            S.runs.c.run_id,
+            S.runs.c.experiment,
+            S.runs.c.status,
+            S.runs.c.verdict,
+            S.runs.c.started,
+            S.runs.c.ended,
+            S.runs.c.kind,
+            S.runs.c.parent_id,
+            S.runs.c.declaration,
+        ]
+        q = select(*cols).order_by(S.runs.c.started.desc())
+        if cond:
+            q = q.where(and_(*cond))
+        if limit is not None:
+            q = q.limit(limit)
+
+        def run(conn: Connection) -> tuple[list[Any], list[Any], list[Any]]:
+            runs = [dict(r) for r in conn.execute(q).mappings()]
+            if not runs:
+                return runs, [], []
+            if cond or limit is not None:
+                sub = q.with_only_columns(S.runs.c.run_id).subquery()
+                pq = select(S.params).where(S.params.c.run_id.in_(select(sub.c.run_id)))
+                mq = select(S.metrics.c.run_id, S.metrics.c.name, S.metrics.c.value, S.metrics.c.special).where(
+                    S.metrics.c.run_id.in_(select(sub.c.run_id))
+                )
+            else:
+                pq = select(S.params)
+                mq = select(S.metrics.c.run_id, S.metrics.c.name, S.metrics.c.value, S.metrics.c.special)
+            params = [dict(r) for r in conn.execute(pq).mappings()]
+            metrics = [dict(r) for r in conn.execute(mq).mappings()]
+            return runs, params, metrics
+
+        return self.read(run)
