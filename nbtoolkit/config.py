@@ -42,8 +42,6 @@ DEFAULT_SECRET_PATTERNS: tuple[str, ...] = (
     "PASSWD",
     "CREDENTIAL",
     "AUTH",
-    "PRIVATE",
-    "SESSION",
     "COOKIE",
 )
 

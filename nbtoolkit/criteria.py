@@ -11,15 +11,15 @@ A criterion is one comparison, parsed with :mod:`ast` (never ``eval``)::
 refused). Several criteria are separated by ``;`` or newlines. Anything else raises
 :class:`~nbtoolkit.errors.CriteriaError` whose ``reason`` names the problem.
 
-Comparisons tolerate floating-point noise: ``==`` is ``math.isclose(rel_tol=1e-9,
-abs_tol=1e-12)``, ``>=``/``<=`` also hold when the sides are that close, and ``>``/``<`` need
-them to differ by more. So ``0.9 >= 0.88 + 0.02`` holds although ``0.88 + 0.02`` is
-``0.9000000000000001``.
+Comparisons tolerate float noise (``0.1 + 0.2`` is ``0.30000000000000004``): ``==`` is
+``math.isclose(rel_tol=1e-9, abs_tol=1e-12)``, ``>=``/``<=`` also hold when the sides are that
+close, and ``>``/``<`` need them to differ by more.
 """
 
 from __future__ import annotations
 
 import ast
+import dataclasses
 import html
 import math
 import warnings
@@ -73,23 +73,14 @@ class Criterion:
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serialisable dict; :meth:`from_dict` reverses it."""
-        return {"text": self.text, "metric": self.metric, "op": self.op, "target": self.target,
-                "baseline_metric": self.baseline_metric, "offset": self.offset}
+        return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Criterion:
-        """Rebuild a criterion from :meth:`to_dict` output by re-parsing its ``text``.
-
-        Raises:
-            CriteriaError: the stored text is not a valid criterion.
-            ValueError: ``d`` has no ``text``.
-        """
+        """Rebuild from :meth:`to_dict` output by re-parsing ``text`` (``ValueError`` if none)."""
         if not isinstance(d.get("text"), str):
             raise ValueError(f"invalid criterion data (no 'text'): {dict(d)!r}")
         return parse_criterion(d["text"])
-
-
-# --------------------------------------------------------------------------- parsing
 
 
 def _fmt_number(x: float) -> str:
@@ -256,9 +247,6 @@ def parse_criteria(source: str | Iterable[str]) -> list[Criterion]:
     return result
 
 
-# --------------------------------------------------------------------------- evaluation
-
-
 def _finite(x: float | None) -> float | None:
     return x if x is not None and math.isfinite(x) else None
 
@@ -279,10 +267,8 @@ def _show(x: float, other: float | None = None) -> str:
 
 
 def _as_float(value: Any) -> float | None:
-    if value is None or isinstance(value, (str, bytes)):
-        return None
     try:
-        return float(value)
+        return None if isinstance(value, (str, bytes)) else float(value)
     except (TypeError, ValueError):
         return None
 
@@ -307,8 +293,7 @@ class Interval:
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serialisable dict."""
-        return {"low": self.low, "high": self.high, "level": self.level, "method": self.method,
-                "n_resamples": self.n_resamples}
+        return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Interval:
@@ -354,11 +339,7 @@ class CriterionResult:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> CriterionResult:
-        """Rebuild from :meth:`to_dict` output.
-
-        Raises:
-            ValueError: ``status`` is not one of pass/fail/inconclusive.
-        """
+        """Rebuild from :meth:`to_dict` output; ``ValueError`` when ``status`` is unknown."""
         if d.get("status") not in get_args(Status):
             raise ValueError(f"invalid criterion result status {d.get('status')!r}")
         interval = Interval.from_dict(d["interval"]) if d.get("interval") else None
@@ -382,11 +363,9 @@ def _judge_interval(interval: Interval, op: str, off: float) -> tuple[bool | Non
         passed = True if _holds(high, op, off) else (None if _holds(low, op, off) else False)
         side = "clears" if passed else "lies entirely above"
     else:
-        on_edge = _holds(low, "==", off) or _holds(high, "==", off)
-        if _holds(low, "==", off) and _holds(high, "==", off):
-            passed = True
-        else:
-            passed = None if on_edge or low <= off <= high else False
+        on_low, on_high = _holds(low, "==", off), _holds(high, "==", off)
+        passed = True if on_low and on_high else (
+            None if on_low or on_high or low <= off <= high else False)
         side = "sits on" if passed else "excludes"
     return passed, f"{what} {'straddles' if passed is None else side} the bar {_show(off)}"
 

@@ -1,27 +1,14 @@
 """``%%experiment`` declarations: the cell's leading docstring and the magic's options.
 
-A declaration says what an experiment is meant to show before its code runs::
-
-    %%experiment churn-gbm --baseline churn-logreg --tag team=growth
-    \"\"\"
-    Hypothesis: Gradient boosting raises ROC AUC by at least 0.02 over the logistic baseline.
-    Success: roc_auc >= 0.90; roc_auc >= baseline.roc_auc + 0.02
-             fit_seconds <= 30
-    Scope: feature set v3 only
-    Owner: ana
-    Until: 2026-12-10
-
-    Anything else in the docstring is free description.
-    \"\"\"
-    learning_rate = 0.1      # top-of-cell literal assignments are parameters
-
-Everything here is plain Python (``ast``, ``tokenize``, ``argparse``): the magic is a thin
-adapter over :func:`build_declaration`, :func:`literal_assignments` and tracking.
+The declaration is the cell's leading docstring (keys ``Hypothesis``, ``Success``, ``Scope``,
+``Owner``, ``Until``; anything else is free description) plus the magic's options. Top-of-cell
+``name = <literal>`` statements are the cell's parameters. Everything here is plain Python
+(``ast``, ``tokenize``, ``argparse``); the magic is a thin adapter over :func:`build_declaration`
+and :func:`literal_assignments`.
 """
 
 from __future__ import annotations
 
-import argparse
 import ast
 import datetime
 import inspect
@@ -78,19 +65,18 @@ def validate_name(name: str, *, what: str = "experiment") -> str:
                                f"{NAME_MAX_LENGTH}. Use a shorter name.")
     fix = f"e.g. {_suggest_name(name)!r}"
     for i, ch in enumerate(name):
+        where = f"{label} {name!r} contains"
         if unicodedata.category(ch).startswith("C"):
-            raise DeclarationError(f"{label} {name!r} contains the invisible or "
-                                   f"control character U+{ord(ch):04X} at position {i}; remove it ({fix}).")
-    for i, ch in enumerate(name):
+            raise DeclarationError(f"{where} the invisible or control character U+{ord(ch):04X} "
+                                   f"at position {i}; remove it ({fix}).")
         if ch in "/\\":
-            raise DeclarationError(f"{label} {name!r} contains {ch!r} at position {i}; names "
-                                   f"cannot hold path separators. Use '-' instead, {fix}.")
+            raise DeclarationError(f"{where} {ch!r} at position {i}; names cannot hold path "
+                                   f"separators. Use '-' instead, {fix}.")
+        if not (ch.isalnum() or ch in "_.-"):
+            raise DeclarationError(f"{where} {ch!r} at position {i}, which is not allowed; use "
+                                   f"letters, digits, '_', '.' or '-', {fix}.")
     if ".." in name:
         raise DeclarationError(f"{label} {name!r} contains '..'; use a single '.' or '-', {fix}.")
-    for i, ch in enumerate(name):
-        if not (ch.isalnum() or ch in "_.-"):
-            raise DeclarationError(f"{label} {name!r} contains {ch!r} at position {i}, which is "
-                                   f"not allowed; use letters, digits, '_', '.' or '-', {fix}.")
     if not name[0].isalnum():
         raise DeclarationError(f"{label} {name!r} must start with a letter or digit, not "
                                f"{name[0]!r}; {fix}.")
@@ -108,9 +94,8 @@ def _split_texts(texts: Any) -> tuple[str, ...]:
 class Declaration:
     """What an experiment is meant to show, declared before its code runs.
 
-    Constructing one validates it, so every ``Declaration`` is valid: names are checked with
-    :func:`validate_name`, ``success`` is split into one entry per criterion and parsed,
-    ``until`` may be given as an ISO date string.
+    Constructing one validates it (names, criteria, date, tags, seed), so every instance is
+    valid; ``success`` is split into one entry per criterion, ``until`` may be an ISO string.
 
     Attributes:
         experiment: the experiment name.
@@ -123,10 +108,6 @@ class Declaration:
         baseline: a run id (or prefix), experiment name or registry alias to compare with.
         tags: free key/value labels.
         seed: the random seed to set before the body runs.
-
-    Raises:
-        DeclarationError: a name, the date, a tag or the seed is invalid.
-        CriteriaError: a success criterion does not parse.
     """
 
     experiment: str
@@ -195,30 +176,24 @@ def make_declaration(
     seed: int | None = None,
     description: str = "",
 ) -> Declaration:
-    """Build a validated :class:`Declaration` from keyword arguments (``nbtk.start_run``).
+    """Build a validated :class:`Declaration` from keyword arguments (for ``nbtk.start_run``).
 
     Args:
         experiment: the experiment name.
-        hypothesis: what the experiment should show.
-        success: criteria, one string (``;``/newline separated) or several.
-        scope: what the result applies to.
-        owner: who is responsible.
-        until: decision date, a ``date`` or an ISO ``YYYY-MM-DD`` string.
-        baseline: run id, experiment name or alias to compare with.
-        tags: free key/value labels.
-        seed: random seed.
-        description: free text.
+        hypothesis: see :class:`Declaration`, as are ``scope``, ``owner``, ``baseline``,
+            ``tags``, ``seed`` and ``description``.
+        success: criteria: one ``;``/newline separated string or several strings.
+        until: the decision date, a ``date`` or an ISO ``YYYY-MM-DD`` string.
 
     Raises:
         DeclarationError: a name, the date, a tag or the seed is invalid.
         CriteriaError: a success criterion does not parse.
     """
-    return Declaration(
-        experiment=experiment, hypothesis=hypothesis, success=_split_texts(success), scope=scope,
-        owner=owner, until=_parse_until(until) if isinstance(until, str) and until else (
-            until or None), description=description, baseline=baseline,
-        tags=dict(tags or {}), seed=seed,
-    )
+    if isinstance(until, str):
+        until = _parse_until(until) if until.strip() else None
+    return Declaration(experiment=experiment, hypothesis=hypothesis, success=_split_texts(success),
+                       scope=scope, owner=owner, until=until, description=description,
+                       baseline=baseline, tags=dict(tags or {}), seed=seed)
 
 
 def _parse_until(text: str) -> datetime.date:
@@ -423,21 +398,20 @@ def literal_assignments(body: str) -> dict[str, Any]:
     return {a.name: a.value for a in literal_assignment_nodes(body)}
 
 
-class _MagicArgumentParser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:  # argparse would print and sys.exit
-        raise DeclarationError(f"%%experiment: {message}.\n{self.format_usage().strip()}")
+def _magic_parser() -> Any:
+    import argparse  # only the magic needs it
 
+    class Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> Any:  # argparse would print and sys.exit
+            raise DeclarationError(f"%%experiment: {message}.\nusage: {MAGIC_USAGE}")
 
-def _magic_parser() -> _MagicArgumentParser:
-    p = _MagicArgumentParser(prog="%%experiment", usage=MAGIC_USAGE.replace("%", "%%"), add_help=False,
-                             allow_abbrev=False, exit_on_error=False)
+    p = Parser(prog="%%experiment", usage=MAGIC_USAGE.replace("%", "%%"), add_help=False,
+               allow_abbrev=False, exit_on_error=False)
     p.add_argument("name", nargs="?")
-    p.add_argument("--baseline", metavar="RUN")
-    p.add_argument("--hypothesis", metavar="TEXT")
+    for option, metavar in [("--baseline", "RUN"), ("--hypothesis", "TEXT"), ("--scope", "TEXT"),
+                            ("--owner", "NAME"), ("--until", "YYYY-MM-DD")]:
+        p.add_argument(option, metavar=metavar)
     p.add_argument("--success", metavar="CRITERION", action="append")
-    p.add_argument("--scope", metavar="TEXT")
-    p.add_argument("--owner", metavar="NAME")
-    p.add_argument("--until", metavar="YYYY-MM-DD")
     p.add_argument("--tag", metavar="KEY=VALUE", action="append")
     p.add_argument("--seed", metavar="N", type=int)
     return p
@@ -460,8 +434,10 @@ def parse_magic_line(line: str) -> tuple[str, dict[str, Any]]:
     Raises:
         DeclarationError: the line does not parse; the message includes the usage.
     """
+    import argparse
+
     parser = _magic_parser()
-    usage = parser.format_usage().strip()
+    usage = f"usage: {MAGIC_USAGE}"
     try:
         args = shlex.split(line)
     except ValueError as exc:

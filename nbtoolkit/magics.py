@@ -93,6 +93,8 @@ def run_experiment_cell(shell: Any, line: str, cell: str) -> Any:
         raise UsageError(str(exc)) from None
 
     user_ns = shell.user_ns
+    # IPython syntax in the body (%time, !cmd) becomes plain Python, line numbers unchanged
+    body = shell.transform_cell(body) if hasattr(shell, "transform_cell") else body
     try:
         tree = ast.parse(body)
     except SyntaxError:
@@ -102,7 +104,6 @@ def run_experiment_cell(shell: Any, line: str, cell: str) -> Any:
     notebook_path = detect_notebook_path(user_ns)
     params = notebook_parameters(user_ns, notebook_path, injected)
     if tree is not None:
-        keep = []
         for index, name, value in _top_literals(tree):
             if name in injected:
                 # the runner's value wins over the cell's default: drop the assignment
@@ -111,7 +112,6 @@ def run_experiment_cell(shell: Any, line: str, cell: str) -> Any:
                 tree.body[index] = ast.Pass(lineno=tree.body[index].lineno, col_offset=0)
             else:
                 params[name] = value
-            keep.append(name)
 
     source = "papermill" if os.environ.get("NBTOOLKIT_RUN_ID") else "kernel"
     try:

@@ -73,6 +73,10 @@ def _secret_items(
     )
 
 
+_CAMEL = re.compile(r"([a-z0-9])([A-Z])")
+_WORDS = re.compile(r"[A-Za-z]+")
+
+
 class Redactor:
     """Scrub credentials and known secret values from strings and JSON-like data.
 
@@ -114,10 +118,18 @@ class Redactor:
                 ``db_password``.
 
         Returns:
-            True when any pattern occurs in the upper-cased name.
+            True when a word of the name (split at ``_``, ``-``, ``.``, digits and camelCase
+            humps) equals a pattern or ends with one (``APIKEY``, ``OAUTH``), so that
+            ``GITHUB_TOKEN`` and ``dbPassword`` are secret while ``author`` and ``max_tokens``
+            are not.
         """
-        upper = name.upper()
-        return any(p in upper for p in self._patterns)
+        words = _WORDS.findall(_CAMEL.sub(r"\1_\2", name))
+        # plurals count for long fragments (CREDENTIALS, SECRETS), not for TOKEN/KEY (max_tokens)
+        return any(
+            w.upper().endswith(p) or (len(p) >= 6 and w.upper().endswith(p + "S"))
+            for w in words
+            for p in self._patterns
+        )
 
     def redact_url(self, url: str) -> str:
         """Remove credentials from every URL in ``url``.
@@ -175,6 +187,8 @@ class Redactor:
     def _walk(self, obj: Any, mask_keys: bool) -> Any:
         if isinstance(obj, str):
             return self.redact_text(obj)
+        if isinstance(obj, (int, float)) or obj is None:  # the common leaves, skipped quickly
+            return obj
         if isinstance(obj, Mapping):
             out: dict[Any, Any] = {}
             for key, value in obj.items():

@@ -211,9 +211,11 @@ def test_baseline_criterion_with_point_values() -> None:
 
 
 def test_baseline_bar_tolerates_float_noise() -> None:
-    # 0.88 + 0.02 == 0.9000000000000001 in floating point; the criterion must still hold
-    r = _one("a >= baseline.a + 0.02", {"a": 0.9}, baseline={"a": 0.88})
+    # 0.1 + 0.2 == 0.30000000000000004 in floating point; the criterion must still hold
+    r = _one("a >= baseline.a + 0.2", {"a": 0.3}, baseline={"a": 0.1})
+    assert r.bar is not None and r.bar > 0.3
     assert r.status == "pass"
+    assert _one("a > baseline.a + 0.2", {"a": 0.3}, baseline={"a": 0.1}).status == "fail"
 
 
 def test_baseline_criterion_may_name_another_baseline_metric() -> None:

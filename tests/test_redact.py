@@ -126,7 +126,14 @@ def test_redact_obj_walks_nested_data_and_masks_secret_keys(redactor: Redactor) 
 def test_redact_obj_can_keep_values_under_secret_looking_keys(redactor: Redactor) -> None:
     data = {"packages": {"keyring": {"version": "25.0"}, "google-auth": {"version": "2.0"}}}
     assert redactor.redact_obj(data, mask_secret_keys=False) == data
-    assert redactor.redact_obj(data)["packages"]["keyring"] == MASK
+    assert redactor.redact_obj(data)["packages"]["google-auth"] == MASK
+
+
+def test_secret_names_match_words_not_substrings(redactor: Redactor) -> None:
+    for name in ("AWS_SECRET_ACCESS_KEY", "GITHUB_TOKEN", "db_password", "dbPassword", "apikey", "OAUTH_ID", "MY_CREDENTIALS"):
+        assert redactor.is_secret_name(name), name
+    for name in ("author", "max_tokens", "keyring", "JPY_SESSION_NAME", "keyword", "learning_rate"):
+        assert not redactor.is_secret_name(name), name
 
 
 def test_default_redactor_is_cached_and_follows_the_environment() -> None:

@@ -66,10 +66,7 @@ def capture_lock(
             "executable": sys.executable,
         },
         "platform": _platform(),
-        "packages": {
-            name: {**info, "url": redactor.redact_url(info["url"]) if info["url"] else None}
-            for name, info in installed_packages().items()
-        },
+        "packages": installed_packages(),
         "conda": _conda(env),
         "git": git,
         "notebook": _notebook(notebook_path, settings.root),
@@ -77,7 +74,8 @@ def capture_lock(
         "seeds": dict(seeds) if seeds is not None else None,
         "env": _allowed_env(env, settings.env_allowlist, redactor),
     }
-    # Package names such as "keyring" look secret but are not: mask values, not keys.
+    # One pass scrubs every string (package URLs, remotes, paths, variables). Package names
+    # such as "keyring" look secret but are not, so values under such keys are kept.
     return EnvLock(data=redactor.redact_obj(data, mask_secret_keys=False), git_diff=diff)
 
 

@@ -7,7 +7,7 @@ import html
 import json
 import re
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,7 +57,7 @@ def _package_label(info: Any) -> str:
     return label
 
 
-def _table(rows: list[tuple[str, ...]], header: tuple[str, ...], caption: str) -> str:
+def _table(rows: Sequence[tuple[str, ...]], header: tuple[str, ...], caption: str) -> str:
     def cells(tag: str, values: tuple[str, ...]) -> str:
         return "".join(f"<{tag} style='text-align:left'>{html.escape(v)}</{tag}>" for v in values)
 
@@ -89,14 +89,14 @@ class EnvLock:
 
     @property
     def environment_hash(self) -> str:
-        """The sha256 over python, platform and packages only: equal when code can be reused."""
+        """The sha256 over python, platform and packages only (the run cache key)."""
         return _sha256({k: self.data.get(k) for k in ("python", "platform", "packages")})
 
     @property
     def packages(self) -> dict[str, str]:
         """Installed distributions as ``{name: version}``."""
         return {
-            name: info.get("version") if isinstance(info, dict) else info
+            name: str(info.get("version") if isinstance(info, dict) else info)
             for name, info in _section(self.data, "packages").items()
         }
 
@@ -145,20 +145,17 @@ class EnvLock:
             A :class:`LockDiff`; ``.empty`` when nothing relevant changed.
         """
         old, new = self.data, other.data
-        old_pkgs, new_pkgs = _section(old, "packages"), _section(new, "packages")
+        old_pkgs = {n: _package_label(i) for n, i in _section(old, "packages").items()}
+        new_pkgs = {n: _package_label(i) for n, i in _section(new, "packages").items()}
         py = (_python_label(old), _python_label(new))
         plat = (_platform_label(old), _platform_label(new))
         return LockDiff(
-            packages_added={
-                n: _package_label(new_pkgs[n]) for n in sorted(new_pkgs.keys() - old_pkgs.keys())
-            },
-            packages_removed={
-                n: _package_label(old_pkgs[n]) for n in sorted(old_pkgs.keys() - new_pkgs.keys())
-            },
+            packages_added={n: new_pkgs[n] for n in sorted(new_pkgs.keys() - old_pkgs.keys())},
+            packages_removed={n: old_pkgs[n] for n in sorted(old_pkgs.keys() - new_pkgs.keys())},
             packages_changed={
-                n: (_package_label(old_pkgs[n]), _package_label(new_pkgs[n]))
+                n: (old_pkgs[n], new_pkgs[n])
                 for n in sorted(old_pkgs.keys() & new_pkgs.keys())
-                if _package_label(old_pkgs[n]) != _package_label(new_pkgs[n])
+                if old_pkgs[n] != new_pkgs[n]
             },
             python_changed=py if py[0] != py[1] else None,
             platform_changed=plat if plat[0] != plat[1] else None,
@@ -173,7 +170,8 @@ class EnvLock:
         code = "no git"
         if git:
             code = (
-                f"{str(git.get('commit') or 'no commit')[:7]}{' dirty' if git.get('dirty') else ''}"
+                f"{str(git['commit'])[:7] if git.get('commit') else 'no commit'}"
+                f"{' dirty' if git.get('dirty') else ''}"
             )
         return (
             f"EnvLock(python={_python_label(self.data)!r}, packages={len(self.packages)}, "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import sqlite3
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -70,14 +71,28 @@ def enable_wal(engine: Engine) -> None:
     """Switch a SQLite database to WAL (persistent; a no-op when already WAL)."""
     if engine.dialect.name != "sqlite":
         return
-    with engine.connect() as conn:
-        mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
-        if str(mode).lower() != "wal":
-            retry(lambda: conn.exec_driver_sql("PRAGMA journal_mode=WAL").scalar())
+    # PRAGMA journal_mode cannot run inside a transaction, and SQLAlchemy connections begin one
+    # on first use (our "begin" hook emits BEGIN): use the raw autocommit DBAPI connection.
+    raw = engine.raw_connection()
+    try:
+
+        def switch() -> None:
+            cur = raw.cursor()
+            try:
+                mode = cur.execute("PRAGMA journal_mode").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    cur.execute("PRAGMA journal_mode=WAL").fetchone()
+            finally:
+                cur.close()
+
+        retry(switch)
+    finally:
+        raw.close()
 
 
-def _is_locked(exc: OperationalError) -> bool:
-    msg = str(exc.orig).lower() if exc.orig is not None else str(exc).lower()
+def _is_locked(exc: Exception) -> bool:
+    orig = getattr(exc, "orig", None)
+    msg = str(orig).lower() if orig is not None else str(exc).lower()
     return "locked" in msg or "busy" in msg
 
 
@@ -87,10 +102,16 @@ def retry(fn: Callable[[], T]) -> T:
     for attempt in range(RETRIES):
         try:
             return fn()
-        except OperationalError as exc:
-            if not _is_locked(exc) or attempt == RETRIES - 1:
+        except (OperationalError, sqlite3.OperationalError) as exc:
+            reason = getattr(exc, "orig", None) or exc
+            if not _is_locked(exc):
                 raise StoreError(
-                    f"The store database stayed locked after {RETRIES} attempts ({exc.orig}). "
+                    f"The store database refused the operation ({reason}). Check that the store "
+                    "folder is writable and not corrupted (`sqlite3 .nbtoolkit/store.db 'pragma integrity_check'`)."
+                ) from exc
+            if attempt == RETRIES - 1:
+                raise StoreError(
+                    f"The store database stayed locked after {RETRIES} attempts ({reason}). "
                     "Another process holds a long write transaction; retry when it finishes."
                 ) from exc
             time.sleep(delay * (1 + random.random()))

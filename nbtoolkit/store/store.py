@@ -370,7 +370,9 @@ class Store:
 
     def put_lock(self, lock_hash: str, body: Mapping[str, Any]) -> str:
         """Store a lock body once per hash; return the hash."""
-        text = _json.canonical(self._redact(dict(body)))
+        # the lock was redacted at capture; scrub values again but keep package names intact
+        clean = dict(body) if self._redactor is None else self._redactor.redact_obj(dict(body), mask_secret_keys=False)
+        text = _json.canonical(clean)
 
         def run(conn: Connection) -> None:
             if conn.execute(select(S.locks.c.lock_hash).where(S.locks.c.lock_hash == lock_hash)).first() is None:
