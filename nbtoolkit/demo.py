@@ -69,15 +69,17 @@ def execute_notebook(folder: Path, name: str, output: Path, parameters: dict[str
 
     import papermill as pm
 
-    env_before = os.environ.get("NBTOOLKIT_STORE")
+    saved = {k: os.environ.get(k) for k in ("NBTOOLKIT_STORE", "NBTOOLKIT_NOTEBOOK")}
     os.environ["NBTOOLKIT_STORE"] = str(folder / ".nbtoolkit")
+    os.environ["NBTOOLKIT_NOTEBOOK"] = str(folder / name)
     try:
         pm.execute_notebook(str(folder / name), str(output), parameters=parameters or {}, cwd=str(folder), progress_bar=False)
     finally:
-        if env_before is None:
-            os.environ.pop("NBTOOLKIT_STORE", None)
-        else:
-            os.environ["NBTOOLKIT_STORE"] = env_before
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def run_demo(folder: Path, *, force: bool = False, echo: Callable[[str], None] = print) -> DemoResult:

@@ -130,11 +130,11 @@ def run_card_text(record: RunRecord) -> str:
     if record.declaration.get("hypothesis"):
         lines.append(f"  hypothesis: {record.declaration['hypothesis']}")
     for r in (record.verdict_detail or {}).get("results", []):
-        mark = {"pass": "PASS", "fail": "FAIL"}.get(r.get("status"), "????")
-        lines.append(
-            f"  {mark} {r.get('criterion', {}).get('text', '')}: observed {fmt_number(r.get('observed'))}"
-            f" vs {fmt_number(r.get('bar'))}  {r.get('reason', '')}".rstrip()
-        )
+        status = r.get("status")
+        mark = {"pass": "PASS", "fail": "FAIL"}.get(status, "????")
+        text = r.get("criterion", {}).get("text", "")
+        detail = f"observed {fmt_number(r.get('observed'))}" if status == "pass" else r.get("reason", "")
+        lines.append(f"  {mark} {text}  ({detail})")
     if record.params:
         lines.append("  params: " + ", ".join(f"{k}={fmt_number(v)}" for k, v in sorted(record.params.items())))
     if record.metrics:

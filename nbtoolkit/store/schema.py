@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 metadata = MetaData()
 
@@ -185,6 +185,35 @@ sweeps = Table(
 )
 
 
+# v3: model registry (aliases and every move of an alias)
+aliases = Table(
+    "aliases",
+    metadata,
+    Column("model", String(128), nullable=False),
+    Column("alias", String(64), nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("updated", Float, nullable=False),
+    PrimaryKeyConstraint("model", "alias"),
+)
+
+alias_history = Table(
+    "alias_history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model", String(128), nullable=False),
+    Column("alias", String(64), nullable=False),
+    Column("from_version", String(64)),
+    Column("to_version", String(64), nullable=False),
+    Column("action", String(16), nullable=False),  # promote | rollback
+    Column("by", String(255), nullable=False),
+    Column("reason", Text, nullable=False, server_default=""),
+    Column("created", Float, nullable=False),
+    Column("forced_cadence", Integer, nullable=False, server_default="0"),
+    Column("extra", Text, nullable=False, server_default="{}"),  # gate results, override reason
+    Index("ix_alias_history_model_alias", "model", "alias", "id"),
+)
+
+
 def _v1_to_v2(conn: Connection) -> None:
     """v2 adds the run-cache key and the sweeps table (re-execution stage)."""
     conn.execute(text("ALTER TABLE runs ADD COLUMN cache_key VARCHAR(64)"))
@@ -192,5 +221,11 @@ def _v1_to_v2(conn: Connection) -> None:
     sweeps.create(conn)
 
 
+def _v2_to_v3(conn: Connection) -> None:
+    """v3 adds the model registry: ``aliases`` and ``alias_history`` (stability stage)."""
+    aliases.create(conn)
+    alias_history.create(conn)
+
+
 #: MIGRATIONS[v] upgrades a store at version v to version v + 1.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3}

@@ -425,6 +425,33 @@ class Store:
             raise AmbiguousRunIdError(ref, list(matches))
         return str(matches[0])
 
+    def resolve_alias(self, ref: str) -> str | None:
+        """Resolve a registry alias (``production``, ``MODEL@ALIAS``) to the run id of its export.
+
+        A bare alias must name exactly one model; ``None`` when nothing matches.
+
+        Raises:
+            InputError: a bare alias is set for several models (use ``MODEL@ALIAS``).
+        """
+        model, _, alias = ref.rpartition("@")
+        cond = S.aliases.c.alias == alias.strip()
+        if model:
+            cond = and_(cond, S.aliases.c.model == model.strip())
+        rows = self.read(lambda conn: conn.execute(select(S.aliases.c.model, S.aliases.c.version).where(cond)).all())
+        if not rows:
+            return None
+        if len(rows) > 1:
+            names = ", ".join(sorted(f"{m}@{alias}" for m, _ in rows))
+            raise InputError(f"Alias {alias!r} is set for several models; name one: {names}.")
+        m, version = rows[0]
+        q = (
+            select(S.exports.c.run_id)
+            .where(and_(S.exports.c.model == m, S.exports.c.version == version))
+            .order_by(S.exports.c.created.desc())
+            .limit(1)
+        )
+        return self.read(lambda conn: conn.execute(q).scalar())
+
     def experiment_names(self) -> list[str]:
         return list(self.read(lambda conn: conn.execute(select(S.experiments.c.name).order_by(S.experiments.c.name)).scalars().all()))
 

@@ -1,0 +1,377 @@
+/**
+ * nbtoolkit JupyterLab extension.
+ *
+ * - A left sidebar "Experiments": every experiment of the project store with its recent runs
+ *   and verdict badges, polled every 5 s (only while visible) and on the refresh button.
+ * - Clicking a run opens its HTML report in a main-area tab. The HTML is fetched from the
+ *   server extension and shown in an iframe with an empty `sandbox` attribute (no scripts,
+ *   opaque origin): reports are static HTML.
+ * - The command `nbtoolkit:insert-experiment-cell` inserts a code cell below the active cell.
+ *   Kernels reach it through the comm target `nbtoolkit.insert_cell`, which this extension
+ *   registers on every notebook kernel: `nbtk.widgets.ExperimentForm` opens a comm with
+ *   `{"source": "<cell text>"}` and receives `{"inserted": true}` back.
+ */
+import {
+  ILayoutRestorer,
+  JupyterFrontEnd,
+  JupyterFrontEndPlugin
+} from '@jupyterlab/application';
+import { MainAreaWidget } from '@jupyterlab/apputils';
+import { URLExt } from '@jupyterlab/coreutils';
+import {
+  INotebookTracker,
+  NotebookActions,
+  NotebookPanel
+} from '@jupyterlab/notebook';
+import { Kernel, ServerConnection } from '@jupyterlab/services';
+import { LabIcon, refreshIcon } from '@jupyterlab/ui-components';
+import { Widget } from '@lumino/widgets';
+
+const PLUGIN_ID = 'nbtoolkit:plugin';
+const INSERT_COMMAND = 'nbtoolkit:insert-experiment-cell';
+const OPEN_REPORT_COMMAND = 'nbtoolkit:open-report';
+const REFRESH_COMMAND = 'nbtoolkit:refresh-experiments';
+const COMM_TARGET = 'nbtoolkit.insert_cell';
+const POLL_MS = 5000;
+
+const flaskIcon = new LabIcon({
+  name: 'nbtoolkit:flask',
+  svgstr:
+    '<svg xmlns="http://www.w3.org/2000/svg" width="16" viewBox="0 0 24 24">' +
+    '<path class="jp-icon3" fill="#616161" d="M9 2v2h1v5.2L4.3 19.1A2 2 0 0 0 6 22h12a2 2 0 0 0 ' +
+    '1.7-2.9L14 9.2V4h1V2H9zm3 2v5.8l2.3 4.2H9.7L12 9.8V4z"/></svg>'
+});
+
+/** One run as returned by the server's listings. */
+export interface IRunSummary {
+  run_id: string;
+  experiment: string;
+  status: string;
+  verdict: string | null;
+  started: number | null;
+  ended: number | null;
+  kind: string;
+}
+
+/** One experiment with its recent runs. */
+export interface IExperimentSummary {
+  name: string;
+  hypothesis: string;
+  runs: number;
+  recent: IRunSummary[];
+}
+
+interface IExperimentsResponse {
+  experiments: IExperimentSummary[];
+  signature: string;
+  store: string | null;
+}
+
+/** Call the nbtoolkit server extension. */
+async function requestAPI(path: string): Promise<Response> {
+  const settings = ServerConnection.makeSettings();
+  const url = URLExt.join(settings.baseUrl, 'nbtoolkit', 'api', path);
+  let response: Response;
+  try {
+    response = await ServerConnection.makeRequest(url, {}, settings);
+  } catch (error) {
+    throw new ServerConnection.NetworkError(error as TypeError);
+  }
+  if (!response.ok) {
+    let message = response.statusText;
+    try {
+      const body = await response.json();
+      message = body.message || message;
+    } catch {
+      // not JSON: keep the status text
+    }
+    throw new Error(`${response.status}: ${message}`);
+  }
+  return response;
+}
+
+function badgeLabel(run: IRunSummary): string {
+  if (run.status === 'running') {
+    return 'running';
+  }
+  if (run.status !== 'finished') {
+    return run.status;
+  }
+  return run.verdict || 'none';
+}
+
+function timeAgo(epoch: number | null): string {
+  if (!epoch) {
+    return '';
+  }
+  const seconds = Math.max(0, Date.now() / 1000 - epoch);
+  if (seconds < 60) {
+    return `${Math.round(seconds)} s ago`;
+  }
+  if (seconds < 3600) {
+    return `${Math.round(seconds / 60)} min ago`;
+  }
+  if (seconds < 86400) {
+    return `${Math.round(seconds / 3600)} h ago`;
+  }
+  return new Date(epoch * 1000).toISOString().slice(0, 10);
+}
+
+function el(tag: string, className: string, text?: string): HTMLElement {
+  const node = document.createElement(tag);
+  node.className = className;
+  if (text !== undefined) {
+    node.textContent = text; // never innerHTML: names and hypotheses are user text
+  }
+  return node;
+}
+
+/** The "Experiments" sidebar. */
+export class ExperimentsPanel extends Widget {
+  constructor(openReport: (run: IRunSummary) => void) {
+    super();
+    this._openReport = openReport;
+    this.id = 'nbtoolkit-experiments';
+    this.addClass('nbtk-sidebar');
+    this.title.icon = flaskIcon;
+    this.title.caption = 'Experiments';
+
+    const header = el('div', 'nbtk-sidebar-header');
+    header.appendChild(el('span', 'nbtk-sidebar-title', 'Experiments'));
+    const button = el('button', 'nbtk-refresh') as HTMLButtonElement;
+    button.title = 'Refresh';
+    button.setAttribute('aria-label', 'Refresh experiments');
+    refreshIcon.element({ container: button, height: '16px', width: '16px' });
+    button.addEventListener('click', () => void this.refresh(true));
+    header.appendChild(button);
+    this._status = el('div', 'nbtk-status', 'Loading…');
+    this._list = el('div', 'nbtk-list');
+    this.node.append(header, this._status, this._list);
+    this._timer = window.setInterval(() => {
+      if (this.isVisible) {
+        void this.refresh(false);
+      }
+    }, POLL_MS);
+  }
+
+  dispose(): void {
+    window.clearInterval(this._timer);
+    super.dispose();
+  }
+
+  protected onAfterShow(): void {
+    void this.refresh(false);
+  }
+
+  /** Reload the listing; re-render only when something changed (or `force`). */
+  async refresh(force: boolean): Promise<void> {
+    let data: IExperimentsResponse;
+    try {
+      const response = await requestAPI('experiments?recent=5');
+      data = (await response.json()) as IExperimentsResponse;
+    } catch (error) {
+      this._status.textContent = `Could not load runs: ${(error as Error).message}`;
+      this._signature = '';
+      return;
+    }
+    const total = data.experiments.reduce((n, e) => n + e.runs, 0);
+    this._status.textContent = data.experiments.length
+      ? `${data.experiments.length} experiments, ${total} runs`
+      : 'No runs yet: run an %%experiment cell.';
+    if (!force && data.signature === this._signature) {
+      this._updateTimes();
+      return;
+    }
+    this._signature = data.signature;
+    this._render(data.experiments);
+  }
+
+  private _render(experiments: IExperimentSummary[]): void {
+    this._list.replaceChildren();
+    for (const exp of experiments) {
+      const box = el('div', 'nbtk-experiment');
+      box.dataset.experiment = exp.name;
+      const name = el('div', 'nbtk-experiment-name');
+      name.append(el('span', '', exp.name), el('span', 'nbtk-run-when', `${exp.runs} runs`));
+      box.appendChild(name);
+      if (exp.hypothesis) {
+        const hyp = el('div', 'nbtk-experiment-hypothesis', exp.hypothesis);
+        hyp.title = exp.hypothesis;
+        box.appendChild(hyp);
+      }
+      for (const run of exp.recent) {
+        const row = el('div', 'nbtk-run');
+        row.dataset.runId = run.run_id;
+        row.title = `Open the report of run ${run.run_id}`;
+        const label = badgeLabel(run);
+        row.append(
+          el('span', `nbtk-badge nbtk-badge-${label.replace(/[^a-z_]/g, '')}`, label),
+          el('span', 'nbtk-run-id', run.run_id.slice(0, 8))
+        );
+        const when = el('span', 'nbtk-run-when', timeAgo(run.started));
+        when.dataset.started = String(run.started ?? '');
+        row.appendChild(when);
+        row.addEventListener('click', () => this._openReport(run));
+        box.appendChild(row);
+      }
+      this._list.appendChild(box);
+    }
+  }
+
+  private _updateTimes(): void {
+    this._list.querySelectorAll<HTMLElement>('.nbtk-run-when[data-started]').forEach(node => {
+      const started = Number(node.dataset.started);
+      if (started) {
+        node.textContent = timeAgo(started);
+      }
+    });
+  }
+
+  private _openReport: (run: IRunSummary) => void;
+  private _status: HTMLElement;
+  private _list: HTMLElement;
+  private _signature = '';
+  private _timer: number;
+}
+
+/** A run's static HTML report in a script-less sandboxed iframe. */
+export class ReportView extends Widget {
+  constructor(runId: string) {
+    super();
+    this.addClass('nbtk-report');
+    this.runId = runId;
+    this._frame = document.createElement('iframe');
+    this._frame.setAttribute('sandbox', ''); // no scripts, no same-origin access
+    this._frame.setAttribute('referrerpolicy', 'no-referrer');
+    this._frame.title = `Report of run ${runId}`;
+    this.node.appendChild(this._frame);
+  }
+
+  async load(): Promise<void> {
+    try {
+      const response = await requestAPI(`runs/${encodeURIComponent(this.runId)}/report`);
+      this._frame.srcdoc = await response.text();
+      this.node.dataset.loaded = 'true';
+    } catch (error) {
+      const message = el('div', 'nbtk-report-error', `Could not load the report: ${(error as Error).message}`);
+      this.node.replaceChildren(message);
+      this.node.dataset.loaded = 'error';
+    }
+  }
+
+  readonly runId: string;
+  private _frame: HTMLIFrameElement;
+}
+
+function insertCell(panel: NotebookPanel, source: string): void {
+  const notebook = panel.content;
+  NotebookActions.insertBelow(notebook);
+  const cell = notebook.activeCell;
+  if (cell) {
+    cell.model.sharedModel.setSource(source);
+  }
+}
+
+const plugin: JupyterFrontEndPlugin<void> = {
+  id: PLUGIN_ID,
+  description: 'Experiments sidebar, run reports and ExperimentForm cell insertion for nbtoolkit.',
+  autoStart: true,
+  requires: [INotebookTracker],
+  optional: [ILayoutRestorer],
+  activate: (
+    app: JupyterFrontEnd,
+    tracker: INotebookTracker,
+    restorer: ILayoutRestorer | null
+  ) => {
+    const reports = new Map<string, MainAreaWidget<ReportView>>();
+
+    app.commands.addCommand(OPEN_REPORT_COMMAND, {
+      label: 'Open nbtoolkit run report',
+      execute: async args => {
+        const runId = String(args.runId ?? '');
+        const label = String(args.label ?? runId.slice(0, 8));
+        const existing = reports.get(runId);
+        if (existing && !existing.isDisposed) {
+          app.shell.activateById(existing.id);
+          return existing.id;
+        }
+        const view = new ReportView(runId);
+        const widget = new MainAreaWidget({ content: view });
+        widget.id = `nbtoolkit-report-${runId}`;
+        widget.title.label = `Report ${label}`;
+        widget.title.icon = flaskIcon;
+        widget.title.closable = true;
+        widget.addClass('nbtk-report-tab');
+        reports.set(runId, widget);
+        widget.disposed.connect(() => reports.delete(runId));
+        app.shell.add(widget, 'main');
+        app.shell.activateById(widget.id);
+        await view.load();
+        return widget.id;
+      }
+    });
+
+    const panel = new ExperimentsPanel(run =>
+      void app.commands.execute(OPEN_REPORT_COMMAND, {
+        runId: run.run_id,
+        label: `${run.experiment} ${run.run_id.slice(0, 8)}`
+      })
+    );
+    app.shell.add(panel, 'left', { rank: 600 });
+    if (restorer) {
+      restorer.add(panel, 'nbtoolkit-experiments');
+    }
+
+    app.commands.addCommand(REFRESH_COMMAND, {
+      label: 'Refresh nbtoolkit experiments',
+      execute: () => panel.refresh(true)
+    });
+
+    app.commands.addCommand(INSERT_COMMAND, {
+      label: 'Insert %%experiment cell below',
+      execute: args => {
+        const source = String(args.source ?? '');
+        const target =
+          (args.panelId && tracker.find(p => p.id === args.panelId)) || tracker.currentWidget;
+        if (!target) {
+          return false;
+        }
+        insertCell(target, source);
+        return true;
+      }
+    });
+
+    const registered = new WeakSet<Kernel.IKernelConnection>();
+    const watch = (nbPanel: NotebookPanel): void => {
+      const register = (): void => {
+        const kernel = nbPanel.sessionContext.session?.kernel;
+        if (!kernel || registered.has(kernel)) {
+          return;
+        }
+        registered.add(kernel);
+        kernel.registerCommTarget(COMM_TARGET, async (comm, msg) => {
+          const data = msg.content.data as { source?: unknown };
+          const source = typeof data.source === 'string' ? data.source : '';
+          let inserted = false;
+          if (source) {
+            inserted = Boolean(
+              await app.commands.execute(INSERT_COMMAND, { source, panelId: nbPanel.id })
+            );
+          }
+          comm.send({ inserted });
+          comm.close();
+          if (inserted) {
+            void panel.refresh(false);
+          }
+        });
+      };
+      nbPanel.sessionContext.kernelChanged.connect(register);
+      void nbPanel.sessionContext.ready.then(register);
+      register();
+    };
+    tracker.forEach(watch);
+    tracker.widgetAdded.connect((_, nbPanel) => watch(nbPanel));
+  }
+};
+
+export default plugin;

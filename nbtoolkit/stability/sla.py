@@ -1,0 +1,241 @@
+"""Service-level agreements: ``[tool.nbtoolkit.sla]`` thresholds and their check.
+
+Configuration (both spellings work; TOML reads ``min.roc_auc`` as a nested table)::
+
+    [tool.nbtoolkit.sla]
+    min.roc_auc = 0.85
+    max.latency_p95_ms = 50
+    max.error_rate = 0.01
+
+An SLA is checked at export (:func:`check_export_sla`), at promotion, and by shadow and canary
+runs. A metric that was not measured is listed as *missing*; it is not a breach unless the
+check is strict (``strict = true`` in the table, or ``strict=True``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from nbtoolkit.errors import ConfigError
+
+BOUNDS = ("min", "max")
+
+
+@dataclass(frozen=True)
+class SlaRule:
+    """One threshold: ``metric`` must be ``>= limit`` (min) or ``<= limit`` (max)."""
+
+    metric: str
+    bound: str
+    limit: float
+
+    @property
+    def key(self) -> str:
+        return f"{self.bound}.{self.metric}"
+
+    def holds(self, value: float) -> bool:
+        if math.isnan(value):
+            return False
+        return value >= self.limit if self.bound == "min" else value <= self.limit
+
+
+@dataclass(frozen=True)
+class SlaBreach:
+    """A rule that did not hold: ``observed`` vs ``allowed``."""
+
+    metric: str
+    bound: str
+    observed: float
+    allowed: float
+
+    def describe(self) -> str:
+        op = "<" if self.bound == "min" else ">"
+        return f"{self.metric} = {self.observed:.6g} {op} {self.bound} {self.allowed:.6g}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"metric": self.metric, "bound": self.bound, "observed": _finite(self.observed), "allowed": self.allowed}
+
+
+def _finite(value: float) -> float | str:
+    return value if math.isfinite(value) else str(value)
+
+
+@dataclass(frozen=True)
+class SlaReport:
+    """The outcome of checking metrics against an SLA.
+
+    Attributes:
+        rules: the rules checked.
+        breaches: rules that did not hold, by metric name.
+        missing: metrics named by a rule that were not measured.
+        observed: the measured values of the metrics the rules name.
+        strict: whether a missing metric fails the check.
+    """
+
+    rules: tuple[SlaRule, ...] = ()
+    breaches: tuple[SlaBreach, ...] = ()
+    missing: tuple[str, ...] = ()
+    observed: Mapping[str, float] = field(default_factory=dict)
+    strict: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.breaches and not (self.strict and self.missing)
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def problems(self) -> list[str]:
+        """One line per breach (and per missing metric when strict), for error messages."""
+        lines = [f"SLA breach: {b.describe()}" for b in self.breaches]
+        if self.strict:
+            lines += [f"SLA metric {m!r} was not measured" for m in self.missing]
+        return lines
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "rules": {r.key: r.limit for r in self.rules},
+            "breaches": [b.to_dict() for b in self.breaches],
+            "missing": list(self.missing),
+            "observed": {k: _finite(v) for k, v in self.observed.items()},
+            "strict": self.strict,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> SlaReport:
+        rules = tuple(SlaRule(k.split(".", 1)[1], k.split(".", 1)[0], float(v)) for k, v in (d.get("rules") or {}).items())
+        breaches = tuple(
+            SlaBreach(b["metric"], b["bound"], float(b["observed"]), float(b["allowed"])) for b in d.get("breaches") or []
+        )
+        observed = {k: float(v) for k, v in (d.get("observed") or {}).items()}
+        return cls(rules, breaches, tuple(d.get("missing") or ()), observed, bool(d.get("strict")))
+
+    def __repr__(self) -> str:
+        if not self.rules:
+            return "<SlaReport no SLA configured>"
+        state = "ok" if self.ok else "; ".join(b.describe() for b in self.breaches) or "missing metrics"
+        return f"<SlaReport {len(self.rules)} rules: {state}>"
+
+    def _repr_html_(self) -> str:
+        return sla_table_html(self)
+
+
+def sla_table_html(report: SlaReport) -> str:
+    """An HTML table: one row per rule with observed, allowed and pass/breach (escaped)."""
+    from nbtoolkit.display import esc, fmt_number
+
+    if not report.rules:
+        return '<p style="color:#57606a">No SLA configured ([tool.nbtoolkit.sla]).</p>'
+    breached = {(b.metric, b.bound) for b in report.breaches}
+    rows = []
+    for r in report.rules:
+        if r.metric in report.missing:
+            state, color = "not measured", "#9a6700"
+        elif (r.metric, r.bound) in breached:
+            state, color = "breach", "#cf222e"
+        else:
+            state, color = "ok", "#1a7f37"
+        op = "≥" if r.bound == "min" else "≤"
+        rows.append(
+            f"<tr><td>{esc(r.metric)}</td><td>{fmt_number(report.observed.get(r.metric))}</td>"
+            f"<td>{op} {fmt_number(r.limit)}</td><td style=\"color:{color};font-weight:600\">{esc(state)}</td></tr>"
+        )
+    return (
+        '<table class="nbtk-sla" style="border-collapse:collapse"><thead><tr><th>metric</th><th>observed</th>'
+        "<th>allowed</th><th>SLA</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+    )
+
+
+@dataclass(frozen=True)
+class Sla:
+    """A set of :class:`SlaRule` objects."""
+
+    rules: tuple[SlaRule, ...] = ()
+    strict: bool = False
+
+    @classmethod
+    def from_mapping(cls, table: Mapping[str, Any] | None, *, where: str = "[tool.nbtoolkit.sla]") -> Sla:
+        """Build from ``{"min": {"roc_auc": 0.85}}`` or ``{"min.roc_auc": 0.85}`` (both may mix)."""
+        rules: dict[str, SlaRule] = {}
+        strict = False
+        for key, value in dict(table or {}).items():
+            if key == "strict":
+                strict = bool(value)
+                continue
+            if key in BOUNDS and isinstance(value, Mapping):
+                items = [(key, str(m), v) for m, v in value.items()]
+            elif "." in key and key.split(".", 1)[0] in BOUNDS:
+                bound, metric = key.split(".", 1)
+                items = [(bound, metric, value)]
+            else:
+                raise ConfigError(
+                    f"{where}: key {key!r} is not understood; write min.METRIC = NUMBER or max.METRIC = NUMBER."
+                )
+            for bound, metric, v in items:
+                if isinstance(v, bool) or not isinstance(v, (int, float)):
+                    raise ConfigError(f"{where}: {bound}.{metric} must be a number, got {v!r}.")
+                rules[f"{bound}.{metric}"] = SlaRule(metric, bound, float(v))
+        return cls(tuple(rules.values()), strict)
+
+    def to_dict(self) -> dict[str, float]:
+        return {r.key: r.limit for r in self.rules}
+
+    def __bool__(self) -> bool:
+        return bool(self.rules)
+
+    def check(self, metrics: Mapping[str, Any], *, strict: bool | None = None) -> SlaReport:
+        """Check measured ``metrics`` (name -> number) against every rule.
+
+        Args:
+            metrics: the measured values; non-numbers count as not measured.
+            strict: a missing metric fails the check (default: the table's ``strict``).
+
+        Returns:
+            An :class:`SlaReport` listing breaches by name with observed vs allowed.
+        """
+        breaches, missing, observed = [], [], {}
+        for rule in self.rules:
+            value = metrics.get(rule.metric)
+            try:
+                fval = float(value)  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                missing.append(rule.metric)
+                continue
+            observed[rule.metric] = fval
+            if not rule.holds(fval):
+                breaches.append(SlaBreach(rule.metric, rule.bound, fval, rule.limit))
+        return SlaReport(self.rules, tuple(breaches), tuple(dict.fromkeys(missing)), observed, self.strict if strict is None else strict)
+
+
+def load_sla(settings: Any = None) -> Sla:
+    """The project's SLA from ``[tool.nbtoolkit.sla]`` (empty when not configured)."""
+    from nbtoolkit.config import load_settings
+
+    settings = settings or load_settings()
+    return Sla.from_mapping(settings.section("sla"))
+
+
+def as_sla(sla: Sla | Mapping[str, Any] | None, settings: Any = None) -> Sla:
+    """Normalise an ``sla=`` argument: an :class:`Sla`, a mapping, or ``None`` (the project's)."""
+    if isinstance(sla, Sla):
+        return sla
+    if sla is None:
+        return load_sla(settings)
+    return Sla.from_mapping(sla, where="sla=")
+
+
+def check_export_sla(record: Any, settings: Any = None) -> SlaReport:
+    """Check a run's recorded metrics against the project's SLA (for the export stage).
+
+    Args:
+        record: a :class:`~nbtoolkit.store.RunRecord` (or anything with a ``metrics`` mapping).
+        settings: resolved settings (default: the current project's).
+
+    Returns:
+        The :class:`SlaReport`; the caller refuses the export when ``not report.ok``.
+    """
+    return load_sla(settings).check(dict(record.metrics))

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The whole test suite from a fresh clone: one command, also what CI runs (.ci/run).
+#   bash tests/run.sh [extra pytest args]
+# Creates .venv (Python 3.11+), installs the project with its dev extra (this also builds the
+# JupyterLab extension, with Node.js from PyPI when the machine has none), installs Chromium
+# for the browser tests when running as root on Debian/Ubuntu, then runs pytest on 2 workers.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e ".[dev]"
+
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "Installing Chromium for the browser tests (apt-get)..."
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+  else
+    echo "Chromium is not installed and this is not a root Debian shell: browser tests will be skipped."
+  fi
+fi
+
+# kernels started by the tests must run this environment's Python
+export PATH="$PWD/.venv/bin:$PATH"
+exec .venv/bin/python -m pytest -n 2 --dist loadfile "$@"

@@ -1,0 +1,198 @@
+"""The store: schema creation, migrations, version guard, atomic and content-addressed artifacts."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).resolve().parent / "data"
+LEGACY_RUN = "0123456789abcdef0123456789abcdef"
+
+
+def _fresh(path: Path):
+    from nbtoolkit.store import Store
+
+    return Store(path)
+
+
+def test_new_store_has_every_table_at_the_latest_version(tmp_path: Path) -> None:
+    from nbtoolkit.store import schema as S
+
+    store = _fresh(tmp_path / ".nbtoolkit")
+    assert store.schema_version == S.SCHEMA_VERSION
+    con = sqlite3.connect(store.db_path)
+    tables = {r[0] for r in con.execute("select name from sqlite_master where type='table'")}
+    assert set(S.metadata.tables) <= tables
+    assert con.execute("pragma journal_mode").fetchone()[0] == "wal"
+    cols = {r[1] for r in con.execute("pragma table_info(runs)")}
+    assert {"run_id", "experiment", "status", "verdict", "lock_hash", "cache_key"} <= cols
+    con.close()
+
+
+def test_v1_store_is_upgraded_in_place_and_keeps_its_run(tmp_path: Path) -> None:
+    from nbtoolkit.store import schema as S
+
+    folder = tmp_path / ".nbtoolkit"
+    folder.mkdir()
+    con = sqlite3.connect(folder / "store.db")
+    con.executescript((DATA / "store_v1.sql").read_text(encoding="utf-8"))
+    assert "cache_key" not in {r[1] for r in con.execute("pragma table_info(runs)")}
+    con.close()
+
+    store = _fresh(folder)
+    assert store.schema_version == S.SCHEMA_VERSION
+    con = sqlite3.connect(folder / "store.db")
+    assert "cache_key" in {r[1] for r in con.execute("pragma table_info(runs)")}
+    assert "sweeps" in {r[0] for r in con.execute("select name from sqlite_master where type='table'")}
+    con.close()
+
+    rec = store.get_run(LEGACY_RUN[:6])
+    assert rec.run_id == LEGACY_RUN
+    assert (rec.experiment, rec.status, rec.verdict) == ("legacy-exp", "finished", "supported")
+    assert rec.params == {"lr": 0.05, "model": "logreg"}
+    assert rec.metrics == {"auc": 0.912, "loss": 0.25}
+    assert rec.metric_history("loss") == [(0, 0.75), (1, 0.5), (2, 0.25)]
+    assert rec.declaration["hypothesis"] == "old stores keep their runs"
+    assert rec.cache_key is None
+    # the upgraded store takes new runs next to the old one
+    rid = store.create_run(experiment="new-exp")
+    store.finish_run(rid, status="finished")
+    assert {r["run_id"] for r in store.query_runs()[0]} == {LEGACY_RUN, rid}
+    # and opening it again is a no-op
+    assert _fresh(folder).schema_version == S.SCHEMA_VERSION
+
+
+def test_store_from_a_newer_version_is_refused_with_a_clear_message(tmp_path: Path) -> None:
+    from nbtoolkit.errors import SchemaVersionError
+    from nbtoolkit.store import schema as S
+
+    folder = tmp_path / ".nbtoolkit"
+    _fresh(folder).dispose()
+    con = sqlite3.connect(folder / "store.db")
+    con.execute("update meta set value=? where key='schema_version'", (str(S.SCHEMA_VERSION + 5),))
+    con.commit()
+    con.close()
+    with pytest.raises(SchemaVersionError) as info:
+        _fresh(folder)
+    msg = str(info.value)
+    assert str(S.SCHEMA_VERSION + 5) in msg and str(S.SCHEMA_VERSION) in msg
+    assert "upgrade" in msg.lower() or "newer" in msg.lower()
+    # nothing was changed by the refused open
+    con = sqlite3.connect(folder / "store.db")
+    assert con.execute("select value from meta where key='schema_version'").fetchone()[0] == str(S.SCHEMA_VERSION + 5)
+    con.close()
+
+
+def test_artifacts_are_content_addressed_and_deduplicated(store, tmp_path: Path) -> None:
+    data = b"same bytes" * 1000
+    d1, n1 = store.artifacts.put_bytes(data)
+    src = tmp_path / "blob.bin"
+    src.write_bytes(data)
+    d2, n2 = store.artifacts.put_file(src)
+    assert d1 == d2 == hashlib.sha256(data).hexdigest()
+    assert n1 == n2 == len(data)
+    blobs = [p for p in (store.path / "artifacts" / "sha256").rglob("*") if p.is_file()]
+    assert len(blobs) == 1 and blobs[0].read_bytes() == data
+    # no temporary files left behind
+    tmp = store.path / "artifacts" / "tmp"
+    assert not tmp.exists() or list(tmp.iterdir()) == []
+    # two runs referencing the same blob share it
+    r1 = store.create_run(experiment="e")
+    r2 = store.create_run(experiment="e")
+    store.add_artifact(r1, name="a.bin", kind="artifact", digest=d1, size=n1)
+    store.add_artifact(r2, name="b.bin", kind="artifact", digest=d1, size=n1)
+    assert store.get_run(r1).artifact("a.bin").digest == store.get_run(r2).artifact("b.bin").digest
+    assert store.artifacts.read_bytes(d1) == data
+
+
+def test_artifact_write_is_atomic(store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write that fails half-way leaves neither a blob nor a temp file."""
+    data = os.urandom(50_000)
+    digest = hashlib.sha256(data).hexdigest()
+    real_fsync = os.fsync
+
+    def boom(fd: int) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "fsync", boom)
+    with pytest.raises(OSError, match="disk full"):
+        store.artifacts.put_bytes(data)
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    assert not store.artifacts.exists(digest)
+    assert list((store.path / "artifacts" / "tmp").iterdir()) == []
+    # blobs are read-only once committed
+    store.artifacts.put_bytes(data)
+    assert not os.access(store.artifacts.path_for(digest), os.W_OK) or os.geteuid() == 0
+    assert oct(store.artifacts.path_for(digest).stat().st_mode & 0o777) == "0o444"
+
+
+def test_tampered_blob_raises_integrity_error(store) -> None:
+    from nbtoolkit.errors import ArtifactIntegrityError
+
+    digest, _ = store.artifacts.put_bytes(b"model weights v1")
+    path = store.artifacts.path_for(digest)
+    os.chmod(path, 0o644)
+    path.write_bytes(b"model weights v2")
+    with pytest.raises(ArtifactIntegrityError) as info:
+        store.artifacts.read_bytes(digest)
+    assert digest[:12] in str(info.value)
+    with pytest.raises(ArtifactIntegrityError):
+        store.artifacts.verify(digest)
+    with pytest.raises(ArtifactIntegrityError):
+        store.artifacts.copy_to(digest, store.path.parent / "out.bin")
+    assert not (store.path.parent / "out.bin").exists()
+
+
+def test_bad_digest_is_an_input_error(store) -> None:
+    from nbtoolkit.errors import InputError
+
+    with pytest.raises(InputError):
+        store.artifacts.path_for("../../etc/passwd")
+
+
+def test_metrics_keep_special_values_and_latest_step(store) -> None:
+    rid = store.create_run(experiment="e")
+    store.log_metrics(rid, [("a", math.nan, None, 1.0), ("b", math.inf, None, 1.0), ("c", -math.inf, None, 1.0)])
+    store.log_metrics(rid, [("s", 3.0, 3, 1.0), ("s", 1.0, 1, 1.0)])
+    store.log_metrics(rid, [("s", 2.0, 2, 2.0)])  # a late, older step does not replace the last value
+    rec = store.get_run(rid)
+    assert math.isnan(rec.metrics["a"]) and rec.metrics["b"] == math.inf and rec.metrics["c"] == -math.inf
+    assert rec.metrics["s"] == 3.0
+    assert store.metric_history(rid, "s") == [(1, 1.0), (2, 2.0), (3, 3.0)]
+
+
+def test_run_id_prefixes(store) -> None:
+    from nbtoolkit.errors import AmbiguousRunIdError, InputError, RunNotFoundError
+
+    a = store.create_run(experiment="e", run_id="abcd1" + "0" * 27)
+    store.create_run(experiment="e", run_id="abcd2" + "0" * 27)
+    assert store.resolve_run_id("abcd1") == a
+    assert store.resolve_run_id(a.upper()) == a
+    with pytest.raises(AmbiguousRunIdError) as info:
+        store.resolve_run_id("abcd")
+    assert "ambiguous" in str(info.value)
+    with pytest.raises(RunNotFoundError):
+        store.resolve_run_id("ffff")
+    with pytest.raises(InputError):
+        store.resolve_run_id("ab")
+    with pytest.raises(RunNotFoundError):
+        store.resolve_run_id("not-hex")
+
+
+def test_stale_running_run_of_dead_process_is_marked_crashed(store) -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    rid = store.create_run(experiment="e", pid=proc.pid)
+    live = store.create_run(experiment="e")
+    assert rid in store.recover_stale_runs()
+    rec = store.get_run(rid)
+    assert rec.status == "crashed" and rec.ended is not None and "ended without closing" in rec.error
+    assert store.get_run(live).status == "running"
