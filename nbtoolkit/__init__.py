@@ -28,12 +28,26 @@ _EXPORTS: dict[str, str] = {
     # query
     "runs": "nbtoolkit.query",
     "get_run": "nbtoolkit.query",
+    "compare": "nbtoolkit.report.compare",
+    # hand off
+    "approve": "nbtoolkit.export.approve",
+    "export_bundle": "nbtoolkit.export.bundle",
+    "verify_bundle": "nbtoolkit.export.verify",
+    "load_bundle": "nbtoolkit.export.load",
     # objects
     "RunRecord": "nbtoolkit.store",
     "EnvLock": "nbtoolkit.envlock",
     "Verdict": "nbtoolkit.criteria",
     "Settings": "nbtoolkit.config",
     "NbToolkitError": "nbtoolkit.errors",
+    # stability
+    "shadow": "nbtoolkit.stability.shadow",
+    "canary": "nbtoolkit.stability.canary",
+    "flag": "nbtoolkit.stability.flags",
+    "promote": "nbtoolkit.registry",
+    "rollback": "nbtoolkit.registry",
+    # notebook UI
+    "browse": "nbtoolkit.widgets.browser",
 }
 
 __all__ = ["__version__", "load_ipython_extension", *_EXPORTS]
@@ -66,8 +80,17 @@ if TYPE_CHECKING:
     from nbtoolkit.criteria import Verdict
     from nbtoolkit.envlock import EnvLock
     from nbtoolkit.errors import NbToolkitError
+    from nbtoolkit.export.approve import approve
+    from nbtoolkit.export.bundle import export_bundle
+    from nbtoolkit.export.load import load_bundle
+    from nbtoolkit.export.verify import verify_bundle
     from nbtoolkit.query import get_run, runs
+    from nbtoolkit.report.compare import compare
     from nbtoolkit.store import RunRecord
+    from nbtoolkit.registry import promote, rollback
+    from nbtoolkit.stability.canary import canary
+    from nbtoolkit.stability.flags import flag
+    from nbtoolkit.stability.shadow import shadow
     from nbtoolkit.tracking import (
         current_run,
         log,
@@ -82,3 +105,4 @@ if TYPE_CHECKING:
         start_run,
         track_data,
     )
+    from nbtoolkit.widgets.browser import browse

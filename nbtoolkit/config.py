@@ -141,12 +141,15 @@ def load_settings(
     store_cfg = tool.get("store", STORE_DIRNAME)
     if not isinstance(store_cfg, str):
         raise ConfigError("[tool.nbtoolkit] store must be a path string.")
-    store_value: str = str(store) if store is not None else env.get("NBTOOLKIT_STORE", store_cfg)
+    # an empty variable or flag counts as unset (``NBTOOLKIT_STORE= nbtk ...``)
+    store = store if store not in (None, "") else None
+    env_store = env.get("NBTOOLKIT_STORE") or None
+    store_value: str = str(store) if store is not None else (env_store or store_cfg)
     store_path = Path(store_value).expanduser()
     if not store_path.is_absolute():
-        store_path = (root / store_path) if store is None and "NBTOOLKIT_STORE" not in env else store_path.resolve()
+        store_path = (root / store_path) if store is None and env_store is None else store_path.resolve()
 
-    store_url = env.get("NBTOOLKIT_STORE_URL", tool.get("store_url"))
+    store_url = env.get("NBTOOLKIT_STORE_URL") or tool.get("store_url")
     if store_url is not None and not isinstance(store_url, str):
         raise ConfigError("[tool.nbtoolkit] store_url must be a string (a SQLAlchemy URL).")
 

@@ -32,7 +32,30 @@ def detect_notebook_path(user_ns: dict[str, Any]) -> str | None:
     ):
         if candidate and str(candidate).endswith(".ipynb") and Path(candidate).is_file():
             return str(candidate)
-    return None
+    matches = _notebooks_matching_history(user_ns)
+    return matches[0] if len(matches) == 1 else None
+
+
+def _notebooks_matching_history(user_ns: dict[str, Any], *, limit: int = 50) -> list[str]:
+    """Notebooks in the working folder whose ``parameters`` cell this kernel has executed.
+
+    nbclient / ``jupyter nbconvert --execute`` tell the kernel nothing about the notebook file;
+    the executed parameters cell (in ``In``) identifies it among the folder's notebooks.
+    """
+    history = {s.strip() for s in user_ns.get("In", []) or [] if isinstance(s, str) and s.strip()}
+    if not history:
+        return []
+    from nbtoolkit.notebook import parameters_cell
+
+    found = []
+    for path in sorted(Path.cwd().glob("*.ipynb"))[:limit]:
+        try:
+            source = parameters_cell(path)
+        except (OSError, ValueError):
+            continue
+        if source and source.strip() in history:
+            found.append(str(path))
+    return found
 
 
 def injected_parameters(user_ns: dict[str, Any]) -> dict[str, Any]:
@@ -50,11 +73,11 @@ def injected_parameters(user_ns: dict[str, Any]) -> dict[str, Any]:
 def notebook_parameters(user_ns: dict[str, Any], notebook_path: str | None, injected: dict[str, Any]) -> dict[str, Any]:
     """Names of the ``parameters`` cell with their current values, plus injected ones."""
     names: list[str] = []
-    if notebook_path:
+    for path in [notebook_path] if notebook_path else _notebooks_matching_history(user_ns):
         try:
-            names = parameter_names(notebook_path) or []
+            names += [n for n in parameter_names(path) or [] if n not in names]
         except (OSError, ValueError):
-            names = []
+            continue
     out = {n: user_ns[n] for n in names if n in user_ns}
     for name, value in injected.items():
         out[name] = user_ns.get(name, value)
@@ -119,6 +142,9 @@ def run_experiment_cell(shell: Any, line: str, cell: str) -> Any:
     except InputError as exc:
         raise UsageError(str(exc)) from None
 
+    from nbtoolkit.widgets.progress import attach_progress
+
+    progress = attach_progress(run)  # live step-metric display, created on the first step
     filename = shell.compile.cache(cell) if hasattr(shell, "compile") else "<experiment>"
     exc_info: BaseException | None = None
     try:
@@ -135,6 +161,8 @@ def run_experiment_cell(shell: Any, line: str, cell: str) -> Any:
     if exc_info is not None and status != "finished":
         error = "".join(traceback.format_exception(exc_info))
     close_run(run, status, error=error)
+    if progress is not None:
+        progress.finish()
     summary = RunSummary(run.record())
     display(summary)
     if exc_info is not None and not (isinstance(exc_info, SystemExit) and status == "finished"):

@@ -62,6 +62,14 @@ def runs(
     import pandas as pd
 
     st = _store(store)
+    wide = st.runs_wide(experiment=experiment, status=status, kind=kind, parent_id=sweep, limit=limit)
+    if wide is not None:
+        frame = _frame_from_wide(*wide)
+        if verdict is not None:
+            frame = frame[frame["verdict"] == verdict]
+        if where:
+            frame = frame[filter_mask(frame, where)]
+        return frame.reset_index(drop=True)
     run_rows, param_rows, metric_rows = st.query_runs(
         experiment=experiment, status=status, kind=kind, parent_id=sweep, limit=limit
     )
@@ -87,6 +95,51 @@ def runs(
     if where:
         frame = frame[filter_mask(frame, where)]
     return frame.reset_index(drop=True)
+
+
+def _loads_many(blobs: Sequence[str | None]) -> list[dict[str, Any]]:
+    """Parse many JSON objects in one call (orjson when installed: it comes with DVC)."""
+    text = "[" + ",".join(b or "{}" for b in blobs) + "]"
+    try:
+        import orjson
+
+        return list(orjson.loads(text))
+    except ImportError:
+        pass
+    except ValueError:  # NaN / Infinity parameter values: only the standard parser reads them
+        pass
+    return list(json.loads(text))
+
+
+def _frame_from_wide(run_rows: list[tuple[Any, ...]], metric_rows: list[tuple[Any, ...]]) -> pd.DataFrame:
+    """Build the ``runs()`` frame from :meth:`Store.runs_wide` rows (columns built in bulk)."""
+    import numpy as np
+    import pandas as pd
+
+    n = len(run_rows)
+    cols = list(zip(*run_rows, strict=True)) if run_rows else [()] * 7
+    base: dict[str, Any] = {name: list(values) for name, values in zip(BASE_COLUMNS, cols[:6], strict=True)}
+    for col in ("started", "ended"):
+        base[col] = pd.to_datetime(np.array(base[col], dtype=float), unit="s", utc=True)
+    parts = [pd.DataFrame(base, columns=BASE_COLUMNS)]
+    # every run's params arrive as one JSON object: parse them all in one call
+    params = pd.DataFrame.from_records(_loads_many(cols[6]), nrows=n) if n else pd.DataFrame()
+    if len(params.columns):
+        params = params[sorted(params.columns)]
+        for name in params.columns:
+            if params[name].dtype == object:
+                params[name] = [json.dumps(v) if isinstance(v, (list, dict)) else v for v in params[name]]
+        parts.append(params.add_prefix("params."))
+    position = {rid: i for i, rid in enumerate(cols[0])}
+    metrics: dict[str, Any] = {}
+    for run_id, name, value, special in metric_rows:
+        column = metrics.get(name)
+        if column is None:
+            column = metrics[name] = np.full(n, np.nan)
+        column[position[run_id]] = float(special) if special else (np.nan if value is None else value)
+    if metrics:
+        parts.append(pd.DataFrame({f"metrics.{k}": metrics[k] for k in sorted(metrics)}))
+    return pd.concat(parts, axis=1) if len(parts) > 1 else parts[0]
 
 
 def get_run(ref: str, *, store: Store | None = None) -> RunRecord:

@@ -54,10 +54,11 @@ def test_v1_store_is_upgraded_in_place_and_keeps_its_run(tmp_path: Path) -> None
     rec = store.get_run(LEGACY_RUN[:6])
     assert rec.run_id == LEGACY_RUN
     assert (rec.experiment, rec.status, rec.verdict) == ("legacy-exp", "finished", "supported")
-    assert rec.params == {"lr": 0.05, "model": "logreg"}
-    assert rec.metrics == {"auc": 0.912, "loss": 0.25}
-    assert rec.metric_history("loss") == [(0, 0.75), (1, 0.5), (2, 0.25)]
-    assert rec.declaration["hypothesis"] == "old stores keep their runs"
+    # the fixture is shared with tests/test_registry.py (one run, one param, one metric)
+    assert rec.params == {"C": 1.0}
+    assert rec.metrics == {"roc_auc": 0.93}
+    assert rec.declaration["hypothesis"] == "v1 runs survive upgrades"
+    assert rec.started == 1700000000.0 and rec.ended == 1700000060.0
     assert rec.cache_key is None
     # the upgraded store takes new runs next to the old one
     rid = store.create_run(experiment="new-exp")

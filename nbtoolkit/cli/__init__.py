@@ -23,6 +23,21 @@ COMMANDS: dict[str, str] = {
     "show": "nbtoolkit.cli.capture:show",
     "env": "nbtoolkit.cli.capture:env",
     "demo": "nbtoolkit.cli.demo:demo",
+    "run": "nbtoolkit.cli.execute:run_cmd",
+    "sweep": "nbtoolkit.cli.execute:sweep_cmd",
+    "reproduce": "nbtoolkit.cli.execute:reproduce_cmd",
+    "test": "nbtoolkit.cli.execute:test_cmd",
+    "report": "nbtoolkit.cli.report:report",
+    "registry": "nbtoolkit.cli.stability:registry_cmd",
+    "promote": "nbtoolkit.cli.stability:promote",
+    "rollback": "nbtoolkit.cli.stability:rollback",
+    "history": "nbtoolkit.cli.stability:history",
+    "shadow": "nbtoolkit.cli.stability:shadow",
+    "canary": "nbtoolkit.cli.stability:canary",
+    "status": "nbtoolkit.cli.stability:status",
+    "approve": "nbtoolkit.cli.handoff:approve",
+    "export": "nbtoolkit.cli.handoff:export_cmd",
+    "verify": "nbtoolkit.cli.handoff:verify_cmd",
 }
 
 

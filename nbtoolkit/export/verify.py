@@ -122,6 +122,8 @@ def open_bundle(path: str | Path) -> Iterator[tuple[Path, VerifyReport]]:
     For an archive the folder is a temporary extraction, removed when the block ends.
     """
     target = Path(path)
+    if target.name == MANIFEST_NAME and target.is_file():
+        target = target.parent  # `nbtk verify bundle/MANIFEST.json` means the bundle
     if not target.exists() and not target.is_symlink():
         raise InputError(f"{target} does not exist; pass a bundle folder or a .tar.gz bundle archive.")
     if target.is_dir() and not target.is_symlink():
@@ -231,13 +233,10 @@ def extract_archive(archive: Path, dest: Path) -> Path:
             prefix, problems = check_archive_members(members)
             if problems:
                 raise BundleIntegrityError(str(archive), problems)
-            try:
-                tar.extractall(dest, members=members, filter="data")
-            except tarfile.FilterError as exc:
-                raise BundleIntegrityError(str(archive), [f"archive member refused by the data filter: {exc}"]) from exc
+            tar.extractall(dest, members=members, filter="data")
+    except tarfile.FilterError as exc:
+        raise BundleIntegrityError(str(archive), [f"archive member refused by the data filter: {exc}"]) from exc
     except (tarfile.TarError, EOFError, OSError) as exc:
-        if isinstance(exc, tarfile.FilterError):
-            raise
         raise BundleIntegrityError(str(archive), [f"{archive.name}: not a readable tar archive ({exc})"]) from exc
     root = dest / prefix if prefix else dest
     # extraction must not have produced anything but folders and regular files

@@ -85,9 +85,6 @@ class SlaReport:
     def ok(self) -> bool:
         return not self.breaches and not (self.strict and self.missing)
 
-    def __bool__(self) -> bool:
-        return self.ok
-
     def problems(self) -> list[str]:
         """One line per breach (and per missing metric when strict), for error messages."""
         lines = [f"SLA breach: {b.describe()}" for b in self.breaches]

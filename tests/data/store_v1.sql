@@ -1,6 +1,5 @@
--- nbtoolkit store, schema v1 (frozen fixture: do not regenerate from current code).
--- v1 = v2 minus runs.cache_key and minus the sweeps table.
-BEGIN;
+-- nbtoolkit store at schema version 1 (frozen; do not regenerate)
+BEGIN TRANSACTION;
 CREATE TABLE approvals (
 	id INTEGER NOT NULL, 
 	run_id VARCHAR(32) NOT NULL, 
@@ -9,7 +8,6 @@ CREATE TABLE approvals (
 	created FLOAT NOT NULL, 
 	PRIMARY KEY (id)
 );
-CREATE INDEX ix_approvals_run_id ON approvals (run_id);
 CREATE TABLE artifacts (
 	run_id VARCHAR(32) NOT NULL, 
 	name VARCHAR(512) NOT NULL, 
@@ -35,6 +33,7 @@ CREATE TABLE experiments (
 	created FLOAT NOT NULL, 
 	PRIMARY KEY (name)
 );
+INSERT INTO "experiments" VALUES('legacy-exp',1700000000.0);
 CREATE TABLE exports (
 	id INTEGER NOT NULL, 
 	run_id VARCHAR(32) NOT NULL, 
@@ -48,7 +47,6 @@ CREATE TABLE exports (
 	extra TEXT DEFAULT '{}' NOT NULL, 
 	PRIMARY KEY (id)
 );
-CREATE INDEX ix_exports_run_id ON exports (run_id);
 CREATE TABLE locks (
 	lock_hash VARCHAR(64) NOT NULL, 
 	created FLOAT NOT NULL, 
@@ -60,6 +58,7 @@ CREATE TABLE meta (
 	value TEXT NOT NULL, 
 	PRIMARY KEY ("key")
 );
+INSERT INTO "meta" VALUES('schema_version','1');
 CREATE TABLE metric_steps (
 	run_id VARCHAR(32) NOT NULL, 
 	name VARCHAR(255) NOT NULL, 
@@ -68,7 +67,6 @@ CREATE TABLE metric_steps (
 	special VARCHAR(8), 
 	ts FLOAT NOT NULL
 );
-CREATE INDEX ix_metric_steps_run_name_step ON metric_steps (run_id, name, step);
 CREATE TABLE metrics (
 	run_id VARCHAR(32) NOT NULL, 
 	name VARCHAR(255) NOT NULL, 
@@ -78,12 +76,14 @@ CREATE TABLE metrics (
 	ts FLOAT NOT NULL, 
 	PRIMARY KEY (run_id, name)
 );
+INSERT INTO "metrics" VALUES('0123456789abcdef0123456789abcdef','roc_auc',0.93,NULL,NULL,1700000050.0);
 CREATE TABLE params (
 	run_id VARCHAR(32) NOT NULL, 
 	name VARCHAR(255) NOT NULL, 
 	value TEXT NOT NULL, 
 	PRIMARY KEY (run_id, name)
 );
+INSERT INTO "params" VALUES('0123456789abcdef0123456789abcdef','C','1.0');
 CREATE TABLE runs (
 	run_id VARCHAR(32) NOT NULL, 
 	experiment VARCHAR(128) NOT NULL, 
@@ -110,25 +110,19 @@ CREATE TABLE runs (
 	extra TEXT DEFAULT '{}' NOT NULL, 
 	PRIMARY KEY (run_id)
 );
-CREATE INDEX ix_runs_origin_run_id ON runs (origin_run_id);
-CREATE INDEX ix_runs_started ON runs (started);
-CREATE INDEX ix_runs_status ON runs (status);
-CREATE INDEX ix_runs_parent_id ON runs (parent_id);
-CREATE INDEX ix_runs_experiment ON runs (experiment);
+INSERT INTO "runs" VALUES('0123456789abcdef0123456789abcdef','legacy-exp','finished','experiment','kernel',1700000000.0,1700000060.0,1700000060.0,'old-host',1,NULL,NULL,NULL,'{"experiment": "legacy-exp", "hypothesis": "v1 runs survive upgrades", "success": ["roc_auc >= 0.9"]}',NULL,NULL,'supported','{}',NULL,NULL,NULL,NULL,'{}');
 CREATE TABLE tags (
 	run_id VARCHAR(32) NOT NULL, 
 	"key" VARCHAR(255) NOT NULL, 
 	value TEXT NOT NULL, 
 	PRIMARY KEY (run_id, "key")
 );
-INSERT INTO meta (key, value) VALUES ('schema_version', '1');
-INSERT INTO experiments (name, created) VALUES ('legacy-exp', 1700000000.0);
-INSERT INTO runs (run_id, experiment, status, kind, source, started, ended, heartbeat, host, pid, declaration, verdict, extra) VALUES ('0123456789abcdef0123456789abcdef', 'legacy-exp', 'finished', 'experiment', 'script', 1700000000.0, 1700000042.5, 1700000042.5, 'old-host', 4242, '{"experiment": "legacy-exp", "hypothesis": "old stores keep their runs"}', 'supported', '{}');
-INSERT INTO params (run_id, name, value) VALUES ('0123456789abcdef0123456789abcdef', 'lr', '0.05');
-INSERT INTO params (run_id, name, value) VALUES ('0123456789abcdef0123456789abcdef', 'model', '"logreg"');
-INSERT INTO metrics (run_id, name, value, special, step, ts) VALUES ('0123456789abcdef0123456789abcdef', 'auc', 0.912, NULL, NULL, 1700000040.0);
-INSERT INTO metrics (run_id, name, value, special, step, ts) VALUES ('0123456789abcdef0123456789abcdef', 'loss', 0.25, NULL, 2, 1700000041.0);
-INSERT INTO metric_steps (run_id, name, step, value, special, ts) VALUES ('0123456789abcdef0123456789abcdef', 'loss', 0, 0.75, NULL, 1700000039.0);
-INSERT INTO metric_steps (run_id, name, step, value, special, ts) VALUES ('0123456789abcdef0123456789abcdef', 'loss', 1, 0.5, NULL, 1700000040.0);
-INSERT INTO metric_steps (run_id, name, step, value, special, ts) VALUES ('0123456789abcdef0123456789abcdef', 'loss', 2, 0.25, NULL, 1700000041.0);
+CREATE INDEX ix_runs_started ON runs (started);
+CREATE INDEX ix_runs_experiment ON runs (experiment);
+CREATE INDEX ix_runs_parent_id ON runs (parent_id);
+CREATE INDEX ix_runs_origin_run_id ON runs (origin_run_id);
+CREATE INDEX ix_runs_status ON runs (status);
+CREATE INDEX ix_metric_steps_run_name_step ON metric_steps (run_id, name, step);
+CREATE INDEX ix_approvals_run_id ON approvals (run_id);
+CREATE INDEX ix_exports_run_id ON exports (run_id);
 COMMIT;

@@ -117,6 +117,10 @@ function timeAgo(epoch: number | null): string {
   return new Date(epoch * 1000).toISOString().slice(0, 10);
 }
 
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
 function el(tag: string, className: string, text?: string): HTMLElement {
   const node = document.createElement(tag);
   node.className = className;
@@ -176,7 +180,7 @@ export class ExperimentsPanel extends Widget {
     }
     const total = data.experiments.reduce((n, e) => n + e.runs, 0);
     this._status.textContent = data.experiments.length
-      ? `${data.experiments.length} experiments, ${total} runs`
+      ? `${plural(data.experiments.length, 'experiment')}, ${plural(total, 'run')}`
       : 'No runs yet: run an %%experiment cell.';
     if (!force && data.signature === this._signature) {
       this._updateTimes();
@@ -192,7 +196,7 @@ export class ExperimentsPanel extends Widget {
       const box = el('div', 'nbtk-experiment');
       box.dataset.experiment = exp.name;
       const name = el('div', 'nbtk-experiment-name');
-      name.append(el('span', '', exp.name), el('span', 'nbtk-run-when', `${exp.runs} runs`));
+      name.append(el('span', '', exp.name), el('span', 'nbtk-run-when', plural(exp.runs, 'run')));
       box.appendChild(name);
       if (exp.hypothesis) {
         const hyp = el('div', 'nbtk-experiment-hypothesis', exp.hypothesis);

@@ -1,0 +1,43 @@
+"""Re-execution: ``nbtk run`` / ``sweep`` / ``reproduce`` / ``test`` as plain functions.
+
+Modules: :mod:`.params` (papermill-typed parameters and name checks), :mod:`.papermill_run`
+(one recorded execution), :mod:`.space` (grid and random spaces), :mod:`.executors` (local
+process pool, Dask), :mod:`.sweep`, :mod:`.cache` (run cache), :mod:`.reproduce`,
+:mod:`.nbtest` (smoke tests, shared with the pytest plugin). Everything heavy (papermill,
+nbclient, dask) is imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "run_notebook": "nbtoolkit.execute.papermill_run",
+    "RunOutcome": "nbtoolkit.execute.papermill_run",
+    "sweep": "nbtoolkit.execute.sweep",
+    "SweepOutcome": "nbtoolkit.execute.sweep",
+    "SweepProgress": "nbtoolkit.execute.sweep",
+    "reproduce": "nbtoolkit.execute.reproduce",
+    "Reproduction": "nbtoolkit.execute.reproduce",
+    "test_notebooks": "nbtoolkit.execute.nbtest",
+    "NotebookTestResult": "nbtoolkit.execute.nbtest",
+    "EXECUTORS": "nbtoolkit.execute.executors",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nbtoolkit.execute' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+if TYPE_CHECKING:
+    from nbtoolkit.execute.executors import EXECUTORS
+    from nbtoolkit.execute.nbtest import NotebookTestResult, test_notebooks
+    from nbtoolkit.execute.papermill_run import RunOutcome, run_notebook
+    from nbtoolkit.execute.reproduce import Reproduction, reproduce
+    from nbtoolkit.execute.sweep import SweepOutcome, SweepProgress, sweep

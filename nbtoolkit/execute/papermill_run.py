@@ -1,0 +1,546 @@
+"""One notebook execution through papermill, recorded as exactly one run.
+
+The split follows where each step may run:
+
+* :func:`prepare_run` (submitting process): checks parameters, pre-creates the run row
+  (kind ``papermill``, source ``papermill``), logs the injected parameters, stores the
+  environment lock and the run-cache key.
+* :func:`execute_job` (any process: the caller, a pool worker or a Dask worker): starts a fresh
+  kernel with ``NBTOOLKIT_RUN_ID`` / ``NBTOOLKIT_PARAMS`` / ``NBTOOLKIT_NOTEBOOK`` /
+  ``NBTOOLKIT_STORE`` (and feature flags) in *the kernel's* environment (no ``os.environ``
+  mutation), executes with papermill and returns a picklable :class:`JobResult` that carries the
+  executed notebook's bytes. The kernel's ``%%experiment`` adopts the pre-created run.
+* :func:`finalize_run` (submitting process): stores the output notebook as an artifact,
+  records duration and exit details in ``extra.runner`` and sets the terminal status.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nbtoolkit import _json
+
+if TYPE_CHECKING:
+    from nbtoolkit.config import Settings
+    from nbtoolkit.envlock import EnvLock
+    from nbtoolkit.store import RunRecord, Store
+
+__all__ = ["JobResult", "RunJob", "RunOutcome", "execute_job", "finalize_run", "prepare_run", "run_notebook"]
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+ERROR_TAG = "papermill-error-cell-tag"
+
+
+@dataclass(frozen=True)
+class RunJob:
+    """Everything a worker needs to execute one run (picklable; no store or settings objects)."""
+
+    run_id: str
+    notebook: str
+    parameters: dict[str, Any]
+    store_path: str
+    cwd: str
+    output: str | None = None
+    kernel: str | None = None
+    timeout: float | None = None
+    flags: dict[str, str] = field(default_factory=dict)
+    start_timeout: float = 60.0
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """What came back from a worker.
+
+    ``status`` is the runner's view: finished, failed, interrupted, crashed or timed_out.
+    ``cell_index`` counts the notebook's own cells (papermill's injected cell excluded).
+    """
+
+    run_id: str
+    status: str
+    duration: float
+    error: str | None = None
+    ename: str | None = None
+    evalue: str | None = None
+    cell_index: int | None = None
+    cell_source: str | None = None
+    traceback: str | None = None
+    notebook_bytes: bytes | None = None
+    stopped: bool = False
+    host: str = ""
+    pid: int = 0
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """The result of :func:`run_notebook` (also one entry of a sweep).
+
+    Attributes:
+        run_id: the recorded run.
+        status: its terminal status (finished, failed, interrupted, crashed, timed_out).
+        verdict: supported / rejected / inconclusive, or None without ``%%experiment``.
+        output_path: where the executed notebook was written (None when only stored).
+        cached_from: the run whose results were reused (run cache hit), else None.
+    """
+
+    run_id: str
+    notebook: str
+    status: str
+    parameters: dict[str, Any]
+    duration: float
+    verdict: str | None = None
+    error: str | None = None
+    cell_index: int | None = None
+    ename: str | None = None
+    evalue: str | None = None
+    cell_source: str | None = None
+    traceback: str | None = None
+    output_path: str | None = None
+    cached_from: str | None = None
+    warnings: tuple[str, ...] = ()
+    store: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def ok(self) -> bool:
+        """True when the notebook ran to the end (or exited with status 0)."""
+        return self.status == "finished"
+
+    def record(self) -> RunRecord:
+        """The stored run."""
+        return self.store.get_run(self.run_id)
+
+    def describe_failure(self) -> str:
+        """A readable failure: cell index, source excerpt and traceback."""
+        if self.ok:
+            return f"{Path(self.notebook).name}: finished"
+        lines = [f"{Path(self.notebook).name}: {self.status}" + (f" in cell {self.cell_index}" if self.cell_index is not None else "")]
+        if self.ename:
+            lines.append(f"{self.ename}: {self.evalue or ''}".rstrip())
+        if self.cell_source:
+            src = self.cell_source.splitlines()
+            lines.append("cell source:")
+            lines.extend("    " + s for s in src[:12])
+            if len(src) > 12:
+                lines.append("    ...")
+        if self.traceback:
+            lines.append("traceback:")
+            lines.extend("    " + s for s in self.traceback.rstrip().splitlines()[-25:])
+        elif self.error:
+            lines.append(self.error.rstrip())
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        extra = f" verdict={self.verdict!r}" if self.verdict else ""
+        cached = f" cached_from={self.cached_from[:8]!r}" if self.cached_from else ""
+        return f"<RunOutcome {self.run_id[:8]} {Path(self.notebook).name} status={self.status!r}{extra}{cached}>"
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        colour = "#1a7f37" if self.ok else "#cf222e"
+        body = f"<b>{escape(Path(self.notebook).name)}</b> run <code>{escape(self.run_id[:8])}</code>: "
+        body += f"<span style='color:{colour}'>{escape(self.status)}</span>"
+        if self.verdict:
+            body += f", verdict {escape(self.verdict)}"
+        if not self.ok:
+            body += f"<pre>{escape(self.describe_failure())}</pre>"
+        return f"<div>{body}</div>"
+
+
+# ---------------------------------------------------------------------------------- prepare
+def prepare_run(
+    store: Store,
+    settings: Settings,
+    notebook: Path,
+    parameters: Mapping[str, Any],
+    *,
+    lock: EnvLock | None,
+    nb_hash: str,
+    key: str | None,
+    parent_id: str | None = None,
+    flags: Mapping[str, str] | None = None,
+    kind: str = "papermill",
+    origin_run_id: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> str:
+    """Pre-create the run a kernel will adopt; log params, lock, data versions and cache key."""
+    from nbtoolkit.store import DataRef
+
+    run_extra: dict[str, Any] = {"runner": {"parameters": _json.to_jsonable(dict(parameters))}}
+    if flags:
+        run_extra["flags"] = dict(flags)
+    run_extra.update(dict(extra or {}))
+    run_id = store.create_run(
+        experiment=notebook.stem,
+        kind=kind,
+        source="papermill",
+        notebook_path=str(notebook),
+        notebook_hash=nb_hash,
+        parent_id=parent_id,
+        origin_run_id=origin_run_id,
+        extra=run_extra,
+    )
+    if parameters:
+        store.log_params(run_id, _json.to_jsonable(dict(parameters)))
+    fields: dict[str, Any] = {}
+    if lock is not None:
+        store.put_lock(lock.hash, lock.to_dict())
+        fields["lock_hash"] = lock.hash
+        refs = [
+            DataRef(str(d["path"]), str(d.get("source", "dvc")), str(d["md5"]), "md5", d.get("size"))
+            for d in lock.to_dict().get("data", [])
+            if d.get("md5")
+        ]
+        store.add_datasets(run_id, refs)
+        if lock.git_diff:
+            store.put_text_artifact(run_id, name="git.diff", kind="diff", text=lock.git_diff, media_type="text/x-diff")
+    if key:
+        fields["cache_key"] = key
+    if fields:
+        store.update_run(run_id, **fields)
+    return run_id
+
+
+def kernel_env(job: RunJob) -> dict[str, str]:
+    """The kernel's environment: this process's plus the run hand-over variables and flags."""
+    env = dict(os.environ)
+    env.update(
+        NBTOOLKIT_RUN_ID=job.run_id,
+        NBTOOLKIT_PARAMS=_json.dumps(_json.to_jsonable(job.parameters)),
+        NBTOOLKIT_NOTEBOOK=job.notebook,
+        NBTOOLKIT_STORE=job.store_path,
+    )
+    for name, value in job.flags.items():
+        env[f"NBTOOLKIT_FLAG_{name}"] = str(value)
+    return env
+
+
+# ---------------------------------------------------------------------------------- execute
+def _engine() -> str:
+    """Register (once per process) a papermill engine that starts the kernel with our env/cwd."""
+    from papermill.engines import NBClientEngine, papermill_engines
+
+    if "nbtoolkit" in papermill_engines._engines:
+        return "nbtoolkit"
+
+    class NbToolkitEngine(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(cls, nb_man: Any, kernel_name: str, **kwargs: Any) -> Any:
+            import logging
+
+            from papermill.clientwrap import PapermillNotebookClient
+            from papermill.utils import merge_kwargs, remove_args
+
+            start = dict(kwargs.pop("kernel_start") or {})
+            execution_timeout = kwargs.pop("execution_timeout", None)
+            start_timeout = kwargs.pop("start_timeout", 60)
+            kwargs = remove_args(["input_path", "timeout", "startup_timeout"], **kwargs)
+            final = merge_kwargs(
+                kwargs,
+                timeout=execution_timeout,
+                startup_timeout=start_timeout,
+                kernel_name=kernel_name,
+                log=logging.getLogger("papermill"),
+            )
+            return PapermillNotebookClient(nb_man, **final).execute(**start)
+
+    papermill_engines.register("nbtoolkit", NbToolkitEngine)
+    return "nbtoolkit"
+
+
+def _strip(text: str) -> str:
+    return _ANSI.sub("", text)
+
+
+def _tags(cell: Any) -> list[str]:
+    return list(cell.get("metadata", {}).get("tags", []))
+
+
+def _own_cells(nb: Any) -> list[Any]:
+    """The cells papermill executed (its error-marker cells removed)."""
+    return [c for c in nb.cells if ERROR_TAG not in _tags(c)]
+
+
+def _source_index(cells: list[Any], index: int) -> int:
+    """Index among the notebook's own cells (papermill's injected-parameters cell excluded)."""
+    return sum(1 for c in cells[:index] if "injected-parameters" not in _tags(c))
+
+
+def _stderr_of(cell: Any) -> str:
+    return "".join(
+        "".join(o.get("text", "")) for o in cell.get("outputs", []) if o.get("output_type") == "stream" and o.get("name") == "stderr"
+    )
+
+
+def _mark_cell(nb: Any, index: int, message: str) -> None:
+    """Put papermill-style markers before cell ``index`` (kernel death, timeout)."""
+    import nbformat
+
+    head = nbformat.v4.new_markdown_cell(f'<span style="color:red; font-size:1.5em;">{message} (see the marked cell below)</span>')
+    head.metadata["tags"] = [ERROR_TAG]
+    anchor = nbformat.v4.new_markdown_cell(f'<span id="papermill-error-cell" style="color:red; font-size:1.5em;">{message}:</span>')
+    anchor.metadata["tags"] = [ERROR_TAG]
+    nb.cells[index].metadata.setdefault("nbtoolkit", {})["error"] = message
+    nb.cells.insert(index, anchor)
+    nb.cells.insert(0, head)
+
+
+def _last_started_cell(nb: Any) -> int | None:
+    last = None
+    for i, cell in enumerate(nb.cells):
+        if cell.get("metadata", {}).get("papermill", {}).get("start_time"):
+            last = i
+    return last
+
+
+def execute_job(job: RunJob) -> JobResult:
+    """Execute one run in a fresh kernel and return what happened (never raises for notebook errors).
+
+    A ``KeyboardInterrupt`` in this process (Ctrl-C, or SIGTERM in a worker) stops the kernel,
+    keeps the output notebook and returns status ``interrupted``.
+    """
+    import nbformat
+    import papermill
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    from papermill.exceptions import PapermillExecutionError
+
+    started = time.perf_counter()
+    tmpdir = None
+    output = job.output
+    if output is None:
+        tmpdir = tempfile.mkdtemp(prefix="nbtk-run-")
+        output = os.path.join(tmpdir, "output.ipynb")
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    err_log = tempfile.NamedTemporaryFile(prefix="nbtk-kernel-", suffix=".log", delete=False)  # noqa: SIM115
+    status, error, ename, evalue, index = "finished", None, None, None, None
+    source = tb = None
+    stopped = False
+    try:
+        papermill.execute_notebook(
+            job.notebook,
+            output,
+            parameters=dict(job.parameters),
+            engine_name=_engine(),
+            kernel_name=job.kernel,
+            progress_bar=False,
+            execution_timeout=job.timeout,
+            start_timeout=job.start_timeout,
+            kernel_start={"env": kernel_env(job), "cwd": job.cwd, "stderr": err_log, "stdout": err_log},
+        )
+    except PapermillExecutionError as exc:
+        ename, evalue = exc.ename, exc.evalue
+        tb = _strip("\n".join(exc.traceback or []))
+        status = "interrupted" if exc.ename == "KeyboardInterrupt" else "failed"
+        index, source = exc.cell_index, exc.source
+        error = f"{exc.ename}: {exc.evalue}".rstrip(": ")
+    except CellTimeoutError as exc:
+        status, ename, evalue = "timed_out", "CellTimeoutError", f"a cell ran longer than {job.timeout:g} s"
+        error = f"Timed out: {evalue} (--timeout {job.timeout:g}). {exc}"
+    except DeadKernelError as exc:
+        status, ename, evalue = "crashed", "DeadKernelError", "the kernel died"
+        error = f"The kernel died while executing ({exc})."
+    except KeyboardInterrupt:
+        status, ename, evalue = "interrupted", "KeyboardInterrupt", "execution was interrupted"
+        error = "Interrupted from outside the notebook (Ctrl-C or the sweep stopped)."
+        stopped = True
+    except Exception as exc:  # kernel failed to start, bad notebook, ...
+        status, ename, evalue = "failed", type(exc).__name__, str(exc)
+        error = f"Could not execute the notebook: {type(exc).__name__}: {exc}"
+    duration = time.perf_counter() - started
+    err_log.close()
+    kernel_log = Path(err_log.name).read_text(encoding="utf-8", errors="replace")
+    os.unlink(err_log.name)
+
+    data = None
+    if os.path.exists(output):
+        nb = nbformat.read(output, as_version=4)
+        cells = _own_cells(nb)
+        if status == "failed" and index is not None and index < len(cells):
+            if ename == "CellExecutionError" and not evalue:
+                # no error output (e.g. a failing magic): say what it printed instead
+                printed = _strip(_stderr_of(cells[index])).strip()
+                evalue = printed or "the cell failed without printing an error"
+                error = f"{ename}: {evalue}"
+        if status in ("crashed", "timed_out"):
+            last = _last_started_cell(nb)
+            if last is not None:
+                source = "".join(nb.cells[last].source)
+                index = last
+                _mark_cell(nb, last, "The kernel died here" if status == "crashed" else "This cell timed out")
+                nbformat.write(nb, output)
+        if status == "crashed" and kernel_log.strip():
+            error = f"{error}\nKernel log (last lines):\n" + "\n".join(kernel_log.strip().splitlines()[-10:])
+        if index is not None:
+            index = _source_index(cells, index)
+        data = Path(output).read_bytes()
+    if tmpdir is not None:
+        import shutil
+
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    return JobResult(
+        run_id=job.run_id,
+        status=status,
+        duration=duration,
+        error=error,
+        ename=ename,
+        evalue=evalue,
+        cell_index=index,
+        cell_source=source,
+        traceback=tb,
+        notebook_bytes=data,
+        stopped=stopped,
+        host=socket.gethostname(),
+        pid=os.getpid(),
+    )
+
+
+# ---------------------------------------------------------------------------------- finalize
+def finalize_run(store: Store, job: RunJob, result: JobResult, *, warnings: tuple[str, ...] = ()) -> RunOutcome:
+    """Store the output notebook, runner details and the terminal status of ``result.run_id``.
+
+    The kernel's own terminal status wins when it closed the run as failed or interrupted (it
+    holds the real traceback); a timeout or a dead kernel always wins; a run still ``running``
+    (no ``%%experiment`` cell) is closed with the runner's status.
+    """
+    run_id = result.run_id
+    if result.notebook_bytes is not None:
+        digest, size = store.artifacts.put_bytes(result.notebook_bytes)
+        store.add_artifact(
+            run_id, name="output.ipynb", kind="notebook", digest=digest, size=size, media_type="application/x-ipynb+json"
+        )
+    runner = {
+        "parameters": _json.to_jsonable(job.parameters),
+        "duration_s": round(result.duration, 4),
+        "exit": result.status,
+        "ename": result.ename,
+        "evalue": result.evalue,
+        "cell_index": result.cell_index,
+        "output": job.output,
+        "kernel": job.kernel,
+        "timeout": job.timeout,
+        "host": result.host,
+        "worker_pid": result.pid,
+    }
+    store.merge_extra(run_id, {"runner": runner})
+    current = store.get_run(run_id)
+    recorded = current.status
+    if result.status in ("timed_out", "crashed"):
+        store.finish_run(run_id, status=result.status, error=result.error)
+    elif result.status in ("failed", "interrupted"):
+        if recorded not in ("failed", "interrupted"):
+            store.finish_run(run_id, status=result.status, error=result.error or result.ename)
+    elif recorded == "running":
+        store.finish_run(run_id, status="finished")
+    record = store.get_run(run_id)
+    return RunOutcome(
+        run_id=run_id,
+        notebook=job.notebook,
+        status=record.status,
+        parameters=dict(job.parameters),
+        duration=result.duration,
+        verdict=record.verdict,
+        error=record.error if record.status != "finished" else None,
+        cell_index=result.cell_index,
+        ename=result.ename,
+        evalue=result.evalue,
+        cell_source=result.cell_source,
+        traceback=result.traceback,
+        output_path=job.output,
+        warnings=warnings,
+        store=store,
+    )
+
+
+# ---------------------------------------------------------------------------------- one run
+def run_notebook(
+    path: str | Path,
+    *,
+    parameters: Mapping[str, Any] | None = None,
+    output: str | Path | None = None,
+    cwd: str | Path | None = None,
+    kernel: str | None = None,
+    timeout: float | None = None,
+    flags: Mapping[str, str] | None = None,
+    allow_unknown: bool = False,
+    store: Store | None = None,
+    settings: Settings | None = None,
+) -> RunOutcome:
+    """Execute a notebook with papermill in a fresh kernel and record it as one run.
+
+    Args:
+        path: the notebook.
+        parameters: values injected after the ``parameters`` cell (typed values, not strings).
+        output: where to keep the executed notebook (it is stored as an artifact either way).
+        cwd: the kernel's working directory (default: the notebook's folder).
+        kernel: kernel name (default: the notebook's kernelspec).
+        timeout: per-cell execution timeout in seconds; a cell over it ends the run ``timed_out``.
+        flags: feature flags, passed to the kernel as ``NBTOOLKIT_FLAG_<NAME>`` and recorded.
+        allow_unknown: inject names the notebook does not define instead of refusing them.
+        store: the project store (default: the current project's).
+        settings: project settings (default: resolved from the working directory).
+
+    Returns:
+        A :class:`RunOutcome`; ``outcome.ok`` is False for failed, interrupted, crashed and
+        timed-out runs (the output notebook is kept in all cases).
+
+    Raises:
+        ParameterError: unknown parameter names (unless ``allow_unknown``).
+        InputError: the notebook does not exist.
+        KeyboardInterrupt: re-raised after the run was recorded as ``interrupted``.
+    """
+    from nbtoolkit.config import load_settings
+    from nbtoolkit.envlock import capture_lock
+    from nbtoolkit.errors import InputError
+    from nbtoolkit.execute.cache import cache_key
+    from nbtoolkit.execute.params import check_parameters
+    from nbtoolkit.notebook import notebook_hash
+    from nbtoolkit.store import open_store
+
+    nb_path = Path(path).expanduser().resolve()
+    if not nb_path.is_file():
+        raise InputError(f"Notebook {path} does not exist; pass the path of an .ipynb file.")
+    params = dict(parameters or {})
+    warnings = check_parameters(nb_path, params, allow_unknown=allow_unknown)
+    settings = settings or load_settings()
+    store = store or open_store(settings)
+    lock = capture_lock(settings, notebook_path=nb_path)
+    nb_hash = notebook_hash(nb_path)
+    key = cache_key(nb_hash, params, lock)
+    run_id = prepare_run(store, settings, nb_path, params, lock=lock, nb_hash=nb_hash, key=key, flags=flags)
+    job = RunJob(
+        run_id=run_id,
+        notebook=str(nb_path),
+        parameters=params,
+        store_path=str(store.path.resolve()),
+        cwd=str(Path(cwd).resolve() if cwd else nb_path.parent),
+        output=str(Path(output).resolve()) if output else None,
+        kernel=kernel,
+        timeout=timeout,
+        flags={k: str(v) for k, v in (flags or {}).items()},
+    )
+    result = execute_job(job)
+    outcome = finalize_run(store, job, result, warnings=tuple(warnings))
+    if result.stopped:
+        raise KeyboardInterrupt
+    return outcome
+
+
+def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def worker_init() -> None:
+    """Pool-worker initializer: ignore terminal Ctrl-C (the parent decides), stop on SIGTERM."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    import papermill  # noqa: F401  (warm the import while the parent prepares runs)
+
+    _engine()

@@ -1,0 +1,395 @@
+"""Parameter sweeps: expand a space, record a sweep, run children in parallel, resume.
+
+The submitting process owns the records: it writes the ``sweeps`` row, pre-creates each child
+run just before dispatching it (so a child that never started has no row), and writes every
+terminal state from the results that travel back from the workers. Ctrl-C stops the workers,
+marks the children that were running ``interrupted`` and the sweep ``interrupted``;
+``resume=SWEEP_ID`` re-runs exactly the points without a finished child.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import dataclasses
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nbtoolkit import _json
+from nbtoolkit.errors import InputError, RunNotFoundError
+from nbtoolkit.execute.papermill_run import JobResult, RunJob, RunOutcome
+
+if TYPE_CHECKING:
+    from nbtoolkit.config import Settings
+    from nbtoolkit.store import Store
+
+__all__ = ["SweepOutcome", "SweepProgress", "sweep"]
+
+SPEC_SCHEMA = "nbtoolkit.sweep.v1"
+
+
+@dataclass(frozen=True)
+class SweepProgress:
+    """A progress snapshot handed to the ``progress`` callback after every change."""
+
+    total: int
+    done: int
+    failed: int
+    cached: int
+    running: int
+    last: RunOutcome | None = None
+
+
+@dataclass
+class SweepOutcome:
+    """The result of :func:`sweep`.
+
+    Attributes:
+        sweep_id: the sweep record (``None`` for a dry run).
+        status: finished, failed (a child did not finish), interrupted, or planned (dry run).
+        points: every point's parameters, in order.
+        runs: ``{point index: RunOutcome}`` of the children run or cached *in this call*.
+        skipped: indices already finished before a ``--resume``.
+    """
+
+    sweep_id: str | None
+    notebook: str
+    status: str
+    points: list[dict[str, Any]]
+    runs: dict[int, RunOutcome] = field(default_factory=dict)
+    skipped: list[int] = field(default_factory=list)
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("finished", "planned")
+
+    @property
+    def failed(self) -> list[RunOutcome]:
+        return [o for o in self.runs.values() if not o.ok]
+
+    @property
+    def cached(self) -> list[RunOutcome]:
+        return [o for o in self.runs.values() if o.cached_from]
+
+    def __repr__(self) -> str:
+        sid = self.sweep_id[:8] if self.sweep_id else "dry-run"
+        return (
+            f"<SweepOutcome {sid} {Path(self.notebook).name} status={self.status!r} points={len(self.points)} "
+            f"ran={len(self.runs)} failed={len(self.failed)} cached={len(self.cached)}>"
+        )
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        rows = "".join(
+            f"<tr><td>{i}</td><td><code>{escape(o.run_id[:8])}</code></td><td>{escape(o.status)}</td>"
+            f"<td>{escape(o.verdict or '')}</td><td>{escape(_json.dumps(o.parameters))}</td>"
+            f"<td>{'yes' if o.cached_from else ''}</td></tr>"
+            for i, o in sorted(self.runs.items())
+        )
+        return (
+            f"<div><b>Sweep {escape(self.sweep_id or 'dry run')}</b> of {escape(Path(self.notebook).name)}: "
+            f"{escape(self.status)}<table><tr><th>#</th><th>run</th><th>status</th><th>verdict</th>"
+            f"<th>parameters</th><th>cached</th></tr>{rows}</table></div>"
+        )
+
+
+def _sweep_row(store: Store, sweep_id: str) -> dict[str, Any]:
+    from sqlalchemy import select
+
+    from nbtoolkit.store import schema as S
+
+    if len(sweep_id) < 4:
+        raise InputError(f"Sweep id {sweep_id!r} is too short; give at least 4 characters.")
+    rows = store.read(
+        lambda conn: conn.execute(select(S.sweeps).where(S.sweeps.c.sweep_id.like(f"{sweep_id.lower()}%")).limit(2)).mappings().all()
+    )
+    if len(rows) != 1:
+        raise RunNotFoundError(sweep_id, "No single sweep matches; the id is printed when a sweep starts.")
+    return dict(rows[0])
+
+
+def _set_sweep_status(store: Store, sweep_id: str, status: str, *, ended: bool) -> None:
+    from sqlalchemy import update
+
+    from nbtoolkit.store import schema as S
+
+    values: dict[str, Any] = {"status": status, "ended": time.time() if ended else None}
+    store.write(lambda conn: conn.execute(update(S.sweeps).where(S.sweeps.c.sweep_id == sweep_id).values(**values)))
+
+
+def _finished_indices(store: Store, sweep_id: str) -> set[int]:
+    from sqlalchemy import and_, select
+
+    from nbtoolkit.store import schema as S
+
+    rows = store.read(
+        lambda conn: conn.execute(
+            select(S.runs.c.extra).where(and_(S.runs.c.parent_id == sweep_id, S.runs.c.status == "finished"))
+        ).scalars().all()
+    )
+    out = set()
+    for text in rows:
+        extra = _json.loads(text, {}) or {}
+        if isinstance(extra.get("sweep_index"), int):
+            out.add(extra["sweep_index"])
+    return out
+
+
+def sweep(
+    path: str | Path | None = None,
+    *,
+    grid: Iterable[str] | Mapping[str, Any] = (),
+    random: int | None = None,
+    seed: int | None = None,
+    base: Mapping[str, Any] | None = None,
+    jobs: int | None = None,
+    executor: str = "local",
+    address: str | None = None,
+    timeout: float | None = None,
+    kernel: str | None = None,
+    flags: Mapping[str, str] | None = None,
+    cwd: str | Path | None = None,
+    force: bool = False,
+    dry_run: bool = False,
+    resume: str | None = None,
+    allow_unknown: bool = False,
+    progress: Callable[[SweepProgress], None] | None = None,
+    store: Store | None = None,
+    settings: Settings | None = None,
+) -> SweepOutcome:
+    """Run a notebook over a parameter space in parallel, each child in a fresh kernel.
+
+    Args:
+        path: the notebook (taken from the sweep record when resuming).
+        grid: ``["lr=0.1,0.01", "depth=uniform(1,5)"]`` strings, or ``{name: [values]}``.
+        random: sample this many points instead of the full grid product.
+        seed: seed of the sampling.
+        base: parameters every point starts from (``-f base.yaml``).
+        jobs: children run at once (default: CPUs for ``local``, cluster threads for ``dask``).
+        executor: ``local`` or ``dask`` (or a plugin's name).
+        address: the Dask scheduler, ``tcp://HOST:PORT``.
+        timeout: per-cell timeout of every child.
+        kernel: kernel name for every child.
+        flags: feature flags for every child.
+        cwd: the kernels' working directory (default: the notebook's folder).
+        force: execute even when the run cache has a finished run with the same inputs.
+        dry_run: only expand and validate the points; nothing is recorded or run.
+        resume: a sweep id; re-run only its points without a finished child.
+        allow_unknown: allow parameter names the notebook does not define.
+        progress: called with a :class:`SweepProgress` after every change.
+        store: the project store.
+        settings: project settings.
+
+    Returns:
+        A :class:`SweepOutcome` (status ``interrupted`` after Ctrl-C; the records are consistent).
+
+    Raises:
+        ParameterError: a bad grid, unknown names or distributions without ``random``.
+        InputError: missing notebook, unknown executor or sweep id.
+    """
+    from nbtoolkit.config import load_settings
+    from nbtoolkit.execute.executors import EXECUTORS
+    from nbtoolkit.execute.params import check_parameters
+    from nbtoolkit.execute.space import Choice, expand_points, parse_grid
+    from nbtoolkit.store import new_id, open_store
+
+    settings = settings or load_settings()
+    store = store or open_store(settings)
+    skipped: list[int] = []
+    if resume:
+        row = _sweep_row(store, resume)
+        spec = _json.loads(row["spec"], {})
+        sweep_id = str(row["sweep_id"])
+        nb_path = Path(row["notebook"])
+        points = list(spec.get("points", []))
+        finished = _finished_indices(store, sweep_id)
+        skipped = sorted(finished)
+        todo = [i for i in range(len(points)) if i not in finished]
+        timeout = timeout if timeout is not None else spec.get("timeout")
+        kernel = kernel or spec.get("kernel")
+        flags = flags or spec.get("flags") or {}
+        executor = spec.get("executor", executor) if executor == "local" else executor
+        address = address or spec.get("address")
+        jobs = jobs or spec.get("jobs")
+        cwd = cwd or spec.get("cwd")
+        warnings: list[str] = []
+    else:
+        if path is None:
+            raise InputError("sweep needs a notebook path (or resume=SWEEP_ID).")
+        nb_path = Path(path).expanduser().resolve()
+        if not nb_path.is_file():
+            raise InputError(f"Notebook {path} does not exist; pass the path of an .ipynb file.")
+        axes = dict(grid) if isinstance(grid, Mapping) else parse_grid(grid)
+        axes = {k: v if isinstance(v, Choice) or hasattr(v, "sample") else Choice(tuple(v)) for k, v in axes.items()}
+        points = expand_points(axes, base=base, random_n=random, seed=seed)
+        names = {k: None for p in points for k in p}
+        warnings = check_parameters(nb_path, names, allow_unknown=allow_unknown)
+        todo = list(range(len(points)))
+        sweep_id = new_id()
+        spec = {
+            "schema": SPEC_SCHEMA,
+            "grid": {k: a.to_dict() for k, a in axes.items()},
+            "random": random,
+            "seed": seed,
+            "base": _json.to_jsonable(dict(base or {})),
+            "points": _json.to_jsonable(points),
+            "jobs": jobs,
+            "executor": executor,
+            "address": address,
+            "timeout": timeout,
+            "kernel": kernel,
+            "flags": dict(flags or {}),
+            "cwd": str(cwd) if cwd else None,
+            "force": force,
+        }
+    if dry_run:
+        return SweepOutcome(None, str(nb_path), "planned", points, skipped=skipped, warnings=tuple(warnings))
+
+    backend = EXECUTORS.get(executor)
+    session = backend.open(jobs=jobs, address=address)
+    try:
+        return _run_sweep(
+            store, settings, session, sweep_id=sweep_id, nb_path=nb_path, spec=spec, points=points, todo=todo,
+            skipped=skipped, resume=bool(resume), timeout=timeout, kernel=kernel, flags=dict(flags or {}),
+            cwd=cwd, force=force, progress=progress, warnings=tuple(warnings),
+        )
+    finally:
+        session.close()
+
+
+def _run_sweep(
+    store: Store,
+    settings: Settings,
+    session: Any,
+    *,
+    sweep_id: str,
+    nb_path: Path,
+    spec: dict[str, Any],
+    points: list[dict[str, Any]],
+    todo: list[int],
+    skipped: list[int],
+    resume: bool,
+    timeout: float | None,
+    kernel: str | None,
+    flags: dict[str, str],
+    cwd: str | Path | None,
+    force: bool,
+    progress: Callable[[SweepProgress], None] | None,
+    warnings: tuple[str, ...],
+) -> SweepOutcome:
+    from sqlalchemy import insert
+
+    from nbtoolkit.envlock import capture_lock
+    from nbtoolkit.execute.cache import cache_key, copy_cached_run, find_cached_run
+    from nbtoolkit.execute.papermill_run import finalize_run, prepare_run
+    from nbtoolkit.notebook import notebook_hash
+    from nbtoolkit.store import schema as S
+
+    if resume:
+        _set_sweep_status(store, sweep_id, "running", ended=False)
+    else:
+        store.write(
+            lambda conn: conn.execute(
+                insert(S.sweeps).values(
+                    sweep_id=sweep_id, notebook=str(nb_path), spec=_json.dumps(spec), status="running", created=time.time()
+                )
+            )
+        )
+    lock = capture_lock(settings, notebook_path=nb_path)
+    nb_hash = notebook_hash(nb_path)
+    outcome = SweepOutcome(sweep_id, str(nb_path), "running", points, skipped=skipped, warnings=warnings)
+    counts = {"done": 0, "failed": 0, "cached": 0}
+    total = len(todo)
+
+    def report(last: RunOutcome | None, running: int) -> None:
+        if progress is not None:
+            progress(SweepProgress(total, counts["done"], counts["failed"], counts["cached"], running, last))
+
+    queue: list[tuple[int, str, RunJob]] = []
+    for index in todo:
+        point = points[index]
+        key = cache_key(nb_hash, point, lock)
+        hit = None if force else find_cached_run(store, key, root=settings.root)
+        if hit is not None:
+            run_id = copy_cached_run(
+                store, hit, parent_id=sweep_id, key=key,
+                extra={"sweep_index": index, "runner": {"parameters": _json.to_jsonable(point)}},
+            )
+            rec = store.get_run(run_id)
+            out = RunOutcome(run_id, str(nb_path), "finished", dict(point), 0.0, verdict=rec.verdict, cached_from=hit, store=store)
+            outcome.runs[index] = out
+            counts["done"] += 1
+            counts["cached"] += 1
+            report(out, 0)
+            continue
+        template = RunJob(
+            run_id="", notebook=str(nb_path), parameters=dict(point), store_path=str(store.path.resolve()),
+            cwd=str(Path(cwd).resolve() if cwd else nb_path.parent), kernel=kernel, timeout=timeout, flags=flags,
+        )
+        queue.append((index, key, template))
+    report(None, 0)
+
+    inflight: dict[cf.Future[Any], tuple[int, RunJob]] = {}
+    pending = list(queue)
+    try:
+        while pending or inflight:
+            while pending and len(inflight) < session.slots:
+                index, key, template = pending.pop(0)
+                run_id = prepare_run(
+                    store, settings, nb_path, template.parameters, lock=lock, nb_hash=nb_hash, key=key,
+                    parent_id=sweep_id, flags=flags, extra={"sweep_index": index},
+                )
+                job = dataclasses.replace(template, run_id=run_id)
+                inflight[session.submit(job)] = (index, job)
+                report(None, len(inflight))
+            done, _ = cf.wait(list(inflight), timeout=0.5, return_when=cf.FIRST_COMPLETED)
+            for fut in done:
+                index, job = inflight.pop(fut)
+                out = finalize_run(store, job, _result_of(fut, job))
+                outcome.runs[index] = out
+                counts["done" if out.ok else "failed"] += 1
+                report(out, len(inflight))
+    except KeyboardInterrupt:
+        _stop(store, session, inflight, outcome)
+        _set_sweep_status(store, sweep_id, "interrupted", ended=True)
+        outcome.status = "interrupted"
+        return outcome
+    outcome.status = "failed" if counts["failed"] else "finished"
+    _set_sweep_status(store, sweep_id, outcome.status, ended=True)
+    return outcome
+
+
+def _result_of(fut: cf.Future[Any], job: RunJob) -> JobResult:
+    try:
+        result: JobResult = fut.result()
+        return result
+    except BaseException as exc:  # noqa: BLE001 - a lost worker is a failed child, not a failed sweep
+        return JobResult(run_id=job.run_id, status="crashed", duration=0.0, error=f"The worker running this child was lost: {type(exc).__name__}: {exc}", ename=type(exc).__name__, evalue=str(exc))
+
+
+def _stop(store: Store, session: Any, inflight: dict[cf.Future[Any], tuple[int, RunJob]], outcome: SweepOutcome) -> None:
+    """Stop running children; keep their notebooks when they come back in time; mark them interrupted."""
+    from nbtoolkit.execute.papermill_run import finalize_run
+
+    session.stop()
+    deadline = time.monotonic() + 15
+    try:
+        while inflight and time.monotonic() < deadline:
+            done, _ = cf.wait(list(inflight), timeout=0.5, return_when=cf.FIRST_COMPLETED)
+            for fut in done:
+                index, job = inflight.pop(fut)
+                result = _result_of(fut, job)
+                if result.status == "crashed" and result.notebook_bytes is None:
+                    continue  # the worker went away: marked below
+                outcome.runs[index] = finalize_run(store, job, result)
+    except KeyboardInterrupt:
+        pass  # a second Ctrl-C: stop waiting, still mark the records
+    for index, job in inflight.values():
+        store.finish_run(job.run_id, status="interrupted", error="The sweep was interrupted (Ctrl-C).", only_if_running=True)
+        store.merge_extra(job.run_id, {"runner": {"exit": "interrupted", "parameters": _json.to_jsonable(job.parameters)}})
+        rec = store.get_run(job.run_id)
+        outcome.runs[index] = RunOutcome(job.run_id, job.notebook, rec.status, dict(job.parameters), 0.0, error=rec.error, store=store)

@@ -1,0 +1,64 @@
+"""Hand off: approve a run, export it as a verified bundle, verify and load bundles.
+
+::
+
+    gates.py        is a run vetted? (finished, supported, approved, reproduced if required)
+    approve.py      reviewer sign-off
+    bundle.py       export_bundle: build in a temp folder, rename into place, record in the store
+    manifest.py     MANIFEST.json (schema nbtoolkit.bundle.v1): sha256 + size of every file
+    requirements.py requirements.txt / environment.yml pinned from the environment lock
+    model_card.py   model_card.md / model_card.html from templates/model_card.*.j2
+    verify.py       verify_bundle: re-hash, refuse unsafe paths, links, special files
+    load.py         load_bundle -> Bundle (verify first; safe model loading; predict validates)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_NAMES = {
+    "approve": "nbtoolkit.export.approve",
+    "export_bundle": "nbtoolkit.export.bundle",
+    "ExportResult": "nbtoolkit.export.bundle",
+    "exports_of": "nbtoolkit.export.bundle",
+    "next_version": "nbtoolkit.export.bundle",
+    "check_gates": "nbtoolkit.export.gates",
+    "verify_bundle": "nbtoolkit.export.verify",
+    "VerifyReport": "nbtoolkit.export.verify",
+    "load_bundle": "nbtoolkit.export.load",
+    "Bundle": "nbtoolkit.export.load",
+    "SignatureError": "nbtoolkit.export.load",
+    "MANIFEST_SCHEMA": "nbtoolkit.export.manifest",
+}
+
+__all__ = [
+    "MANIFEST_SCHEMA",
+    "Bundle",
+    "ExportResult",
+    "SignatureError",
+    "VerifyReport",
+    "approve",
+    "check_gates",
+    "export_bundle",
+    "exports_of",
+    "load_bundle",
+    "next_version",
+    "verify_bundle",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nbtoolkit.export' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+if TYPE_CHECKING:
+    from nbtoolkit.export.approve import approve
+    from nbtoolkit.export.bundle import ExportResult, export_bundle, exports_of, next_version
+    from nbtoolkit.export.gates import check_gates
+    from nbtoolkit.export.load import Bundle, SignatureError, load_bundle
+    from nbtoolkit.export.manifest import MANIFEST_SCHEMA
+    from nbtoolkit.export.verify import VerifyReport, verify_bundle

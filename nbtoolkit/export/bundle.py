@@ -1,0 +1,429 @@
+"""Build an export bundle from a vetted run (``nbtk export``).
+
+Layout (DESIGN.md "Export bundle")::
+
+    <model>-<version>/
+      MANIFEST.json       every other file with sha256 and size; provenance; override
+      model/<file>        the model as logged (skops preferred)
+      signature.json      input schema from the logged sample input
+      model_card.md|html  generated from the run
+      report.html         the run's review report
+      requirements.txt    pinned from the environment lock;  environment.yml
+      notebook.ipynb      the executed notebook
+      release.json        rollout plan, when the caller passes ``release=`` (canary stage)
+
+The bundle is built in a hidden temporary folder next to the target and renamed into place,
+so a reader never sees half a bundle; ``archive=True`` writes ``<model>-<version>.tar.gz``
+the same way. Bundles are immutable: nothing rewrites a manifest after export. A release
+plan therefore has to be passed in at export time (``export_bundle(..., release={...})``),
+where it is hashed like every other file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nbtoolkit.errors import HandoffError, InputError
+from nbtoolkit.export.approve import run_ref
+from nbtoolkit.export.manifest import MANIFEST_NAME, build_manifest, hash_tree, list_files
+
+if TYPE_CHECKING:
+    from nbtoolkit.store import ArtifactRef, RunRecord, Store
+
+__all__ = ["ExportResult", "export_bundle", "exports_of", "next_version"]
+
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:[-+][0-9A-Za-z.+-]+)?$")
+FIRST_VERSION = "0.1.0"
+RELEASE_NAME = "release.json"
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What :func:`export_bundle` produced.
+
+    Attributes:
+        path: absolute path of the bundle folder (or ``.tar.gz`` with ``archive=True``).
+        version: the version exported.
+        manifest: the manifest written as ``MANIFEST.json``.
+        forced: whether unmet gates were overridden.
+        dvc_file: the ``.dvc`` file written by ``dvc add`` (``dvc=True``), else ``None``.
+    """
+
+    path: Path
+    version: str
+    manifest: dict[str, Any]
+    forced: bool
+    dvc_file: Path | None = field(default=None)
+
+    def __repr__(self) -> str:
+        forced = " FORCED" if self.forced else ""
+        return f"<ExportResult {self.manifest.get('model')} {self.version}{forced} at {self.path}>"
+
+    def _repr_html_(self) -> str:
+        import html
+
+        forced = f" <b style='color:#cf222e'>forced: {html.escape(str(self.manifest.get('reason')))}</b>" if self.forced else ""
+        return (
+            f"<div>Exported <b>{html.escape(str(self.manifest.get('model')))} {html.escape(self.version)}</b> "
+            f"({len(self.manifest.get('files', []))} files) to <code>{html.escape(str(self.path))}</code>{forced}</div>"
+        )
+
+
+def exports_of(store: Store, model: str | None = None) -> list[dict[str, Any]]:
+    """Every recorded export (of ``model``), oldest first, as plain dicts."""
+    from sqlalchemy import select
+
+    from nbtoolkit.store import schema as S
+
+    q = select(S.exports).order_by(S.exports.c.created, S.exports.c.id)
+    if model is not None:
+        q = q.where(S.exports.c.model == model)
+    return [dict(r) for r in store.read(lambda conn: conn.execute(q).mappings().all())]
+
+
+def _version_key(version: str) -> tuple[int, int, int] | None:
+    m = VERSION.match(version)
+    return (int(m[1]), int(m[2]), int(m[3])) if m else None
+
+
+def next_version(store: Store, model: str) -> str:
+    """The next patch version of ``model`` (``0.1.0`` for a model never exported)."""
+    keys = [k for r in exports_of(store, model) if (k := _version_key(r["version"])) is not None]
+    if not keys:
+        return FIRST_VERSION
+    major, minor, patch = max(keys)
+    return f"{major}.{minor}.{patch + 1}"
+
+
+def _model_artifact(record: RunRecord) -> ArtifactRef:
+    models = record.artifacts_of("model")
+    named = [a for a in models if a.name == "model"]
+    if named:
+        return named[0]
+    if len(models) == 1:
+        return models[0]
+    if not models:
+        raise InputError(
+            f"Run {record.run_id[:8]} has no model artifact; log one with nbtk.log_model(model, sample_input=X[:5])."
+        )
+    raise InputError(
+        f"Run {record.run_id[:8]} has several model artifacts ({', '.join(a.name for a in models)}) and none is "
+        "called 'model'; log the one to hand off as nbtk.log_model(model, 'model', ...)."
+    )
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8", newline="\n") as fh:
+        fh.write(text)
+
+
+def _fsync_tree(root: Path) -> None:
+    for folder, _dirs, files in os.walk(root):
+        for name in files:
+            fd = os.open(os.path.join(folder, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+
+def _notebook_bytes(record: RunRecord, store: Store, redactor: Any) -> tuple[bytes | None, str]:
+    """The executed notebook (artifact 'notebook', else the run's notebook file), redacted."""
+    art = record.artifact("notebook") or next(iter(record.artifacts_of("notebook")), None)
+    raw: bytes | None = None
+    source = ""
+    if art is not None:
+        raw, source = store.artifacts.read_bytes(art.digest), f"artifact {art.name!r}"
+    elif record.notebook_path and Path(record.notebook_path).is_file():
+        raw, source = Path(record.notebook_path).read_bytes(), f"file {record.notebook_path}"
+    if raw is None:
+        return None, "no executed notebook was recorded for the run (notebook.ipynb omitted)"
+    try:
+        nb = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None, f"the run's notebook ({source}) is not valid JSON (notebook.ipynb omitted)"
+    clean = redactor.redact_obj(nb, mask_secret_keys=False)
+    return (json.dumps(clean, indent=1, ensure_ascii=False) + "\n").encode("utf-8"), ""
+
+
+def _write_report(record: RunRecord, path: Path, store: Store, redactor: Any) -> str:
+    try:
+        from nbtoolkit.report import write_run_report
+    except ImportError:
+        return "the report stage is not installed (report.html omitted)"
+    write_run_report(record, path, store=store)
+    # Defence in depth: the report embeds notebook outputs; no secret may leave in a bundle.
+    text = path.read_text(encoding="utf-8")
+    clean = redactor.redact_text(text)
+    if clean != text:
+        _write(path, clean)
+    return ""
+
+
+def _untrusted(model_file: Path, serializer: str) -> list[str]:
+    if serializer != "skops":
+        return []
+    from nbtoolkit.serializers import SERIALIZERS
+
+    ser: Any = SERIALIZERS.get("skops")
+    return sorted(ser.untrusted_types(model_file))
+
+
+def _check_dvc(settings: Any, out_dir: Path) -> Path:
+    root = Path(settings.root).resolve()
+    if not (root / ".dvc").is_dir():
+        raise InputError(
+            f"--dvc needs a DVC repository, but {root} has no .dvc/ folder; run `dvc init` there or drop --dvc."
+        )
+    if not out_dir.resolve().is_relative_to(root):
+        raise InputError(f"--dvc: the output folder {out_dir} is outside the DVC repository {root}; export inside it.")
+    return root
+
+
+def _dvc_add(root: Path, target: Path) -> Path:
+    proc = subprocess.run(
+        [sys.executable, "-m", "dvc", "add", str(target)], cwd=root, capture_output=True, text=True, timeout=600
+    )
+    dvc_file = target.with_name(target.name + ".dvc")
+    if proc.returncode != 0 or not dvc_file.is_file():
+        detail = (proc.stderr or proc.stdout).strip().splitlines()
+        raise HandoffError(
+            f"`dvc add {target}` failed ({detail[-1] if detail else f'exit {proc.returncode}'}); the bundle is "
+            "exported and recorded; fix DVC and run `dvc add` on it by hand."
+        )
+    return dvc_file
+
+
+def _write_archive(src: Path, target: Path, arcname: str, mtime: float) -> None:
+    """tar.gz ``src`` (regular files only, normalised owners) to ``target`` atomically and exclusively."""
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as raw:
+            with tarfile.open(fileobj=raw, mode="w:gz", compresslevel=6, format=tarfile.PAX_FORMAT) as tar:
+                files, _ = list_files(src)
+                dirs = sorted({"/".join(f.split("/")[:i]) for f in files for i in range(1, f.count("/") + 1)})
+                for name in ["", *dirs]:
+                    info = tarfile.TarInfo(f"{arcname}/{name}".rstrip("/"))
+                    info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, int(mtime)
+                    tar.addfile(info)
+                for name in files:
+                    path = src / name
+                    info = tarfile.TarInfo(f"{arcname}/{name}")
+                    info.size, info.mode, info.mtime = path.stat().st_size, 0o644, int(mtime)
+                    with open(path, "rb") as fh:
+                        tar.addfile(info, fh)
+            raw.flush()
+            os.fsync(raw.fileno())
+        os.chmod(tmp, 0o644)
+        try:
+            os.link(tmp, target)  # fails if the target appeared meanwhile: never overwrite a bundle
+        except FileExistsError:
+            raise InputError(f"{target} already exists; bundles are immutable, choose another --version.") from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def export_bundle(
+    run: Any,
+    *,
+    model: str,
+    out_dir: str | Path,
+    version: str | None = None,
+    archive: bool = False,
+    force: bool = False,
+    reason: str | None = None,
+    dvc: bool = False,
+    release: Mapping[str, Any] | None = None,
+    store: Store | None = None,
+) -> ExportResult:
+    """Export a vetted run as a verified handoff bundle and record the export in the store.
+
+    Args:
+        run: run id, unique prefix, or run object.
+        model: the model name (letters, digits, ``.``, ``_``, ``-``); the bundle is
+            ``out_dir/<model>-<version>``.
+        out_dir: the folder that receives the bundle (created when missing).
+        version: the version to export; default the next patch version of ``model``.
+        archive: write ``<model>-<version>.tar.gz`` instead of a folder.
+        force: export although gates are unmet; needs ``reason``. Recorded everywhere.
+        reason: why the gates are overridden.
+        dvc: ``dvc add`` the bundle (the project must be a DVC repository).
+        release: a rollout plan written as ``release.json`` (the canary stage passes it here;
+            bundles are immutable, so it cannot be added later).
+        store: the store (default: the project's).
+
+    Returns:
+        An :class:`ExportResult`.
+
+    Raises:
+        GateError: the run is not vetted and ``force`` is false (every unmet gate listed).
+        InputError: bad model name, version, run, output folder, missing model artifact or
+            ``--dvc`` outside a DVC repository.
+        HandoffError: ``dvc add`` failed after the export.
+    """
+    from nbtoolkit._version import __version__
+    from nbtoolkit.config import load_settings
+    from nbtoolkit.export.gates import enforce_gates
+    from nbtoolkit.export.model_card import card_context, render_model_card
+    from nbtoolkit.export.requirements import environment_yaml, requirements_lines
+    from nbtoolkit.redact import default_redactor
+    from nbtoolkit.store import open_store
+    from nbtoolkit.store.records import iso
+
+    settings = load_settings()
+    store = store or open_store(settings)
+    redactor = default_redactor(settings)
+    if not isinstance(model, str) or not MODEL_NAME.match(model):
+        raise InputError(f"Model name {model!r} is invalid; use letters, digits, '.', '_' and '-' (e.g. churn-gbm).")
+    record = store.get_run(run_ref(run))
+    unmet = enforce_gates(record, settings=settings, force=force, reason=reason)
+    reason = (reason or "").strip() or None
+    if release is not None and not isinstance(release, Mapping):
+        raise InputError("release= must be a dict (the rollout plan written as release.json).")
+    out = Path(out_dir).expanduser().resolve()
+    if out.exists() and not out.is_dir():
+        raise InputError(f"-o {out} is a file; pass a folder to hold the bundle.")
+    dvc_root = _check_dvc(settings, out) if dvc else None
+    if version is None:
+        version = next_version(store, model)
+    elif not VERSION.match(version):
+        raise InputError(f"Version {version!r} is invalid; use MAJOR.MINOR.PATCH, e.g. 1.2.0.")
+    if any(r["version"] == version for r in exports_of(store, model)):
+        raise InputError(f"{model} {version} was already exported; bundles are immutable, choose another --version.")
+    art = _model_artifact(record)
+    bundle_name = f"{model}-{version}"
+    target = out / (f"{bundle_name}.tar.gz" if archive else bundle_name)
+    if target.exists() or target.is_symlink():
+        raise InputError(f"{target} already exists; bundles are immutable, choose another --version or -o folder.")
+
+    now = time.time()
+    created = iso(now) or ""
+    out.mkdir(parents=True, exist_ok=True)
+    build = Path(tempfile.mkdtemp(prefix=f".{bundle_name}.", suffix=".building", dir=out))
+    os.chmod(build, 0o755)
+    notes: list[str] = []
+    try:
+        filename = Path(str(art.meta.get("filename") or f"{art.name}.bin")).name
+        model_path = build / "model" / filename
+        store.artifacts.copy_to(art.digest, model_path)
+        serializer = str(art.meta.get("serializer", "skops"))
+        model_info = {
+            "file": f"model/{filename}",
+            "artifact": art.name,
+            "serializer": serializer,
+            "safe": bool(art.meta.get("safe", serializer == "skops")),
+            "class": str(art.meta.get("class", "")),
+            "untrusted_types": _untrusted(model_path, serializer),
+        }
+        signature = art.meta.get("signature")
+        if not isinstance(signature, dict):
+            signature = {
+                "schema": "nbtoolkit.signature.v1",
+                "kind": "unknown",
+                "note": "no sample input was logged with the model (nbtk.log_model(model, sample_input=X[:5]))",
+            }
+            notes.append("signature unknown: no sample input was logged with the model")
+        _write(build / "signature.json", json.dumps(signature, indent=2) + "\n")
+
+        lock = record.lock()
+        lock_data = lock.to_dict() if lock is not None else None
+        reqs = requirements_lines(lock_data, redactor=redactor, run_id=record.run_id)
+        _write(build / "requirements.txt", "\n".join(reqs) + "\n")
+        _write(build / "environment.yml", environment_yaml(lock_data, reqs, name=bundle_name, redactor=redactor))
+
+        nb, note = _notebook_bytes(record, store, redactor)
+        if nb is not None:
+            (build / "notebook.ipynb").write_bytes(nb)
+        elif note:
+            notes.append(note)
+        note = _write_report(record, build / "report.html", store, redactor)
+        if note:
+            notes.append(note)
+        if release is not None:
+            _write(build / RELEASE_NAME, json.dumps(redactor.redact_obj(dict(release)), indent=2, sort_keys=True) + "\n")
+
+        context = card_context(
+            record, model=model, version=version, created=created, model_info=model_info, signature=signature,
+            forced=force, reason=reason, unmet=unmet, lock_data=lock_data,
+            nbtoolkit_version=__version__,
+        )
+        card_md, card_html = render_model_card(context)
+        _write(build / "model_card.md", card_md)
+        _write(build / "model_card.html", card_html)
+
+        files, problems = list_files(build)
+        if problems:  # cannot happen for files we wrote; guard against surprises in helpers
+            raise HandoffError("; ".join(msg for _, msg in problems))
+        manifest = build_manifest(
+            files=hash_tree(build, files), run_id=record.run_id, experiment=record.experiment, model=model,
+            version=version, created=created, nbtoolkit_version=__version__, forced=force, reason=reason if force else None,
+            unmet_gates=unmet, model_info=model_info, notes=notes,
+        )
+        manifest_text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
+        _write(build / MANIFEST_NAME, manifest_text)
+        _fsync_tree(build)
+        if archive:
+            _write_archive(build, target, bundle_name, now)
+        else:
+            try:
+                os.rename(build, target)  # atomic; fails if a non-empty folder appeared meanwhile
+            except OSError:
+                raise InputError(f"{target} already exists; bundles are immutable, choose another --version.") from None
+    finally:
+        if build.exists():
+            shutil.rmtree(build, ignore_errors=True)
+
+    from sqlalchemy import insert
+
+    from nbtoolkit._io import sha256_bytes
+    from nbtoolkit.store import schema as S
+
+    extra: dict[str, Any] = {"archive": archive, "unmet_gates": unmet, "files": len(manifest["files"]), "notes": notes}
+    row = {
+        "run_id": record.run_id, "model": model, "version": version, "path": str(target), "created": now,
+        "manifest_sha256": sha256_bytes(manifest_text.encode("utf-8")), "forced": int(force), "reason": reason if force else None,
+        "extra": json.dumps(redactor.redact_obj(extra)),
+    }
+
+    def insert_row(conn: Any) -> bool:
+        from sqlalchemy import and_, select
+
+        taken = conn.execute(
+            select(S.exports.c.id).where(and_(S.exports.c.model == model, S.exports.c.version == version))
+        ).first()
+        if taken is None:
+            conn.execute(insert(S.exports).values(**row))
+        return taken is None
+
+    if not store.write(insert_row):  # a concurrent export to another folder took this version first
+        if archive:
+            target.unlink()
+        else:
+            shutil.rmtree(target)
+        raise InputError(f"{model} {version} was exported concurrently by another process; export again.")
+    dvc_file = None
+    if dvc_root is not None:
+        dvc_file = _dvc_add(dvc_root, target)
+        extra["dvc_file"] = str(dvc_file)
+        from sqlalchemy import and_, update
+
+        cond = and_(S.exports.c.model == model, S.exports.c.version == version)
+        store.write(lambda conn: conn.execute(update(S.exports).where(cond).values(extra=json.dumps(extra))))
+    return ExportResult(path=target, version=version, manifest=manifest, forced=force, dvc_file=dvc_file)

@@ -1,0 +1,231 @@
+"""The comparison of two runs, shared by the HTML reports and ``nbtk.compare(a, b)``.
+
+``a`` is the reference (usually the baseline) and ``b`` the candidate: every difference is
+``b - a``. "Only what changed" comes first: changed parameters, metric differences (with paired
+bootstrap intervals where both runs logged predictions on the same examples), environment,
+code and data drift; unchanged parameters are listed last.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nbtoolkit.criteria import Interval
+    from nbtoolkit.stats import McNemarResult
+    from nbtoolkit.store import RunRecord, Store
+
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class ParamChange:
+    """One parameter in two runs; ``status`` is ``changed``, ``added``, ``removed`` or ``same``."""
+
+    name: str
+    a: Any
+    b: Any
+    status: str
+
+
+@dataclass(frozen=True)
+class MetricChange:
+    """One metric in two runs.
+
+    Attributes:
+        name: the metric name.
+        a: the reference run's value (``None`` if absent).
+        b: the candidate's value (``None`` if absent).
+        difference: ``b - a`` of the logged values.
+        interval: paired bootstrap interval of the difference, computed from predictions.
+        paired_difference: ``b - a`` recomputed from the predictions (what the interval is about).
+        higher_is_better: the metric's direction when known.
+    """
+
+    name: str
+    a: float | None
+    b: float | None
+    difference: float | None
+    interval: Interval | None = None
+    paired_difference: float | None = None
+    higher_is_better: bool | None = None
+
+    @property
+    def significant(self) -> bool:
+        """Whether the interval excludes zero."""
+        return self.interval is not None and (self.interval.low > 0 or self.interval.high < 0)
+
+
+@dataclass
+class Comparison:
+    """What differs between run ``a`` (reference) and run ``b`` (candidate).
+
+    Build one with :func:`compare`. Displays inline in a notebook (``_repr_html_``) with the same
+    template fragment the HTML comparison report uses.
+    """
+
+    a: RunRecord
+    b: RunRecord
+    params: list[ParamChange] = field(default_factory=list)
+    metrics: list[MetricChange] = field(default_factory=list)
+    paired_metrics: list[MetricChange] = field(default_factory=list)
+    mcnemar: McNemarResult | None = None
+    shared_examples: int = 0
+    predictions: tuple[bool, bool] = (False, False)
+    env_changes: list[str] = field(default_factory=list)
+    env_available: bool = False
+    code_changes: list[tuple[str, str, str]] = field(default_factory=list)
+    data_changes: list[tuple[str, str, str]] = field(default_factory=list)
+
+    @property
+    def changed_params(self) -> list[ParamChange]:
+        return [p for p in self.params if p.status != "same"]
+
+    @property
+    def same_params(self) -> list[ParamChange]:
+        return [p for p in self.params if p.status == "same"]
+
+    @property
+    def interval_note(self) -> str:
+        """A plain sentence on whether differences carry intervals."""
+        if self.shared_examples:
+            return (f"Intervals: paired bootstrap over the {self.shared_examples} examples both "
+                    "runs predicted (95%, 1,000 resamples, fixed seed).")
+        missing = [label for label, has in zip(("reference", "candidate"), self.predictions,
+                                               strict=True) if not has]
+        if missing:
+            return ("No interval: only single metric values exist (the " + " and ".join(missing)
+                    + " run logged no predictions), so differences are point values.")
+        return ("No interval: the runs' predictions share no examples (or their labels "
+                "disagree), so differences are point values.")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable summary."""
+        return {
+            "a": self.a.run_id, "b": self.b.run_id,
+            "params": [vars(p) for p in self.changed_params],
+            "metrics": [{"name": m.name, "a": m.a, "b": m.b, "difference": m.difference,
+                         "interval": m.interval.to_dict() if m.interval else None}
+                        for m in self.metrics],
+            "env": self.env_changes, "code": self.code_changes, "data": self.data_changes,
+            "mcnemar": vars(self.mcnemar) if self.mcnemar else None,
+        }
+
+    def html_fragment(self) -> str:
+        """The comparison as an HTML fragment (no page wrapper, no script)."""
+        from nbtoolkit.report.render import environment
+
+        return environment().get_template("report_comparison_body.html.j2").render(c=self)
+
+    def _repr_html_(self) -> str:
+        from nbtoolkit.report.render import environment
+
+        css = environment().get_template("report_style.css.j2").render()
+        return f'<div class="nbtk-report"><style>{css}</style>{self.html_fragment()}</div>'
+
+    def __repr__(self) -> str:
+        lines = [f"Comparison {self.a.run_id[:8]} ({self.a.experiment}) -> "
+                 f"{self.b.run_id[:8]} ({self.b.experiment})"]
+        for p in self.changed_params:
+            lines.append(f"  param {p.name}: {p.a!r} -> {p.b!r} ({p.status})")
+        for m in self.metrics:
+            if m.difference is not None:
+                extra = f" {m.interval.describe()}" if m.interval else ""
+                lines.append(f"  metric {m.name}: {m.a:.6g} -> {m.b:.6g} (diff {m.difference:+.4g}{extra})")
+        lines += [f"  env {line}" for line in self.env_changes]
+        lines += [f"  code {k}: {x} -> {y}" for k, x, y in self.code_changes]
+        lines += [f"  data {k}: {x} -> {y}" for k, x, y in self.data_changes]
+        return "\n".join(lines)
+
+
+def _num(v: Any) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def _short(v: Any) -> str:
+    return "—" if v is None else str(v)[:12]
+
+
+def param_changes(a: dict[str, Any], b: dict[str, Any]) -> list[ParamChange]:
+    """Parameters of two runs, changed/added/removed first (by name), then unchanged ones."""
+    rows = []
+    for name in sorted(a.keys() | b.keys()):
+        va, vb = a.get(name, _MISSING), b.get(name, _MISSING)
+        status = ("added" if va is _MISSING else "removed" if vb is _MISSING
+                  else "same" if va == vb else "changed")
+        rows.append(ParamChange(name, None if va is _MISSING else va, None if vb is _MISSING else vb, status))
+    rows.sort(key=lambda p: p.status == "same")
+    return rows
+
+
+def _env(comp: Comparison, a: RunRecord, b: RunRecord) -> None:
+    la, lb = a.lock(), b.lock()
+    if la is None or lb is None:
+        return
+    comp.env_available = True
+    diff = la.diff(lb)
+    comp.env_changes = [line for line in diff.summary_lines() if not line.startswith(("code ", "data "))]
+    for key, value in diff.code.items():
+        if key == "diff_changed":
+            comp.code_changes.append(("uncommitted changes", "", "differ"))
+        elif isinstance(value, (list, tuple)) and len(value) == 2:
+            comp.code_changes.append((key, _short(value[0]), _short(value[1])))
+
+
+def compare(a: str | RunRecord, b: str | RunRecord, *, store: Store | None = None) -> Comparison:
+    """Compare run ``b`` (candidate) with run ``a`` (reference), "only what changed" first.
+
+    Args:
+        a: the reference run (id, unique prefix or record), usually the baseline.
+        b: the candidate run.
+        store: the project store (default: the current project's).
+
+    Returns:
+        A :class:`Comparison`; display it in a notebook or render it into a report.
+
+    Raises:
+        RunNotFoundError: a run id matches nothing.
+    """
+    from nbtoolkit import stats
+
+    if store is None:
+        from nbtoolkit.store import open_store
+
+        store = open_store()
+    ra = a if not isinstance(a, str) else store.get_run(a)
+    rb = b if not isinstance(b, str) else store.get_run(b)
+    comp = Comparison(a=ra, b=rb, params=param_changes(ra.params, rb.params))
+    comp.predictions = (bool(ra.artifacts_of("predictions")), bool(rb.artifacts_of("predictions")))
+    diffs: dict[str, stats.PairedDifference] = {}
+    if all(comp.predictions):
+        diffs, comp.mcnemar, comp.shared_examples = stats.paired_stats(store, rb, ra)
+    used: set[str] = set()
+    for name in sorted(ra.metrics.keys() | rb.metrics.keys()):
+        va, vb = _num(ra.metrics.get(name)), _num(rb.metrics.get(name))
+        spec = stats.resolve_metric(name)
+        pd = diffs.get(spec.name) if spec is not None else None
+        if pd is not None:
+            used.add(spec.name)  # type: ignore[union-attr]
+        diff = vb - va if va is not None and vb is not None else None
+        if diff is not None and math.isnan(diff):
+            diff = None
+        comp.metrics.append(MetricChange(
+            name, va, vb, diff, pd.interval if pd else None, pd.difference if pd else None,
+            spec.higher_is_better if spec else None))
+    for name, pd in diffs.items():
+        if name not in used:
+            comp.paired_metrics.append(MetricChange(name, pd.value_b, pd.value_a, pd.difference,
+                                                    pd.interval, pd.difference, pd.higher_is_better))
+    comp.metrics.sort(key=lambda m: (m.difference is None or m.difference == 0, m.name))
+    _env(comp, ra, rb)
+    da = {d.path: d.digest for d in ra.data}
+    db = {d.path: d.digest for d in rb.data}
+    for path in sorted(da.keys() | db.keys()):
+        if da.get(path) != db.get(path):
+            comp.data_changes.append((path, _short(da.get(path)), _short(db.get(path))))
+    if ra.notebook_hash != rb.notebook_hash and (ra.notebook_hash or rb.notebook_hash):
+        if not any(k == "notebook" for k, _, _ in comp.code_changes):
+            comp.code_changes.append(("notebook code", _short(ra.notebook_hash), _short(rb.notebook_hash)))
+    return comp

@@ -1,0 +1,162 @@
+"""The Jinja2 environment of the report templates, with filters that format and escape.
+
+Templates live in the top-level ``templates/`` folder of the repository, shipped inside the
+wheel as ``nbtoolkit/templates``. Autoescaping is on for every template; JSON placed inside a
+``<script>`` element goes through :func:`json_for_script`.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import functools
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nbtoolkit.errors import NbToolkitError
+
+if TYPE_CHECKING:
+    import jinja2
+
+#: Content-Security-Policy of every report: nothing is fetched, no script runs (except the
+#: index page's search box, allowed by its hash)
+CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src {script}; "
+       "base-uri 'none'; form-action 'none'")
+
+_SCRIPT_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028",
+                   "\u2029": "\\u2029"}
+
+
+def templates_dir() -> Path:
+    """The folder holding the report templates (wheel: inside the package; editable: repo root)."""
+    import nbtoolkit
+
+    package = Path(nbtoolkit.__file__).resolve().parent
+    for candidate in (package / "templates", package.parent / "templates"):
+        if (candidate / "report_base.html.j2").is_file():
+            return candidate
+    raise NbToolkitError("The report templates are missing (no templates/report_base.html.j2 "
+                         "next to the nbtoolkit package); reinstall nbtoolkit.")
+
+
+def json_for_script(value: Any) -> str:
+    """JSON text safe inside ``<script>``: ``<``, ``>``, ``&``, U+2028 and U+2029 escaped."""
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True, default=str, allow_nan=False)
+    return "".join(_SCRIPT_ESCAPES.get(ch, ch) for ch in text)
+
+
+def script_hash(script: str) -> str:
+    """The CSP source expression (``'sha256-...'``) allowing exactly this inline script."""
+    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
+    return f"'sha256-{digest}'"
+
+
+def fmt_num(value: Any, digits: int = 4) -> str:
+    """Compact number text; ``—`` for missing values, readable NaN and infinities."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NaN"
+        if math.isinf(value):
+            return "∞" if value > 0 else "−∞"
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def fmt_signed(value: Any, digits: int = 4) -> str:
+    """Like :func:`fmt_num` with an explicit ``+`` for positive numbers."""
+    text = fmt_num(value, digits)
+    return f"+{text}" if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else text
+
+
+def fmt_time(ts: Any) -> str:
+    """Epoch seconds as ``YYYY-MM-DD HH:MM UTC``."""
+    if ts is None:
+        return "—"
+    try:
+        return _dt.datetime.fromtimestamp(float(ts), tz=_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    except (TypeError, ValueError, OverflowError):
+        return str(ts)
+
+
+def fmt_date(ts: Any) -> str:
+    """Epoch seconds as ``YYYY-MM-DD``."""
+    return fmt_time(ts)[:10] if ts is not None else "—"
+
+
+def fmt_duration(seconds: Any) -> str:
+    """Seconds as ``1h 02m``, ``3m 05s`` or ``4.2s``."""
+    if seconds is None:
+        return "—"
+    s = float(seconds)
+    if s < 60:
+        return f"{s:.1f}s"
+    m, sec = divmod(int(round(s)), 60)
+    if m < 60:
+        return f"{m}m {sec:02d}s"
+    h, m = divmod(m, 60)
+    return f"{h}h {m:02d}m"
+
+
+def fmt_size(n: Any) -> str:
+    """Bytes as ``12.3 kB``."""
+    if n is None:
+        return "—"
+    size = float(n)
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} GB"
+
+
+def fmt_value(value: Any) -> str:
+    """A parameter value as short text (JSON for containers)."""
+    if isinstance(value, float):
+        return fmt_num(value, 6)
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value, default=str, ensure_ascii=False)
+    if value is None:
+        return "None"
+    return str(value)
+
+
+@functools.cache
+def environment() -> jinja2.Environment:
+    """The (cached) Jinja2 environment over :func:`templates_dir`, autoescape on."""
+    import jinja2
+    import markupsafe
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(num=fmt_num, signed=fmt_signed, when=fmt_time, date=fmt_date,
+                       duration=fmt_duration, size=fmt_size, value=fmt_value,
+                       json_script=lambda v: markupsafe.Markup(json_for_script(v)))
+    return env
+
+
+def render(template: str, **context: Any) -> str:
+    """Render one report template with ``context``."""
+    import markupsafe
+
+    env = environment()
+    script = context.pop("inline_script", None)
+    context["inline_script"] = markupsafe.Markup(script) if script else None
+    context["csp"] = CSP.format(script=script_hash(script) if script else "'none'")
+    context.setdefault("generated", _dt.datetime.now(tz=_dt.UTC).timestamp())
+    from nbtoolkit._version import __version__
+
+    context.setdefault("tool_version", __version__)
+    return env.get_template(template).render(**context)

@@ -1,0 +1,194 @@
+"""The run report: everything a reviewer needs about one run, in one offline HTML file."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nbtoolkit.report.compare import Comparison
+    from nbtoolkit.store import RunRecord, Store
+
+IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp", "image/svg+xml"}
+
+
+def criteria_rows(record: RunRecord, store: Store, baseline: RunRecord | None) -> tuple[dict[str, Any] | None, bool]:
+    """The verdict to show: the stored one, or re-evaluated against an explicit other baseline.
+
+    Returns:
+        ``(verdict dict or None, recomputed)``.
+    """
+    from nbtoolkit.criteria import parse_criteria
+    from nbtoolkit.verdict import evaluate_run
+
+    declared = record.baseline_run_id
+    stored = record.verdict_detail
+    if stored and (baseline is None or baseline.run_id == declared):
+        return stored, False
+    if record.status != "finished":
+        return stored, False
+    try:
+        criteria = parse_criteria(record.declaration.get("success") or [])
+    except Exception:  # an old or damaged declaration: show what was stored
+        return stored, False
+    reason = None if baseline is not None else "no baseline run to compare with"
+    verdict = evaluate_run(store, criteria, record.metrics, run_id=record.run_id,
+                           baseline_run_id=baseline.run_id if baseline else None,
+                           baseline_reason=reason)
+    return verdict.to_dict(), True
+
+
+def time_box(record: RunRecord) -> dict[str, Any]:
+    """The declared decision date and whether it has passed."""
+    until = record.declaration.get("until")
+    info: dict[str, Any] = {"until": until, "overdue": False, "days_left": None}
+    if until:
+        with contextlib.suppress(ValueError, TypeError):
+            day = _dt.date.fromisoformat(str(until))
+            today = _dt.datetime.now(tz=_dt.UTC).date()
+            info["days_left"] = (day - today).days
+            info["overdue"] = day < today and record.verdict not in ("supported", "rejected")
+    return info
+
+
+def environment_summary(record: RunRecord) -> list[tuple[str, str]]:
+    """Rows of (label, value) describing the run's environment lock."""
+    lock = record.lock()
+    if lock is None:
+        return []
+    data = lock.data
+    py = data.get("python") or {}
+    plat = data.get("platform") or {}
+    git = data.get("git") or {}
+    rows = [
+        ("Python", " ".join(str(py.get(k, "")) for k in ("implementation", "version")).strip() or "?"),
+        ("Platform", " ".join(str(plat.get(k, "")) for k in ("system", "release", "machine")).strip() or "?"),
+        ("Packages", f"{len(lock.packages)} installed"),
+        ("Git", (f"{str(git.get('commit') or 'no commit')[:12]} on {git.get('branch') or 'detached HEAD'}"
+                 + (" (uncommitted changes)" if git.get("dirty") else "")) if git else "not a git repository"),
+        ("Lock", str(record.lock_hash or "")[:16]),
+    ]
+    seeds = data.get("seeds") or record.extra.get("seeds")
+    if seeds:
+        rows.append(("Seeds", ", ".join(f"{k}={v}" for k, v in sorted(dict(seeds).items()))))
+    conda = data.get("conda") or {}
+    if conda:
+        rows.append(("Conda", str(conda.get("name") or conda.get("prefix") or "")))
+    return rows
+
+
+def reproduction(record: RunRecord) -> dict[str, Any] | None:
+    """The re-execution outcome recorded on the run, or ``None`` ("not reproduced yet")."""
+    rep = record.extra.get("reproduction")
+    return dict(rep) if isinstance(rep, dict) else None
+
+
+def figures(record: RunRecord, store: Store) -> list[dict[str, str]]:
+    """Logged figures as data URIs."""
+    from nbtoolkit.report.plots import data_uri
+
+    result = []
+    for art in record.artifacts_of("figure"):
+        media = art.media_type or "image/png"
+        if media not in IMAGE_TYPES:
+            continue
+        try:
+            result.append({"name": art.name, "uri": data_uri(store.artifacts.read_bytes(art.digest), media)})
+        except Exception as exc:  # a missing blob must not stop the report
+            result.append({"name": art.name, "uri": "", "error": f"could not read the figure: {exc}"})
+    return result
+
+
+def notebook_section(record: RunRecord, store: Store) -> dict[str, str]:
+    """The executed notebook as inert HTML, or a note saying why it is absent."""
+    from nbtoolkit.report.sanitize import notebook_to_html
+
+    arts = record.artifacts_of("notebook")
+    source = None
+    try:
+        if arts or (record.notebook_path and _path(record).is_file()):
+            import nbformat
+        if arts:
+            nb = nbformat.reads(store.artifacts.read_bytes(arts[-1].digest).decode("utf-8"), as_version=4)
+            source = f"executed notebook ({arts[-1].name})"
+        elif record.notebook_path and _path(record).is_file():
+            nb = nbformat.read(str(_path(record)), as_version=4)
+            source = f"notebook file {record.notebook_path} (as saved; not the executed copy)"
+        else:
+            why = ("no executed notebook was stored with this run"
+                   + (f" and {record.notebook_path} no longer exists" if record.notebook_path else ""))
+            return {"html": "", "note": why}
+        return {"html": notebook_to_html(nb), "note": source}
+    except Exception as exc:  # unreadable notebook: say so instead of failing the report
+        return {"html": "", "note": f"the notebook could not be rendered: {type(exc).__name__}: {exc}"}
+
+
+def _notebook_css() -> Any:
+    import markupsafe
+
+    from nbtoolkit.report.sanitize import notebook_css
+
+    return markupsafe.Markup(notebook_css())
+
+
+def _path(record: RunRecord) -> Any:
+    from pathlib import Path
+
+    return Path(str(record.notebook_path))
+
+
+def run_context(record: RunRecord, store: Store, baseline: RunRecord | None, *, embed_notebook: bool = True) -> dict[str, Any]:
+    """Everything the run template shows."""
+    from nbtoolkit import stats
+    from nbtoolkit.report import plots
+    from nbtoolkit.report.compare import compare
+
+    verdict, recomputed = criteria_rows(record, store, baseline)
+    comparison: Comparison | None = compare(baseline, record, store=store) if baseline else None
+    step_names = [n for n, s in record.metric_steps.items() if s is not None]
+    series = {n: record.metric_history(n) for n in sorted(step_names)}
+    base_series = {n: baseline.metric_history(n) for n in series} if baseline else None
+    pred = stats.load_predictions(store, record)
+    base_pred = stats.load_predictions(store, baseline) if baseline else None
+    curves: dict[str, Any] = {f"this run ({record.run_id[:8]})": pred}
+    if base_pred is not None and baseline is not None:
+        curves[f"baseline ({baseline.run_id[:8]})"] = base_pred
+    groups: list[stats.GroupMetrics] = []
+    if pred is not None and pred.groups is not None:
+        wanted = [c.get("criterion", {}).get("metric") for c in (verdict or {}).get("results", [])]
+        names = [m for m in dict.fromkeys([*wanted, *stats.computable_metrics(pred)[:2]]) if m]
+        for name in names:
+            gm = stats.group_metrics(pred, name)
+            if gm is not None and all(g.metric != gm.metric for g in groups):
+                groups.append(gm)
+            if len(groups) >= 3:
+                break
+    params = comparison.params if comparison else [
+        {"name": k, "a": None, "b": v, "status": "same"} for k, v in sorted(record.params.items())]
+    return {
+        "kind": "run",
+        "title": f"{record.experiment} — run {record.run_id[:8]}",
+        "r": record,
+        "decl": record.declaration or {},
+        "baseline": baseline,
+        "baseline_is_declared": baseline is None or baseline.run_id == record.baseline_run_id,
+        "verdict": verdict,
+        "verdict_recomputed": recomputed,
+        "comparison": comparison,
+        "params": params,
+        "metrics": sorted(record.metrics.items()),
+        "step_plot": plots.step_curves(series, baseline=base_series),
+        "curves_plot": plots.roc_pr_curves(curves) if pred is not None else None,
+        "predictions_rows": len(pred) if pred is not None else None,
+        "groups": groups,
+        "figures": figures(record, store),
+        "time_box": time_box(record),
+        "env_rows": environment_summary(record),
+        "reproduction": reproduction(record),
+        "notebook": notebook_section(record, store) if embed_notebook else {"html": "", "note": "not embedded"},
+        "other_artifacts": [a for a in record.artifacts if a.kind not in ("figure", "notebook")],
+        "now": time.time(),
+        "notebook_css": _notebook_css(),
+    }

@@ -1,0 +1,174 @@
+"""Sweep and index reports: many runs at once, read through the store's fast tabular query."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any
+
+from nbtoolkit import _json
+from nbtoolkit.errors import InputError, RunNotFoundError
+
+if TYPE_CHECKING:
+    from nbtoolkit.store import Store
+
+SEED_NAMES = ("seed", "random_state", "random_seed", "rng_seed")
+
+
+def is_seed_param(name: str) -> bool:
+    """Whether a parameter name denotes a random seed (``seed``, ``random_state``, ``*_seed``)."""
+    low = name.lower()
+    return low in SEED_NAMES or low.endswith("_seed")
+
+
+def _tabular(store: Store, **query: Any) -> list[dict[str, Any]]:
+    """Runs as dicts with ``params``, ``metrics`` and the parsed ``declaration``."""
+    rows, params, metrics = store.query_runs(**query)
+    by_id = {r["run_id"]: {**r, "params": {}, "metrics": {},
+                           "declaration": _json.loads(r.get("declaration"), {}) or {}} for r in rows}
+    for p in params:
+        if p["run_id"] in by_id:
+            by_id[p["run_id"]]["params"][p["name"]] = _json.loads(p["value"])
+    for m in metrics:
+        if m["run_id"] in by_id:
+            by_id[m["run_id"]]["metrics"][m["name"]] = _json.from_special(m["value"], m["special"])
+    return list(by_id.values())
+
+
+def _finite(v: Any) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+
+
+def target_metric(runs: list[dict[str, Any]], sort: str | None) -> tuple[str | None, bool]:
+    """The metric to sort by and whether higher is better.
+
+    ``sort`` wins; else the first criterion of the children's declaration (its operator gives the
+    direction); else the first metric name. Direction falls back to the metric's known direction.
+    """
+    from nbtoolkit.criteria import parse_criteria
+    from nbtoolkit.stats import resolve_metric
+
+    def direction(name: str) -> bool:
+        spec = resolve_metric(name)
+        return spec.higher_is_better if spec else True
+
+    if sort:
+        return sort, direction(sort)
+    for r in runs:
+        try:
+            crits = parse_criteria(r["declaration"].get("success") or [])
+        except Exception:
+            continue
+        if crits:
+            c = crits[0]
+            return c.metric, c.op in (">=", ">") or (c.op == "==" and direction(c.metric))
+    names = sorted({m for r in runs for m in r["metrics"]})
+    return (names[0], direction(names[0])) if names else (None, True)
+
+
+def sweep_context(store: Store, sweep_id: str, *, sort: str | None = None) -> dict[str, Any]:
+    """Everything the sweep template shows: sorted children, seed groups, plots."""
+    from sqlalchemy import select
+
+    from nbtoolkit.report import plots
+    from nbtoolkit.store import schema as S
+
+    row = store.read(lambda conn: conn.execute(
+        select(S.sweeps).where(S.sweeps.c.sweep_id.like(f"{sweep_id}%"))).mappings().all())
+    if len(row) > 1:
+        raise InputError(f"Sweep id prefix {sweep_id!r} matches {len(row)} sweeps; give more characters.")
+    sweep = dict(row[0]) if row else None
+    full_id = sweep["sweep_id"] if sweep else sweep_id
+    runs = _tabular(store, parent_id=full_id)
+    if not runs and sweep is None:
+        raise RunNotFoundError(sweep_id, "No sweep has this id; list sweeps with `nbtk runs` "
+                               "(children show their sweep id) and pass it to --sweep.")
+    metric, higher = target_metric(runs, sort)
+
+    def key(r: dict[str, Any]) -> tuple[bool, float]:
+        v = _finite(r["metrics"].get(metric)) if metric else None
+        return (v is None, -(v or 0.0) if higher else (v or 0.0))
+
+    runs.sort(key=key)
+    names = sorted({p for r in runs for p in r["params"]})
+    varying = [p for p in names if len({_json.dumps(r["params"].get(p)) for r in runs}) > 1]
+    shown = varying or names
+    seeds = [p for p in varying if is_seed_param(p)]
+    groups: list[dict[str, Any]] = []
+    if seeds:
+        buckets: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for r in runs:
+            rest = {k: v for k, v in r["params"].items() if k not in seeds}
+            buckets[_json.dumps(rest)].append(r)
+        for members in buckets.values():
+            values = [v for v in (_finite(m["metrics"].get(metric)) for m in members) if v is not None]
+            if len(members) < 2:
+                continue
+            groups.append({
+                "params": {k: v for k, v in members[0]["params"].items() if k not in seeds},
+                "n": len(members), "n_values": len(values),
+                "mean": statistics.fmean(values) if values else None,
+                "spread": statistics.stdev(values) if len(values) > 1 else None,
+                "min": min(values) if values else None, "max": max(values) if values else None,
+                "run_ids": [m["run_id"] for m in members],
+            })
+        groups.sort(key=lambda g: (g["mean"] is None, -float(g["mean"] or 0) if higher else float(g["mean"] or 0)))
+    plot_params = [p for p in varying if not is_seed_param(p)] or varying
+    statuses: dict[str, int] = defaultdict(int)
+    for r in runs:
+        statuses[r["status"]] += 1
+    other_metrics = sorted({m for r in runs for m in r["metrics"]} - {metric})[:8]
+    return {
+        "kind": "sweep",
+        "title": f"Sweep {full_id[:12]}",
+        "sweep_id": full_id,
+        "sweep": sweep,
+        "spec": _json.loads(sweep["spec"], {}) if sweep else {},
+        "runs": runs,
+        "metric": metric,
+        "higher": higher,
+        "params": shown,
+        "other_metrics": other_metrics,
+        "seed_params": seeds,
+        "seed_groups": groups,
+        "statuses": dict(statuses),
+        "plot": plots.param_vs_metric(runs, plot_params, metric) if metric and plot_params else None,
+    }
+
+
+def index_context(store: Store) -> dict[str, Any]:
+    """The experiment log: one entry per experiment, newest activity first, plus search data."""
+    runs = _tabular(store)
+    by_exp: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in runs:
+        by_exp[r["experiment"]].append(r)
+    for name in store.experiment_names():
+        by_exp.setdefault(name, [])
+    experiments: list[dict[str, Any]] = []
+    for name, members in by_exp.items():
+        members.sort(key=lambda r: r["started"], reverse=True)
+        top = [r for r in members if r["kind"] in ("experiment", "papermill") and not r.get("parent_id")] or members
+        latest = top[0] if top else None
+        finished = [r for r in top if r["status"] == "finished" and r.get("verdict")]
+        decl = latest["declaration"] if latest else {}
+        experiments.append({
+            "name": name,
+            "hypothesis": str(decl.get("hypothesis") or ""),
+            "owner": str(decl.get("owner") or ""),
+            "scope": str(decl.get("scope") or ""),
+            "until": decl.get("until"),
+            "verdict": finished[0]["verdict"] if finished else None,
+            "verdict_run": finished[0]["run_id"] if finished else None,
+            "first": min((r["started"] for r in members), default=None),
+            "last": max((r["started"] for r in members), default=None),
+            "n_runs": len(members),
+            "latest": latest,
+            "runs": members[:10],
+            "notebook": next((r.get("notebook_path") for r in members if r.get("notebook_path")), None),
+        })
+    experiments.sort(key=lambda e: e["last"] or 0, reverse=True)
+    search = [" ".join([e["name"], e["hypothesis"], e["owner"], e["scope"], e["verdict"] or "",
+                        *(r["run_id"] for r in e["runs"])]).lower() for e in experiments]
+    return {"kind": "index", "title": "Experiment log", "experiments": experiments,
+            "search": search, "n_runs": len(runs)}

@@ -1,0 +1,267 @@
+"""Helpers shared by shadow and canary: model coercion, data loading, bucketing, metrics."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nbtoolkit.errors import InputError
+
+#: Salt of the deterministic bucketing (canary routing and percentage rollouts).
+DEFAULT_SALT = "nbtoolkit"
+BUCKETS = 10_000
+
+
+def bucket(key: Any, *, salt: str = DEFAULT_SALT) -> int:
+    """Deterministic bucket in ``[0, 10000)``: ``int(sha256(f"{salt}:{key}")[:8], 16) % 10000``.
+
+    A key is in a ``pct`` % share when ``bucket(key) < pct * 100``; shares grow monotonically,
+    so a key routed to the challenger at 5 % stays routed at 25 %.
+    """
+    return int(hashlib.sha256(f"{salt}:{key}".encode()).hexdigest()[:8], 16) % BUCKETS
+
+
+def buckets(keys: Sequence[Any], *, salt: str = DEFAULT_SALT) -> Any:
+    """:func:`bucket` for many keys, as a NumPy int array."""
+    import numpy as np
+
+    sha = hashlib.sha256
+    return np.fromiter((int(sha(f"{salt}:{k}".encode()).hexdigest()[:8], 16) % BUCKETS for k in keys), dtype=np.int64, count=len(keys))
+
+
+def in_share(key: Any, pct: float, *, salt: str = DEFAULT_SALT) -> bool:
+    """True when ``key`` falls in the first ``pct`` percent of buckets."""
+    return bucket(key, salt=salt) < pct * 100
+
+
+@dataclass
+class ModelHandle:
+    """A model to call, with a label for reports and where it came from."""
+
+    obj: Any
+    label: str
+    source: dict[str, Any]
+
+    def has(self, method: str) -> bool:
+        return callable(getattr(self.obj, method, None))
+
+
+def as_model(model: Any, *, store: Any = None) -> ModelHandle:
+    """Accept a model object, a loaded bundle, a bundle path, or a registry ref ``MODEL@ALIAS``."""
+    source: dict[str, Any] = {}
+    label = type(model).__name__
+    if isinstance(model, (str, Path)):
+        text = str(model)
+        if "@" in text and not Path(text).exists():
+            from nbtoolkit import registry
+
+            mv = registry.resolve(text, store=store)
+            source = {"model": mv.model, "version": mv.version, "run_id": mv.run_id, "path": mv.path}
+            label = f"{mv.model}@{mv.version}"
+            text = mv.path
+        else:
+            source = {"path": str(Path(text).resolve())}
+            label = Path(text).name
+        from nbtoolkit.stability import _bundles
+
+        model = _bundles.load_model(text)
+    inner = getattr(model, "model", None)
+    if inner is not None and callable(getattr(inner, "predict", None)) and hasattr(model, "manifest"):
+        # a loaded Bundle (verified on load): call its model directly so classes_ and
+        # feature_names_in_ are visible and the signature check is not timed as model latency
+        source.setdefault("bundle", str(getattr(model, "path", "")))
+        for attr in ("name", "version", "run_id"):
+            with contextlib.suppress(Exception):
+                source.setdefault({"name": "model"}.get(attr, attr), str(getattr(model, attr)))
+        if label == type(model).__name__:
+            label = f"{source.get('model')}@{source.get('version')}"
+        model = inner
+    if not (callable(getattr(model, "predict", None)) or callable(getattr(model, "predict_proba", None))):
+        raise InputError(f"{label} has no predict(); pass a fitted model, a bundle or a bundle path.")
+    if not source:
+        source = {"class": f"{type(model).__module__}.{type(model).__qualname__}"}
+    return ModelHandle(model, label, source)
+
+
+def load_frame(data: Any) -> Any:
+    """A DataFrame from a DataFrame, an array, or a ``.csv`` / ``.parquet`` path."""
+    import pandas as pd
+
+    if isinstance(data, (str, Path)):
+        p = Path(data)
+        if not p.is_file():
+            raise InputError(f"{p} does not exist; pass a .csv or .parquet file.")
+        if p.suffix.lower() == ".csv":
+            return pd.read_csv(p)
+        if p.suffix.lower() in (".parquet", ".pq"):
+            return pd.read_parquet(p)
+        raise InputError(f"{p}: only .csv and .parquet files are read.")
+    if isinstance(data, pd.DataFrame):
+        return data
+    return pd.DataFrame(data)
+
+
+def column_or_array(frame: Any, value: Any, what: str) -> tuple[Any, str | None]:
+    """``(array, column name)`` for a column name or an aligned array (or ``(None, None)``)."""
+    import numpy as np
+
+    if value is None:
+        return None, None
+    if isinstance(value, str):
+        if value not in frame.columns:
+            raise InputError(f"{what} column {value!r} is not in the data (columns: {', '.join(map(str, frame.columns[:12]))}...).")
+        return frame[value].to_numpy(), value
+    arr = np.asarray(value)
+    if len(arr) != len(frame):
+        raise InputError(f"{what} has {len(arr)} entries for {len(frame)} rows; pass an aligned array or a column name.")
+    return arr, None
+
+
+def feature_frame(handle: ModelHandle, frame: Any, drop: Sequence[str]) -> Any:
+    """The columns the model was fitted on (``feature_names_in_``), else all but ``drop``."""
+    names = getattr(handle.obj, "feature_names_in_", None)
+    if names is not None:
+        missing = [c for c in names if c not in frame.columns]
+        if missing:
+            raise InputError(f"{handle.label} needs columns missing from the data: {', '.join(map(str, missing[:8]))}.")
+        return frame[list(names)]
+    keep = [c for c in frame.columns if c not in set(drop)]
+    return frame[keep]
+
+
+def choose_method(method: str, *handles: ModelHandle) -> str:
+    if method == "auto":
+        return "predict_proba" if all(h.has("predict_proba") for h in handles) else "predict"
+    if method not in ("predict", "predict_proba"):
+        raise InputError(f"method must be 'auto', 'predict' or 'predict_proba', got {method!r}.")
+    return method
+
+
+def labels_of(handle: ModelHandle, out: Any, method: str) -> Any:
+    """Predicted labels from an output (argmax of probabilities mapped to ``classes_``)."""
+    import numpy as np
+
+    if method != "predict_proba":
+        return np.asarray(out)
+    idx = np.argmax(np.asarray(out, dtype=float), axis=1)
+    classes = getattr(handle.obj, "classes_", None)
+    return np.asarray(classes)[idx] if classes is not None else idx
+
+
+def scores_of(out: Any, method: str) -> Any:
+    """Positive-class scores for binary probabilities, else ``None``."""
+    import numpy as np
+
+    if method != "predict_proba":
+        return None
+    arr = np.asarray(out, dtype=float)
+    return arr[:, 1] if arr.ndim == 2 and arr.shape[1] == 2 else None
+
+
+def labelled_mask(y: Any) -> Any:
+    import numpy as np
+    import pandas as pd
+
+    return ~np.asarray(pd.isna(y), dtype=bool)
+
+
+MetricFn = Callable[[Any, Any, Any], float]
+
+
+def _accuracy(y: Any, pred: Any, score: Any) -> float:
+    import numpy as np
+
+    a, b = np.asarray(y), np.asarray(pred)
+    if a.dtype.kind != b.dtype.kind and "O" in (a.dtype.kind, b.dtype.kind) or {a.dtype.kind, b.dtype.kind} & {"U", "S"}:
+        a, b = a.astype(str), b.astype(str)
+    return float(np.mean(a == b))
+
+
+def _roc_auc(y: Any, pred: Any, score: Any) -> float:
+    """Binary ROC AUC by the rank-sum (Mann-Whitney) identity with mid-ranks for ties.
+
+    Equal to the trapezoidal AUC of :func:`sklearn.metrics.roc_auc_score` (the greater label is
+    the positive class) and several times faster on 100k rows: one sort, no input validation.
+    """
+    import numpy as np
+
+    if score is None:
+        return math.nan
+    yt = np.asarray(y)
+    classes = np.unique(yt)
+    if len(classes) != 2:
+        return math.nan
+    pos = yt == classes[1]
+    n = len(yt)
+    n_pos = int(pos.sum())
+    sc = np.asarray(score, dtype=float)
+    if np.isnan(sc).any():
+        return math.nan
+    order = np.argsort(sc, kind="quicksort")
+    ss = sc[order]
+    new_group = np.empty(n, dtype=bool)
+    new_group[0] = True
+    np.not_equal(ss[1:], ss[:-1], out=new_group[1:])
+    starts = np.flatnonzero(new_group)
+    ends = np.append(starts[1:], n)
+    mid = (starts + ends + 1) / 2.0  # average 1-based rank of each tie group
+    ranks = mid[np.cumsum(new_group) - 1]
+    return float((ranks[pos[order]].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * (n - n_pos)))
+
+
+def _mae(y: Any, pred: Any, score: Any) -> float:
+    import numpy as np
+
+    return float(np.mean(np.abs(np.asarray(y, dtype=float) - np.asarray(pred, dtype=float))))
+
+
+def _rmse(y: Any, pred: Any, score: Any) -> float:
+    import numpy as np
+
+    return float(np.sqrt(np.mean((np.asarray(y, dtype=float) - np.asarray(pred, dtype=float)) ** 2)))
+
+
+METRICS: dict[str, MetricFn] = {"accuracy": _accuracy, "roc_auc": _roc_auc, "mae": _mae, "rmse": _rmse}
+
+
+def metric_fns(metrics: Sequence[str] | Mapping[str, MetricFn]) -> dict[str, MetricFn]:
+    """Metric functions ``fn(y_true, y_pred, score)`` by name (built-ins: accuracy, roc_auc, mae, rmse)."""
+    if isinstance(metrics, Mapping):
+        return dict(metrics)
+    out = {}
+    for name in metrics:
+        if name not in METRICS:
+            raise InputError(f"Unknown metric {name!r}; use one of {', '.join(METRICS)} or pass {{name: fn(y, pred, score)}}.")
+        out[name] = METRICS[name]
+    return out
+
+
+def compute_metrics(fns: Mapping[str, MetricFn], y: Any, pred: Any, score: Any) -> dict[str, float]:
+    import numpy as np
+
+    if y is None or len(y) == 0:
+        return {}
+    out = {}
+    for name, fn in fns.items():
+        try:
+            out[name] = float(fn(y, pred, score))
+        except (ValueError, TypeError) as exc:  # e.g. a metric undefined on this subset
+            out[name] = math.nan
+            del exc
+    return {k: v for k, v in out.items() if not (isinstance(v, float) and np.isnan(v))}
+
+
+def latency_stats(ms: Any) -> dict[str, float]:
+    """p50/p95/p99/mean (milliseconds) of per-row latencies."""
+    import numpy as np
+
+    arr = np.asarray(ms, dtype=float)
+    if arr.size == 0:
+        return {}
+    p50, p95, p99 = np.percentile(arr, [50, 95, 99])
+    return {"latency_p50_ms": float(p50), "latency_p95_ms": float(p95), "latency_p99_ms": float(p99), "latency_mean_ms": float(arr.mean())}
