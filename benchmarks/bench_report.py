@@ -42,6 +42,18 @@ def median_time(fn: Callable[[], Any], reps: int, *, warmup: int = 1) -> float:
     return statistics.median(times)
 
 
+def paired_medians(fa: Callable[[], Any], fb: Callable[[], Any], reps: int) -> tuple[float, float]:
+    """Median times of ``fa`` and ``fb``, alternated so machine load hits both alike."""
+    fa(), fb()
+    ta, tb = [], []
+    for _ in range(reps):
+        for fn, times in ((fa, ta), (fb, tb)):
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+    return statistics.median(ta), statistics.median(tb)
+
+
 def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> str:
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -89,10 +101,17 @@ def bench_run_report(proj: Path, env: dict[str, str], reps: int) -> list[tuple[s
     def peer() -> None:
         run([*jupyter, "nbconvert", "--to", "html", "executed.ipynb", "--output", "nbconvert.html"], proj, env)
 
-    t_ours, t_peer = median_time(ours, reps), median_time(peer, reps)
+    def library() -> None:  # the same report from a plain `python -c` (no CLI import trimming)
+        code = ("import sys; from nbtoolkit.report import write_run_report; "
+                "write_run_report(sys.argv[1], 'report_lib.html')")
+        run([sys.executable, "-c", code, challenger], proj, env)
+
+    t_ours, t_peer = paired_medians(ours, peer, reps)
+    t_lib, t_peer2 = paired_medians(library, peer, reps)
     sizes = ((proj / "report.html").stat().st_size, (proj / "nbconvert.html").stat().st_size)
     print(f"  report {sizes[0] / 1e3:.0f} kB vs nbconvert {sizes[1] / 1e3:.0f} kB")
-    return [("(a) nbtk report RUN vs jupyter nbconvert --to html", t_ours, t_peer)]
+    return [("(a) nbtk report RUN vs jupyter nbconvert --to html", t_ours, t_peer),
+            ("(a) python -c write_run_report(RUN) vs jupyter nbconvert", t_lib, t_peer2)]
 
 
 def populate_sweep(store: Any, sweep_id: str, n: int) -> None:

@@ -25,6 +25,10 @@ _EXPORTS: dict[str, str] = {
     "set_tags": "nbtoolkit.tracking",
     "track_data": "nbtoolkit.tracking",
     "seed": "nbtoolkit.tracking",
+    # re-execute
+    "run_notebook": "nbtoolkit.execute.papermill_run",
+    "sweep": "nbtoolkit.execute.sweep",
+    "reproduce": "nbtoolkit.execute.reproduce",
     # query
     "runs": "nbtoolkit.query",
     "get_run": "nbtoolkit.query",
@@ -85,6 +89,9 @@ if TYPE_CHECKING:
     from nbtoolkit.export.load import load_bundle
     from nbtoolkit.export.verify import verify_bundle
     from nbtoolkit.query import get_run, runs
+    from nbtoolkit.execute.papermill_run import run_notebook
+    from nbtoolkit.execute.reproduce import reproduce
+    from nbtoolkit.execute.sweep import sweep
     from nbtoolkit.report.compare import compare
     from nbtoolkit.store import RunRecord
     from nbtoolkit.registry import promote, rollback

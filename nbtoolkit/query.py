@@ -62,9 +62,8 @@ def runs(
     import pandas as pd
 
     st = _store(store)
-    wide = st.runs_wide(experiment=experiment, status=status, kind=kind, parent_id=sweep, limit=limit)
-    if wide is not None:
-        frame = _frame_from_wide(*wide)
+    frame = _listing(st, experiment=experiment, status=status, kind=kind, parent_id=sweep, limit=limit)
+    if frame is not None:
         if verdict is not None:
             frame = frame[frame["verdict"] == verdict]
         if where:
@@ -95,6 +94,34 @@ def runs(
     if where:
         frame = frame[filter_mask(frame, where)]
     return frame.reset_index(drop=True)
+
+
+def _key(value: Any) -> Any:
+    return tuple(value) if isinstance(value, (list, tuple, set, frozenset)) else value
+
+
+def _listing(st: Store, **query: Any) -> pd.DataFrame | None:
+    """The unfiltered-by-``where`` frame, reused while the store's data version is unchanged.
+
+    The version is read before the query, so a commit racing with the query only causes one
+    extra rebuild later, never a stale result. ``None`` when the backend has no fast path.
+    """
+    version = st.data_version()
+    key = tuple((k, _key(v)) for k, v in sorted(query.items()))
+    cache = getattr(st, "listing_cache", None)
+    if version is not None and cache is not None:
+        hit = cache.get(key)
+        if hit is not None and hit[0] == version:
+            return hit[1].copy()
+    wide = st.runs_wide(**query)
+    if wide is None:
+        return None
+    frame = _frame_from_wide(*wide)
+    if version is not None and cache is not None:
+        if len(cache) >= 16:
+            cache.clear()
+        cache[key] = (version, frame.copy())
+    return frame
 
 
 def _loads_many(blobs: Sequence[str | None]) -> list[dict[str, Any]]:
@@ -130,15 +157,19 @@ def _frame_from_wide(run_rows: list[tuple[Any, ...]], metric_rows: list[tuple[An
             if params[name].dtype == object:
                 params[name] = [json.dumps(v) if isinstance(v, (list, dict)) else v for v in params[name]]
         parts.append(params.add_prefix("params."))
-    position = {rid: i for i, rid in enumerate(cols[0])}
-    metrics: dict[str, Any] = {}
-    for run_id, name, value, special in metric_rows:
-        column = metrics.get(name)
-        if column is None:
-            column = metrics[name] = np.full(n, np.nan)
-        column[position[run_id]] = float(special) if special else (np.nan if value is None else value)
-    if metrics:
-        parts.append(pd.DataFrame({f"metrics.{k}": metrics[k] for k in sorted(metrics)}))
+    if metric_rows:
+        # pivot (run_id, name, value, special) rows with vectorised lookups
+        rids, names, values, specials = zip(*metric_rows, strict=True)
+        rows_at = pd.Index(cols[0]).get_indexer(rids)
+        codes, uniques = pd.factorize(pd.Index(names, dtype=object))
+        vals = np.array(values, dtype=float)  # None -> NaN
+        for i, special in enumerate(specials):
+            if special:
+                vals[i] = float(special)
+        table = np.full((len(uniques), n), np.nan)
+        table[codes, rows_at] = vals
+        order = sorted(range(len(uniques)), key=lambda k: uniques[k])
+        parts.append(pd.DataFrame({f"metrics.{uniques[k]}": table[k] for k in order}))
     return pd.concat(parts, axis=1) if len(parts) > 1 else parts[0]
 
 

@@ -271,6 +271,17 @@ def _gates(st: Any, settings: Any, mv: ModelVersion, alias: str, *, skip_sla: bo
     return unmet, detail
 
 
+def _intact(st: Any, model: str, version: str) -> bool:
+    from nbtoolkit.errors import NbToolkitError
+    from nbtoolkit.stability import _bundles
+
+    try:
+        _bundles.verify(get_version(model, version, store=st).path)
+    except NbToolkitError:
+        return False
+    return True
+
+
 def _protected(settings: Any) -> tuple[str, ...]:
     from nbtoolkit.stability.cadence import load_policy
 
@@ -321,6 +332,10 @@ def promote(
     unmet, detail = _gates(st, settings, mv, alias)
     if unmet:
         raise PromotionRefused(mv.run_id, unmet, model=model, version=version, alias=alias)
+    previous = current(model, alias, store=st)
+    if previous is not None and previous != version:
+        # the version being replaced is the rollback target: record whether its bundle is intact
+        detail["rollback_target"] = {"version": previous, "verified": _intact(st, model, previous)}
     policy = load_policy(settings)
     if override_cadence is not None and not override_cadence.strip():
         raise InputError("--override-cadence needs a reason (it is recorded).")
@@ -355,7 +370,7 @@ def rollback(
     alias = _check_name(alias, "Alias")
     settings = settings or load_settings()
     st = _store(store, settings)
-    who = (by or "").strip() or getpass.getuser()
+    who = (by or "").strip() or _user()
     moves = history(model, alias=alias, store=st)
     target = _rollback_target(model, alias, moves, to)
     mv = get_version(model, target, store=st)
@@ -370,6 +385,13 @@ def rollback(
         return None
 
     return _apply(st, model, alias, target, "rollback", who, reason.strip() or "rollback", detail, now=now, check=check, override=False, run_id=mv.run_id)
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name in some containers
+        return "unknown"
 
 
 def _rollback_target(model: str, alias: str, moves: list[Any], to: str | None) -> str:

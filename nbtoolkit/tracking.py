@@ -214,7 +214,7 @@ class ActiveRun:
 
     def record(self) -> Any:
         """The stored :class:`~nbtoolkit.store.RunRecord` of this run."""
-        return self.store.get_run(self.run_id)
+        return self.store.get_runs([self.run_id])[0]
 
     def __repr__(self) -> str:
         return f"<ActiveRun {self.run_id[:8]} experiment={self.experiment!r} status={self.status!r}>"
@@ -315,6 +315,7 @@ def open_run(
 
     runner_run_id, _ = _injected_from_env()
     decl = declaration.to_dict()
+    clean_params: dict[str, Any] = {}
     if runner_run_id and runner_run_id not in _adopted and store.run_exists(runner_run_id):
         _adopted.add(runner_run_id)
         run_id = runner_run_id
@@ -331,6 +332,7 @@ def open_run(
         if nb_hash and not notebook_path:
             store.update_run(run_id, notebook_hash=nb_hash)
     else:
+        clean_params = _clean_params(params or {})
         run_id = store.create_run(
             experiment=declaration.experiment,
             declaration=decl,
@@ -339,8 +341,10 @@ def open_run(
             baseline_run_id=baseline_run_id,
             notebook_path=str(notebook_path) if notebook_path else None,
             notebook_hash=nb_hash,
+            lock_hash=lock.hash,
+            params=clean_params,
         )
-        store.update_run(run_id, lock_hash=lock.hash)
+        params = None  # recorded with the run
 
     run = ActiveRun(
         run_id=run_id,
@@ -352,24 +356,35 @@ def open_run(
         baseline_reason=baseline_reason,
         lock=lock,
     )
-    if lock.git_diff:
-        store.put_text_artifact(run_id, name="git.diff", kind="diff", text=lock.git_diff, media_type="text/x-diff")
-    dvc_refs = [
-        DataRef(str(d["path"]), str(d.get("source", "dvc")), str(d["md5"]), "md5", d.get("size"))
-        for d in lock.to_dict().get("data", [])
-        if d.get("md5")
-    ]
-    store.add_datasets(run_id, dvc_refs)
-    if declaration.tags:
-        run.set_tags(declaration.tags)
-    if seeds:
-        store.merge_extra(run_id, {"seeds": seeds})
-    if params:
-        run.log_params(params)
+    try:
+        if lock.git_diff:
+            store.put_text_artifact(run_id, name="git.diff", kind="diff", text=lock.git_diff, media_type="text/x-diff")
+        dvc_refs = [
+            DataRef(str(d["path"]), str(d.get("source", "dvc")), str(d["md5"]), "md5", d.get("size"))
+            for d in (lock.data.get("data") or [])
+            if d.get("md5")
+        ]
+        store.add_datasets(run_id, dvc_refs)
+        if declaration.tags:
+            run.set_tags(declaration.tags)
+        if seeds:
+            store.merge_extra(run_id, {"seeds": seeds})
+        run.params.update(clean_params)
+        if params:
+            run.log_params(params)
+    except BaseException:
+        # never leave a run 'running' when opening it failed half-way
+        store.finish_run(run_id, status="failed", error=traceback.format_exc(), only_if_running=True)
+        raise
     _pending_seeds.clear()
     _stack.append(run)
     run._start_flusher()
     return run
+
+
+def _clean_params(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Validated names and JSON forms of parameter values (see :meth:`ActiveRun.log_params`)."""
+    return {_check_name(name, "Parameter"): jsonable_param(name, value) for name, value in values.items()}
 
 
 def _ensure_experiment(conn: Any, name: str) -> None:

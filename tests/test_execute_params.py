@@ -7,7 +7,12 @@ from pathlib import Path
 import pytest
 
 from nbtoolkit.errors import ParameterError
-from nbtoolkit.execute.params import check_parameters, known_parameters, merge_parameters, resolve_value
+from nbtoolkit.execute.params import (
+    check_parameters,
+    known_parameters,
+    merge_parameters,
+    resolve_value,
+)
 from nbtoolkit.execute.space import Choice, Distribution, expand_points, parse_grid
 
 NOTEBOOKS = Path(__file__).parent / "notebooks"

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import git, make_notebook, nbtk_cli
 
 pytestmark = pytest.mark.slow
@@ -92,3 +91,27 @@ def test_reproduce_refuses_a_run_without_commit(project: Path, store: Any) -> No
     run_id = store.create_run(experiment="x")
     res = nbtk_cli("reproduce", run_id, cwd=project)
     assert res.returncode == 2 and "git commit" in res.stderr
+
+
+def test_reproduce_restores_dvc_tracked_data_from_the_cache(project: Path, store: Any) -> None:
+    import subprocess
+    import sys
+
+    def dvc(*args: str) -> None:
+        subprocess.run([sys.executable, "-m", "dvc", *args], cwd=project, check=True, capture_output=True, text=True)
+
+    nb = _setup(project)
+    (project / ".gitignore").write_text(".nbtoolkit/\n", encoding="utf-8")
+    dvc("init", "-q")
+    dvc("config", "core.analytics", "false")
+    dvc("add", "-q", "data/values.txt")
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "track data with dvc")
+    original = _run(project, nb, store)
+    assert {d.source for d in original.data if d.path == "data/values.txt"} == {"dvc", "track_data"}
+    (project / "data" / "values.txt").write_text("5 5 5\n", encoding="utf-8")
+    dvc("add", "-q", "data/values.txt")  # new version, not committed; the old one stays in .dvc/cache
+    res = nbtk_cli("reproduce", original.run_id, "--json", cwd=project)
+    out = json.loads(res.stdout)
+    assert res.returncode == 0 and out["result"] == "reproduced", out
+    assert [m for m in out["metrics"] if m["name"] == "total"][0]["reproduced"] == original.metrics["total"]

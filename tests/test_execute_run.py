@@ -9,8 +9,8 @@ from typing import Any
 
 import nbformat
 import pytest
-
 from conftest import TEST_NOTEBOOKS, nbtk_cli
+
 from nbtoolkit.execute.papermill_run import run_notebook
 
 pytestmark = pytest.mark.slow

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import TEST_NOTEBOOKS, nbtk_cli
+
 from nbtoolkit.execute.sweep import sweep
 
 pytestmark = pytest.mark.slow

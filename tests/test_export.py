@@ -137,6 +137,7 @@ def test_report_html_is_the_run_report(project: Path, store: Any) -> None:
     bundle = nbtk.export_bundle(run_id, model="m", out_dir="b").path
     report = (bundle / "report.html").read_text()
     assert report.lstrip().lower().startswith("<!doctype html") and run_id[:8] in report and HYPOTHESIS in report
+    assert "rita" in report  # approvals are shown in the report too
     assert "report.html" in {f["path"] for f in json.loads((bundle / "MANIFEST.json").read_text())["files"]}
 
 

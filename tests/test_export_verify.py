@@ -124,6 +124,17 @@ def test_pristine_bundles_verify_and_predict(pristine: dict[str, Path]) -> None:
     assert (load_bundle(pristine["archive"]).predict(X[:20]) == expected).all()
 
 
+def test_archive_made_with_gnu_tar_verifies(pristine: dict[str, Path], tmp_path: Path) -> None:
+    import subprocess
+
+    from nbtoolkit import verify_bundle
+
+    archive = tmp_path / "by-hand.tgz"
+    subprocess.run(["tar", "czf", str(archive), "-C", str(pristine["tree"]), "."], check=True)
+    report = verify_bundle(archive)
+    assert report.archive and report.manifest["model"] == "tree" and len(report.files) >= 7
+
+
 def test_flipped_byte_in_the_model_is_named(bundle: Path) -> None:
     model = bundle / "model" / "model.skops"
     data = bytearray(model.read_bytes())
@@ -225,8 +236,13 @@ def test_archive_with_links_or_tampered_model_is_refused(pristine: dict[str, Pat
     hard = tarfile.TarInfo("tree-archive-0.1.0/hard.txt")
     hard.type, hard.linkname = tarfile.LNKTYPE, "tree-archive-0.1.0/model_card.md"
     dup = tarfile.TarInfo("tree-archive-0.1.0/Model_Card.md")
-    problems = problems_of(_tar(tmp_path / "links.tar.gz", [*members, (link, None), (hard, None), (dup, b"x")]))
+    dev = tarfile.TarInfo("tree-archive-0.1.0/null")
+    dev.type, dev.devmajor, dev.devminor = tarfile.CHRTYPE, 1, 3
+    problems = problems_of(
+        _tar(tmp_path / "links.tar.gz", [*members, (link, None), (hard, None), (dup, b"x"), (dev, None)])
+    )
     text = "\n".join(problems)
+    assert "'tree-archive-0.1.0/null': device file" in text
     assert "'tree-archive-0.1.0/notes.txt': symbolic link" in text
     assert "'tree-archive-0.1.0/hard.txt': hard link" in text
     assert "'tree-archive-0.1.0/Model_Card.md': name collides" in text

@@ -61,6 +61,7 @@ def test_promote_rollback_and_history_chain(two_versions, store):
         ("rollback", "1.0.0", "1.0.1", "cy"),
     ]
     assert moves[1].reason == "gbm wins" and moves[1].extra["verified"] is True
+    assert moves[1].extra["rollback_target"] == {"version": "1.0.0", "verified": True}
     with pytest.raises(InputError, match="already points"):
         registry.promote("cancer", "1.0.1", to="production", by="x", reason="y", store=store)
 

@@ -161,6 +161,10 @@ def test_run_report_content(pair: tuple[Any, Any, Any], tmp_path: Path) -> None:
     assert doc.find("svg") is None and doc.find("script") is None
     assert_offline(doc)
     assert not list(tmp_path.glob(".run.html.*"))  # atomic write leaves no temp file
+    from nbtoolkit.report import render_run_report
+
+    forked = soup(render_run_report(cand.run_id, parallel=True)).select_one("details.notebook")
+    assert str(forked) == str(details)  # the notebook rendered in a child process is the same
 
 
 def test_run_report_states_without_extras(project: Path, tmp_path: Path) -> None:
@@ -170,12 +174,15 @@ def test_run_report_states_without_extras(project: Path, tmp_path: Path) -> None
 
     with nbtk.start_run("plain", success="roc_auc >= baseline.roc_auc") as run:
         nbtk.log(roc_auc=0.7)
+        for step in range(3):  # mathtext-like names must not break the plot
+            nbtk.log_metric("cost $\\frac{$ odd", float(step), step=step)
     doc = soup(render_run_report(run.run_id))
     text = doc.get_text()
     assert "Not reproduced yet" in text and "No approvals yet" in text
     assert "Not available: no executed notebook was stored with this run" in text
     assert "No interval" in text and "No figures were logged" in text
     assert doc.select_one(".verdict-banner").get_text().startswith("Verdict: inconclusive")
+    assert doc.select_one("img.step-curves")["src"].startswith("data:image/png;base64,")
     store = open_store()
     store.merge_extra(run.run_id, {"reproduction": {"result": "diverged", "run_id": "f" * 32, "max_rel_diff": 0.3}})
     nb_path = project / "plain.ipynb"
@@ -341,14 +348,29 @@ def test_cli_report_modes_and_errors(pair: tuple[Any, Any, Any], project: Path) 
     r = nbtk_cli("report", cand.run_id[:10], "-o", "run.html", cwd=project)
     assert r.returncode == 0, r.stderr
     assert Path(r.stdout.strip()).name == "run.html"
-    assert "boosting beats" in (project / "run.html").read_text(encoding="utf-8")
+    html = (project / "run.html").read_text(encoding="utf-8")
+    assert "boosting beats" in html
+    assert "nb-output-marker" in soup(html).select_one("details.notebook").get_text()  # forked render
     r = nbtk_cli("report", base.run_id, cand.run_id, "-o", "cmp.html", cwd=project)
     assert r.returncode == 0, r.stderr
     assert "What changed" in (project / "cmp.html").read_text(encoding="utf-8")
-    r = nbtk_cli("report", "--index", "-o", "log.html", cwd=project)
-    assert r.returncode == 0 and "churn-gbm" in (project / "log.html").read_text(encoding="utf-8")
     r = nbtk_cli("report", "-o", "x.html", cwd=project)
     assert r.returncode == 2 and "exactly one" in r.stderr
     r = nbtk_cli("report", "ffffffffffff", "-o", "x.html", cwd=project)
     assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.startswith("Error:")
     assert not (project / "x.html").exists()
+
+
+def test_templates_ship_and_compile() -> None:
+    from nbtoolkit.report.render import environment, templates_dir
+
+    folder = templates_dir()
+    names = {p.name for p in folder.glob("report_*.j2")}
+    assert {"report_base.html.j2", "report_run.html.j2", "report_comparison.html.j2",
+            "report_sweep.html.j2", "report_index.html.j2"} <= names
+    env = environment()
+    assert env.autoescape is True
+    for name in names:
+        env.get_template(name)  # raises on a syntax error
+    pyproject = (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text(encoding="utf-8")
+    assert '"templates" = "nbtoolkit/templates"' in pyproject  # the wheel carries them

@@ -111,3 +111,25 @@ def test_flags_in_a_real_kernel_from_config_env_and_kill(project, store, monkeyp
         "ranker": {"value": "v1", "source": "config"},
     }
     assert rec.lock().data["env"]["NBTOOLKIT_FLAG_THRESHOLD"] == "0.9"
+
+
+def test_nbtk_run_flag_wins_over_env_and_config(project, store, monkeypatch):
+    from nbtoolkit.cli import COMMANDS
+
+    if "run" not in COMMANDS:
+        pytest.skip("`nbtk run` (re-execute stage) is not merged yet")
+    from conftest import nbtk_cli
+
+    set_config(project, CONFIG)
+    monkeypatch.setenv("NBTOOLKIT_FLAG_THRESHOLD", "0.9")
+    nb = make_notebook(
+        project / "run_flags.ipynb",
+        "%load_ext nbtoolkit\nimport nbtoolkit as nbtk",
+        "%%experiment run-flags\nprint('threshold', nbtk.flag('threshold', 0.5), 'new_ui', nbtk.flag('new_ui', False))\n",
+    )
+    out = nbtk_cli("run", str(nb), "--flag", "threshold=0.25", "--flag", "unused=1", cwd=project)
+    assert out.returncode == 0, out.stderr
+    rec = store.get_run(store.latest_run("run-flags"))
+    assert rec.extra["flags"]["threshold"] == {"value": 0.25, "source": "env"}
+    assert rec.extra["flags"]["new_ui"] == {"value": True, "source": "config"}
+    assert rec.extra["flags"]["unused"] == {"value": "1", "source": "run"}  # the runner's record is kept

@@ -268,3 +268,54 @@ def test_nested_runs_and_listener(project: Path) -> None:
     assert seen == [("m", 1.0, 0)]
     assert nbtk.get_run(inner.run_id).metrics == {"x": 2.0}
     assert nbtk.get_run(outer.run_id).metrics == {"m": 1.0}
+
+
+def test_runs_frame_columns_filters_and_value_types(project: Path, store: Any) -> None:
+    with nbtk.start_run("frame-a", success="auc >= 0.5", params={"lr": 0.1, "layers": [1, 2], "name": "x"}) as a:
+        nbtk.log(auc=0.9)
+    with nbtk.start_run("frame-a", success="auc >= 0.5", params={"lr": 0.2, "nanp": float("nan")}) as b:
+        nbtk.log(auc=0.1, other=1 / 3)
+    with pytest.raises(ValueError):
+        with nbtk.start_run("frame-b") as c:
+            raise ValueError
+    frame = nbtk.runs()
+    assert list(frame.columns[:6]) == ["run_id", "experiment", "status", "verdict", "started", "ended"]
+    assert list(frame["run_id"]) == [c.run_id, b.run_id, a.run_id]
+    assert {"params.lr", "params.layers", "params.name", "params.nanp", "metrics.auc", "metrics.other"} <= set(frame.columns)
+    row = frame.set_index("run_id").loc[a.run_id]
+    assert row["params.layers"] == "[1, 2]" and row["params.name"] == "x" and row["params.lr"] == 0.1
+    assert math.isnan(row["metrics.other"])
+    assert frame.set_index("run_id").loc[b.run_id, "metrics.other"] == 1 / 3  # full float precision
+    assert math.isnan(frame.set_index("run_id").loc[b.run_id, "params.nanp"])
+    assert str(frame["started"].dtype).startswith("datetime64") and frame["ended"].notna().all()
+    assert list(nbtk.runs("frame-a")["run_id"]) == [b.run_id, a.run_id]
+    assert list(nbtk.runs(status="failed")["run_id"]) == [c.run_id]
+    assert list(nbtk.runs(verdict="supported")["run_id"]) == [a.run_id]
+    assert list(nbtk.runs(limit=1)["run_id"]) == [c.run_id]
+    assert list(nbtk.runs(where="metrics.auc < 0.5")["run_id"]) == [b.run_id]
+    assert list(nbtk.runs(["frame-a", "frame-b"], limit=2)["run_id"]) == [c.run_id, b.run_id]
+    assert nbtk.runs("nothing-here").empty
+
+
+def test_runs_listing_sees_every_commit(project: Path, store: Any) -> None:
+    """runs() may reuse a listing while nothing changed: any commit, from any process, shows."""
+    import subprocess
+    import sys
+
+    with nbtk.start_run("fresh") as a:
+        nbtk.log(auc=0.5)
+    assert list(nbtk.runs()["run_id"]) == [a.run_id]
+    assert list(nbtk.runs()["run_id"]) == [a.run_id]  # reused
+    code = "import nbtoolkit as nbtk\nwith nbtk.start_run('other-process') as r:\n    nbtk.log(auc=0.75)\nprint(r.run_id)"
+    other = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout.split()[-1]
+    frame = nbtk.runs()
+    assert list(frame["run_id"]) == [other, a.run_id] and frame.loc[0, "metrics.auc"] == 0.75
+    store.log_metrics(a.run_id, [("auc", 0.25, None, 1.0)])
+    assert nbtk.runs().set_index("run_id").loc[a.run_id, "metrics.auc"] == 0.25
+    store.log_params(a.run_id, {"late": 3})
+    assert nbtk.runs().set_index("run_id").loc[a.run_id, "params.late"] == 3
+    store.finish_run(a.run_id, status="crashed")
+    assert nbtk.runs(status="crashed")["run_id"].tolist() == [a.run_id]
+    frame = nbtk.runs()
+    frame.loc[0, "status"] = "mutated"  # callers get a copy
+    assert "mutated" not in nbtk.runs()["status"].tolist()

@@ -130,6 +130,38 @@ def test_experiment_form_widget_validates_live_and_fills_the_baseline_picker(sto
     assert "Inserting" in form.status.value
 
 
+def test_insert_reports_the_frontend_answer_or_falls_back_to_copying(store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import comm
+
+    opened: list[Any] = []
+
+    def create_comm(**kwargs: Any) -> Any:
+        channel = comm.DummyComm(**kwargs)
+        if kwargs.get("target_name") == "nbtoolkit.insert_cell":  # not the widgets' own comms
+            opened.append((kwargs, channel))
+        return channel
+
+    monkeypatch.setattr(comm, "create_comm", create_comm)
+    form = ExperimentForm(store=store, name="ins")
+    form.rows[0]["metric"].value = "acc"
+    form.rows[0]["target"].value = "0.9"
+    assert form.insert()
+    assert len(opened) == 1
+    kwargs, channel = opened[-1]
+    assert parse_cell(kwargs["data"]["source"]).success == ("acc >= 0.9",)
+    channel.handle_msg({"content": {"data": {"inserted": True}}})
+    assert "nbtk-inserted" in form.status.value
+    channel.handle_close({})
+    assert "nbtk-inserted" in form.status.value  # an answered comm closing changes nothing
+
+    assert form.insert()
+    opened[-1][1].handle_close({})  # JupyterLab without the extension closes unknown comms
+    assert "nbtk-copy" in form.status.value and "copy it from the preview" in form.status.value
+
+    form.rows[0]["target"].value = "oops"
+    assert form.insert() is False and len(opened) == 2
+
+
 def test_run_browser_filters_compares_and_writes_reports(store: Any, project: Path) -> None:
     a = add_run(store, "cancer-logreg", "supported", {"C": 1.0}, {"roc_auc": 0.95}, hypothesis="linear is enough")
     b = add_run(store, "cancer-gbm", "rejected", {"depth": 2}, {"roc_auc": 0.91})

@@ -47,8 +47,8 @@ def _params(files: tuple[str, ...], yamls: tuple[str, ...], pairs: tuple[tuple[s
 @click.pass_context
 def run_cmd(ctx: click.Context, notebook: str, pairs: tuple[tuple[str, str], ...], files: tuple[str, ...], yamls: tuple[str, ...], output: str | None, kernel: str | None, cwd: str | None, timeout: float | None, flag_items: tuple[str, ...], allow_unknown: bool) -> None:
     """Execute NOTEBOOK with papermill and record it as one run."""
-    from nbtoolkit.execute.params import check_parameters
     from nbtoolkit.execute.papermill_run import run_notebook
+    from nbtoolkit.execute.params import check_parameters
 
     params = _params(files, yamls, pairs)
     if Path(notebook).is_file():
@@ -75,7 +75,14 @@ def run_cmd(ctx: click.Context, notebook: str, pairs: tuple[tuple[str, str], ...
 class _RichProgress:
     def __init__(self, total_hint: str) -> None:
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         self.progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -153,13 +160,13 @@ def sweep_cmd(ctx: click.Context, notebook: str | None, grid: tuple[str, ...], r
         allow_unknown=allow_unknown, store=store, settings=settings_from(ctx),
     )
     if dry_run:
-        outcome = sweep(notebook, dry_run=True, **kwargs)  # type: ignore[arg-type]
+        outcome = sweep(notebook, dry_run=True, **kwargs)
         for w in outcome.warnings:
             _err(f"Warning: {w}")
         _summary(outcome)
         return
     with _RichProgress(label) as bar:
-        outcome = sweep(notebook, progress=bar, **kwargs)  # type: ignore[arg-type]
+        outcome = sweep(notebook, progress=bar, **kwargs)
     for w in outcome.warnings:
         _err(f"Warning: {w}")
     _summary(outcome)

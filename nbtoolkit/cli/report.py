@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from nbtoolkit.cli import cli, fail, store_from
+
+
+def _skip_unused_optional_imports() -> None:
+    """Keep jsonschema from importing ``rfc3987_syntax`` in this short-lived process.
+
+    jsonschema imports it (when installed) only to offer an ``iri`` format checker, and it
+    compiles a grammar at import time (1-3 s on a small machine). nbformat validates notebooks
+    without format checks, so the report never needs it; jsonschema treats it as not installed.
+    Done only in the CLI process, never in a user's kernel.
+    """
+    if "jsonschema" not in sys.modules:
+        sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
 
 
 @cli.command("report")
@@ -26,6 +40,7 @@ def report(ctx: click.Context, runs: tuple[str, ...], baseline: str | None, swee
     nbtk report --sweep ID -o sweep.html        every run of a sweep, sorted by the target metric
     nbtk report --index -o log.html             the experiment log
     """
+    _skip_unused_optional_imports()
     from nbtoolkit import report as rep
 
     modes = sum([bool(runs), sweep_id is not None, index])
@@ -41,7 +56,7 @@ def report(ctx: click.Context, runs: tuple[str, ...], baseline: str | None, swee
     elif sweep_id is not None:
         path = rep.write_sweep_report(sweep_id, output, store=store, sort=sort_metric)
     elif len(runs) == 1:
-        path = rep.write_run_report(runs[0], output, store=store, baseline=baseline)
+        path = rep.write_run_report(runs[0], output, store=store, baseline=baseline, parallel=True)
     elif len(runs) == 2:
         path = rep.write_comparison_report(runs[0], runs[1], output, store=store)
     else:

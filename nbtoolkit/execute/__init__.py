@@ -25,7 +25,18 @@ _EXPORTS = {
     "EXECUTORS": "nbtoolkit.execute.executors",
 }
 
-__all__ = list(_EXPORTS)
+__all__ = [
+    "EXECUTORS",
+    "NotebookTestResult",
+    "Reproduction",
+    "RunOutcome",
+    "SweepOutcome",
+    "SweepProgress",
+    "reproduce",
+    "run_notebook",
+    "sweep",
+    "test_notebooks",
+]
 
 
 def __getattr__(name: str) -> Any:

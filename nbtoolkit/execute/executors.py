@@ -71,9 +71,19 @@ def _on_sigterm(signum: int, frame: Any) -> None:
     os._exit(0)
 
 
+#: Modules a worker never needs: papermill's optional cloud I/O handlers (children read and write
+#: local files) and the IRI format checker jsonschema loads for nbformat (compiles a grammar at
+#: import, ~1-3 s). Blocking them only affects the worker that drives the kernel, never user code.
+LEAN_WORKER_BLOCKLIST = ("rfc3987_syntax", "pyarrow", "boto3")
+
+
 def _init_worker() -> None:
+    import sys
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
     signal.signal(signal.SIGTERM, _on_sigterm)
+    for name in LEAN_WORKER_BLOCKLIST:
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]
     from nbtoolkit.execute.papermill_run import _engine
 
     _engine()  # import papermill/nbclient while the parent prepares the runs
@@ -94,9 +104,11 @@ class _LocalSession:
 
     def stop(self) -> None:
         for proc in list((self._pool._processes or {}).values()):
+            if proc.pid is None:
+                continue
             try:
                 os.kill(proc.pid, signal.SIGTERM)
-            except (ProcessLookupError, AttributeError):
+            except ProcessLookupError:
                 continue
 
     def close(self) -> None:

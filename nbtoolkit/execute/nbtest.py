@@ -106,7 +106,13 @@ def test_notebooks(
     from nbtoolkit.envlock import capture_lock
     from nbtoolkit.execute.cache import cache_key
     from nbtoolkit.execute.executors import EXECUTORS
-    from nbtoolkit.execute.papermill_run import JobResult, RunJob, execute_job, finalize_run, prepare_run
+    from nbtoolkit.execute.papermill_run import (
+        JobResult,
+        RunJob,
+        execute_job,
+        finalize_run,
+        prepare_run,
+    )
     from nbtoolkit.execute.params import check_parameters
     from nbtoolkit.notebook import notebook_hash
     from nbtoolkit.store import open_store

@@ -249,6 +249,9 @@ def _engine() -> str:
                 startup_timeout=start_timeout,
                 kernel_name=kernel_name,
                 log=logging.getLogger("papermill"),
+                # the notebook is done (or failed) and saved: stop the kernel at once instead of
+                # waiting for a graceful shutdown; nothing of a finished run lives in the kernel
+                shutdown_kernel="immediate",
             )
             return PapermillNotebookClient(nb_man, **final).execute(**start)
 
@@ -437,7 +440,9 @@ def finalize_run(store: Store, job: RunJob, result: JobResult, *, warnings: tupl
     elif result.status in ("failed", "interrupted"):
         if recorded not in ("failed", "interrupted"):
             store.finish_run(run_id, status=result.status, error=result.error or result.ename)
-    elif recorded == "running":
+    elif recorded in ("running", "crashed"):
+        # "crashed" here only means another process saw the (already stopped) kernel's pid gone
+        # before this runner wrote the outcome; papermill says the notebook ran to the end
         store.finish_run(run_id, status="finished")
     record = store.get_run(run_id)
     return RunOutcome(

@@ -91,9 +91,9 @@ def _experiment_literals(source: str) -> list[str]:
     except SyntaxError:
         return []
     body = tree.body
-    if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant):
-        if isinstance(body[0].value.value, str):
-            tree.body = body[1:]
+    first = body[0] if body else None
+    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+        tree.body = body[1:]
     return [name for _, name, _ in _top_literals(tree)]
 
 

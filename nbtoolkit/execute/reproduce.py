@@ -184,10 +184,10 @@ def _restore_data(record: RunRecord, lock_data: dict[str, Any], git_root: Path, 
     for ref in record.data:
         if ref.source != "track_data":
             continue
-        rel = Path(ref.path)
-        src = rel if rel.is_absolute() else project_root / rel
-        dst = src if rel.is_absolute() else tree / rel_project / rel
-        if not rel.is_absolute() and not dst.exists() and src.exists():
+        tracked = Path(ref.path)
+        src = tracked if tracked.is_absolute() else project_root / tracked
+        dst = src if tracked.is_absolute() else tree / rel_project / tracked
+        if not tracked.is_absolute() and not dst.exists() and src.exists():
             _place(src, dst)
             notes.append(f"data {ref.path}: current copy used")
         current = _sha256_path(dst)

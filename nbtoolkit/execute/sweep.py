@@ -194,7 +194,7 @@ def sweep(
     from nbtoolkit.config import load_settings
     from nbtoolkit.execute.executors import EXECUTORS
     from nbtoolkit.execute.params import check_parameters
-    from nbtoolkit.execute.space import Choice, expand_points, parse_grid
+    from nbtoolkit.execute.space import Choice, Distribution, expand_points, parse_grid
     from nbtoolkit.store import new_id, open_store
 
     settings = settings or load_settings()
@@ -223,8 +223,8 @@ def sweep(
         nb_path = Path(path).expanduser().resolve()
         if not nb_path.is_file():
             raise InputError(f"Notebook {path} does not exist; pass the path of an .ipynb file.")
-        axes = dict(grid) if isinstance(grid, Mapping) else parse_grid(grid)
-        axes = {k: v if isinstance(v, Choice) or hasattr(v, "sample") else Choice(tuple(v)) for k, v in axes.items()}
+        axes: dict[str, Any] = dict(grid) if isinstance(grid, Mapping) else dict(parse_grid(grid))
+        axes = {k: v if isinstance(v, (Choice, Distribution)) else Choice(tuple(v)) for k, v in axes.items()}
         points = expand_points(axes, base=base, random_n=random, seed=seed)
         names = {k: None for p in points for k in p}
         warnings = check_parameters(nb_path, names, allow_unknown=allow_unknown)

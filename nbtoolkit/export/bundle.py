@@ -38,7 +38,13 @@ from typing import TYPE_CHECKING, Any
 
 from nbtoolkit.errors import HandoffError, InputError
 from nbtoolkit.export.approve import run_ref
-from nbtoolkit.export.manifest import MANIFEST_NAME, build_manifest, hash_tree, list_files
+from nbtoolkit.export.manifest import (
+    MANIFEST_NAME,
+    build_manifest,
+    hash_tree,
+    list_files,
+    path_problem,
+)
 
 if TYPE_CHECKING:
     from nbtoolkit.store import ArtifactRef, RunRecord, Store
@@ -320,7 +326,9 @@ def export_bundle(
     os.chmod(build, 0o755)
     notes: list[str] = []
     try:
-        filename = Path(str(art.meta.get("filename") or f"{art.name}.bin")).name
+        filename = Path(str(art.meta.get("filename") or "")).name
+        if filename in ("", ".", "..") or path_problem(filename) is not None:
+            filename = "model.bin"
         model_path = build / "model" / filename
         store.artifacts.copy_to(art.digest, model_path)
         serializer = str(art.meta.get("serializer", "skops"))

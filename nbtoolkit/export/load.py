@@ -1,7 +1,9 @@
 """Load a handoff bundle safely: ``nbtk.load_bundle(path)``.
 
 Order of operations: verify every hash and path of the bundle (folder or archive) first, then
-read the small JSON files, then deserialise the model -- never before verification.
+read the small JSON files, then deserialise the model -- never before verification. The model
+is loaded from a private copy whose sha256 is checked once more while copying, so a file swapped
+between verification and loading is refused rather than deserialised.
 
 Which model types are trusted (skops):
   skops refuses to construct types that are not in its built-in safe set unless the caller
@@ -18,9 +20,11 @@ Which model types are trusted (skops):
 
 from __future__ import annotations
 
+import hashlib
 import html
 import importlib
 import json
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -137,6 +141,19 @@ def _is_library_class(name: str) -> bool:
     return False
 
 
+def _private_copy(src: Path, folder: Path, sha256: str, bundle: str) -> Path:
+    """Copy ``src`` into ``folder`` while hashing it; refuse it unless it still matches ``sha256``."""
+    h = hashlib.sha256()
+    dest = folder / src.name
+    with open(src, "rb") as fin, open(dest, "wb") as fout:
+        while chunk := fin.read(1 << 20):
+            h.update(chunk)
+            fout.write(chunk)
+    if h.hexdigest() != sha256:
+        raise BundleIntegrityError(bundle, [f"{src.name}: changed while the bundle was being loaded"])
+    return dest
+
+
 @dataclass
 class Bundle:
     """A verified, loaded bundle.
@@ -238,18 +255,22 @@ def load_bundle(path: str | Path, *, trust: bool = False, trusted_types: Sequenc
         if not isinstance(model_rel, str) or model_rel not in verified:
             raise BundleIntegrityError(str(path), [f"MANIFEST.json: model_file {model_rel!r} is not a file of the bundle"])
         ser: Any = SERIALIZERS.get(str(info.get("serializer")))
-        model_path = root.joinpath(*PurePosixPath(model_rel).parts)
+        entry = next(f for f in report.files if f.path == model_rel)
         if not getattr(ser, "safe", False) and not trust:
             raise BundleIntegrityError(
                 str(path),
                 [f"{model_rel}: serialised with {ser.name}, which runs arbitrary code when loaded; refused. "
                  "Pass trust=True only if you trust the bundle's source."],
             )
-        trusted: list[str] = list(trusted_types or ())
-        if ser.name == "skops":
-            untrusted = ser.untrusted_types(model_path)
-            trusted += untrusted if trust else [t for t in untrusted if _is_library_class(t)]
-        model = ser.load(model_path, trusted=sorted(set(trusted)))
+        with tempfile.TemporaryDirectory(prefix="nbtk-model-") as private:
+            # Load from a private copy whose hash is checked again, so a file swapped between
+            # verification and loading is never deserialised.
+            model_path = _private_copy(root.joinpath(*PurePosixPath(model_rel).parts), Path(private), entry.sha256, str(path))
+            trusted: list[str] = list(trusted_types or ())
+            if ser.name == "skops":
+                untrusted = ser.untrusted_types(model_path)
+                trusted += untrusted if trust else [t for t in untrusted if _is_library_class(t)]
+            model = ser.load(model_path, trusted=sorted(set(trusted)))
 
         def read_json(name: str) -> dict[str, Any] | None:
             if name not in verified:

@@ -186,8 +186,13 @@ def verify_folder(root: Path) -> tuple[dict[str, Any], list[FileEntry], list[str
 
 
 def _member_name(member: tarfile.TarInfo) -> str:
+    """The member's path with a trailing ``/`` and leading ``./`` removed (``tar -C dir .``)."""
     name = member.name
-    return name[:-1] if member.isdir() and name.endswith("/") and len(name) > 1 else name
+    if member.isdir() and name.endswith("/") and len(name) > 1:
+        name = name[:-1]
+    while name.startswith("./"):
+        name = name[2:]
+    return name
 
 
 def check_archive_members(members: list[tarfile.TarInfo]) -> tuple[str, list[str]]:
@@ -200,6 +205,8 @@ def check_archive_members(members: list[tarfile.TarInfo]) -> tuple[str, list[str
     names: list[str] = []
     for m in members:
         name = _member_name(m)
+        if name == "." and m.isdir():
+            continue  # the archive's own root folder
         names.append(name)
         if m.issym() or m.islnk():
             problems.append(f"archive member {name!r}: {'symbolic' if m.issym() else 'hard'} link (links are refused)")

@@ -58,7 +58,7 @@ def _write(path: str | Path, html: str) -> Path:
 
 
 def render_run_report(run: str | RunRecord, *, store: Store | None = None,
-                      baseline: str | RunRecord | None = None) -> str:
+                      baseline: str | RunRecord | None = None, parallel: bool = False) -> str:
     """Render the review report of one run as an HTML string.
 
     Args:
@@ -66,6 +66,8 @@ def render_run_report(run: str | RunRecord, *, store: Store | None = None,
         store: the project store (default: the current project's).
         baseline: compare with this run instead of the declared baseline; the criteria are then
             re-evaluated against it.
+        parallel: render the embedded notebook in a forked child process meanwhile (used by
+            the CLI; leave off inside a Jupyter kernel).
 
     Returns:
         A complete, self-contained HTML document.
@@ -81,13 +83,13 @@ def render_run_report(run: str | RunRecord, *, store: Store | None = None,
     base = _record(store, baseline) if baseline is not None else None
     if base is None and record.baseline_run_id and store.run_exists(record.baseline_run_id):
         base = store.get_run(record.baseline_run_id)
-    return render("report_run.html.j2", **run_context(record, store, base))
+    return render("report_run.html.j2", **run_context(record, store, base, parallel=parallel))
 
 
 def write_run_report(run: str | RunRecord, path: str | Path, *, store: Store | None = None,
-                     baseline: str | RunRecord | None = None) -> Path:
+                     baseline: str | RunRecord | None = None, parallel: bool = False) -> Path:
     """Write the run report to ``path`` atomically (see :func:`render_run_report`)."""
-    return _write(path, render_run_report(run, store=store, baseline=baseline))
+    return _write(path, render_run_report(run, store=store, baseline=baseline, parallel=parallel))
 
 
 def render_comparison_report(a: str | RunRecord, b: str | RunRecord, *, store: Store | None = None) -> str:

@@ -28,7 +28,7 @@ def _figure(n_panels: int, *, width: float = 4.2, height: float = 3.0) -> tuple[
 
     cols = min(3, max(1, n_panels))
     rows = math.ceil(n_panels / cols)
-    fig = Figure(figsize=(width * cols, height * rows), dpi=80, layout="constrained")
+    fig = Figure(figsize=(width * cols, height * rows), dpi=80, layout="tight")
     FigureCanvasAgg(fig)
     axes = [fig.add_subplot(rows, cols, i + 1) for i in range(n_panels)]
     return fig, axes
@@ -41,10 +41,26 @@ def figure_uri(fig: Figure) -> str:
     return data_uri(buf.getvalue())
 
 
+def safe_plot(fn: Any, *args: Any, **kwargs: Any) -> str | None:
+    """Call a plot function; a plotting failure yields no plot rather than no report."""
+    try:
+        result: str | None = fn(*args, **kwargs)
+    except Exception:  # matplotlib can fail on odd data; the tables still carry the numbers
+        return None
+    return result
+
+
+def _label(text: Any, limit: int = 60) -> str:
+    """User text for a plot label: shortened, ``$`` escaped so it is never parsed as mathtext."""
+    s = str(text)
+    s = s if len(s) <= limit else s[: limit - 1] + "…"
+    return s.replace("$", r"\$")
+
+
 def _style(ax: Any, title: str, xlabel: str, ylabel: str) -> None:
-    ax.set_title(title, fontsize=10)
-    ax.set_xlabel(xlabel, fontsize=9)
-    ax.set_ylabel(ylabel, fontsize=9)
+    ax.set_title(_label(title), fontsize=10)
+    ax.set_xlabel(_label(xlabel), fontsize=9)
+    ax.set_ylabel(_label(ylabel), fontsize=9)
     ax.tick_params(labelsize=8)
     ax.grid(alpha=0.3)
 
@@ -62,11 +78,11 @@ def step_curves(
     fig, axes = _figure(len(names))
     for ax, name in zip(axes, names, strict=True):
         steps, values = zip(*series[name], strict=True)
-        ax.plot(steps, values, color=_COLORS[0], label=labels[0], linewidth=1.5)
+        ax.plot(steps, values, color=_COLORS[0], label=_label(labels[0]), linewidth=1.5)
         other = (baseline or {}).get(name)
         if other:
             bs, bv = zip(*other, strict=True)
-            ax.plot(bs, bv, color=_COLORS[5], linestyle="--", label=labels[1], linewidth=1.2)
+            ax.plot(bs, bv, color=_COLORS[5], linestyle="--", label=_label(labels[1]), linewidth=1.2)
             ax.legend(fontsize=8)
         _style(ax, name, "step", name)
     return figure_uri(fig)
@@ -146,6 +162,6 @@ def param_vs_metric(runs: Sequence[Mapping[str, Any]], params: Sequence[str], me
             cats = sorted({str(x) for x in xs})
             pos = {c: i for i, c in enumerate(cats)}
             ax.scatter([pos[str(x)] for x in xs], ys, s=14, color=_COLORS[0], alpha=0.75)
-            ax.set_xticks(range(len(cats)), [c[:14] for c in cats], rotation=30, ha="right")
+            ax.set_xticks(range(len(cats)), [_label(c, 14) for c in cats], rotation=30, ha="right")
         _style(ax, f"{metric} vs {name}", name, metric)
     return figure_uri(fig)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from nbtoolkit.report.compare import Comparison
     from nbtoolkit.store import RunRecord, Store
 
+CHILD_TIMEOUT_S = 600
 IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp", "image/svg+xml"}
 
 
@@ -101,28 +103,82 @@ def figures(record: RunRecord, store: Store) -> list[dict[str, str]]:
     return result
 
 
-def notebook_section(record: RunRecord, store: Store) -> dict[str, str]:
-    """The executed notebook as inert HTML, or a note saying why it is absent."""
+def _notebook_source(record: RunRecord, store: Store) -> tuple[str | None, str]:
+    """``(notebook JSON text or None, note)``: the executed copy, else the saved file."""
+    arts = record.artifacts_of("notebook")
+    try:
+        if arts:
+            text = store.artifacts.read_bytes(arts[-1].digest).decode("utf-8")
+            return text, f"executed notebook ({arts[-1].name})"
+        if record.notebook_path and _path(record).is_file():
+            return (_path(record).read_text(encoding="utf-8"),
+                    f"notebook file {record.notebook_path} (as saved; not the executed copy)")
+    except Exception as exc:  # unreadable blob or file: say so instead of failing the report
+        return None, f"the notebook could not be read: {type(exc).__name__}: {exc}"
+    why = ("no executed notebook was stored with this run"
+           + (f" and {record.notebook_path} no longer exists" if record.notebook_path else ""))
+    return None, why
+
+
+def _render_notebook(text: str, note: str) -> dict[str, str]:
+    import nbformat
+
     from nbtoolkit.report.sanitize import notebook_to_html
 
-    arts = record.artifacts_of("notebook")
-    source = None
     try:
-        if arts or (record.notebook_path and _path(record).is_file()):
-            import nbformat
-        if arts:
-            nb = nbformat.reads(store.artifacts.read_bytes(arts[-1].digest).decode("utf-8"), as_version=4)
-            source = f"executed notebook ({arts[-1].name})"
-        elif record.notebook_path and _path(record).is_file():
-            nb = nbformat.read(str(_path(record)), as_version=4)
-            source = f"notebook file {record.notebook_path} (as saved; not the executed copy)"
-        else:
-            why = ("no executed notebook was stored with this run"
-                   + (f" and {record.notebook_path} no longer exists" if record.notebook_path else ""))
-            return {"html": "", "note": why}
-        return {"html": notebook_to_html(nb), "note": source}
-    except Exception as exc:  # unreadable notebook: say so instead of failing the report
+        return {"html": notebook_to_html(nbformat.reads(text, as_version=4)), "note": note}
+    except Exception as exc:  # a damaged notebook: say so instead of failing the report
         return {"html": "", "note": f"the notebook could not be rendered: {type(exc).__name__}: {exc}"}
+
+
+def _render_in_child(text: str, note: str, conn: Any) -> None:
+    conn.send(_render_notebook(text, note))
+    conn.close()
+
+
+def notebook_section(record: RunRecord, store: Store, *, parallel: bool = False) -> Callable[[], dict[str, str]]:
+    """Start rendering the executed notebook as inert HTML; call the result to get it.
+
+    With ``parallel`` (the CLI sets it) and ``fork`` available, nbconvert runs in a forked child
+    process while the caller computes statistics and plots, so a report costs about as much
+    wall time as nbconvert alone on a machine with two cores. Any trouble with the child falls
+    back to rendering in this process.
+
+    Returns:
+        A function returning ``{"html": ..., "note": ...}`` (``html`` empty with a note saying
+        why when there is no notebook).
+    """
+    import multiprocessing
+
+    text, note = _notebook_source(record, store)
+    if text is None:
+        return lambda: {"html": "", "note": note}
+    if not parallel or "fork" not in multiprocessing.get_all_start_methods():
+        return lambda: _render_notebook(text, note)
+    try:
+        ctx = multiprocessing.get_context("fork")
+        receiver, sender = ctx.Pipe(duplex=False)
+        child = ctx.Process(target=_render_in_child, args=(text, note, sender), daemon=True)
+        child.start()
+        sender.close()
+    except (OSError, ValueError):
+        return lambda: _render_notebook(text, note)
+
+    def result() -> dict[str, str]:
+        try:
+            if receiver.poll(CHILD_TIMEOUT_S):
+                value: dict[str, str] = receiver.recv()
+                return value
+        except (EOFError, OSError):
+            pass
+        finally:
+            receiver.close()
+            child.join(timeout=5)
+            if child.is_alive():
+                child.kill()
+        return _render_notebook(text, note)
+
+    return result
 
 
 def _notebook_css() -> Any:
@@ -139,12 +195,15 @@ def _path(record: RunRecord) -> Any:
     return Path(str(record.notebook_path))
 
 
-def run_context(record: RunRecord, store: Store, baseline: RunRecord | None, *, embed_notebook: bool = True) -> dict[str, Any]:
-    """Everything the run template shows."""
+def run_context(record: RunRecord, store: Store, baseline: RunRecord | None, *,
+                embed_notebook: bool = True, parallel: bool = False) -> dict[str, Any]:
+    """Everything the run template shows (``parallel``: see :func:`notebook_section`)."""
     from nbtoolkit import stats
     from nbtoolkit.report import plots
     from nbtoolkit.report.compare import compare
 
+    notebook = (notebook_section(record, store, parallel=parallel) if embed_notebook
+                else (lambda: {"html": "", "note": "not embedded"}))
     verdict, recomputed = criteria_rows(record, store, baseline)
     comparison: Comparison | None = compare(baseline, record, store=store) if baseline else None
     step_names = [n for n, s in record.metric_steps.items() if s is not None]
@@ -179,15 +238,15 @@ def run_context(record: RunRecord, store: Store, baseline: RunRecord | None, *, 
         "comparison": comparison,
         "params": params,
         "metrics": sorted(record.metrics.items()),
-        "step_plot": plots.step_curves(series, baseline=base_series),
-        "curves_plot": plots.roc_pr_curves(curves) if pred is not None else None,
+        "step_plot": plots.safe_plot(plots.step_curves, series, baseline=base_series),
+        "curves_plot": plots.safe_plot(plots.roc_pr_curves, curves) if pred is not None else None,
         "predictions_rows": len(pred) if pred is not None else None,
         "groups": groups,
         "figures": figures(record, store),
         "time_box": time_box(record),
         "env_rows": environment_summary(record),
         "reproduction": reproduction(record),
-        "notebook": notebook_section(record, store) if embed_notebook else {"html": "", "note": "not embedded"},
+        "notebook": notebook(),
         "other_artifacts": [a for a in record.artifacts if a.kind not in ("figure", "notebook")],
         "now": time.time(),
         "notebook_css": _notebook_css(),

@@ -133,7 +133,8 @@ def sweep_context(store: Store, sweep_id: str, *, sort: str | None = None) -> di
         "seed_params": seeds,
         "seed_groups": groups,
         "statuses": dict(statuses),
-        "plot": plots.param_vs_metric(runs, plot_params, metric) if metric and plot_params else None,
+        "plot": plots.safe_plot(plots.param_vs_metric, runs, plot_params, metric)
+        if metric and plot_params else None,
     }
 
 

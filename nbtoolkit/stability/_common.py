@@ -189,29 +189,33 @@ def _roc_auc(y: Any, pred: Any, score: Any) -> float:
     the positive class) and several times faster on 100k rows: one sort, no input validation.
     """
     import numpy as np
+    import pandas as pd
 
     if score is None:
         return math.nan
     yt = np.asarray(y)
-    classes = np.unique(yt)
+    classes = np.sort(pd.unique(yt))  # hashing, not a sort of every label
     if len(classes) != 2:
         return math.nan
-    pos = yt == classes[1]
-    n = len(yt)
-    n_pos = int(pos.sum())
     sc = np.asarray(score, dtype=float)
     if np.isnan(sc).any():
         return math.nan
-    order = np.argsort(sc, kind="quicksort")
+    n = len(yt)
+    order = np.argsort(sc)
     ss = sc[order]
+    pos_sorted = yt[order] == classes[1]
+    n_pos = int(pos_sorted.sum())
     new_group = np.empty(n, dtype=bool)
     new_group[0] = True
     np.not_equal(ss[1:], ss[:-1], out=new_group[1:])
-    starts = np.flatnonzero(new_group)
-    ends = np.append(starts[1:], n)
-    mid = (starts + ends + 1) / 2.0  # average 1-based rank of each tie group
-    ranks = mid[np.cumsum(new_group) - 1]
-    return float((ranks[pos[order]].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * (n - n_pos)))
+    if new_group.all():  # no ties: the rank of the i-th smallest score is i + 1
+        rank_sum = float(np.flatnonzero(pos_sorted).sum() + n_pos)
+    else:
+        starts = np.flatnonzero(new_group)
+        ends = np.append(starts[1:], n)
+        mid = (starts + ends + 1) / 2.0  # average 1-based rank of each tie group
+        rank_sum = float(mid[np.cumsum(new_group)[pos_sorted] - 1].sum())
+    return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * (n - n_pos))
 
 
 def _mae(y: Any, pred: Any, score: Any) -> float:

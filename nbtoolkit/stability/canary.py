@@ -156,15 +156,16 @@ def _check_steps(steps: Sequence[float]) -> tuple[float, ...]:
 
 
 def _bundle_plan(bundle: str | Path) -> dict[str, Any]:
+    from nbtoolkit.stability import _bundles
+
     path = Path(bundle)
     if path.is_dir():
+        _bundles.verify(path)  # the plan is read from a bundle only after its hashes check out
         rel = path / "release.json"
         if rel.is_file():
             return json.loads(rel.read_text(encoding="utf-8"))
         return {}
     try:
-        from nbtoolkit.stability import _bundles
-
         b = _bundles.load_model(path)
         plan = getattr(b, "release", None)
         return dict(plan) if isinstance(plan, Mapping) else {}
@@ -309,7 +310,7 @@ def canary(
         "plan": plan,
         "seconds": time.time() - t0,
     }
-    png = timeline_png(results)
+    png = timeline_png(results, sla=rule)
     run_id = _record(store, experiment, summary, results, png) if record else None
     return CanaryResult(results, halted_at is not None, halted_at, routed, rollback_move, plan, run_id, summary, png)
 
@@ -330,8 +331,9 @@ def _registry_rollback(store: Any, settings: Any, model: str, alias: str, source
     return move.to_dict()
 
 
-def timeline_png(steps: Sequence[CanaryStep]) -> bytes:
-    """A PNG timeline: challenger share per step, coloured by outcome, with challenger p95 latency."""
+def timeline_png(steps: Sequence[CanaryStep], *, sla: Sla | None = None) -> bytes:
+    """A PNG timeline: challenger share per step, coloured by outcome, with challenger p95 latency
+    (and its SLA limit as a dashed line when one is set)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -351,6 +353,10 @@ def timeline_png(steps: Sequence[CanaryStep]) -> bytes:
         ax2 = ax.twinx()
         ax2.plot([x for x, v in zip(xs, lat, strict=True) if v is not None], [v for v in lat if v is not None], "o-", color="#0969da")
         ax2.set_ylabel("challenger p95 ms", color="#0969da")
+        limit = next((r.limit for r in (sla.rules if sla else ()) if r.key == "max.latency_p95_ms"), None)
+        if limit is not None:
+            ax2.axhline(limit, color="#0969da", linestyle="--", linewidth=1)
+            ax2.set_ylim(0, max([limit, *(v for v in lat if v is not None)]) * 1.15)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")

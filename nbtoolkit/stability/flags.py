@@ -11,8 +11,9 @@
     new_ranker = true                                # kill-switch: forces the flag off
 
 Resolution, later wins: the config table, then the environment variable
-``NBTOOLKIT_FLAG_<NAME>`` (``NAME`` upper-cased, non-alphanumerics as ``_``), which is also how
-``nbtk run --flag name=value`` passes a value to the kernel. A kill-switch
+``NBTOOLKIT_FLAG_<NAME>`` (``NAME`` upper-cased, non-alphanumerics as ``_``), then
+``nbtk run --flag name=value``, which the runner passes to the kernel as
+``NBTOOLKIT_FLAG_<name as typed>`` (that spelling wins when both are set). A kill-switch
 (``[tool.nbtoolkit.flags.kill] name = true`` or ``NBTOOLKIT_KILL_<NAME>=1``) wins over all of
 them: the flag is off (``False``; for a non-boolean flag, the code's ``default``) without
 re-exporting or redeploying anything.
@@ -123,7 +124,9 @@ def resolve_flag(
     value, source = default, "default"
     if name in table:
         value, source = table[name], "config"
-    raw = env.get(env_name(name))
+    # `nbtk run --flag name=v` sets NBTOOLKIT_FLAG_<name as typed> on top of the inherited
+    # environment, so that spelling wins over the normalised one
+    raw = env.get(f"NBTOOLKIT_FLAG_{name}", env.get(env_name(name)))
     if raw is not None:
         if raw.strip().endswith("%"):
             try:
@@ -179,12 +182,28 @@ def _note(name: str, value: Any, source: str) -> None:
         run = current_run()
         if run is None:
             return
-        done = _recorded.setdefault(run.run_id, {})
+        done = _recorded.get(run.run_id)
+        if done is None:
+            done = _recorded[run.run_id] = _runner_flags(run)
         if all(done.get(k) == v for k, v in _seen.items()):
             return
         done.update(_seen)
         snapshot = dict(done)
     run.store.merge_extra(run.run_id, {"flags": snapshot})
+
+
+def _runner_flags(run: Any) -> dict[str, Any]:
+    """Flags a runner already recorded for this run (``nbtk run --flag``), kept when not read."""
+    from nbtoolkit.errors import NbToolkitError
+
+    try:
+        existing = run.store.get_run(run.run_id).extra.get("flags") or {}
+    except NbToolkitError:
+        return {}
+    return {
+        str(k): v if isinstance(v, dict) and "source" in v else {"value": v, "source": "run"}
+        for k, v in existing.items()
+    } if isinstance(existing, dict) else {}
 
 
 def flags_in_effect() -> dict[str, Any]:

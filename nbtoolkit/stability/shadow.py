@@ -204,7 +204,7 @@ def _slices(names: Any, agree_full: Any, ok: Any) -> list[SliceStat]:
     import numpy as np
     import pandas as pd
 
-    inv, uniq = pd.factorize(np.asarray(names), use_na_sentinel=False)
+    inv, uniq = pd.factorize(names if isinstance(names, pd.Series) else np.asarray(names), use_na_sentinel=False)
     rows = np.bincount(inv, minlength=len(uniq))
     answered = np.bincount(inv, weights=ok.astype(float), minlength=len(uniq))
     agreed = np.bincount(inv, weights=(agree_full & ok).astype(float), minlength=len(uniq))
@@ -272,7 +272,12 @@ def shadow(
     frame = load_frame(data)
     y_arr, y_col = column_or_array(frame, y, "y")
     key_arr, key_col = column_or_array(frame, key, "key")
-    slice_arr, slice_col = column_or_array(frame, slice_by, "slice_by")
+    slice_col: str | None = None
+    if isinstance(slice_by, str):  # keep the column as a Series: factorising it is faster than via NumPy
+        column_or_array(frame.iloc[:0], slice_by, "slice_by")
+        slice_arr, slice_col = frame[slice_by], slice_by
+    else:
+        slice_arr, _ = column_or_array(frame, slice_by, "slice_by")
     drop = [c for c in (y_col, key_col, slice_col) if c is not None]
     Xc = feature_frame(champ, frame, drop)
     same = list(getattr(chall.obj, "feature_names_in_", Xc.columns)) == list(Xc.columns)

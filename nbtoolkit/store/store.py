@@ -52,6 +52,9 @@ class Store:
         self._redactor = redactor
         self._lock_cache: dict[str, Any] = {}
         self._stored_locks: set[str] = set()
+        self._probe: Any = None  # (pid, sqlite3 connection) used only for PRAGMA data_version
+        self._probe_lock = threading.Lock()
+        self.listing_cache: dict[Any, tuple[int, Any]] = {}  # see nbtoolkit.query.runs
         self._local = threading.local()
         enable_wal(self._write)
         self._migrate()
@@ -82,8 +85,34 @@ class Store:
         with self._read.connect() as conn:
             return int(conn.execute(select(S.meta.c.value).where(S.meta.c.key == "schema_version")).scalar_one())
 
+    def data_version(self) -> int | None:
+        """A number that changes whenever anything commits to the store (SQLite only).
+
+        It is SQLite's ``PRAGMA data_version`` read on a connection that never writes, so every
+        commit -- by this process or another one -- changes it. ``None`` for other backends.
+        Listings use it to reuse a result while nothing changed.
+        """
+        if self._read.dialect.name != "sqlite":
+            return None
+        import sqlite3
+
+        with self._probe_lock:
+            if self._probe is None or self._probe[0] != os.getpid():
+                path = self._read.url.database or str(self.db_path)
+                self._probe = (os.getpid(), sqlite3.connect(path, check_same_thread=False, isolation_level=None))
+            try:
+                return int(self._probe[1].execute("PRAGMA data_version").fetchone()[0])
+            except sqlite3.Error:
+                self._probe = None
+                return None
+
     def dispose(self) -> None:
         """Close pooled connections (call after fork or before deleting the store)."""
+        with self._probe_lock:
+            if self._probe is not None and self._probe[0] == os.getpid():
+                self._probe[1].close()
+            self._probe = None
+            self.listing_cache.clear()
         self._read.dispose()
         self._write.dispose()
 
@@ -121,8 +150,14 @@ class Store:
         origin_run_id: str | None = None,
         pid: int | None = None,
         extra: Mapping[str, Any] | None = None,
+        lock_hash: str | None = None,
+        params: Mapping[str, Any] | None = None,
     ) -> str:
-        """Insert a new ``running`` run and return its id."""
+        """Insert a new ``running`` run and return its id.
+
+        ``lock_hash`` and ``params`` (JSON-compatible values) are written in the same
+        transaction, so opening a run costs one round trip.
+        """
         rid = run_id or new_id()
         now = time.time()
         own_pid = os.getpid() if pid is None else pid
@@ -145,13 +180,17 @@ class Store:
             "parent_id": parent_id,
             "origin_run_id": origin_run_id,
             "extra": _json.dumps(self._redact(dict(extra or {}))),
+            "lock_hash": lock_hash,
         }
+        param_rows = self._param_rows(rid, params or {})
 
         def run(conn: Connection) -> None:
             exists = conn.execute(select(S.experiments.c.name).where(S.experiments.c.name == experiment)).first()
             if exists is None:
                 conn.execute(insert(S.experiments).values(name=experiment, created=now))
             conn.execute(insert(S.runs).values(**row))
+            if param_rows:
+                conn.execute(insert(S.params), param_rows)
 
         self.write(run)
         return rid
@@ -244,16 +283,19 @@ class Store:
         return dead
 
     # ------------------------------------------------------------------ params / metrics / tags
+    def _param_rows(self, run_id: str, values: Mapping[str, Any]) -> list[dict[str, Any]]:
+        # redacting {name: value} masks the whole value when the name looks secret
+        return [
+            {"run_id": run_id, "name": k, "value": _json.dumps(next(iter(self._redact({k: v}).values())))}
+            for k, v in values.items()
+        ]
+
     def log_params(self, run_id: str, values: Mapping[str, Any]) -> None:
         """Upsert parameters (values must already be JSON-compatible).
 
         Values of secret-looking names (``api_token``, ``db_password``...) are stored masked.
         """
-        # redacting {name: value} masks the whole value when the name looks secret
-        rows = [
-            {"run_id": run_id, "name": k, "value": _json.dumps(next(iter(self._redact({k: v}).values())))}
-            for k, v in values.items()
-        ]
+        rows = self._param_rows(run_id, values)
         if not rows:
             return
 

@@ -215,7 +215,15 @@ export class ExperimentsPanel extends Widget {
         const when = el('span', 'nbtk-run-when', timeAgo(run.started));
         when.dataset.started = String(run.started ?? '');
         row.appendChild(when);
+        row.tabIndex = 0;
+        row.setAttribute('role', 'button');
         row.addEventListener('click', () => this._openReport(run));
+        row.addEventListener('keydown', event => {
+          if (event.key === 'Enter' || event.key === ' ') {
+            event.preventDefault();
+            this._openReport(run);
+          }
+        });
         box.appendChild(row);
       }
       this._list.appendChild(box);
@@ -248,23 +256,30 @@ export class ReportView extends Widget {
     this._frame.setAttribute('sandbox', ''); // no scripts, no same-origin access
     this._frame.setAttribute('referrerpolicy', 'no-referrer');
     this._frame.title = `Report of run ${runId}`;
-    this.node.appendChild(this._frame);
+    this._error = el('div', 'nbtk-report-error');
+    this._error.hidden = true;
+    this.node.append(this._error, this._frame);
   }
 
+  /** (Re)load the report; the server regenerates it when the run changed. */
   async load(): Promise<void> {
     try {
       const response = await requestAPI(`runs/${encodeURIComponent(this.runId)}/report`);
       this._frame.srcdoc = await response.text();
+      this._error.hidden = true;
+      this._frame.hidden = false;
       this.node.dataset.loaded = 'true';
     } catch (error) {
-      const message = el('div', 'nbtk-report-error', `Could not load the report: ${(error as Error).message}`);
-      this.node.replaceChildren(message);
+      this._error.textContent = `Could not load the report: ${(error as Error).message}`;
+      this._error.hidden = false;
+      this._frame.hidden = true;
       this.node.dataset.loaded = 'error';
     }
   }
 
   readonly runId: string;
   private _frame: HTMLIFrameElement;
+  private _error: HTMLElement;
 }
 
 function insertCell(panel: NotebookPanel, source: string): void {
@@ -297,6 +312,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
         const existing = reports.get(runId);
         if (existing && !existing.isDisposed) {
           app.shell.activateById(existing.id);
+          await existing.content.load(); // the run may have changed (approved, finished)
           return existing.id;
         }
         const view = new ReportView(runId);
