@@ -169,19 +169,21 @@ def bench_lock(root: Path, reps: int) -> dict[str, float]:
     from nbtoolkit.envlock import capture_lock, packages
 
     settings = load_settings()
-    warm = median_time(lambda: capture_lock(settings, seeds={}), reps, warmup=2)
+    capture_lock(settings, seeds={})
 
     def cold() -> None:
         packages._last_scan = None  # forget the per-process scan of installed distributions
         capture_lock(settings, seeds={})
 
-    cold_t = median_time(cold, max(3, reps // 3), warmup=0)
-    freeze = median_time(
-        lambda: subprocess.run([sys.executable, "-m", "pip", "freeze"], capture_output=True, check=True),
-        max(3, reps // 4),
-        warmup=1,
+    def freeze() -> None:
+        subprocess.run([sys.executable, "-m", "pip", "freeze"], capture_output=True, check=True)
+
+    # interleaved, so load changes on a shared machine hit all three alike
+    r = interleaved_medians(
+        {"warm": lambda: capture_lock(settings, seeds={}), "cold": cold, "freeze": freeze}, max(5, reps // 2)
     )
-    return {"warm": warm, "cold": cold_t, "freeze": freeze}
+    warm, cold_t, freeze_t = r["warm"], r["cold"], r["freeze"]
+    return {"warm": warm, "cold": cold_t, "freeze": freeze_t}
 
 
 # ----------------------------------------------------------------------------- (c)
@@ -309,8 +311,8 @@ def bench_query(root: Path, sizes: list[int], reps: int) -> dict[int, dict[str, 
         out[n] = interleaved_medians(
             {
                 "nbtk": cold,
-                "nbtk_repeat": lambda: nbtk.runs(store=store),
-                "mlflow": lambda e=exp: mlflow.search_runs(experiment_ids=[e], max_results=n + 10),
+                "nbtk_repeat": lambda st=store: nbtk.runs(store=st),
+                "mlflow": lambda e=exp, m=n + 10: mlflow.search_runs(experiment_ids=[e], max_results=m),
             },
             reps,
         )

@@ -127,7 +127,8 @@ class Declaration:
 
         put("experiment", validate_name(self.experiment))
         if self.baseline is not None:
-            put("baseline", validate_name(self.baseline, what="baseline"))
+            # MODEL@ALIAS names a registry alias (nbtoolkit.registry): validate both halves
+            put("baseline", "@".join(validate_name(p, what="baseline") for p in self.baseline.split("@", 1)))
         put("success", _split_texts(self.success))
         parse_criteria(self.success)
         if isinstance(self.until, str):

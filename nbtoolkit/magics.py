@@ -173,7 +173,10 @@ def run_experiment_cell(shell: Any, line: str, cell: str) -> Any:
 def _execute(shell: Any, tree: ast.Module, filename: str) -> None:
     """Run the body like a cell: statements, then display the value of a trailing expression."""
     body = list(tree.body)
-    last = body.pop() if body and isinstance(body[-1], ast.Expr) else None
+    tail = body[-1] if body else None
+    last = tail if isinstance(tail, ast.Expr) else None
+    if last is not None:
+        body.pop()
     if body:
         exec(compile(ast.Module(body=body, type_ignores=[]), filename, "exec"), shell.user_ns)
     if last is not None:

@@ -84,14 +84,12 @@ def test_runs_json_table_where_and_show(project: Path) -> None:
 
 
 def test_usage_errors_are_one_line_exit_2(project: Path) -> None:
-    _seed_runs(project)
-    store = nbtk.current_run() or None
     from nbtoolkit.store import open_store
 
+    _seed_runs(project)
     st = open_store()
     st.create_run(experiment="x", run_id="beef1" + "0" * 27)
     st.create_run(experiment="x", run_id="beef2" + "0" * 27)
-    assert store is None
     err = _usage_error(nbtk_cli("show", "deadbeefdead", cwd=project))
     assert "deadbeefdead" in err
     err = _usage_error(nbtk_cli("runs", "--where", "metrics.auc >>= 1", cwd=project))

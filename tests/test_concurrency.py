@@ -40,7 +40,13 @@ def _worker(args: tuple[str, int]) -> tuple[list[str], list[str]]:
 
 
 @pytest.mark.slow
-def test_eight_processes_write_two_hundred_runs(project: Path, store: Any) -> None:
+def test_eight_processes_write_two_hundred_runs(project: Path, store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import types
+
+    if getattr(sys.modules["__main__"], "__spec__", None) is None and not hasattr(sys.modules["__main__"], "__file__"):
+        # an in-process IPython shell (another test) may have replaced __main__
+        monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))
     ctx = mp.get_context("spawn")
     with ctx.Pool(WORKERS) as pool:
         results = pool.map(_worker, [(str(project), w) for w in range(WORKERS)])

@@ -43,7 +43,11 @@ def test_baseline_then_challenger(project: Path, store: Any) -> None:
     texts = [r["criterion"]["text"] for r in detail["results"]]
     assert any("baseline.roc_auc" in t for t in texts)
     against_base = next(r for r in detail["results"] if "baseline.roc_auc" in r["criterion"]["text"])
-    assert against_base.get("bar") == pytest.approx(base.metrics["roc_auc"] - 0.02)
+    # the bar is the baseline run's value shifted by the criterion's margin
+    assert against_base["baseline"] == pytest.approx(base.metrics["roc_auc"])
+    margin = float(against_base["criterion"]["text"].replace(" ", "").split("baseline.roc_auc")[1] or 0)
+    assert against_base["bar"] == pytest.approx(base.metrics["roc_auc"] + margin)
+    assert against_base["observed"] == pytest.approx(ch.metrics["roc_auc"])
     n = ch.params["n_estimators"]
     assert n == 100 and len(ch.metric_history("staged_roc_auc")) == n
     kinds = {a.kind for a in ch.artifacts}

@@ -63,3 +63,14 @@ def test_plugin_is_inert_without_the_option(project: Path) -> None:
         args[3:3] = ["-p", "nbtoolkit.pytest_plugin"]
     res = subprocess.run(args, cwd=project, capture_output=True, text=True, env=os.environ.copy(), timeout=120)
     assert res.returncode == 5, res.stdout  # no tests collected
+
+
+def test_smoke_waves_run_baselines_first(tmp_path: Path) -> None:
+    from conftest import make_notebook
+    from nbtoolkit.execute.nbtest import _waves
+
+    a = make_notebook(tmp_path / "a.ipynb", '%%experiment challenger --baseline base-exp\nx = 1')
+    b = make_notebook(tmp_path / "b.ipynb", "%%experiment base-exp\nx = 1")
+    c = make_notebook(tmp_path / "c.ipynb", "print(1)")
+    assert _waves([a, b, c]) == [[1, 2], [0]]
+    assert _waves([b, c]) == [[0, 1]]

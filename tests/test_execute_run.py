@@ -141,3 +141,23 @@ def test_timeout_is_timed_out_and_keeps_the_notebook(project: Path, store: Any) 
     nb = _output(store, rec.run_id)
     assert "started" in json.dumps([c.get("outputs", []) for c in nb.cells])
     assert any(c.metadata.get("nbtoolkit", {}).get("error") == "This cell timed out" for c in nb.cells)
+
+
+def test_ctrl_c_on_nbtk_run_records_interrupted(project: Path, store: Any) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    nb = _nb(project, "sleeps_past_timeout.ipynb")
+    proc = subprocess.Popen([sys.executable, "-m", "nbtoolkit", "run", str(nb)], cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    deadline = time.time() + 60
+    while time.time() < deadline and not store.query_runs()[0]:
+        time.sleep(0.2)
+    time.sleep(4)  # the kernel is in its sleep
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    rec = store.get_run(store.query_runs()[0][0]["run_id"])
+    assert rec.status == "interrupted" and rec.artifact("output.ipynb") is not None

@@ -340,3 +340,24 @@ def test_export_input_errors(project: Path, store: Any) -> None:
         nbtk.export_bundle(run_id, model="m", out_dir="b")
     assert (project / "b" / "m-0.1.0" / "keep").read_text() == "x"
     assert export_rows(store) == []
+
+
+def test_sla_gate_refuses_a_breach_and_default_release_plan_is_written(project: Path, store: Any) -> None:
+    import nbtoolkit as nbtk
+    from nbtoolkit.errors import GateError
+
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text() + "\n[tool.nbtoolkit.sla]\n\"min.accuracy\" = 0.999\n", encoding="utf-8")
+    run_id = make_run()
+    nbtk.approve(run_id, by="rita")
+    with pytest.raises(GateError) as info:
+        nbtk.export_bundle(run_id, model="cancer-tree", out_dir="bundles")
+    assert any(line.startswith("sla:") and "accuracy" in line for line in info.value.unmet)
+
+    pyproject.write_text(pyproject.read_text().replace("0.999", "0.5"), encoding="utf-8")
+    result = nbtk.export_bundle(run_id, model="cancer-tree", out_dir="bundles")
+    plan = json.loads((result.path / "release.json").read_text())
+    assert plan["schema"] == "nbtoolkit.release.v1"
+    assert plan["steps"][-1] == 100 and plan["sla"]
+    listed = {f["path"] for f in json.loads((result.path / "MANIFEST.json").read_text())["files"]}
+    assert "release.json" in listed

@@ -16,14 +16,18 @@ RUN_MIME = "application/vnd.nbtoolkit.run.v1+json"
 
 @pytest.fixture
 def shell(project: Path) -> Iterator[Any]:
+    import sys
+
     from IPython.core.interactiveshell import InteractiveShell
 
+    main = sys.modules["__main__"]  # the shell swaps it; multiprocessing (spawn) needs the real one
     sh = InteractiveShell.instance()
     sh.reset(new_session=True)
     sh.run_cell("%load_ext nbtoolkit").raise_error()
     sh.run_cell("import nbtoolkit as nbtk").raise_error()
     yield sh
     sh.reset(new_session=True)
+    sys.modules["__main__"] = main
 
 
 def run_cell(shell: Any, source: str) -> tuple[Any, list[dict[str, Any]]]:

@@ -240,6 +240,14 @@ def test_experiment_baseline_production_through_the_magic(two_versions, store):
     rec = store.get_run(latest)
     assert rec.baseline_ref == "production" and rec.baseline_run_id == r1
     assert rec.verdict == "supported"
+    import nbtoolkit as nbtk
+
+    with nbtk.start_run("cancer-next2", baseline="cancer@production") as run:
+        nbtk.log(roc_auc=0.9)
+    assert run.baseline_run_id == r1
+    with pytest.raises(InputError, match="No run matches 'cancer@staging'"):
+        with nbtk.start_run("cancer-next3", baseline="cancer@staging"):
+            pass
 
 
 def test_end_to_end_with_real_export_bundle(project, store, tmp_path):

@@ -212,7 +212,12 @@ def test_baseline_override_reevaluates_and_compares(pair: tuple[Any, Any, Any], 
     assert "single values only" in first
     params = [(r.find("code").get_text(), r.find_all("td")[-1].get_text()) for r in doc.select("table.params tbody tr")]
     assert params[0] == ("depth", "changed") and params[-1] == ("lr", "same")
-
+    # a damaged predictions blob degrades the report to point values instead of failing it
+    blob = store.artifacts.path_for(cand.record().artifact("predictions").digest)
+    blob.write_bytes(b"not an npz")
+    doc = soup(render_run_report(cand.run_id))
+    assert "No interval: the predictions could not be read" in doc.get_text()
+    assert doc.select("table.criteria tbody tr")
 
 def test_comparison_report_and_inline_compare(pair: tuple[Any, Any, Any], tmp_path: Path) -> None:
     import nbtoolkit as nbtk
@@ -254,8 +259,9 @@ def _sweep(store: Any, sweep_id: str, n_lr: int, seeds: int, *, metric: str = "r
         for s in range(seeds):
             rid = store.create_run(experiment="sweep-exp", declaration={"success": [f"{metric} >= 0.5"]},
                                    kind="papermill", source="papermill", parent_id=sweep_id)
-            store.log_params(rid, {"lr": 0.01 * (i + 1), "seed": s})
-            store.log_metrics(rid, [(metric, 0.6 + 0.05 * i + 0.01 * s, None, time.time())])
+            store.log_params(rid, {"lr": 0.01 * (i + 1), "seed": s, "test_size": 0.3})
+            store.log_metrics(rid, [(metric, 0.6 + 0.05 * i + 0.01 * s, None, time.time()),
+                                    ("fit_seconds", 3.0 - 0.1 * len(ids), None, time.time())])
             store.finish_run(rid, status="finished", verdict="supported")
             ids.append(rid)
     return ids
@@ -268,17 +274,22 @@ def test_sweep_report_sorted_with_seed_groups(store: Any, tmp_path: Path) -> Non
     doc = soup(write_sweep_report("sw1234", tmp_path / "sweep.html", store=store))
     header = [th.get_text() for th in doc.select("table.sweep-runs thead th")]
     assert header[:4] == ["#", "run", "status", "verdict"] and "lr" in header and "roc_auc" in header
+    assert "test_size" not in header  # constant parameters are not columns
     col = header.index("roc_auc")
     values = [float(r.find_all("td")[col].get_text()) for r in doc.select("table.sweep-runs tbody tr")]
     assert len(values) == 6 and values == sorted(values, reverse=True)
     groups = doc.select("table.seed-groups tbody tr")
     assert len(groups) == 3
     top = groups[0].get_text(" ", strip=True)
-    assert "lr=0.03" in top and "0.705 ± 0.007071" in top
+    assert "lr=0.03" in top and "0.705 ± 0.007071" in top and "test_size" not in top
     assert doc.select_one("img.param-vs-metric")["src"].startswith("data:image/png;base64,")
     assert_offline(doc)
-    asc = soup(write_sweep_report("sw1234567890", tmp_path / "s2.html", store=store, sort="loss_like"))
-    assert "loss_like" in asc.get_text()
+    for sort, descending in (("fit_seconds", False), ("fit_seconds:desc", True), ("roc_auc:asc", False)):
+        doc = soup(write_sweep_report("sw1234567890", tmp_path / "s2.html", store=store, sort=sort))
+        header = [th.get_text() for th in doc.select("table.sweep-runs thead th")]
+        col = header.index(sort.split(":")[0])
+        values = [float(r.find_all("td")[col].get_text()) for r in doc.select("table.sweep-runs tbody tr")]
+        assert values == sorted(values, reverse=descending), sort
     from nbtoolkit.errors import RunNotFoundError
 
     with pytest.raises(RunNotFoundError):
@@ -374,3 +385,14 @@ def test_templates_ship_and_compile() -> None:
         env.get_template(name)  # raises on a syntax error
     pyproject = (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text(encoding="utf-8")
     assert '"templates" = "nbtoolkit/templates"' in pyproject  # the wheel carries them
+
+
+def test_report_modules_import_nothing_heavy() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, nbtoolkit as n, nbtoolkit.report, nbtoolkit.stats; n.compare; "
+            "print(sorted(m for m in ('numpy', 'scipy', 'matplotlib', 'jinja2', 'nbconvert', 'nh3', "
+            "'nbformat', 'pandas', 'sqlalchemy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

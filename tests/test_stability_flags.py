@@ -133,3 +133,19 @@ def test_nbtk_run_flag_wins_over_env_and_config(project, store, monkeypatch):
     assert rec.extra["flags"]["threshold"] == {"value": 0.25, "source": "env"}
     assert rec.extra["flags"]["new_ui"] == {"value": True, "source": "config"}
     assert rec.extra["flags"]["unused"] == {"value": "1", "source": "run"}  # the runner's record is kept
+
+
+def test_flags_in_effect_appear_in_the_run_report(project, store, monkeypatch):
+    from bs4 import BeautifulSoup
+
+    import nbtoolkit as nbtk
+    from nbtoolkit.report import render_run_report
+
+    monkeypatch.setenv("NBTOOLKIT_FLAG_NEW_RANKER", "true")
+    with nbtk.start_run("flagged") as run:
+        assert nbtk.flag("new_ranker", False) is True
+    page = BeautifulSoup(render_run_report(run.run_id, store=store), "html.parser")
+    table = page.select_one("table.flags")
+    assert table is not None
+    cells = [td.get_text(strip=True) for td in table.select("td")]
+    assert cells[0] == "new_ranker" and cells[1].lower() == "true" and "env" in cells[2].lower()

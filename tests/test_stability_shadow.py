@@ -77,6 +77,13 @@ def test_challenger_errors_never_change_champion_outputs(project, store):
     assert soup.find("script") is None and "&lt;script&gt;" in html
     assert "Shadow test" in soup.get_text() and "error_rate" in soup.get_text()
 
+    # the run report carries the same section (contributed through nbtoolkit.report_sections)
+    from nbtoolkit.report import render_run_report
+
+    page = BeautifulSoup(render_run_report(result.run_id, store=store), "html.parser")
+    section = page.select_one(".section-shadow")
+    assert section is not None and "error_rate" in section.get_text()
+
 
 def test_challenger_failing_everywhere_or_returning_garbage(project):
     m = demo_models()

@@ -50,4 +50,7 @@ def test_project_sla_and_export_hook(project, store):
     rec = store.get_run(make_run("sla-exp", roc_auc=0.93, fit_seconds=3.0))
     report = check_export_sla(rec, settings)
     assert not report.ok and [b.metric for b in report.breaches] == ["roc_auc"]
-    assert "<td>roc_auc</td>" in report._repr_html_() and "breach" in report._repr_html_()
+    from bs4 import BeautifulSoup
+
+    rows = [[td.get_text() for td in tr.find_all("td")] for tr in BeautifulSoup(report._repr_html_(), "html.parser").find_all("tr")[1:]]
+    assert rows == [["roc_auc", "0.93", "≥ 0.95", "breach"], ["fit_seconds", "3", "≤ 30", "ok"]]

@@ -13,6 +13,16 @@ from nbtoolkit.cli import cli, settings_from, store_from
 EXIT_INTERRUPTED = 130
 
 
+def _interrupt_on_sigterm() -> None:
+    """``kill PID`` stops like Ctrl-C: the kernel is shut down and the run recorded interrupted."""
+    import signal
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def _err(message: str) -> None:
     click.echo(message, err=True)
 
@@ -55,6 +65,7 @@ def run_cmd(ctx: click.Context, notebook: str, pairs: tuple[tuple[str, str], ...
         for warning in check_parameters(notebook, params, allow_unknown=allow_unknown):
             _err(f"Warning: {warning}")
     store = store_from(ctx)
+    _interrupt_on_sigterm()
     try:
         outcome = run_notebook(
             notebook, parameters=params, output=output, cwd=cwd, kernel=kernel, timeout=timeout,
@@ -165,6 +176,7 @@ def sweep_cmd(ctx: click.Context, notebook: str | None, grid: tuple[str, ...], r
             _err(f"Warning: {w}")
         _summary(outcome)
         return
+    _interrupt_on_sigterm()
     with _RichProgress(label) as bar:
         outcome = sweep(notebook, progress=bar, **kwargs)
     for w in outcome.warnings:

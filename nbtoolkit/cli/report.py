@@ -26,7 +26,8 @@ def _skip_unused_optional_imports() -> None:
 @click.option("--baseline", metavar="RUN", help="Compare the run with this run instead of its declared baseline.")
 @click.option("--sweep", "sweep_id", metavar="ID", help="Report on every run of this sweep.")
 @click.option("--index", "index", is_flag=True, help="The experiment log: every experiment, searchable.")
-@click.option("--sort", "sort_metric", metavar="METRIC", help="Sweep report: sort by this metric.")
+@click.option("--sort", "sort_metric", metavar="METRIC[:asc|desc]",
+              help="Sweep report: sort by this metric (default: the first criterion's metric).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="HTML file to write.")
 @click.pass_context
 def report(ctx: click.Context, runs: tuple[str, ...], baseline: str | None, sweep_id: str | None,

@@ -158,7 +158,11 @@ def canary(ctx: click.Context, champion: str, challenger: str, data: Path, key: 
             step_values = [float(s) for s in steps.split(",") if s.strip()]
         except ValueError:
             raise InputError(f"--steps {steps!r} must be numbers separated by commas, e.g. 1,5,25,50,100.") from None
-    bundle = challenger if Path(challenger).exists() else None
+    bundle: str | None = challenger if Path(challenger).exists() else None
+    if bundle is None and "@" in challenger:  # a registry ref: its bundle's release.json is the plan
+        from nbtoolkit import registry
+
+        bundle = registry.resolve(challenger, store=store_from(ctx)).path
     result = run_canary(champion, challenger, data, key=key, y=label, steps=step_values, bundle=bundle, model=model,
                         alias=alias, settings=settings_from(ctx), store=store_from(ctx))
     if plot is not None:

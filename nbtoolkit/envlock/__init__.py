@@ -66,7 +66,7 @@ def capture_lock(
             "executable": sys.executable,
         },
         "platform": _platform(),
-        "packages": installed_packages(),
+        "packages": {},  # redacted once per package scan, below
         "conda": _conda(env),
         "git": git,
         "notebook": _notebook(notebook_path, settings.root),
@@ -76,7 +76,31 @@ def capture_lock(
     }
     # One pass scrubs every string (package URLs, remotes, paths, variables). Package names
     # such as "keyring" look secret but are not, so values under such keys are kept.
-    return EnvLock(data=redactor.redact_obj(data, mask_secret_keys=False), git_diff=diff)
+    clean = redactor.redact_obj(data, mask_secret_keys=False)
+    clean["packages"] = _redacted_packages(redactor)
+    return EnvLock(data=clean, git_diff=diff)
+
+
+_PACKAGES_MEMO: tuple[Any, Redactor, dict[str, Any]] | None = None
+
+
+def _redacted_packages(redactor: Redactor) -> dict[str, Any]:
+    """The redacted package table, recomputed only when the package scan or redactor changes.
+
+    Redacting ~15,000 strings of package metadata was most of a warm lock capture's cost;
+    both the scan and the redactor are cached per process, so their identities key the memo.
+    """
+    global _PACKAGES_MEMO
+    from nbtoolkit.envlock import packages as _packages
+
+    fresh = installed_packages()  # refreshes the scan when sys.path changed
+    scan = _packages._last_scan
+    memo = _PACKAGES_MEMO
+    if memo is None or memo[0] is not scan or memo[1] is not redactor:
+        memo = (scan, redactor, redactor.redact_obj(fresh, mask_secret_keys=False))
+        if _packages._last_scan is scan:  # no rescan raced us
+            _PACKAGES_MEMO = memo
+    return {name: dict(info) if isinstance(info, dict) else info for name, info in memo[2].items()}
 
 
 _PLATFORM: dict[str, str] | None = None

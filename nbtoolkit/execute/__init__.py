@@ -1,7 +1,7 @@
 """Re-execution: ``nbtk run`` / ``sweep`` / ``reproduce`` / ``test`` as plain functions.
 
 Modules: :mod:`.params` (papermill-typed parameters and name checks), :mod:`.papermill_run`
-(one recorded execution), :mod:`.space` (grid and random spaces), :mod:`.executors` (local
+(one recorded execution), :mod:`.engine` (the papermill engine and notebook marking), :mod:`.space` (grid and random spaces), :mod:`.executors` (local
 process pool, Dask), :mod:`.sweep`, :mod:`.cache` (run cache), :mod:`.reproduce`,
 :mod:`.nbtest` (smoke tests, shared with the pytest plugin). Everything heavy (papermill,
 nbclient, dask) is imported inside the functions.

@@ -84,7 +84,7 @@ def _init_worker() -> None:
     signal.signal(signal.SIGTERM, _on_sigterm)
     for name in LEAN_WORKER_BLOCKLIST:
         sys.modules.setdefault(name, None)  # type: ignore[arg-type]
-    from nbtoolkit.execute.papermill_run import _engine
+    from nbtoolkit.execute.engine import _engine
 
     _engine()  # import papermill/nbclient while the parent prepares the runs
 
@@ -127,6 +127,28 @@ class LocalExecutor:
 
 
 # ------------------------------------------------------------------------------------- dask
+def _stop_kernels(run_ids: list[str]) -> int:
+    """Kill the kernels (children of this worker) that execute ``run_ids``; run on Dask workers.
+
+    A Dask task cannot be interrupted, but its kernel can: the task then ends at once and its
+    kernel can no longer write to the run after the submitter marked it interrupted.
+    """
+    try:
+        import psutil
+    except ImportError:
+        return 0
+    wanted = set(run_ids)
+    killed = 0
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if child.environ().get("NBTOOLKIT_RUN_ID") in wanted:
+                child.kill()
+                killed += 1
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return killed
+
+
 class _DaskSession:
     def __init__(self, address: str, jobs: int | None) -> None:
         from distributed import Client
@@ -140,13 +162,13 @@ class _DaskSession:
             ) from None
         threads = sum(self._client.nthreads().values()) or 1
         self.slots = min(jobs, threads) if jobs else threads
-        self._futures: list[Any] = []
+        self._futures: dict[str, Any] = {}
 
     def submit(self, job: Any) -> cf.Future[Any]:
         from nbtoolkit.execute.papermill_run import execute_job
 
         dask_future = self._client.submit(execute_job, job, pure=False, key=f"nbtk-run-{job.run_id}")
-        self._futures.append(dask_future)
+        self._futures[job.run_id] = dask_future
         out: cf.Future[Any] = cf.Future()
 
         def done(f: Any) -> None:
@@ -160,7 +182,13 @@ class _DaskSession:
         return out
 
     def stop(self) -> None:
-        self._client.cancel(self._futures)
+        running = [run_id for run_id, f in self._futures.items() if not f.done()]
+        self._client.cancel(list(self._futures.values()))
+        if running:
+            try:
+                self._client.run(_stop_kernels, running)
+            except Exception:  # noqa: BLE001 - best effort; the records are marked either way
+                pass
 
     def close(self) -> None:
         self._client.close()

@@ -71,6 +71,48 @@ def collect_notebooks(paths: Iterable[str | Path]) -> list[Path]:
     return [f.resolve() for f in dict.fromkeys(found)]
 
 
+def _experiments(path: Path) -> tuple[set[str], set[str]]:
+    """(experiment names a notebook records, baselines its ``%%experiment`` lines name)."""
+    import json
+    import shlex
+
+    names: set[str] = set()
+    baselines: set[str] = set()
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    for cell in nb.get("cells", []):
+        src = cell.get("source", "")
+        first = ("".join(src) if isinstance(src, list) else str(src)).lstrip().split("\n", 1)[0]
+        if cell.get("cell_type") != "code" or not first.startswith("%%experiment"):
+            continue
+        try:
+            words = shlex.split(first)[1:]
+        except ValueError:
+            continue
+        if words and not words[0].startswith("-"):
+            names.add(words[0])
+        for i, word in enumerate(words):
+            if word == "--baseline" and i + 1 < len(words):
+                baselines.add(words[i + 1])
+            elif word.startswith("--baseline="):
+                baselines.add(word.split("=", 1)[1])
+    return names, baselines
+
+
+def _waves(notebooks: list[Path]) -> list[list[int]]:
+    """Indices in dependency order: a notebook whose baseline another one records runs after it."""
+    info = [_experiments(nb) for nb in notebooks]
+    remaining = list(range(len(notebooks)))
+    waves: list[list[int]] = []
+    while remaining:
+        provided = {n for i in remaining for n in info[i][0]}
+        wave = [i for i in remaining if not (info[i][1] & provided - info[i][0])]
+        if not wave:  # a cycle: run the rest together
+            wave = list(remaining)
+        waves.append(wave)
+        remaining = [i for i in remaining if i not in wave]
+    return waves
+
+
 def _judge(outcome: RunOutcome) -> tuple[bool, str]:
     if not outcome.ok:
         where = f" in cell {outcome.cell_index}" if outcome.cell_index is not None else ""
@@ -130,25 +172,31 @@ def test_notebooks(
         nb_hash = notebook_hash(nb)
         run_id = prepare_run(store, settings, nb, params, lock=lock, nb_hash=nb_hash, key=cache_key(nb_hash, params, lock), kind="test")
         jobs_list.append(RunJob(run_id=run_id, notebook=str(nb), parameters=params, store_path=str(store.path.resolve()), cwd=str(nb.parent), kernel=kernel, timeout=timeout))
+    # notebooks whose baseline another notebook records run after it (a fresh store has no
+    # baseline experiment otherwise); within a wave they run in parallel
+    results: list[JobResult | None] = [None] * len(jobs_list)
     n = max(1, min(jobs or len(jobs_list), len(jobs_list)))
-    results: list[JobResult]
-    if n == 1:
-        results = [execute_job(j) for j in jobs_list]
-    else:
-        session = EXECUTORS.get("local").open(jobs=n, address=None)
-        try:
-            futures = [session.submit(j) for j in jobs_list]
-            cf.wait(futures)
-            results = []
-            for j, f in zip(jobs_list, futures, strict=True):
+    session = EXECUTORS.get("local").open(jobs=n, address=None) if n > 1 else None
+    try:
+        for wave in _waves(notebooks):
+            if session is None:
+                for i in wave:
+                    results[i] = execute_job(jobs_list[i])
+                continue
+            futures = {i: session.submit(jobs_list[i]) for i in wave}
+            cf.wait(list(futures.values()))
+            for i, f in futures.items():
                 try:
-                    results.append(f.result())
+                    results[i] = f.result()
                 except Exception as exc:  # a lost worker
-                    results.append(JobResult(run_id=j.run_id, status="crashed", duration=0.0, error=str(exc), ename=type(exc).__name__, evalue=str(exc)))
-        finally:
+                    j = jobs_list[i]
+                    results[i] = JobResult(run_id=j.run_id, status="crashed", duration=0.0, error=str(exc), ename=type(exc).__name__, evalue=str(exc))
+    finally:
+        if session is not None:
             session.close()
     out = []
     for job, result in zip(jobs_list, results, strict=True):
+        assert result is not None
         outcome = finalize_run(store, job, result)
         passed, reason = _judge(outcome)
         out.append(NotebookTestResult(job.notebook, passed, reason, outcome))

@@ -377,18 +377,21 @@ def _stop(store: Store, session: Any, inflight: dict[cf.Future[Any], tuple[int, 
 
     session.stop()
     deadline = time.monotonic() + 15
+    unmarked = dict(inflight)
     try:
         while inflight and time.monotonic() < deadline:
             done, _ = cf.wait(list(inflight), timeout=0.5, return_when=cf.FIRST_COMPLETED)
             for fut in done:
                 index, job = inflight.pop(fut)
                 result = _result_of(fut, job)
-                if result.status == "crashed" and result.notebook_bytes is None:
-                    continue  # the worker went away: marked below
+                if result.notebook_bytes is None:
+                    continue  # cancelled, or the worker went away: marked below
+                result = dataclasses.replace(result, status="interrupted") if result.status == "crashed" else result
                 outcome.runs[index] = finalize_run(store, job, result)
+                unmarked.pop(fut)
     except KeyboardInterrupt:
         pass  # a second Ctrl-C: stop waiting, still mark the records
-    for index, job in inflight.values():
+    for index, job in unmarked.values():
         store.finish_run(job.run_id, status="interrupted", error="The sweep was interrupted (Ctrl-C).", only_if_running=True)
         store.merge_extra(job.run_id, {"runner": {"exit": "interrupted", "parameters": _json.to_jsonable(job.parameters)}})
         rec = store.get_run(job.run_id)

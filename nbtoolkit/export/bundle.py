@@ -271,8 +271,10 @@ def export_bundle(
         force: export although gates are unmet; needs ``reason``. Recorded everywhere.
         reason: why the gates are overridden.
         dvc: ``dvc add`` the bundle (the project must be a DVC repository).
-        release: a rollout plan written as ``release.json`` (the canary stage passes it here;
-            bundles are immutable, so it cannot be added later).
+        release: the rollout plan written as ``release.json``; default
+            :func:`nbtoolkit.stability.canary.release_plan` for ``model`` (canary steps, the
+            project's SLAs, rollback target = the version ``production`` points to now).
+            Bundles are immutable, so it cannot be added later.
         store: the store (default: the project's).
 
     Returns:
@@ -301,7 +303,12 @@ def export_bundle(
     record = store.get_run(run_ref(run))
     unmet = enforce_gates(record, settings=settings, force=force, reason=reason)
     reason = (reason or "").strip() or None
-    if release is not None and not isinstance(release, Mapping):
+    if release is None:
+        from nbtoolkit.stability.canary import release_plan
+
+        # default rollout plan: canary steps, the project's SLAs, rollback to current production
+        release = release_plan(model, settings=settings, store=store)
+    elif not isinstance(release, Mapping):
         raise InputError("release= must be a dict (the rollout plan written as release.json).")
     out = Path(out_dir).expanduser().resolve()
     if out.exists() and not out.is_dir():

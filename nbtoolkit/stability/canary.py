@@ -39,7 +39,7 @@ from nbtoolkit.stability._common import (
     metric_fns,
     scores_of,
 )
-from nbtoolkit.stability.sla import Sla, SlaReport, as_sla
+from nbtoolkit.stability.sla import Sla, SlaReport, as_sla, padded
 
 DEFAULT_STEPS: tuple[float, ...] = (1, 5, 25, 50, 100)
 RELEASE_SCHEMA = "nbtoolkit.release.v1"
@@ -398,15 +398,25 @@ def canary_section_html(summary: Mapping[str, Any], png: bytes = b"") -> str:
             for b in ((s.get("sla") or {}).get("breaches") or [])
         )
         rows.append(
-            f"<tr><td>{s['pct']:g} %</td><td>{s['challenger_rows']}/{s['rows']}</td><td>{fmt_number(m.get('latency_p95_ms'))}</td>"
+            f"<tr><td>{s['pct']:g}&nbsp;%</td><td>{s['challenger_rows']}/{s['rows']}</td><td>{fmt_number(m.get('latency_p95_ms'))}</td>"
             f"<td>{fmt_number(m.get('error_rate'))}</td><td>{esc(', '.join(f'{k}={fmt_number(v)}' for k, v in m.items() if not k.startswith('latency') and k != 'error_rate'))}</td>"
             f"<td>{esc(s['status'])}</td><td>{esc(breaches)}</td></tr>"
         )
     img = f'<img alt="canary timeline" src="data:image/png;base64,{base64.b64encode(png).decode()}">' if png else ""
     rules = ", ".join(f"{esc(k)} {fmt_number(v)}" for k, v in ((summary.get("plan") or {}).get("sla") or {}).items()) or "none configured"
-    return (
+    return padded(
         f'<div class="nbtk-canary"><h3>Canary</h3><p>{esc(summary["challenger"]["label"])} vs {esc(summary["champion"]["label"])}: '
         f"<b>{esc(state)}</b>{rb_html}</p>"
         "<table><thead><tr><th>share</th><th>challenger rows</th><th>p95 ms</th><th>error rate</th><th>metrics</th><th>status</th><th>breaches</th></tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table>{img}<p>SLA: {rules}</p></div>"
     )
+
+
+def report_section(record: Any, store: Any) -> tuple[str, str] | None:
+    """Run-report section for runs of kind ``canary`` (entry point ``nbtoolkit.report_sections``)."""
+    summary = record.extra.get("canary") if record.kind == "canary" else None
+    if not summary:
+        return None
+    art = record.artifact("canary_timeline.png")
+    png = store.artifacts.read_bytes(art.digest) if art is not None else b""
+    return "Canary simulation", canary_section_html(summary, png)

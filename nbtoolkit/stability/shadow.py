@@ -36,7 +36,7 @@ from nbtoolkit.stability._common import (
     metric_fns,
     scores_of,
 )
-from nbtoolkit.stability.sla import Sla, SlaReport, as_sla, sla_table_html
+from nbtoolkit.stability.sla import Sla, SlaReport, as_sla, padded, sla_table_html
 
 LATENCY_METHOD = (
     "per-row latency = wall time of the batch call / rows in the batch (perf_counter); "
@@ -114,7 +114,37 @@ class ShadowResult:
         return shadow_section_html(self.summary)
 
 
-def _call_batches(handle: ModelHandle, method: str, X: Any, batch_size: int, *, isolate: bool) -> tuple[list[Any], Any, Any, list[tuple[int, str, str]]]:
+Errors = list[tuple[int, str, str]]
+
+
+def _isolated(fn: Any, part: Any, take: Any, start: int, stop: int, lat: Any, ok: Any, blocks: list[Any], errors: Errors) -> None:
+    """Call the challenger on one batch; when it raises, retry row by row to attribute errors."""
+    clock = time.perf_counter
+    t0 = clock()
+    try:
+        out = fn(part)
+        if len(out) != stop - start:
+            raise ValueError(f"returned {len(out)} outputs for {stop - start} rows")
+        lat[start:stop] = (clock() - t0) * 1000.0 / (stop - start)
+        blocks.append(out)
+        return
+    except Exception:  # noqa: BLE001 - the challenger must never break the champion
+        pass
+    for i in range(start, stop):
+        t0 = clock()
+        try:
+            out = fn(take[i : i + 1])
+            if len(out) != 1:
+                raise ValueError(f"returned {len(out)} outputs for 1 row")
+            blocks.append(out)
+        except Exception as exc:  # noqa: BLE001
+            ok[i] = False
+            errors.append((i, type(exc).__name__, str(exc)[:300]))
+            blocks.append(None)
+        lat[i] = (clock() - t0) * 1000.0
+
+
+def _call_batches(handle: ModelHandle, method: str, X: Any, batch_size: int, *, isolate: bool) -> tuple[list[Any], Any, Any, Errors]:
     """Call ``handle.method`` on ``X`` in batches.
 
     Returns ``(outputs per row-block, ok mask, per-row latency ms, errors)``. With ``isolate``
@@ -127,40 +157,46 @@ def _call_batches(handle: ModelHandle, method: str, X: Any, batch_size: int, *, 
     lat = np.empty(n, dtype=float)
     ok = np.ones(n, dtype=bool)
     blocks: list[Any] = []
-    errors: list[tuple[int, str, str]] = []
+    errors: Errors = []
     clock = time.perf_counter
     take = X.iloc
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
         part = take[start:stop]
+        if isolate:
+            _isolated(fn, part, take, start, stop, lat, ok, blocks, errors)
+            continue
         t0 = clock()
-        if not isolate:
-            out = fn(part)
-            lat[start:stop] = (clock() - t0) * 1000.0 / (stop - start)
-            blocks.append(out)
-            continue
-        try:
-            out = fn(part)
-            if len(out) != stop - start:
-                raise ValueError(f"returned {len(out)} outputs for {stop - start} rows")
-            lat[start:stop] = (clock() - t0) * 1000.0 / (stop - start)
-            blocks.append(out)
-            continue
-        except Exception:  # noqa: BLE001 - the challenger must never break the champion
-            pass
-        for i in range(start, stop):
-            t0 = clock()
-            try:
-                out = fn(take[i : i + 1])
-                if len(out) != 1:
-                    raise ValueError(f"returned {len(out)} outputs for 1 row")
-                blocks.append(out)
-            except Exception as exc:  # noqa: BLE001
-                ok[i] = False
-                errors.append((i, type(exc).__name__, str(exc)[:300]))
-                blocks.append(None)
-            lat[i] = (clock() - t0) * 1000.0
+        blocks.append(fn(part))
+        lat[start:stop] = (clock() - t0) * 1000.0 / (stop - start)
     return blocks, ok, lat, errors
+
+
+def _call_both(champ: ModelHandle, chall: ModelHandle, method: str, Xc: Any, Xx: Any, batch_size: int) -> tuple[list[Any], Any, list[Any], Any, Any, Errors]:
+    """Stream the rows once: each batch goes to the champion, then to the (isolated) challenger.
+
+    Returns ``(champion blocks, champion latency, challenger blocks, ok mask, challenger latency, errors)``.
+    """
+    import numpy as np
+
+    fc, fx = getattr(champ.obj, method), getattr(chall.obj, method)
+    n = len(Xc)
+    c_lat, x_lat = np.empty(n, dtype=float), np.empty(n, dtype=float)
+    ok = np.ones(n, dtype=bool)
+    c_blocks: list[Any] = []
+    x_blocks: list[Any] = []
+    errors: Errors = []
+    clock = time.perf_counter
+    take_c, take_x = Xc.iloc, Xx.iloc
+    shared = Xx is Xc
+    for start in range(0, n, batch_size):
+        stop = min(start + batch_size, n)
+        part = take_c[start:stop]
+        t0 = clock()
+        c_blocks.append(fc(part))  # the champion's exceptions propagate: it is what serves
+        c_lat[start:stop] = (clock() - t0) * 1000.0 / (stop - start)
+        _isolated(fx, part if shared else take_x[start:stop], take_x, start, stop, x_lat, ok, x_blocks, errors)
+    return c_blocks, c_lat, x_blocks, ok, x_lat, errors
 
 
 def _assemble(blocks: list[Any], n: int, ok: Any, method: str) -> Any:
@@ -287,8 +323,7 @@ def shadow(
     n = len(frame)
 
     t_start = time.time()
-    c_blocks, _, c_lat, _ = _call_batches(champ, meth, Xc, batch_size, isolate=False)
-    x_blocks, ok, x_lat, raw_errors = _call_batches(chall, meth, Xx, batch_size, isolate=True)
+    c_blocks, c_lat, x_blocks, ok, x_lat, raw_errors = _call_both(champ, chall, meth, Xc, Xx, batch_size)
     champion_output = _concat_champion(c_blocks)
     challenger_output = _assemble(x_blocks, n, ok, meth)
 
@@ -438,7 +473,7 @@ def shadow_section_html(summary: Mapping[str, Any]) -> str:
         )
         kinds = ", ".join(f"{esc(k)} × {v}" for k, v in errs.get("by_type", {}).items())
         err_html = f"<h4>Challenger errors ({errs['count']}: {kinds})</h4><ul>{items}</ul>"
-    return head + table + "<h4>SLA (challenger)</h4>" + sla_table_html(sla) + slice_html + err_html + "</div>"
+    return padded(head + table + "<h4>SLA (challenger)</h4>" + sla_table_html(sla) + slice_html + err_html + "</div>")
 
 
 def _pct(value: float | None) -> str:
@@ -449,3 +484,9 @@ def _key_text(key: Any) -> str:
     from nbtoolkit.display import esc
 
     return "" if key is None else f" (key {esc(key)})"
+
+
+def report_section(record: Any, store: Any) -> tuple[str, str] | None:
+    """Run-report section for runs of kind ``shadow`` (entry point ``nbtoolkit.report_sections``)."""
+    summary = record.extra.get("shadow") if record.kind == "shadow" else None
+    return ("Shadow test", shadow_section_html(summary)) if summary else None

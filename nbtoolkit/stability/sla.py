@@ -121,6 +121,19 @@ class SlaReport:
         return sla_table_html(self)
 
 
+def padded(html_text: str) -> str:
+    """Give the plain tables of a generated section compact borders and cell padding.
+
+    Safe on generated HTML only: user text in it is escaped, so no literal tags come from data.
+    """
+    cell = 'style="padding:2px 10px;text-align:left;border-bottom:1px solid #d0d7de"'
+    return (
+        html_text.replace("<table>", '<table style="border-collapse:collapse;margin:4px 0">')
+        .replace("<td>", f"<td {cell}>")
+        .replace("<th>", f"<th {cell}>")
+    )
+
+
 def sla_table_html(report: SlaReport) -> str:
     """An HTML table: one row per rule with observed, allowed and pass/breach (escaped)."""
     from nbtoolkit.display import esc, fmt_number
@@ -139,10 +152,10 @@ def sla_table_html(report: SlaReport) -> str:
         op = "≥" if r.bound == "min" else "≤"
         rows.append(
             f"<tr><td>{esc(r.metric)}</td><td>{fmt_number(report.observed.get(r.metric))}</td>"
-            f"<td>{op} {fmt_number(r.limit)}</td><td style=\"color:{color};font-weight:600\">{esc(state)}</td></tr>"
+            f"<td>{op} {fmt_number(r.limit)}</td><td><b style=\"color:{color}\">{esc(state)}</b></td></tr>"
         )
-    return (
-        '<table class="nbtk-sla" style="border-collapse:collapse"><thead><tr><th>metric</th><th>observed</th>'
+    return padded(
+        "<table><thead><tr><th>metric</th><th>observed</th>"
         "<th>allowed</th><th>SLA</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
     )
 

@@ -42,13 +42,13 @@ def _sqlite_engine(path: str, *, immediate: bool) -> Engine:
     )
 
     @event.listens_for(engine, "checkout")
-    def _on_checkout(_dbapi_conn, record, proxy):  # type: ignore[no-untyped-def]
+    def _on_checkout(_dbapi_conn, record, proxy):
         if record.info.get("pid") != os.getpid():
             record.dbapi_connection = proxy.dbapi_connection = None
             raise DisconnectionError("connection was opened by another process")
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn, record):  # type: ignore[no-untyped-def]
+    def _on_connect(dbapi_conn, record):
         record.info["pid"] = os.getpid()
         dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
         cur = dbapi_conn.cursor()
@@ -58,7 +58,7 @@ def _sqlite_engine(path: str, *, immediate: bool) -> Engine:
         cur.close()
 
     @event.listens_for(engine, "begin")
-    def _on_begin(conn):  # type: ignore[no-untyped-def]
+    def _on_begin(conn):
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
