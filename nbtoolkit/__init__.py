@@ -27,14 +27,14 @@ _EXPORTS: dict[str, str] = {
     "seed": "nbtoolkit.tracking",
     # re-execute
     "run_notebook": "nbtoolkit.execute.papermill_run",
-    "sweep": "nbtoolkit.execute.sweep",
-    "reproduce": "nbtoolkit.execute.reproduce",
+    "sweep": "nbtoolkit.execute.sweeps",
+    "reproduce": "nbtoolkit.execute.reproduction",
     # query
     "runs": "nbtoolkit.query",
     "get_run": "nbtoolkit.query",
     "compare": "nbtoolkit.report.compare",
     # hand off
-    "approve": "nbtoolkit.export.approve",
+    "approve": "nbtoolkit.export.approvals",
     "export_bundle": "nbtoolkit.export.bundle",
     "verify_bundle": "nbtoolkit.export.verify",
     "load_bundle": "nbtoolkit.export.load",
@@ -84,14 +84,14 @@ if TYPE_CHECKING:
     from nbtoolkit.criteria import Verdict
     from nbtoolkit.envlock import EnvLock
     from nbtoolkit.errors import NbToolkitError
-    from nbtoolkit.export.approve import approve
+    from nbtoolkit.export.approvals import approve
     from nbtoolkit.export.bundle import export_bundle
     from nbtoolkit.export.load import load_bundle
     from nbtoolkit.export.verify import verify_bundle
     from nbtoolkit.query import get_run, runs
     from nbtoolkit.execute.papermill_run import run_notebook
-    from nbtoolkit.execute.reproduce import reproduce
-    from nbtoolkit.execute.sweep import sweep
+    from nbtoolkit.execute.reproduction import reproduce
+    from nbtoolkit.execute.sweeps import sweep
     from nbtoolkit.report.compare import compare
     from nbtoolkit.store import RunRecord
     from nbtoolkit.registry import promote, rollback

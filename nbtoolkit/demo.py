@@ -2,7 +2,8 @@
 
 ``nbtk demo`` copies the two demo notebooks (a logistic-regression baseline and a gradient
 boosting challenger on scikit-learn's breast-cancer data) into a new git repository, executes
-them, and lists the runs they recorded. Later pipeline stages add their steps here.
+them with papermill, sweeps and reproduces the challenger, writes the reports, and approves,
+exports, verifies and promotes the challenger's model.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from nbtoolkit.errors import InputError
+from nbtoolkit.errors import ExecutionError, InputError
 
 DEMO_NOTEBOOKS = ("baseline_logreg.ipynb", "challenger_gbm.ipynb")
 
@@ -35,6 +36,7 @@ class DemoResult:
     folder: Path
     runs: dict[str, str] = field(default_factory=dict)  # notebook -> run id
     outputs: dict[str, Path] = field(default_factory=dict)
+    reports: dict[str, Path] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -63,42 +65,82 @@ def prepare_project(folder: Path, *, force: bool = False) -> Path:
     return folder
 
 
-def execute_notebook(folder: Path, name: str, output: Path, parameters: dict[str, Any] | None = None) -> None:
-    """Run one notebook with papermill in ``folder`` (its own fresh kernel)."""
-    import os
+def run_demo(folder: Path, *, force: bool = False, jobs: int = 2, echo: Callable[[str], None] = print) -> DemoResult:
+    """Run the whole demo pipeline in a new project ``folder`` and return what it produced.
 
-    import papermill as pm
-
-    saved = {k: os.environ.get(k) for k in ("NBTOOLKIT_STORE", "NBTOOLKIT_NOTEBOOK")}
-    os.environ["NBTOOLKIT_STORE"] = str(folder / ".nbtoolkit")
-    os.environ["NBTOOLKIT_NOTEBOOK"] = str(folder / name)
-    try:
-        pm.execute_notebook(str(folder / name), str(output), parameters=parameters or {}, cwd=str(folder), progress_bar=False)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-def run_demo(folder: Path, *, force: bool = False, echo: Callable[[str], None] = print) -> DemoResult:
-    """Run the whole demo pipeline in ``folder`` and return what it produced."""
+    Steps: baseline and challenger notebooks (papermill), a parallel sweep of the challenger,
+    a reproduction of the challenger run, HTML reports (run, comparison, sweep, experiment log),
+    approval, export of a verified bundle, a prediction through the bundle, promotion to
+    ``production``.
+    """
     from nbtoolkit.config import load_settings
+    from nbtoolkit.execute import reproduce, run_notebook, sweep
+    from nbtoolkit.export import approve, export_bundle, load_bundle, verify_bundle
+    from nbtoolkit.registry import promote
+    from nbtoolkit.report import (
+        write_comparison_report,
+        write_index_report,
+        write_run_report,
+        write_sweep_report,
+    )
     from nbtoolkit.store import open_store
 
     folder = prepare_project(Path(folder).resolve(), force=force)
     result = DemoResult(folder=folder)
+    settings = load_settings(folder, store=folder / ".nbtoolkit")
+    store = open_store(settings)
     outputs = folder / "outputs"
-    outputs.mkdir(exist_ok=True)
-    store = open_store(load_settings(folder, store=folder / ".nbtoolkit"))
+    reports = folder / "reports"
+    common = {"cwd": folder, "store": store, "settings": settings}
+
     for name in DEMO_NOTEBOOKS:
-        echo(f"• executing {name} ...")
-        before = {r["run_id"] for r in store.query_runs()[0]}
-        out = outputs / name
-        execute_notebook(folder, name, out)
-        new = [r["run_id"] for r in store.query_runs()[0] if r["run_id"] not in before]
-        if new:
-            result.runs[name] = new[0]
-        result.outputs[name] = out
+        echo(f"• nbtk run {name}")
+        outcome = run_notebook(folder / name, output=outputs / name, **common)
+        if not outcome.ok:
+            raise ExecutionError(f"demo notebook {name} did not finish: {outcome.describe_failure()}")
+        result.runs[name] = outcome.run_id
+        result.outputs[name] = outputs / name
+        echo(f"  run {outcome.run_id[:8]}: {outcome.status}, verdict {outcome.verdict}")
+    baseline_id, challenger_id = (result.runs[n] for n in DEMO_NOTEBOOKS)
+
+    echo(f"• nbtk sweep {DEMO_NOTEBOOKS[1]} --grid learning_rate=0.05,0.2 --grid n_estimators=50,100 --jobs {jobs}")
+    swept = sweep(folder / DEMO_NOTEBOOKS[1], grid=["learning_rate=0.05,0.2", "n_estimators=50,100"], jobs=jobs, **common)
+    result.extra["sweep_id"] = swept.sweep_id
+    echo(f"  sweep {str(swept.sweep_id)[:8]}: {swept.status}, {len(swept.runs)} children")
+
+    echo(f"• nbtk reproduce {challenger_id[:8]}")
+    rep = reproduce(challenger_id, store=store, settings=settings)
+    result.extra["reproduction"] = rep.result
+    echo(f"  {rep.result}" + "".join(f"\n    {line}" for line in rep.drift[:5]))
+
+    echo("• nbtk report (run, comparison, sweep, experiment log)")
+    result.reports = {
+        "run": write_run_report(challenger_id, reports / "challenger.html", store=store),
+        "comparison": write_comparison_report(baseline_id, challenger_id, reports / "comparison.html", store=store),
+        "sweep": write_sweep_report(str(swept.sweep_id), reports / "sweep.html", store=store),
+        "index": write_index_report(reports / "index.html", store=store),
+    }
+
+    echo(f"• nbtk approve {challenger_id[:8]} --by demo-reviewer; nbtk export --model cancer-gbm")
+    approve(challenger_id, by="demo-reviewer", note="Criteria met with intervals; reproduced.", store=store)
+    exported = export_bundle(challenger_id, model="cancer-gbm", out_dir=folder / "bundles", store=store)
+    verified = verify_bundle(exported.path)
+    bundle = load_bundle(exported.path)
+    sample = _sample_rows(bundle.signature)
+    result.extra["bundle"] = exported.path
+    result.extra["verified_files"] = len(verified.files)
+    result.extra["predictions"] = [int(p) for p in bundle.predict(sample)]
+    echo(f"  bundle {exported.path} verified; predictions on 3 rows: {result.extra['predictions']}")
+
+    echo(f"• nbtk promote cancer-gbm {exported.version} --to production")
+    promote("cancer-gbm", exported.version, to="production", by="demo-reviewer", reason="demo handoff", store=store, settings=settings)
     return result
+
+
+def _sample_rows(signature: Any) -> Any:
+    """Three rows of the demo data, in the columns the bundle's signature names."""
+    from sklearn.datasets import load_breast_cancer
+
+    frame = load_breast_cancer(as_frame=True).data
+    columns = [c["name"] for c in signature.get("columns", [])] or list(frame.columns)
+    return frame[columns].head(3)

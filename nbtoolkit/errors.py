@@ -21,7 +21,8 @@ survive pickling across processes (sweeps run in worker processes and on Dask cl
     ├── ExecutionError              the work itself failed: exit code 1
     │   └── NotebookExecutionError  a notebook cell raised (papermill / nbclient)
     └── HandoffError                export / verify / load refused
-        ├── GateError               the run is not vetted for export or promotion
+        ├── GateError               the run is not vetted for export
+        │   └── PromotionRefused    a promotion or rollback failed its gates
         └── BundleIntegrityError    a bundle was changed, is incomplete or unsafe
 """
 
@@ -252,3 +253,18 @@ class BundleIntegrityError(HandoffError):
     def describe(self) -> str:
         lines = "\n".join(f"  - {p}" for p in self.problems)
         return f"Bundle {self.path} failed verification:\n{lines}"
+
+
+class PromotionRefused(GateError):
+    """A promotion (or rollback) of a registered model version failed one or more gates."""
+
+    model: str
+    version: str
+    alias: str
+
+    def __init__(self, run_id: str, unmet: list[str], *, model: str = "", version: str = "", alias: str = "") -> None:
+        NbToolkitError.__init__(self, run_id=run_id, unmet=list(unmet), model=model, version=version, alias=alias)
+
+    def describe(self) -> str:
+        lines = "\n".join(f"  - {u}" for u in self.unmet)
+        return f"Promotion of {self.model} {self.version} to {self.alias} refused:\n{lines}"

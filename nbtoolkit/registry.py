@@ -22,23 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nbtoolkit import _json
-from nbtoolkit.errors import GateError, InputError
+from nbtoolkit.errors import InputError, PromotionRefused
 
 PRODUCTION = "production"
 STAGING = "staging"
-
-
-class PromotionRefused(GateError):
-    """A promotion (or rollback) failed one or more gates."""
-
-    def __init__(self, run_id: str, unmet: list[str], *, model: str = "", version: str = "", alias: str = "") -> None:
-        GateError.__init__(self, run_id, unmet)
-        self.model, self.version, self.alias = model, version, alias
-        self._init_kwargs.update(model=model, version=version, alias=alias)
-
-    def describe(self) -> str:
-        lines = "\n".join(f"  - {u}" for u in self.unmet)
-        return f"Promotion of {self.model} {self.version} to {self.alias} refused:\n{lines}"
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from conftest import TEST_NOTEBOOKS, nbtk_cli
 
-from nbtoolkit.execute.sweep import sweep
+from nbtoolkit.execute.sweeps import sweep
 
 pytestmark = pytest.mark.slow
 

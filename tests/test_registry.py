@@ -252,7 +252,7 @@ def test_experiment_baseline_production_through_the_magic(two_versions, store):
 
 def test_end_to_end_with_real_export_bundle(project, store, tmp_path):
     pytest.importorskip("nbtoolkit.export.bundle", reason="the export stage is not merged yet")
-    from nbtoolkit.export.approve import approve
+    from nbtoolkit.export.approvals import approve
     from nbtoolkit.export.bundle import export_bundle
     from nbtoolkit.export.load import load_bundle
     from nbtoolkit.stability.canary import release_plan

@@ -96,4 +96,7 @@ def store_from(ctx: click.Context) -> Any:
 
 def main() -> None:
     """Console-script entry point."""
+    from nbtoolkit._lean import skip_unused_optional_imports
+
+    skip_unused_optional_imports()
     cli(obj={})

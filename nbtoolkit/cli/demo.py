@@ -12,17 +12,21 @@ from nbtoolkit.cli import cli
 @cli.command()
 @click.option("-o", "--output", "folder", type=click.Path(file_okay=False, path_type=Path), default=Path("nbtk-demo"), show_default=True, help="Folder for the demo project.")
 @click.option("--force", is_flag=True, help="Replace the folder when it exists.")
-def demo(folder: Path, force: bool) -> None:
-    """Run the demo: baseline and challenger notebooks, then list the recorded runs."""
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=2, show_default=True, help="Parallel sweep children.")
+def demo(folder: Path, force: bool, jobs: int) -> None:
+    """Run the demo end to end: notebooks, sweep, reproduce, reports, export, promote."""
     from nbtoolkit.config import load_settings
     from nbtoolkit.demo import run_demo
     from nbtoolkit.display import run_card_text
     from nbtoolkit.store import open_store
 
-    result = run_demo(folder, force=force, echo=click.echo)
+    result = run_demo(folder, force=force, jobs=jobs, echo=click.echo)
     store = open_store(load_settings(result.folder, store=result.folder / ".nbtoolkit"))
     click.echo("")
     for name, run_id in result.runs.items():
         click.echo(run_card_text(store.get_run(run_id)))
         click.echo("")
-    click.echo(f"Demo project: {result.folder}  (cd there and try `nbtk runs`, `nbtk show RUN`)")
+    for kind, path in result.reports.items():
+        click.echo(f"report ({kind}): {path}")
+    click.echo(f"bundle: {result.extra['bundle']}  ({result.extra['verified_files']} files verified)")
+    click.echo(f"\nDemo project: {result.folder}  (cd there and try `nbtk runs`, `nbtk show RUN`, `nbtk registry`)")

@@ -158,7 +158,7 @@ def _summary(outcome: Any) -> None:
 @click.pass_context
 def sweep_cmd(ctx: click.Context, notebook: str | None, grid: tuple[str, ...], random_n: int | None, seed: int | None, files: tuple[str, ...], yamls: tuple[str, ...], pairs: tuple[tuple[str, str], ...], jobs: int | None, executor: str, address: str | None, timeout: float | None, kernel: str | None, flag_items: tuple[str, ...], dry_run: bool, resume: str | None, force: bool, allow_unknown: bool) -> None:
     """Run NOTEBOOK over a parameter grid (or random sample) in parallel fresh kernels."""
-    from nbtoolkit.execute.sweep import sweep
+    from nbtoolkit.execute.sweeps import sweep
 
     if notebook is None and not resume:
         raise click.UsageError("Give a NOTEBOOK, or --resume SWEEP_ID.")
@@ -203,7 +203,7 @@ def reproduce_cmd(ctx: click.Context, run: str, rtol: float, atol: float, strict
     """Re-execute RUN at its recorded commit and report metric agreement and drift."""
     import json
 
-    from nbtoolkit.execute.reproduce import reproduce
+    from nbtoolkit.execute.reproduction import reproduce
 
     rep = reproduce(run, rtol=rtol, atol=atol, ignore_metrics=ignore, timeout=timeout, store=store_from(ctx), settings=settings_from(ctx))
     if as_json:

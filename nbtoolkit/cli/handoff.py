@@ -16,7 +16,7 @@ from nbtoolkit.cli import cli, store_from
 @click.pass_context
 def approve(ctx: click.Context, run: str, by: str, note: str) -> None:
     """Record a reviewer's sign-off of RUN (id or unique prefix)."""
-    from nbtoolkit.export.approve import approve as approve_run
+    from nbtoolkit.export.approvals import approve as approve_run
     from nbtoolkit.store.records import iso
 
     approval = approve_run(run, by=by, note=note, store=store_from(ctx))

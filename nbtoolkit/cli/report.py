@@ -9,18 +9,6 @@ import click
 from nbtoolkit.cli import cli, fail, store_from
 
 
-def _skip_unused_optional_imports() -> None:
-    """Keep jsonschema from importing ``rfc3987_syntax`` in this short-lived process.
-
-    jsonschema imports it (when installed) only to offer an ``iri`` format checker, and it
-    compiles a grammar at import time (1-3 s on a small machine). nbformat validates notebooks
-    without format checks, so the report never needs it; jsonschema treats it as not installed.
-    Done only in the CLI process, never in a user's kernel.
-    """
-    if "jsonschema" not in sys.modules:
-        sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
-
-
 @cli.command("report")
 @click.argument("runs", nargs=-1)
 @click.option("--baseline", metavar="RUN", help="Compare the run with this run instead of its declared baseline.")
@@ -41,7 +29,6 @@ def report(ctx: click.Context, runs: tuple[str, ...], baseline: str | None, swee
     nbtk report --sweep ID -o sweep.html        every run of a sweep, sorted by the target metric
     nbtk report --index -o log.html             the experiment log
     """
-    _skip_unused_optional_imports()
     from nbtoolkit import report as rep
 
     modes = sum([bool(runs), sweep_id is not None, index])

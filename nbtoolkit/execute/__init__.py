@@ -2,7 +2,7 @@
 
 Modules: :mod:`.params` (papermill-typed parameters and name checks), :mod:`.papermill_run`
 (one recorded execution), :mod:`.engine` (the papermill engine and notebook marking), :mod:`.space` (grid and random spaces), :mod:`.executors` (local
-process pool, Dask), :mod:`.sweep`, :mod:`.cache` (run cache), :mod:`.reproduce`,
+process pool, Dask), :mod:`.sweeps`, :mod:`.cache` (run cache), :mod:`.reproduction`,
 :mod:`.nbtest` (smoke tests, shared with the pytest plugin). Everything heavy (papermill,
 nbclient, dask) is imported inside the functions.
 """
@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 _EXPORTS = {
     "run_notebook": "nbtoolkit.execute.papermill_run",
     "RunOutcome": "nbtoolkit.execute.papermill_run",
-    "sweep": "nbtoolkit.execute.sweep",
-    "SweepOutcome": "nbtoolkit.execute.sweep",
-    "SweepProgress": "nbtoolkit.execute.sweep",
-    "reproduce": "nbtoolkit.execute.reproduce",
-    "Reproduction": "nbtoolkit.execute.reproduce",
+    "sweep": "nbtoolkit.execute.sweeps",
+    "SweepOutcome": "nbtoolkit.execute.sweeps",
+    "SweepProgress": "nbtoolkit.execute.sweeps",
+    "reproduce": "nbtoolkit.execute.reproduction",
+    "Reproduction": "nbtoolkit.execute.reproduction",
     "test_notebooks": "nbtoolkit.execute.nbtest",
     "NotebookTestResult": "nbtoolkit.execute.nbtest",
     "EXECUTORS": "nbtoolkit.execute.executors",
@@ -50,5 +50,5 @@ if TYPE_CHECKING:
     from nbtoolkit.execute.executors import EXECUTORS
     from nbtoolkit.execute.nbtest import NotebookTestResult, test_notebooks
     from nbtoolkit.execute.papermill_run import RunOutcome, run_notebook
-    from nbtoolkit.execute.reproduce import Reproduction, reproduce
-    from nbtoolkit.execute.sweep import SweepOutcome, SweepProgress, sweep
+    from nbtoolkit.execute.reproduction import Reproduction, reproduce
+    from nbtoolkit.execute.sweeps import SweepOutcome, SweepProgress, sweep

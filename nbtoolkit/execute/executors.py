@@ -71,19 +71,12 @@ def _on_sigterm(signum: int, frame: Any) -> None:
     os._exit(0)
 
 
-#: Modules a worker never needs: papermill's optional cloud I/O handlers (children read and write
-#: local files) and the IRI format checker jsonschema loads for nbformat (compiles a grammar at
-#: import, ~1-3 s). Blocking them only affects the worker that drives the kernel, never user code.
-LEAN_WORKER_BLOCKLIST = ("rfc3987_syntax", "pyarrow", "boto3")
-
-
 def _init_worker() -> None:
-    import sys
+    from nbtoolkit._lean import UNUSED_IN_WORKERS, skip_unused_optional_imports
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
     signal.signal(signal.SIGTERM, _on_sigterm)
-    for name in LEAN_WORKER_BLOCKLIST:
-        sys.modules.setdefault(name, None)  # type: ignore[arg-type]
+    skip_unused_optional_imports(UNUSED_IN_WORKERS)
     from nbtoolkit.execute.engine import _engine
 
     _engine()  # import papermill/nbclient while the parent prepares the runs

@@ -18,7 +18,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _NAMES = {
-    "approve": "nbtoolkit.export.approve",
+    "approve": "nbtoolkit.export.approvals",
     "export_bundle": "nbtoolkit.export.bundle",
     "ExportResult": "nbtoolkit.export.bundle",
     "exports_of": "nbtoolkit.export.bundle",
@@ -56,7 +56,7 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:
-    from nbtoolkit.export.approve import approve
+    from nbtoolkit.export.approvals import approve
     from nbtoolkit.export.bundle import ExportResult, export_bundle, exports_of, next_version
     from nbtoolkit.export.gates import check_gates
     from nbtoolkit.export.load import Bundle, SignatureError, load_bundle

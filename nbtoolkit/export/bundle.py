@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbtoolkit.errors import HandoffError, InputError
-from nbtoolkit.export.approve import run_ref
+from nbtoolkit.export.approvals import run_ref
 from nbtoolkit.export.manifest import (
     MANIFEST_NAME,
     build_manifest,
