@@ -151,7 +151,7 @@ def test_demo_challenger_exported_and_loaded_in_a_fresh_process(
     assert {"model/model.skops", "signature.json", "notebook.ipynb", "model_card.md", "requirements.txt"} <= names
     card = (result.path / "model_card.md").read_text()
     assert "Gradient boosting keeps ROC AUC" in card and "no feature engineering" in card and "lead" in card
-    assert "roc_auc &gt;= baseline.roc_auc - 0.02" in card or "roc_auc >= baseline.roc_auc - 0.02" in card
+    assert "roc_auc &gt;= baseline.roc_auc - 0.03" in card or "roc_auc >= baseline.roc_auc - 0.03" in card
 
     fresh = tmp_path / "elsewhere"
     fresh.mkdir()

@@ -25,8 +25,10 @@ def _engine() -> str:
         @classmethod
         def execute_managed_notebook(cls, nb_man: Any, kernel_name: str, **kwargs: Any) -> Any:
             import logging
+            import os
 
             from papermill.clientwrap import PapermillNotebookClient
+            from traitlets.config import Config
             from papermill.utils import merge_kwargs, remove_args
 
             start = dict(kwargs.pop("kernel_start") or {})
@@ -43,6 +45,10 @@ def _engine() -> str:
                 # waiting for a graceful shutdown; nothing of a finished run lives in the kernel
                 shutdown_kernel="immediate",
             )
+            if os.name == "posix":
+                # kernel sockets as files in the per-kernel runtime dir: no TCP ports to race for
+                # between parallel sweep children, and no unencrypted-TCP warning from ipykernel
+                final.setdefault("config", Config({"KernelManager": {"transport": "ipc"}}))
             return PapermillNotebookClient(nb_man, **final).execute(**start)
 
     papermill_engines.register("nbtoolkit", NbToolkitEngine)
