@@ -84,20 +84,20 @@ if TYPE_CHECKING:
     from nbtoolkit.criteria import Verdict
     from nbtoolkit.envlock import EnvLock
     from nbtoolkit.errors import NbToolkitError
+    from nbtoolkit.execute.papermill_run import run_notebook
+    from nbtoolkit.execute.reproduction import reproduce
+    from nbtoolkit.execute.sweeps import sweep
     from nbtoolkit.export.approvals import approve
     from nbtoolkit.export.bundle import export_bundle
     from nbtoolkit.export.load import load_bundle
     from nbtoolkit.export.verify import verify_bundle
     from nbtoolkit.query import get_run, runs
-    from nbtoolkit.execute.papermill_run import run_notebook
-    from nbtoolkit.execute.reproduction import reproduce
-    from nbtoolkit.execute.sweeps import sweep
-    from nbtoolkit.report.compare import compare
-    from nbtoolkit.store import RunRecord
     from nbtoolkit.registry import promote, rollback
+    from nbtoolkit.report.compare import compare
     from nbtoolkit.stability.canary import canary
     from nbtoolkit.stability.flags import flag
     from nbtoolkit.stability.shadow import shadow
+    from nbtoolkit.store import RunRecord
     from nbtoolkit.tracking import (
         current_run,
         log,

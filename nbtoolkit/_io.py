@@ -8,13 +8,13 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 CHUNK = 1 << 20
 
 
 @contextlib.contextmanager
-def atomic_writer(path: str | Path, *, mode: str = "wb") -> Iterator[IO]:
+def atomic_writer(path: str | Path, *, mode: str = "wb") -> Iterator[IO[Any]]:
     """Write ``path`` through a temporary sibling, fsync it, then ``os.replace`` it into place.
 
     A reader sees either the old file or the whole new one, never a half-written file.
@@ -23,7 +23,8 @@ def atomic_writer(path: str | Path, *, mode: str = "wb") -> Iterator[IO]:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
-        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as fh:
+        fh: IO[Any] = os.fdopen(fd, mode) if "b" in mode else os.fdopen(fd, mode, encoding="utf-8")
+        with fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())

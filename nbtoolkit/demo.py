@@ -91,11 +91,10 @@ def run_demo(folder: Path, *, force: bool = False, jobs: int = 2, echo: Callable
     store = open_store(settings)
     outputs = folder / "outputs"
     reports = folder / "reports"
-    common = {"cwd": folder, "store": store, "settings": settings}
 
     for name in DEMO_NOTEBOOKS:
         echo(f"• nbtk run {name}")
-        outcome = run_notebook(folder / name, output=outputs / name, **common)
+        outcome = run_notebook(folder / name, output=outputs / name, cwd=folder, store=store, settings=settings)
         if not outcome.ok:
             raise ExecutionError(f"demo notebook {name} did not finish: {outcome.describe_failure()}")
         result.runs[name] = outcome.run_id
@@ -104,7 +103,10 @@ def run_demo(folder: Path, *, force: bool = False, jobs: int = 2, echo: Callable
     baseline_id, challenger_id = (result.runs[n] for n in DEMO_NOTEBOOKS)
 
     echo(f"• nbtk sweep {DEMO_NOTEBOOKS[1]} --grid learning_rate=0.05,0.2 --grid n_estimators=50,100 --jobs {jobs}")
-    swept = sweep(folder / DEMO_NOTEBOOKS[1], grid=["learning_rate=0.05,0.2", "n_estimators=50,100"], jobs=jobs, **common)
+    swept = sweep(
+        folder / DEMO_NOTEBOOKS[1], grid=["learning_rate=0.05,0.2", "n_estimators=50,100"], jobs=jobs,
+        cwd=folder, store=store, settings=settings,
+    )
     result.extra["sweep_id"] = swept.sweep_id
     echo(f"  sweep {str(swept.sweep_id)[:8]}: {swept.status}, {len(swept.runs)} children")
 

@@ -67,6 +67,7 @@ def test_plugin_is_inert_without_the_option(project: Path) -> None:
 
 def test_smoke_waves_run_baselines_first(tmp_path: Path) -> None:
     from conftest import make_notebook
+
     from nbtoolkit.execute.nbtest import _waves
 
     a = make_notebook(tmp_path / "a.ipynb", '%%experiment challenger --baseline base-exp\nx = 1')

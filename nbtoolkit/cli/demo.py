@@ -23,7 +23,7 @@ def demo(folder: Path, force: bool, jobs: int) -> None:
     result = run_demo(folder, force=force, jobs=jobs, echo=click.echo)
     store = open_store(load_settings(result.folder, store=result.folder / ".nbtoolkit"))
     click.echo("")
-    for name, run_id in result.runs.items():
+    for run_id in result.runs.values():
         click.echo(run_card_text(store.get_run(run_id)))
         click.echo("")
     for kind, path in result.reports.items():

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from nbtoolkit.cli import cli, fail, store_from

@@ -28,8 +28,8 @@ def _engine() -> str:
             import os
 
             from papermill.clientwrap import PapermillNotebookClient
-            from traitlets.config import Config
             from papermill.utils import merge_kwargs, remove_args
+            from traitlets.config import Config
 
             start = dict(kwargs.pop("kernel_start") or {})
             execution_timeout = kwargs.pop("execution_timeout", None)
