@@ -81,13 +81,11 @@ def make_notebook(path: Path, *cells: str, parameters: str | None = None, metada
 def execute_notebook(path: Path, *, cwd: Path | None = None, timeout: int = 120, allow_errors: bool = False) -> Any:
     """Execute a notebook in a real ipykernel with nbclient; return the executed notebook."""
     from nbclient import NotebookClient
-    from traitlets.config import Config
 
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(
         nb, timeout=timeout, kernel_name="python3", allow_errors=allow_errors,
         resources={"metadata": {"path": str(cwd or path.parent)}},
-        config=Config({"KernelManager": {"transport": "ipc"}}),
     )
     client.execute()
     return nb

@@ -45,10 +45,6 @@ def _engine() -> str:
                 # waiting for a graceful shutdown; nothing of a finished run lives in the kernel
                 shutdown_kernel="immediate",
             )
-            if os.name == "posix":
-                # kernel sockets as files in the per-kernel runtime dir: no TCP ports to race for
-                # between parallel sweep children, and no unencrypted-TCP warning from ipykernel
-                final.setdefault("config", Config({"KernelManager": {"transport": "ipc"}}))
             return PapermillNotebookClient(nb_man, **final).execute(**start)
 
     papermill_engines.register("nbtoolkit", NbToolkitEngine)
