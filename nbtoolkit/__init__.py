@@ -41,7 +41,7 @@ _EXPORTS: dict[str, str] = {
     # objects
     "RunRecord": "nbtoolkit.store",
     "EnvLock": "nbtoolkit.envlock",
-    "Verdict": "nbtoolkit.criteria",
+    "Verdict": "nbtoolkit.verdict",
     "Settings": "nbtoolkit.config",
     "NbToolkitError": "nbtoolkit.errors",
     # stability
@@ -81,7 +81,6 @@ def load_ipython_extension(ipython: Any) -> None:
 
 if TYPE_CHECKING:
     from nbtoolkit.config import Settings
-    from nbtoolkit.criteria import Verdict
     from nbtoolkit.envlock import EnvLock
     from nbtoolkit.errors import NbToolkitError
     from nbtoolkit.execute.papermill_run import run_notebook
@@ -112,4 +111,5 @@ if TYPE_CHECKING:
         start_run,
         track_data,
     )
+    from nbtoolkit.verdict import Verdict
     from nbtoolkit.widgets.browser import browse

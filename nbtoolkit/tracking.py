@@ -28,10 +28,10 @@ from nbtoolkit.config import Settings, load_settings
 from nbtoolkit.errors import InputError, NoActiveRunError, RunNotFoundError
 
 if TYPE_CHECKING:
-    from nbtoolkit.criteria import Verdict
     from nbtoolkit.declaration import Declaration
     from nbtoolkit.envlock import EnvLock
     from nbtoolkit.store import Store
+    from nbtoolkit.verdict import Verdict
 
 FLUSH_INTERVAL_S = 1.0
 HEARTBEAT_INTERVAL_S = 15.0

@@ -10,16 +10,9 @@ from html.parser import HTMLParser
 
 import pytest
 
-from nbtoolkit.criteria import (
-    Criterion,
-    CriterionResult,
-    Interval,
-    Verdict,
-    evaluate,
-    parse_criteria,
-    parse_criterion,
-)
+from nbtoolkit.criteria import Criterion, parse_criteria, parse_criterion
 from nbtoolkit.errors import CriteriaError, InputError
+from nbtoolkit.verdict import CriterionResult, Interval, Verdict, evaluate
 
 # ------------------------------------------------------------------------------ parsing forms
 

@@ -25,11 +25,9 @@ def _engine() -> str:
         @classmethod
         def execute_managed_notebook(cls, nb_man: Any, kernel_name: str, **kwargs: Any) -> Any:
             import logging
-            import os
 
             from papermill.clientwrap import PapermillNotebookClient
             from papermill.utils import merge_kwargs, remove_args
-            from traitlets.config import Config
 
             start = dict(kwargs.pop("kernel_start") or {})
             execution_timeout = kwargs.pop("execution_timeout", None)

@@ -36,8 +36,9 @@ from nbtoolkit.stats.metrics import (
 from nbtoolkit.stats.significance import GroupMetrics, McNemarResult, group_metrics, mcnemar
 
 if TYPE_CHECKING:
-    from nbtoolkit.criteria import Criterion, Interval
+    from nbtoolkit.criteria import Criterion
     from nbtoolkit.store import RunRecord, Store
+    from nbtoolkit.verdict import Interval
 
 __all__ = [
     "ALIASES", "DEFAULT_LEVEL", "DEFAULT_RESAMPLES", "DEFAULT_SEED", "METRICS", "GroupMetrics",
@@ -91,7 +92,7 @@ def criteria_intervals(
     computable metric and both runs logged predictions on shared examples.
 
     Returns:
-        ``{criterion.metric: Interval}`` (what :func:`nbtoolkit.criteria.evaluate` reads).
+        ``{criterion.metric: Interval}`` (what :func:`nbtoolkit.verdict.evaluate` reads).
     """
     wanted: dict[str, str] = {}
     for c in criteria:

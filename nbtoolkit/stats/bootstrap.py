@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from nbtoolkit.stats.metrics import MetricSpec, Predictions, resolve_metric
 
 if TYPE_CHECKING:
-    from nbtoolkit.criteria import Interval
+    from nbtoolkit.verdict import Interval
 
 DEFAULT_RESAMPLES = 1000
 DEFAULT_LEVEL = 0.95
@@ -84,7 +84,7 @@ def paired_bootstrap(
     """
     import numpy as np
 
-    from nbtoolkit.criteria import Interval
+    from nbtoolkit.verdict import Interval
 
     if len(a) != len(b) or not np.array_equal(a.y_true, b.y_true):
         raise ValueError("paired_bootstrap needs aligned predictions; call stats.align(a, b) first")
