@@ -5,9 +5,9 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
+from nbtoolkit._lazy import lazy_exports
 from nbtoolkit._version import __version__
 
 # public name -> module that defines it
@@ -57,19 +57,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = ["__version__", "load_ipython_extension", *_EXPORTS]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        if name == "widgets":
-            return importlib.import_module("nbtoolkit.widgets")
-        raise AttributeError(f"module 'nbtoolkit' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, submodules=("widgets",))
 
 
 def load_ipython_extension(ipython: Any) -> None:

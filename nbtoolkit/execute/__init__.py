@@ -9,8 +9,9 @@ nbclient, dask) is imported inside the functions.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
+
+from nbtoolkit._lazy import lazy_exports
 
 _EXPORTS = {
     "run_notebook": "nbtoolkit.execute.papermill_run",
@@ -38,12 +39,7 @@ __all__ = [
     "test_notebooks",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'nbtoolkit.execute' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 
 if TYPE_CHECKING:

@@ -14,8 +14,9 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
+
+from nbtoolkit._lazy import lazy_exports
 
 _NAMES = {
     "approve": "nbtoolkit.export.approvals",
@@ -47,12 +48,7 @@ __all__ = [
     "verify_bundle",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    module = _NAMES.get(name)
-    if module is None:
-        raise AttributeError(f"module 'nbtoolkit.export' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__, __dir__ = lazy_exports(__name__, _NAMES)
 
 
 if TYPE_CHECKING:

@@ -7,8 +7,9 @@ pulling in ipywidgets.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
+
+from nbtoolkit._lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
     "ExperimentForm": "nbtoolkit.widgets.form",
@@ -32,18 +33,7 @@ __all__ = [
     "experiment_cell",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'nbtoolkit.widgets' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 
 if TYPE_CHECKING:
