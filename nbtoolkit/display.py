@@ -30,8 +30,8 @@ def esc(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-def fmt_number(value: Any) -> str:
-    """Compact number formatting that keeps NaN and infinities readable."""
+def fmt_number(value: Any, digits: int = 4) -> str:
+    """Compact number text: ``—`` for missing values, readable NaN and infinities."""
     if value is None:
         return "—"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -41,7 +41,7 @@ def fmt_number(value: Any) -> str:
             return "NaN"
         if math.isinf(value):
             return "∞" if value > 0 else "−∞"
-        return f"{value:.4g}"
+        return f"{value:.{digits}g}"
     return str(value)
 
 

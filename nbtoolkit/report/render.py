@@ -12,10 +12,10 @@ import datetime as _dt
 import functools
 import hashlib
 import json
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nbtoolkit.display import fmt_number as fmt_num
 from nbtoolkit.errors import NbToolkitError
 
 if TYPE_CHECKING:
@@ -52,23 +52,6 @@ def script_hash(script: str) -> str:
     """The CSP source expression (``'sha256-...'``) allowing exactly this inline script."""
     digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
     return f"'sha256-{digest}'"
-
-
-def fmt_num(value: Any, digits: int = 4) -> str:
-    """Compact number text; ``—`` for missing values, readable NaN and infinities."""
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "NaN"
-        if math.isinf(value):
-            return "∞" if value > 0 else "−∞"
-        return f"{value:.{digits}g}"
-    return str(value)
 
 
 def fmt_signed(value: Any, digits: int = 4) -> str:
