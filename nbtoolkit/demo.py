@@ -12,21 +12,13 @@ import shutil
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from nbtoolkit._resources import demo_notebooks_dir
 from nbtoolkit.errors import ExecutionError, InputError
 
 DEMO_NOTEBOOKS = ("baseline_logreg.ipynb", "challenger_gbm.ipynb")
-
-
-def demo_notebooks_dir() -> Path:
-    """Where the demo notebooks live: inside the wheel, or ``notebooks/`` in a source checkout."""
-    packaged = Path(str(resources.files("nbtoolkit"))) / "demo_notebooks"
-    if packaged.is_dir():
-        return packaged
-    return Path(__file__).resolve().parent.parent / "notebooks"
 
 
 @dataclass

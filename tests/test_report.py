@@ -373,7 +373,8 @@ def test_cli_report_modes_and_errors(pair: tuple[Any, Any, Any], project: Path) 
 
 
 def test_templates_ship_and_compile() -> None:
-    from nbtoolkit.report.render import environment, templates_dir
+    from nbtoolkit._resources import templates_dir
+    from nbtoolkit.report.render import environment
 
     folder = templates_dir()
     names = {p.name for p in folder.glob("report_*.j2")}

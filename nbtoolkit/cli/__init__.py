@@ -19,6 +19,7 @@ from nbtoolkit.errors import NbToolkitError
 #: command name -> "module:attribute"
 COMMANDS: dict[str, str] = {
     "init": "nbtoolkit.cli.capture:init",
+    "new": "nbtoolkit.cli.capture:new",
     "runs": "nbtoolkit.cli.capture:runs_cmd",
     "show": "nbtoolkit.cli.capture:show",
     "env": "nbtoolkit.cli.capture:env",

@@ -55,6 +55,26 @@ def init(ctx: click.Context) -> None:
     click.echo(f"Store ready at {store.path} (schema v{store.schema_version})")
 
 
+@cli.command()
+@click.argument("name")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Notebook path (default NAME.ipynb).")
+@click.option("--baseline", help="Run id, experiment name or registry alias to compare with.")
+@click.option("--hypothesis", default="", help="The hypothesis (one line).")
+@click.option("--scope", default="", help="The scope (one line).")
+@click.option("--owner", default="", help="Who owns the experiment.")
+@click.option("--until", type=click.DateTime(formats=["%Y-%m-%d"]), help="Time box (YYYY-MM-DD; default two weeks).")
+@click.option("--force", is_flag=True, help="Replace an existing file.")
+def new(name: str, output: str | None, baseline: str | None, hypothesis: str, scope: str, owner: str, until: Any, force: bool) -> None:
+    """Create a new experiment notebook NAME.ipynb from the template."""
+    from nbtoolkit.scaffold import new_experiment_notebook
+
+    path = new_experiment_notebook(
+        name, path=output, baseline=baseline, hypothesis=hypothesis, scope=scope, owner=owner,
+        until=until.date() if until else None, force=force,
+    )
+    click.echo(f"Created {path}: open it in JupyterLab, or run it with `nbtk run {path}`.")
+
+
 @cli.command("runs")
 @click.option("--experiment", "-e", multiple=True, help="Only these experiments (repeatable).")
 @click.option("--status", multiple=True, help="Only these statuses (repeatable).")

@@ -10,22 +10,14 @@ Markdown one escapes ``<``, ``>``, ``&`` and table pipes, so run content never b
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from importlib import resources
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from nbtoolkit.store import RunRecord
 
-__all__ = ["card_context", "render_model_card", "templates_dir"]
+from nbtoolkit._resources import templates_dir
 
-
-def templates_dir() -> Path:
-    """Where the Jinja2 templates live: inside the wheel, or ``templates/`` in a source checkout."""
-    packaged = Path(str(resources.files("nbtoolkit"))) / "templates"
-    if (packaged / "model_card.md.j2").is_file():
-        return packaged
-    return Path(__file__).resolve().parents[2] / "templates"
+__all__ = ["card_context", "render_model_card"]
 
 
 def _num(value: Any) -> str:

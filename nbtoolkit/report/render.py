@@ -12,11 +12,10 @@ import datetime as _dt
 import functools
 import hashlib
 import json
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nbtoolkit._resources import templates_dir
 from nbtoolkit.display import fmt_number as fmt_num
-from nbtoolkit.errors import NbToolkitError
 
 if TYPE_CHECKING:
     import jinja2
@@ -28,18 +27,6 @@ CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src
 
 _SCRIPT_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028",
                    "\u2029": "\\u2029"}
-
-
-def templates_dir() -> Path:
-    """The folder holding the report templates (wheel: inside the package; editable: repo root)."""
-    import nbtoolkit
-
-    package = Path(nbtoolkit.__file__).resolve().parent
-    for candidate in (package / "templates", package.parent / "templates"):
-        if (candidate / "report_base.html.j2").is_file():
-            return candidate
-    raise NbToolkitError("The report templates are missing (no templates/report_base.html.j2 "
-                         "next to the nbtoolkit package); reinstall nbtoolkit.")
 
 
 def json_for_script(value: Any) -> str:
