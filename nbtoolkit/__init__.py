@@ -18,12 +18,12 @@ _EXPORTS: dict[str, str] = {
     "log": "nbtoolkit.tracking",
     "log_metric": "nbtoolkit.tracking",
     "log_params": "nbtoolkit.tracking",
-    "log_artifact": "nbtoolkit.tracking",
-    "log_figure": "nbtoolkit.tracking",
-    "log_model": "nbtoolkit.tracking",
-    "log_predictions": "nbtoolkit.tracking",
+    "log_artifact": "nbtoolkit.artifacts",
+    "log_figure": "nbtoolkit.artifacts",
+    "log_model": "nbtoolkit.artifacts",
+    "log_predictions": "nbtoolkit.artifacts",
     "set_tags": "nbtoolkit.tracking",
-    "track_data": "nbtoolkit.tracking",
+    "track_data": "nbtoolkit.artifacts",
     "seed": "nbtoolkit.tracking",
     # re-execute
     "run_notebook": "nbtoolkit.execute.papermill_run",
@@ -68,6 +68,7 @@ def load_ipython_extension(ipython: Any) -> None:
 
 
 if TYPE_CHECKING:
+    from nbtoolkit.artifacts import log_artifact, log_figure, log_model, log_predictions, track_data
     from nbtoolkit.config import Settings
     from nbtoolkit.envlock import EnvLock
     from nbtoolkit.errors import NbToolkitError
@@ -88,16 +89,11 @@ if TYPE_CHECKING:
     from nbtoolkit.tracking import (
         current_run,
         log,
-        log_artifact,
-        log_figure,
         log_metric,
-        log_model,
         log_params,
-        log_predictions,
         seed,
         set_tags,
         start_run,
-        track_data,
     )
     from nbtoolkit.verdict import Verdict
     from nbtoolkit.widgets.browser import browse

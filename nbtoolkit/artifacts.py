@@ -1,0 +1,174 @@
+"""Files and objects recorded with the active run: artifacts, figures, models, predictions, data.
+
+Each function stores its bytes in the content-addressed artifact store and records a reference
+with the run (see :mod:`nbtoolkit.tracking` for the run itself).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from nbtoolkit.errors import InputError
+from nbtoolkit.tracking import NbToolkitWarning, _check_name, _require
+
+
+def check_artifact_name(name: str) -> str:
+    """Validate an artifact name: a relative POSIX path without ``..``, control characters or ``\\``."""
+    _check_name(name, "Artifact")
+    p = PurePosixPath(name)
+    if p.is_absolute() or "\\" in name or any(part in ("..", "") for part in name.split("/")) or name.startswith("."):
+        raise InputError(
+            f"Artifact name {name!r} is not a safe relative path; use names like 'model' or "
+            "'plots/roc.png' (no leading '/', '.', '..' or backslashes)."
+        )
+    return name
+
+
+def log_artifact(path: str | Path, name: str | None = None, *, kind: str = "artifact") -> list[Any]:
+    """Copy a file (or every file of a folder) into the store as artifacts of the active run.
+
+    Returns:
+        The recorded :class:`~nbtoolkit.store.ArtifactRef` objects.
+    """
+    run = _require("log_artifact")
+    source = Path(path)
+    if not source.exists():
+        raise InputError(f"log_artifact: {source} does not exist; pass an existing file or folder.")
+    base = check_artifact_name(name or source.name)
+    files = [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())
+    refs = []
+    for f in files:
+        art_name = base if f == source else f"{base}/{f.relative_to(source).as_posix()}"
+        digest, size = run.store.artifacts.put_file(f)
+        refs.append(run.store.add_artifact(run.run_id, name=art_name, kind=kind, digest=digest, size=size))
+    return refs
+
+
+def log_figure(figure: Any, name: str, *, dpi: int = 100) -> Any:
+    """Store a matplotlib figure as a PNG artifact (shown in reports)."""
+    run = _require("log_figure")
+    check_artifact_name(name)
+    if not hasattr(figure, "savefig"):
+        raise InputError(f"log_figure needs a matplotlib Figure, got {type(figure).__name__}.")
+    buf = io.BytesIO()
+    figure.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    digest, size = run.store.artifacts.put_bytes(buf.getvalue())
+    art = name if name.endswith(".png") else f"{name}.png"
+    return run.store.add_artifact(run.run_id, name=art, kind="figure", digest=digest, size=size, media_type="image/png")
+
+
+def log_model(model: Any, name: str = "model", *, sample_input: Any = None, serializer: str = "skops") -> Any:
+    """Serialise a model into the store (skops by default).
+
+    Args:
+        model: the fitted model.
+        name: artifact name.
+        sample_input: a few input rows; their signature (columns and dtypes, or shape and dtype)
+            is recorded for the handoff and checked by ``bundle.predict``.
+        serializer: ``"skops"`` (safe), or ``"joblib"`` / ``"pickle"`` (recorded as unsafe).
+    """
+    import tempfile
+
+    from nbtoolkit.serializers import SERIALIZERS
+    from nbtoolkit.signature import infer_signature
+
+    run = _require("log_model")
+    check_artifact_name(name)
+    ser = SERIALIZERS.get(serializer)
+    meta: dict[str, Any] = {"serializer": ser.name, "safe": ser.safe, "class": f"{type(model).__module__}.{type(model).__qualname__}"}
+    if sample_input is not None:
+        meta["signature"] = infer_signature(sample_input)
+    if not ser.safe:
+        warnings.warn(
+            f"log_model: {ser.name} runs code when loaded; the model is recorded as unsafe and "
+            "loading it will need trust=True.",
+            NbToolkitWarning,
+            stacklevel=2,
+        )
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"{name.replace('/', '_')}{ser.suffix}"
+        ser.dump(model, path)
+        digest, size = run.store.artifacts.put_file(path)
+    meta["filename"] = path.name
+    return run.store.add_artifact(run.run_id, name=name, kind="model", digest=digest, size=size, meta=meta)
+
+
+def log_predictions(
+    y_true: Any, y_pred_or_score: Any, *, ids: Any = None, groups: Any = None, name: str = "predictions"
+) -> Any:
+    """Record per-example labels and predictions (or scores) for confidence intervals.
+
+    Args:
+        y_true: true labels or values.
+        y_pred_or_score: predicted labels, or scores/probabilities of the positive class.
+        ids: example ids (default: positions); runs compared on the same ids get paired intervals.
+        groups: a group label per example, for per-group metrics.
+    """
+    import numpy as np
+
+    run = _require("log_predictions")
+    check_artifact_name(name)
+    yt = np.asarray(y_true)
+    yp = np.asarray(y_pred_or_score)
+    n = len(yt)
+    if yp.shape[0] != n:
+        raise InputError(f"log_predictions: y_true has {n} rows but predictions have {yp.shape[0]}; pass aligned arrays.")
+    arrays: dict[str, Any] = {"y_true": yt, "y_pred": yp}
+    if ids is not None:
+        id_arr = np.asarray(ids).astype(str)
+        if len(id_arr) != n:
+            raise InputError(f"log_predictions: ids has {len(id_arr)} entries for {n} rows.")
+        if len(set(id_arr.tolist())) != n:
+            raise InputError("log_predictions: ids must be unique (one per example).")
+        arrays["ids"] = id_arr
+    if groups is not None:
+        g = np.asarray(groups).astype(str)
+        if len(g) != n:
+            raise InputError(f"log_predictions: groups has {len(g)} entries for {n} rows.")
+        arrays["groups"] = g
+    if yt.dtype == object or yp.dtype == object:
+        raise InputError("log_predictions: labels and predictions must be numeric or string arrays, not objects.")
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    digest, size = run.store.artifacts.put_bytes(buf.getvalue())
+    is_score = bool(np.issubdtype(yp.dtype, np.floating) and yp.ndim == 1 and not np.all(np.isin(yp, (0.0, 1.0))))
+    return run.store.add_artifact(
+        run.run_id,
+        name=name,
+        kind="predictions",
+        digest=digest,
+        size=size,
+        media_type="application/x-npz",
+        meta={"rows": n, "has_ids": ids is not None, "has_groups": groups is not None, "scores": is_score},
+    )
+
+
+def track_data(path: str | Path) -> Any:
+    """Hash a data file or folder (sha256) and record its version with the active run."""
+    from nbtoolkit._io import sha256_file
+    from nbtoolkit.store import DataRef
+
+    run = _require("track_data")
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"track_data: {p} does not exist; pass the data file or folder the run reads.")
+    if p.is_file():
+        digest, size = sha256_file(p), p.stat().st_size
+    else:
+        import hashlib
+
+        h = hashlib.sha256()
+        size = 0
+        for f in sorted(x for x in p.rglob("*") if x.is_file()):
+            h.update(f.relative_to(p).as_posix().encode() + b"\0" + sha256_file(f).encode() + b"\n")
+            size += f.stat().st_size
+        digest = h.hexdigest()
+    with contextlib.suppress(ValueError):
+        p = p.resolve().relative_to(run.settings.root)
+    ref = DataRef(p.as_posix(), "track_data", digest, "sha256", size)
+    run.store.add_datasets(run.run_id, [ref])
+    return ref

@@ -1,0 +1,311 @@
+"""Read side of the store: resolving ids and aliases, full run records, fast listings.
+
+:class:`RunReads` is mixed into :class:`~nbtoolkit.store.store.Store`; it only needs the
+store's ``read`` transaction helper and its schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, cast
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.engine import Connection, Engine
+
+from nbtoolkit import _json
+from nbtoolkit.errors import AmbiguousRunIdError, InputError, RunNotFoundError
+from nbtoolkit.store import schema as S
+from nbtoolkit.store.records import Approval, ArtifactRef, DataRef, RunRecord
+
+if TYPE_CHECKING:
+    from nbtoolkit.store.store import Store
+
+
+class RunReads:
+    """Queries over runs (mixed into :class:`~nbtoolkit.store.store.Store`)."""
+
+    # provided by Store: the read engine and ``read(fn)`` (``fn(conn)`` in a read transaction)
+    _read: Engine
+    read: Callable[[Callable[[Connection], Any]], Any]
+
+    def metric_history(self, run_id: str, name: str) -> list[tuple[int, float]]:
+        rows = self.read(
+            lambda conn: conn.execute(
+                select(S.metric_steps.c.step, S.metric_steps.c.value, S.metric_steps.c.special)
+                .where(and_(S.metric_steps.c.run_id == run_id, S.metric_steps.c.name == name))
+                .order_by(S.metric_steps.c.step, S.metric_steps.c.ts)
+            ).all()
+        )
+        return [(int(step), _json.from_special(value, special)) for step, value, special in rows]
+
+    def resolve_run_id(self, ref: str) -> str:
+        """Resolve a full run id or a unique prefix (at least 4 characters)."""
+        ref = ref.strip().lower()
+        if not ref or any(c not in "0123456789abcdef" for c in ref):
+            raise RunNotFoundError(ref, "Run ids are hexadecimal; list them with `nbtk runs`.")
+        if len(ref) == 32:
+            found = self.read(lambda conn: conn.execute(select(S.runs.c.run_id).where(S.runs.c.run_id == ref)).scalar())
+            if found:
+                return str(found)
+            raise RunNotFoundError(ref)
+        if len(ref) < 4:
+            raise InputError(f"Run id prefix {ref!r} is too short; give at least 4 characters.")
+        matches = self.read(
+            lambda conn: conn.execute(select(S.runs.c.run_id).where(S.runs.c.run_id.like(f"{ref}%")).limit(6)).scalars().all()
+        )
+        if not matches:
+            raise RunNotFoundError(ref)
+        if len(matches) > 1:
+            raise AmbiguousRunIdError(ref, list(matches))
+        return str(matches[0])
+
+    def resolve_alias(self, ref: str) -> str | None:
+        """Resolve a registry alias (``production``, ``MODEL@ALIAS``) to the run id of its export.
+
+        A bare alias must name exactly one model; ``None`` when nothing matches.
+
+        Raises:
+            InputError: a bare alias is set for several models (use ``MODEL@ALIAS``).
+        """
+        model, _, alias = ref.rpartition("@")
+        cond = S.aliases.c.alias == alias.strip()
+        if model:
+            cond = and_(cond, S.aliases.c.model == model.strip())
+        rows = self.read(lambda conn: conn.execute(select(S.aliases.c.model, S.aliases.c.version).where(cond)).all())
+        if not rows:
+            return None
+        if len(rows) > 1:
+            names = ", ".join(sorted(f"{m}@{alias}" for m, _ in rows))
+            raise InputError(f"Alias {alias!r} is set for several models; name one: {names}.")
+        m, version = rows[0]
+        q = (
+            select(S.exports.c.run_id)
+            .where(and_(S.exports.c.model == m, S.exports.c.version == version))
+            .order_by(S.exports.c.created.desc())
+            .limit(1)
+        )
+        return self.read(lambda conn: conn.execute(q).scalar())
+
+    def experiment_names(self) -> list[str]:
+        return list(self.read(lambda conn: conn.execute(select(S.experiments.c.name).order_by(S.experiments.c.name)).scalars().all()))
+
+    def latest_run(self, experiment: str, *, verdict: str | None = None, status: str | None = "finished") -> str | None:
+        """Return the id of the latest run of ``experiment`` matching verdict/status."""
+        cond = [S.runs.c.experiment == experiment, S.runs.c.kind != "test"]  # smoke runs are never baselines
+        if verdict is not None:
+            cond.append(S.runs.c.verdict == verdict)
+        if status is not None:
+            cond.append(S.runs.c.status == status)
+        q = select(S.runs.c.run_id).where(and_(*cond)).order_by(S.runs.c.started.desc()).limit(1)
+        return self.read(lambda conn: conn.execute(q).scalar())
+
+    def run_exists(self, run_id: str) -> bool:
+        return bool(self.read(lambda conn: conn.execute(select(func.count()).where(S.runs.c.run_id == run_id)).scalar()))
+
+    def get_run(self, ref: str) -> RunRecord:
+        """Return the full record of a run (id or unique prefix)."""
+        run_id = self.resolve_run_id(ref)
+        return self.get_runs([run_id])[0]
+
+    def get_runs(self, run_ids: Sequence[str]) -> list[RunRecord]:
+        """Return full records for the given ids, in the same order (missing ids are skipped)."""
+        ids = list(run_ids)
+        if not ids:
+            return []
+
+        def run(conn: Connection) -> dict[str, Any]:
+            data: dict[str, Any] = {}
+            for i in range(0, len(ids), 500):
+                chunk = ids[i : i + 500]
+                data.setdefault("runs", []).extend(conn.execute(select(S.runs).where(S.runs.c.run_id.in_(chunk))).mappings().all())
+                for name, table in (
+                    ("params", S.params),
+                    ("metrics", S.metrics),
+                    ("tags", S.tags),
+                    ("artifacts", S.artifacts),
+                    ("datasets", S.datasets),
+                    ("approvals", S.approvals),
+                ):
+                    data.setdefault(name, []).extend(
+                        conn.execute(select(table).where(table.c.run_id.in_(chunk))).mappings().all()
+                    )
+            return data
+
+        data = self.read(run)
+        by_id: dict[str, dict[str, Any]] = {}
+        for r in data.get("runs", []):
+            by_id[r["run_id"]] = {
+                "row": r,
+                "params": {},
+                "metrics": {},
+                "steps": {},
+                "tags": {},
+                "artifacts": [],
+                "data": [],
+                "approvals": [],
+            }
+        for p in data.get("params", []):
+            by_id[p["run_id"]]["params"][p["name"]] = _json.loads(p["value"])
+        for m in data.get("metrics", []):
+            by_id[m["run_id"]]["metrics"][m["name"]] = _json.from_special(m["value"], m["special"])
+            by_id[m["run_id"]]["steps"][m["name"]] = m["step"]
+        for t in data.get("tags", []):
+            by_id[t["run_id"]]["tags"][t["key"]] = t["value"]
+        for a in sorted(data.get("artifacts", []), key=lambda a: a["created"]):
+            by_id[a["run_id"]]["artifacts"].append(
+                ArtifactRef(a["name"], a["kind"], a["digest"], a["size"], a["media_type"], _json.loads(a["meta"], {}))
+            )
+        for d in data.get("datasets", []):
+            by_id[d["run_id"]]["data"].append(DataRef(d["path"], d["source"], d["digest"], d["algo"], d["size"]))
+        for a in sorted(data.get("approvals", []), key=lambda a: a["created"]):
+            by_id[a["run_id"]]["approvals"].append(Approval(a["run_id"], a["by"], a["note"], a["created"]))
+
+        records = []
+        for rid in ids:
+            if rid not in by_id:
+                continue
+            b = by_id[rid]
+            r = b["row"]
+            records.append(
+                RunRecord(
+                    run_id=r["run_id"],
+                    experiment=r["experiment"],
+                    status=r["status"],
+                    kind=r["kind"],
+                    source=r["source"],
+                    started=r["started"],
+                    ended=r["ended"],
+                    notebook_path=r["notebook_path"],
+                    notebook_hash=r["notebook_hash"],
+                    declaration=_json.loads(r["declaration"], {}),
+                    baseline_ref=r["baseline_ref"],
+                    baseline_run_id=r["baseline_run_id"],
+                    verdict=r["verdict"],
+                    verdict_detail=_json.loads(r["verdict_detail"]),
+                    lock_hash=r["lock_hash"],
+                    parent_id=r["parent_id"],
+                    origin_run_id=r["origin_run_id"],
+                    error=r["error"],
+                    extra=_json.loads(r["extra"], {}),
+                    params=b["params"],
+                    metrics=b["metrics"],
+                    metric_steps=b["steps"],
+                    tags=b["tags"],
+                    artifacts=tuple(b["artifacts"]),
+                    data=tuple(b["data"]),
+                    approvals=tuple(b["approvals"]),
+                    host=r["host"],
+                    pid=r["pid"],
+                    cache_key=r["cache_key"],
+                    store=cast("Store", self),
+                )
+            )
+        return records
+
+    def runs_wide(
+        self,
+        *,
+        experiment: str | Sequence[str] | None = None,
+        status: str | Sequence[str] | None = None,
+        kind: str | Sequence[str] | None = None,
+        parent_id: str | None = None,
+        limit: int | None = None,
+    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]] | None:
+        """Runs for listings, newest first, with each run's parameters folded by the database.
+
+        Returns ``(runs, metrics)``: ``runs`` holds tuples ``(run_id, experiment, status,
+        verdict, started, ended, params_json)`` where ``params_json`` is one JSON object of
+        the run's parameter values (or ``None``); ``metrics`` holds ``(run_id, name, value,
+        special)`` tuples (last values). ``None`` when the backend is not SQLite (use
+        :meth:`query_runs`). Two statements in one read transaction and no per-parameter
+        parsing: this keeps ``nbtk.runs()`` fast on thousands of runs.
+        """
+        if self._read.dialect.name != "sqlite":
+            return None
+        where, args = [], []
+        for column, value in (("experiment", experiment), ("status", status), ("kind", kind), ("parent_id", parent_id)):
+            if value is None:
+                continue
+            values = [value] if isinstance(value, str) else list(value)
+            if not values:
+                return [], []
+            where.append(f"r.{column} IN ({','.join('?' * len(values))})")
+            args += values
+        cond = (" WHERE " + " AND ".join(where)) if where else ""
+        tail = " ORDER BY r.started DESC" + (f" LIMIT {int(limit)}" if limit is not None else "")
+        runs_sql = (
+            "SELECT r.run_id, r.experiment, r.status, r.verdict, r.started, r.ended,"
+            " (SELECT '{' || group_concat(json_quote(p.name) || ':' || p.value, ',') || '}'"
+            "  FROM params p WHERE p.run_id = r.run_id)"
+            f" FROM runs r{cond}{tail}"
+        )
+        metrics_sql = "SELECT m.run_id, m.name, m.value, m.special FROM metrics m"
+        if where or limit is not None:
+            metrics_sql += f" WHERE m.run_id IN (SELECT r.run_id FROM runs r{cond}{tail})"
+
+        def run(conn: Connection) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+            cur = conn.connection.cursor()  # raw DBAPI rows: no per-row Row objects
+            try:
+                runs = cur.execute(runs_sql, args).fetchall()
+                metrics = cur.execute(metrics_sql, args if (where or limit is not None) else ()).fetchall() if runs else []
+            finally:
+                cur.close()
+            return runs, metrics
+
+        return self.read(run)
+
+    def query_runs(
+        self,
+        *,
+        experiment: str | Sequence[str] | None = None,
+        status: str | Sequence[str] | None = None,
+        kind: str | Sequence[str] | None = None,
+        parent_id: str | None = None,
+        limit: int | None = None,
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+        """Fast tabular read for listings: ``(run rows, param rows, metric rows)``.
+
+        Rows are plain dicts; param values are JSON text, metrics carry ``value``/``special``.
+        """
+        cond = []
+        for column, value in ((S.runs.c.experiment, experiment), (S.runs.c.status, status), (S.runs.c.kind, kind)):
+            if value is None:
+                continue
+            cond.append(column == value if isinstance(value, str) else column.in_(list(value)))
+        if parent_id is not None:
+            cond.append(S.runs.c.parent_id == parent_id)
+        cols = [
+            S.runs.c.run_id,
+            S.runs.c.experiment,
+            S.runs.c.status,
+            S.runs.c.verdict,
+            S.runs.c.started,
+            S.runs.c.ended,
+            S.runs.c.kind,
+            S.runs.c.parent_id,
+            S.runs.c.declaration,
+        ]
+        q = select(*cols).order_by(S.runs.c.started.desc())
+        if cond:
+            q = q.where(and_(*cond))
+        if limit is not None:
+            q = q.limit(limit)
+
+        def run(conn: Connection) -> tuple[list[Any], list[Any], list[Any]]:
+            runs = [dict(r) for r in conn.execute(q).mappings()]
+            if not runs:
+                return runs, [], []
+            if cond or limit is not None:
+                sub = q.with_only_columns(S.runs.c.run_id).subquery()
+                pq = select(S.params).where(S.params.c.run_id.in_(select(sub.c.run_id)))
+                mq = select(S.metrics.c.run_id, S.metrics.c.name, S.metrics.c.value, S.metrics.c.special).where(
+                    S.metrics.c.run_id.in_(select(sub.c.run_id))
+                )
+            else:
+                pq = select(S.params)
+                mq = select(S.metrics.c.run_id, S.metrics.c.name, S.metrics.c.value, S.metrics.c.special)
+            params = [dict(r) for r in conn.execute(pq).mappings()]
+            metrics = [dict(r) for r in conn.execute(mq).mappings()]
+            return runs, params, metrics
+
+        return self.read(run)
