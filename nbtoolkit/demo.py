@@ -36,13 +36,21 @@ def _git(folder: Path, *args: str) -> None:
     subprocess.run(["git", *args], cwd=folder, check=True, capture_output=True)
 
 
+MARKER = ".nbtk-demo"
+
+
 def prepare_project(folder: Path, *, force: bool = False) -> Path:
-    """Create a demo project: the notebooks, a pyproject with [tool.nbtoolkit], a git commit."""
+    """Create a demo project: the notebooks, a pyproject with [tool.nbtoolkit], a git commit.
+
+    A folder made by an earlier demo (it holds the ``.nbtk-demo`` marker) is replaced; any other
+    non-empty folder is refused unless ``force``.
+    """
     if folder.exists() and any(folder.iterdir()):
-        if not force:
+        if not (force or (folder / MARKER).is_file()):
             raise InputError(f"{folder} exists and is not empty; pass --force to replace it or choose another -o folder.")
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    (folder / MARKER).write_text("made by `nbtk demo`; the next `nbtk demo` replaces this folder\n", encoding="utf-8")
     for name in DEMO_NOTEBOOKS:
         shutil.copy(demo_notebooks_dir() / name, folder / name)
     (folder / "pyproject.toml").write_text(
