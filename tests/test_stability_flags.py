@@ -114,10 +114,6 @@ def test_flags_in_a_real_kernel_from_config_env_and_kill(project, store, monkeyp
 
 
 def test_nbtk_run_flag_wins_over_env_and_config(project, store, monkeypatch):
-    from nbtoolkit.cli import COMMANDS
-
-    if "run" not in COMMANDS:
-        pytest.skip("`nbtk run` (re-execute stage) is not merged yet")
     from conftest import nbtk_cli
 
     set_config(project, CONFIG)
