@@ -22,9 +22,12 @@ require_reproduced = false
 
 
 def _console() -> Any:
+    import sys
+
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=False)
+    # a pipe or CI log has no width: give tables room instead of rich's 80-column default
+    return Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 160)
 
 
 def _num(value: Any) -> str:
@@ -112,8 +115,10 @@ def runs_cmd(ctx: click.Context, experiment: tuple[str, ...], status: tuple[str,
 
     metric_cols = [c for c in frame.columns if c.startswith("metrics.")][:6]
     table = Table(title=f"{len(frame)} run(s)")
-    for col in ("run", "experiment", "status", "verdict", "started", *[c[8:] for c in metric_cols]):
-        table.add_column(col, overflow="fold")
+    for col in ("run", "experiment", "status", "verdict", "started"):
+        table.add_column(col, no_wrap=True)
+    for col in metric_cols:
+        table.add_column(col[8:], justify="right", no_wrap=True, overflow="ellipsis")
     for row in frame.to_dict(orient="records"):
         started = row["started"].strftime("%Y-%m-%d %H:%M") if not _missing(row["started"]) else ""
         table.add_row(
