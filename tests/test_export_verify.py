@@ -135,6 +135,26 @@ def test_archive_made_with_gnu_tar_verifies(pristine: dict[str, Path], tmp_path:
     assert report.archive and report.manifest["model"] == "tree" and len(report.files) >= 7
 
 
+def test_archive_that_expands_past_the_budget_is_refused_before_extraction(pristine: dict[str, Path], tmp_path: Path) -> None:
+    import subprocess
+    import tarfile
+
+    from nbtoolkit.errors import BundleIntegrityError
+    from nbtoolkit.export.verify import extract_archive
+
+    archive = tmp_path / "bundle.tgz"
+    subprocess.run(["tar", "czf", str(archive), "-C", str(pristine["tree"]), "."], check=True)
+    with tarfile.open(archive) as tar:
+        total = sum(m.size for m in tar.getmembers() if m.isreg())
+    dest = tmp_path / "out"
+    dest.mkdir()
+    with pytest.raises(BundleIntegrityError) as info:
+        extract_archive(archive, dest, max_bytes=total - 1)
+    assert any("expands to" in p and f"{total:,}" in p for p in info.value.problems)
+    assert not any(dest.iterdir()), "nothing may be extracted from a refused archive"
+    assert extract_archive(archive, dest, max_bytes=total).is_dir()
+
+
 def test_flipped_byte_in_the_model_is_named(bundle: Path) -> None:
     model = bundle / "model" / "model.skops"
     data = bytearray(model.read_bytes())

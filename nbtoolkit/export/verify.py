@@ -20,6 +20,7 @@ import contextlib
 import html
 import json
 import os
+import shutil
 import stat
 import tarfile
 import tempfile
@@ -228,16 +229,42 @@ def check_archive_members(members: list[tarfile.TarInfo]) -> tuple[str, list[str
     return prefix, problems
 
 
-def extract_archive(archive: Path, dest: Path) -> Path:
+#: more members than any bundle has: refuse archives that would exhaust inodes
+MAX_ARCHIVE_MEMBERS = 10_000
+
+
+def _size_problems(archive: Path, members: list[tarfile.TarInfo], max_bytes: int) -> list[str]:
+    """Refuse an archive that would expand past ``max_bytes`` (a decompression bomb)."""
+    problems = []
+    if len(members) > MAX_ARCHIVE_MEMBERS:
+        problems.append(f"{archive.name}: {len(members)} members, more than {MAX_ARCHIVE_MEMBERS} (not a bundle)")
+    total = sum(m.size for m in members if m.isreg())
+    if total > max_bytes:
+        problems.append(
+            f"{archive.name}: expands to {total:,} bytes, more than the {max_bytes:,} bytes available "
+            "for extraction; free disk space or verify the bundle folder instead"
+        )
+    return problems
+
+
+def extract_archive(archive: Path, dest: Path, *, max_bytes: int | None = None) -> Path:
     """Check every member, then extract with the ``"data"`` filter; return the bundle folder.
 
+    Args:
+        archive: the ``.tar.gz`` bundle.
+        dest: an empty folder to extract into.
+        max_bytes: refuse archives whose files add up to more (default: the free space of
+            ``dest``'s file system), so a decompression bomb cannot fill the disk.
+
     Raises:
-        BundleIntegrityError: an unsafe or unreadable archive (nothing is extracted).
+        BundleIntegrityError: an unsafe, oversized or unreadable archive (nothing is extracted).
     """
+    budget = shutil.disk_usage(dest).free if max_bytes is None else max_bytes
     try:
         with tarfile.open(archive, "r:*") as tar:
             members = tar.getmembers()
             prefix, problems = check_archive_members(members)
+            problems += _size_problems(archive, members, budget)
             if problems:
                 raise BundleIntegrityError(str(archive), problems)
             tar.extractall(dest, members=members, filter="data")
