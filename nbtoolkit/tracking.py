@@ -304,18 +304,15 @@ def open_run(
     if runner_run_id and runner_run_id not in _adopted and store.run_exists(runner_run_id):
         _adopted.add(runner_run_id)
         run_id = runner_run_id
-        store.adopt_run(run_id)
-        store.update_run(
-            run_id,
-            experiment=declaration.experiment,
-            declaration=decl,
-            baseline_ref=declaration.baseline,
-            baseline_run_id=baseline_run_id,
-            lock_hash=lock.hash,
-        )
-        store.write(lambda conn: _ensure_experiment(conn, declaration.experiment))
-        if nb_hash and not notebook_path:
-            store.update_run(run_id, notebook_hash=nb_hash)
+        columns: dict[str, Any] = {
+            "declaration": decl,
+            "baseline_ref": declaration.baseline,
+            "baseline_run_id": baseline_run_id,
+            "lock_hash": lock.hash,
+        }
+        if nb_hash:  # keep the runner's hash when the kernel cannot read the notebook
+            columns["notebook_hash"] = nb_hash
+        store.adopt_run(run_id, experiment=declaration.experiment, **columns)
     else:
         clean_params = _clean_params(params or {})
         run_id = store.create_run(
@@ -370,15 +367,6 @@ def open_run(
 def _clean_params(values: Mapping[str, Any]) -> dict[str, Any]:
     """Validated names and JSON forms of parameter values (see :meth:`ActiveRun.log_params`)."""
     return {_check_name(name, "Parameter"): jsonable_param(name, value) for name, value in values.items()}
-
-
-def _ensure_experiment(conn: Any, name: str) -> None:
-    from sqlalchemy import insert, select
-
-    from nbtoolkit.store import schema as S
-
-    if conn.execute(select(S.experiments.c.name).where(S.experiments.c.name == name)).first() is None:
-        conn.execute(insert(S.experiments).values(name=name, created=time.time()))
 
 
 def close_run(run: ActiveRun, status: str, *, error: str | None = None) -> None:

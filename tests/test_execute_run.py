@@ -161,3 +161,12 @@ def test_ctrl_c_on_nbtk_run_records_interrupted(project: Path, store: Any) -> No
     assert proc.returncode == 130, err
     rec = store.get_run(store.query_runs()[0][0]["run_id"])
     assert rec.status == "interrupted" and rec.artifact("output.ipynb") is not None
+
+
+def test_adopted_run_leaves_no_provisional_experiment(project: Path, store: Any) -> None:
+    """The runner files the run under the notebook's name until the kernel declares its own."""
+    outcome = run_notebook(_nb(project, "small_experiment.ipynb"), cwd=project, store=store)
+    assert outcome.ok, outcome.describe_failure()
+    record = store.get_run(outcome.run_id)
+    assert record.experiment != "small_experiment"
+    assert store.experiment_names() == [record.experiment]

@@ -159,7 +159,6 @@ def index_context(store: Store) -> dict[str, Any]:
     by_exp: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in runs:
         by_exp[r["experiment"]].append(r)
-    # experiment names registered without any run (e.g. a runner's placeholder) are left out
     experiments: list[dict[str, Any]] = []
     for name, members in by_exp.items():
         members.sort(key=lambda r: r["started"], reverse=True)

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, inspect, select, update
+from sqlalchemy import and_, delete, func, insert, inspect, select, update
 from sqlalchemy.engine import Connection
 
 from nbtoolkit import _json
@@ -27,6 +27,11 @@ STALE_HEARTBEAT_S = 300.0
 HOST = socket.gethostname()
 
 MetricRow = tuple[str, float, "int | None", float]  # (name, value, step, timestamp)
+
+
+def _ensure_experiment(conn: Connection, name: str, now: float) -> None:
+    if conn.execute(select(S.experiments.c.name).where(S.experiments.c.name == name)).first() is None:
+        conn.execute(insert(S.experiments).values(name=name, created=now))
 
 
 def new_id() -> str:
@@ -186,9 +191,7 @@ class Store(RunReads):
         param_rows = self._param_rows(rid, params or {})
 
         def run(conn: Connection) -> None:
-            exists = conn.execute(select(S.experiments.c.name).where(S.experiments.c.name == experiment)).first()
-            if exists is None:
-                conn.execute(insert(S.experiments).values(name=experiment, created=now))
+            _ensure_experiment(conn, experiment, now)
             conn.execute(insert(S.runs).values(**row))
             if param_rows:
                 conn.execute(insert(S.params), param_rows)
@@ -196,8 +199,8 @@ class Store(RunReads):
         self.write(run)
         return rid
 
-    def update_run(self, run_id: str, **fields: Any) -> None:
-        """Update run columns; dict values of JSON columns are serialised (and redacted)."""
+    def _column_values(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """Run column values ready to write: JSON columns serialised, text redacted."""
         values: dict[str, Any] = {}
         for key, value in fields.items():
             if key in ("declaration", "verdict_detail", "extra") and value is not None:
@@ -205,6 +208,11 @@ class Store(RunReads):
             elif key == "error":
                 value = self._redact_text(value)
             values[key] = value
+        return values
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        """Update run columns; dict values of JSON columns are serialised (and redacted)."""
+        values = self._column_values(fields)
         self.write(lambda conn: conn.execute(update(S.runs).where(S.runs.c.run_id == run_id).values(**values)))
 
     def merge_extra(self, run_id: str, extra: Mapping[str, Any]) -> None:
@@ -217,10 +225,28 @@ class Store(RunReads):
 
         self.write(run)
 
-    def adopt_run(self, run_id: str, *, pid: int | None = None) -> None:
-        """Make the calling process the owner of a run created by a runner (papermill)."""
+    def adopt_run(self, run_id: str, *, experiment: str, pid: int | None = None, **fields: Any) -> None:
+        """Make the calling process the owner of a run a runner created, in one transaction.
+
+        The run moves to ``experiment`` (the name the kernel's ``%%experiment`` declares); the
+        runner's provisional experiment name is dropped when no other run uses it, so it never
+        shows up as an experiment of its own. ``fields`` are further run columns to set.
+        """
         own = os.getpid() if pid is None else pid
-        self.update_run(run_id, pid=own, proc_start=process_start_time(own), host=HOST, heartbeat=time.time())
+        now = time.time()
+        values = self._column_values(fields)
+        values.update(experiment=experiment, pid=own, proc_start=process_start_time(own), host=HOST, heartbeat=now)
+
+        def run(conn: Connection) -> None:
+            old = conn.execute(select(S.runs.c.experiment).where(S.runs.c.run_id == run_id)).scalar()
+            _ensure_experiment(conn, experiment, now)
+            conn.execute(update(S.runs).where(S.runs.c.run_id == run_id).values(**values))
+            if old is not None and old != experiment:
+                used = conn.execute(select(func.count()).where(S.runs.c.experiment == old)).scalar()
+                if not used:
+                    conn.execute(delete(S.experiments).where(S.experiments.c.name == old))
+
+        self.write(run)
 
     def heartbeat(self, run_id: str) -> None:
         self.write(
