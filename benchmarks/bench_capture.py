@@ -35,6 +35,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from _timing import interleaved_medians, median_time
+
 PARAMS = {f"p{i}": i * 0.1 for i in range(10)}
 METRICS = {f"m{i}": 0.5 + i / 100 for i in range(5)}
 
@@ -54,31 +56,6 @@ MLFLOW_CELL = (
     + f"    mlflow.log_params({PARAMS!r})\n"
     + f"    mlflow.log_metrics({METRICS!r})\n"
 )
-
-
-def median_time(fn: Callable[[], Any], reps: int, *, warmup: int = 1) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
-
-
-def interleaved_medians(fns: dict[str, Callable[[], Any]], reps: int, *, warmup: int = 1) -> dict[str, float]:
-    """Median time of each function, alternating them so that load changes hit all alike."""
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(reps):
-        for label, fn in fns.items():
-            t = time.perf_counter()
-            fn()
-            times[label].append(time.perf_counter() - t)
-    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def fmt(seconds: float) -> str:

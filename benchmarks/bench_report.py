@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,31 +26,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from _timing import interleaved_medians, median_time
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 
-def median_time(fn: Callable[[], Any], reps: int, *, warmup: int = 1) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
-
-
 def paired_medians(fa: Callable[[], Any], fb: Callable[[], Any], reps: int) -> tuple[float, float]:
     """Median times of ``fa`` and ``fb``, alternated so machine load hits both alike."""
-    fa(), fb()
-    ta, tb = [], []
-    for _ in range(reps):
-        for fn, times in ((fa, ta), (fb, tb)):
-            t = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t)
-    return statistics.median(ta), statistics.median(tb)
+    t = interleaved_medians({"a": fa, "b": fb}, reps)
+    return t["a"], t["b"]
 
 
 def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> str:
