@@ -54,6 +54,8 @@ class Settings:
         root: the project root (holds ``.nbtoolkit/``, ``pyproject.toml`` or ``.git``).
         store_path: folder of the embedded store (``root/.nbtoolkit`` by default).
         store_url: SQLAlchemy URL of the metadata database; ``None`` = SQLite in store_path.
+        artifacts: where artifact blobs go: a folder or an fsspec URL (``s3://bucket/prefix``);
+            ``None`` = ``store_path/artifacts`` (see :mod:`nbtoolkit.store.artifacts`).
         env_allowlist: environment variable names recorded in locks.
         secret_patterns: name fragments that mark a variable or parameter as secret.
         tool: the whole ``[tool.nbtoolkit]`` table, for later stages (export, sla, flags...).
@@ -62,6 +64,7 @@ class Settings:
     root: Path
     store_path: Path
     store_url: str | None = None
+    artifacts: str | None = None
     env_allowlist: tuple[str, ...] = DEFAULT_ENV_ALLOWLIST
     secret_patterns: tuple[str, ...] = DEFAULT_SECRET_PATTERNS
     tool: Mapping[str, Any] = field(default_factory=dict)
@@ -115,6 +118,22 @@ def _str_list(value: Any, where: str) -> tuple[str, ...]:
     raise ConfigError(f"{where} must be a list of strings (or a comma-separated string).")
 
 
+def _artifacts_setting(tool: Mapping[str, Any], env: Mapping[str, str], root: Path) -> str | None:
+    """``NBTOOLKIT_ARTIFACTS`` or ``[tool.nbtoolkit] artifacts``: a URL as given, a folder made absolute."""
+    value = env.get("NBTOOLKIT_ARTIFACTS") or None
+    base = Path.cwd()
+    if value is None:
+        value = tool.get("artifacts") or None
+        base = root
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ConfigError("[tool.nbtoolkit] artifacts must be a string: a folder or a URL such as s3://bucket/prefix.")
+    if "://" in value:
+        return value
+    return str((base / Path(value).expanduser()).resolve())
+
+
 def load_settings(
     start: Path | str | None = None,
     *,
@@ -164,6 +183,7 @@ def load_settings(
         root=root,
         store_path=store_path,
         store_url=store_url,
+        artifacts=_artifacts_setting(tool, env, root),
         env_allowlist=tuple(dict.fromkeys(allow)),
         secret_patterns=tuple(dict.fromkeys(p.upper() for p in secrets)),
         tool=tool,

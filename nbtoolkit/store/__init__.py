@@ -35,7 +35,7 @@ __all__ = [
     "open_store",
 ]
 
-_cache: dict[tuple[str, str | None, int], Store] = {}
+_cache: dict[tuple[str, str | None, str | None, int], Store] = {}
 _cache_lock = threading.Lock()
 
 
@@ -52,13 +52,15 @@ def open_store(settings: Settings | None = None, *, path: str | Path | None = No
     if settings is None:
         settings = load_settings(store=path) if path is not None else load_settings()
     folder = Path(path) if path is not None else settings.store_path
-    key = (str(folder.resolve()), settings.store_url, os.getpid())
+    key = (str(folder.resolve()), settings.store_url, settings.artifacts, os.getpid())
     with _cache_lock:
         store = _cache.get(key)
         if store is None or not (folder / "store.db").exists() and settings.store_url is None:
             from nbtoolkit.redact import default_redactor
 
-            store = Store(folder, url=settings.store_url, redactor=default_redactor(settings))
+            store = Store(
+                folder, url=settings.store_url, redactor=default_redactor(settings), artifacts=settings.artifacts
+            )
             _cache[key] = store
         return store
 

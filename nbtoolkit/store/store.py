@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 from nbtoolkit import _json
 from nbtoolkit.errors import SchemaVersionError
 from nbtoolkit.store import schema as S
-from nbtoolkit.store.artifacts import ArtifactStore
+from nbtoolkit.store.artifacts import blob_store_for
 from nbtoolkit.store.engine import enable_wal, make_engines, pid_alive, process_start_time, transact
 from nbtoolkit.store.reads import RunReads
 from nbtoolkit.store.records import Approval, ArtifactRef, DataRef
@@ -46,15 +46,18 @@ class Store(RunReads):
         path: the store folder (``.nbtoolkit/``); created when missing.
         url: optional SQLAlchemy URL of a server database; default SQLite ``path/store.db``.
         redactor: scrubs secrets from every text written (see :mod:`nbtoolkit.redact`).
+        artifacts: where blobs go, a folder or fsspec URL (default ``path/artifacts``).
     """
 
-    def __init__(self, path: str | Path, *, url: str | None = None, redactor: Any = None) -> None:
+    def __init__(
+        self, path: str | Path, *, url: str | None = None, redactor: Any = None, artifacts: str | None = None
+    ) -> None:
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         self.db_path = self.path / "store.db"
         self.url = url
         self._read, self._write = make_engines(url, str(self.db_path))
-        self.artifacts = ArtifactStore(self.path / "artifacts")
+        self.artifacts = blob_store_for(artifacts, store_path=self.path, store_url=url)
         self._redactor = redactor
         self._lock_cache: dict[str, Any] = {}
         self._stored_locks: set[str] = set()
