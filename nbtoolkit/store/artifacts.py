@@ -375,13 +375,17 @@ class FsspecBlobStore(BlobStore):
     def exists(self, digest: str) -> bool:
         if digest in self._present:
             return True
-        found = bool(self.fs.exists(self._key(digest)))
+        key = self._key(digest)
+        self.fs.invalidate_cache(key)  # another process may have written or removed it
+        found = bool(self.fs.exists(key))
         if found:
             self._present.add(digest)
         return found
 
     def _open_raw(self, digest: str) -> IO[bytes]:
-        return self.fs.open(self._key(digest), "rb", block_size=UPLOAD_PART)  # type: ignore[no-any-return]
+        key = self._key(digest)
+        self.fs.invalidate_cache(key)  # listings cached earlier may describe an older object
+        return self.fs.open(key, "rb", block_size=UPLOAD_PART)  # type: ignore[no-any-return]
 
     def digests(self) -> Iterator[str]:
         base = f"{self.root}/sha256/"
