@@ -25,7 +25,12 @@ from nbtoolkit.errors import (
     InputError,
     StoreError,
 )
-from nbtoolkit.store.artifacts import LocalBlobStore, artifact_location, open_blob_store, safe_location
+from nbtoolkit.store.artifacts import (
+    LocalBlobStore,
+    artifact_location,
+    open_blob_store,
+    safe_location,
+)
 
 
 def _files(folder: Path) -> list[Path]:

@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (pytest fixtures imported from _s3 are redefined as parameters)
 """Artifacts in object storage: a real S3 API (moto_server on 127.0.0.1) through s3fs.
 
 Runs executed by ``nbtk run`` put their blobs in the bucket; ``nbtk report`` and ``nbtk export``

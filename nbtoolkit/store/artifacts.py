@@ -29,7 +29,13 @@ from typing import IO, Any, BinaryIO
 from urllib.parse import urlsplit, urlunsplit
 
 from nbtoolkit._io import CHUNK
-from nbtoolkit.errors import ArtifactIntegrityError, ArtifactLocationError, ConfigError, DiskFullError, InputError
+from nbtoolkit.errors import (
+    ArtifactIntegrityError,
+    ArtifactLocationError,
+    ConfigError,
+    DiskFullError,
+    InputError,
+)
 
 #: Errors that mean "the disk is full or failing" rather than a bug or a permission problem.
 DISK_ERRNOS = {errno.ENOSPC: "no space left", errno.EDQUOT: "quota exceeded", errno.EIO: "input/output error"}
@@ -222,7 +228,7 @@ class BlobStore(abc.ABC):
             raw = self._open_raw(digest)
         except FileNotFoundError:
             raise ArtifactIntegrityError(digest, f"{self.where(digest)} (missing)") from None
-        return io.BufferedReader(VerifyingReader(raw, digest, self.where(digest)), CHUNK)  # type: ignore[return-value]
+        return io.BufferedReader(VerifyingReader(raw, digest, self.where(digest)), CHUNK)
 
     def read_bytes(self, digest: str, *, verify: bool = True) -> bytes:
         """Return a blob's bytes (for small blobs: figures, notebooks), checked by default."""
