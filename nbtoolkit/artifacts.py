@@ -62,7 +62,8 @@ def files_within(folder: Path) -> list[tuple[Path, str]]:
 def log_artifact(path: str | Path, name: str | None = None, *, kind: str = "artifact") -> list[Any]:
     """Copy a file (or every file of a folder) into the store as artifacts of the active run.
 
-    Each blob is stored (streamed, content-addressed) before the row that references it.
+    Every blob is stored (streamed, content-addressed, several files at once) before any row
+    references it: if one file fails, no row is recorded for the call.
 
     Returns:
         The recorded :class:`~nbtoolkit.store.ArtifactRef` objects.
@@ -78,12 +79,13 @@ def log_artifact(path: str | Path, name: str | None = None, *, kind: str = "arti
         raise InputError(f"log_artifact: {source} does not exist; pass an existing file or folder.")
     base = check_artifact_name(name or source.name)
     files = [(source, "")] if source.is_file() else files_within(source)
-    refs = []
-    for f, relative in files:
-        art_name = f"{base}/{relative}" if relative else base
-        digest, size = run.store.artifacts.put_file(f)
-        refs.append(run.store.add_artifact(run.run_id, name=art_name, kind=kind, digest=digest, size=size))
-    return refs
+    stored = run.store.artifacts.put_files([f for f, _ in files])  # every blob before any row
+    return [
+        run.store.add_artifact(
+            run.run_id, name=f"{base}/{relative}" if relative else base, kind=kind, digest=digest, size=size
+        )
+        for (_, relative), (digest, size) in zip(files, stored, strict=True)
+    ]
 
 
 def log_figure(figure: Any, name: str, *, dpi: int = 100) -> Any:

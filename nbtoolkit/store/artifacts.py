@@ -23,7 +23,7 @@ import io
 import os
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 from urllib.parse import urlsplit, urlunsplit
@@ -42,6 +42,9 @@ DISK_ERRNOS = {errno.ENOSPC: "no space left", errno.EDQUOT: "quota exceeded", er
 
 #: fsspec protocols whose single-object writes are atomic (PUT / completed multipart upload).
 OBJECT_STORES = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oss", "memory"})
+
+#: Files stored at once by :meth:`BlobStore.put_files` (uploads and fsyncs overlap).
+PUT_WORKERS = 8
 
 #: Part size of streamed uploads to object stores (S3 needs at least 5 MiB per part).
 UPLOAD_PART = 8 << 20
@@ -196,6 +199,27 @@ class BlobStore(abc.ABC):
                 fh.seek(0)
                 self._upload(fh, digest)
         return digest, size
+
+    def put_files(self, paths: Sequence[Path], *, workers: int = PUT_WORKERS) -> list[tuple[str, int]]:
+        """Store several files concurrently; return their ``(sha256, size)`` in order.
+
+        Uploads and fsyncs overlap (threads; hashing and I/O release the GIL). On the first
+        failure the files not yet started are skipped and that error is raised once the
+        running ones have finished, so the caller records no row for any of them.
+        """
+        if len(paths) <= 1:
+            return [self.put_file(p) for p in paths]
+        from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+
+        with ThreadPoolExecutor(max_workers=min(workers, len(paths)), thread_name_prefix="nbtk-put") as pool:
+            futures = [pool.submit(self.put_file, p) for p in paths]
+            for future in wait(futures, return_when=FIRST_EXCEPTION).not_done:
+                future.cancel()
+        for future in futures:
+            error = None if future.cancelled() else future.exception()
+            if error is not None:
+                raise error
+        return [f.result() for f in futures]
 
     def put_bytes(self, data: bytes) -> tuple[str, int]:
         """Store ``data``; return ``(sha256, size)``."""
