@@ -195,6 +195,16 @@ def test_a_file_changing_while_stored_is_refused(tmp_path: Path) -> None:
     assert list(blobs.digests()) == [] and _files(tmp_path / "blobs" / "tmp") == []
 
 
+def test_a_row_cannot_point_at_a_missing_blob(store: Any) -> None:
+    run_id = store.create_run(experiment="rows")
+    missing = hashlib.sha256(b"never stored").hexdigest()
+    with pytest.raises(StoreError, match="store its bytes first"):
+        store.add_artifact(run_id, name="ghost", kind="artifact", digest=missing, size=12)
+    assert store.get_run(run_id).artifacts == ()
+    digest, size = store.artifacts.put_bytes(b"stored")
+    assert store.add_artifact(run_id, name="real", kind="artifact", digest=digest, size=size).digest == digest
+
+
 # ---------------------------------------------------------------- disk full (issue 11.4, write side)
 @pytest.fixture
 def full_disk(project: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:

@@ -35,6 +35,7 @@ from nbtoolkit.errors import (
     ConfigError,
     DiskFullError,
     InputError,
+    StoreError,
 )
 
 #: Errors that mean "the disk is full or failing" rather than a bug or a permission problem.
@@ -186,6 +187,14 @@ class BlobStore(abc.ABC):
     @abc.abstractmethod
     def digests(self) -> Iterator[str]:
         """Every stored blob's digest (for consistency checks and copies)."""
+
+    def require(self, digest: str) -> None:
+        """Raise :class:`StoreError` unless the blob is stored (checked before a row refers to it)."""
+        if not self.exists(digest):
+            raise StoreError(
+                f"The blob {digest[:12]}... is not at {self.location}; store its bytes first "
+                "(store.artifacts.put_file / put_bytes), then record the artifact."
+            )
 
     # ---------------------------------------------------------------- writing
     def put_file(self, path: str | Path) -> tuple[str, int]:

@@ -394,7 +394,11 @@ class Store(RunReads):
         media_type: str | None = None,
         meta: Mapping[str, Any] | None = None,
     ) -> ArtifactRef:
-        """Record that ``run_id`` produced the blob ``digest`` under ``name`` (replacing one of that name)."""
+        """Record that ``run_id`` produced the blob ``digest`` under ``name`` (replacing one of that name).
+
+        The blob must already be at the artifact location: no row ever points at a missing blob.
+        """
+        self.artifacts.require(digest)
         row = {
             "run_id": run_id,
             "name": name,
