@@ -76,7 +76,7 @@ def run_demo(folder: Path, *, force: bool = False, jobs: int = 2, echo: Callable
     from nbtoolkit.config import load_settings
     from nbtoolkit.execute import reproduce, run_notebook, sweep
     from nbtoolkit.export import approve, export_bundle, load_bundle, verify_bundle
-    from nbtoolkit.registry import promote
+    from nbtoolkit.stability.promotion import promote
     from nbtoolkit.report import (
         write_comparison_report,
         write_index_report,

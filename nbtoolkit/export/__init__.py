@@ -31,6 +31,7 @@ _NAMES = {
     "Bundle": "nbtoolkit.export.load",
     "SignatureError": "nbtoolkit.export.load",
     "MANIFEST_SCHEMA": "nbtoolkit.export.manifest",
+    "release_plan": "nbtoolkit.export.release",
 }
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "exports_of",
     "load_bundle",
     "next_version",
+    "release_plan",
     "verify_bundle",
 ]
 
@@ -57,4 +59,5 @@ if TYPE_CHECKING:
     from nbtoolkit.export.gates import check_gates
     from nbtoolkit.export.load import Bundle, SignatureError, load_bundle
     from nbtoolkit.export.manifest import MANIFEST_SCHEMA
+    from nbtoolkit.export.release import release_plan
     from nbtoolkit.export.verify import VerifyReport, verify_bundle

@@ -25,11 +25,11 @@ class RunReads:
     """Queries over runs (mixed into :class:`~nbtoolkit.store.store.Store`)."""
 
     # provided by Store: the read engine and ``read(fn)`` (``fn(conn)`` in a read transaction)
-    _read: Engine
+    _reader: Engine
     read: Callable[[Callable[[Connection], Any]], Any]
 
     def metric_history(self, run_id: str, name: str) -> list[tuple[int, float]]:
-        rows = self.read(
+        rows = self._read(
             lambda conn: conn.execute(
                 select(S.metric_steps.c.step, S.metric_steps.c.value, S.metric_steps.c.special)
                 .where(and_(S.metric_steps.c.run_id == run_id, S.metric_steps.c.name == name))
@@ -44,13 +44,13 @@ class RunReads:
         if not ref or any(c not in "0123456789abcdef" for c in ref):
             raise RunNotFoundError(ref, "Run ids are hexadecimal; list them with `nbtk runs`.")
         if len(ref) == 32:
-            found = self.read(lambda conn: conn.execute(select(S.runs.c.run_id).where(S.runs.c.run_id == ref)).scalar())
+            found = self._read(lambda conn: conn.execute(select(S.runs.c.run_id).where(S.runs.c.run_id == ref)).scalar())
             if found:
                 return str(found)
             raise RunNotFoundError(ref)
         if len(ref) < 4:
             raise InputError(f"Run id prefix {ref!r} is too short; give at least 4 characters.")
-        matches = self.read(
+        matches = self._read(
             lambda conn: conn.execute(select(S.runs.c.run_id).where(S.runs.c.run_id.like(f"{ref}%")).limit(6)).scalars().all()
         )
         if not matches:
@@ -71,7 +71,7 @@ class RunReads:
         cond = S.aliases.c.alias == alias.strip()
         if model:
             cond = and_(cond, S.aliases.c.model == model.strip())
-        rows = self.read(lambda conn: conn.execute(select(S.aliases.c.model, S.aliases.c.version).where(cond)).all())
+        rows = self._read(lambda conn: conn.execute(select(S.aliases.c.model, S.aliases.c.version).where(cond)).all())
         if not rows:
             return None
         if len(rows) > 1:
@@ -84,10 +84,10 @@ class RunReads:
             .order_by(S.exports.c.created.desc())
             .limit(1)
         )
-        return self.read(lambda conn: conn.execute(q).scalar())
+        return self._read(lambda conn: conn.execute(q).scalar())
 
     def experiment_names(self) -> list[str]:
-        return list(self.read(lambda conn: conn.execute(select(S.experiments.c.name).order_by(S.experiments.c.name)).scalars().all()))
+        return list(self._read(lambda conn: conn.execute(select(S.experiments.c.name).order_by(S.experiments.c.name)).scalars().all()))
 
     def latest_run(self, experiment: str, *, verdict: str | None = None, status: str | None = "finished") -> str | None:
         """Return the id of the latest run of ``experiment`` matching verdict/status."""
@@ -97,10 +97,10 @@ class RunReads:
         if status is not None:
             cond.append(S.runs.c.status == status)
         q = select(S.runs.c.run_id).where(and_(*cond)).order_by(S.runs.c.started.desc()).limit(1)
-        return self.read(lambda conn: conn.execute(q).scalar())
+        return self._read(lambda conn: conn.execute(q).scalar())
 
     def run_exists(self, run_id: str) -> bool:
-        return bool(self.read(lambda conn: conn.execute(select(func.count()).where(S.runs.c.run_id == run_id)).scalar()))
+        return bool(self._read(lambda conn: conn.execute(select(func.count()).where(S.runs.c.run_id == run_id)).scalar()))
 
     def get_run(self, ref: str) -> RunRecord:
         """Return the full record of a run (id or unique prefix)."""
@@ -131,7 +131,7 @@ class RunReads:
                     )
             return data
 
-        data = self.read(run)
+        data = self._read(run)
         by_id: dict[str, dict[str, Any]] = {}
         for r in data.get("runs", []):
             by_id[r["run_id"]] = {
@@ -220,7 +220,7 @@ class RunReads:
         :meth:`query_runs`). Two statements in one read transaction and no per-parameter
         parsing: this keeps ``nbtk.runs()`` fast on thousands of runs.
         """
-        if self._read.dialect.name != "sqlite":
+        if self._reader.dialect.name != "sqlite":
             return None
         where, args = [], []
         for column, value in (("experiment", experiment), ("status", status), ("kind", kind), ("parent_id", parent_id)):
@@ -252,7 +252,7 @@ class RunReads:
                 cur.close()
             return runs, metrics
 
-        return self.read(run)
+        return self._read(run)
 
     def query_runs(
         self,
@@ -308,4 +308,4 @@ class RunReads:
             metrics = [dict(r) for r in conn.execute(mq).mappings()]
             return runs, params, metrics
 
-        return self.read(run)
+        return self._read(run)
