@@ -102,9 +102,6 @@ def populate_sweep(store: Any, sweep_id: str, n: int) -> None:
     """``n`` finished children of one sweep (lr x depth x seed grid), written through the store API."""
     import random
 
-    from sqlalchemy import insert
-
-    from nbtoolkit.store import schema as S
 
     rng = random.Random(0)
     spec = {"grid": {"lr": [0.001, 0.003, 0.01, 0.03, 0.1], "max_depth": list(range(2, 12)),

@@ -16,9 +16,8 @@ from _stability import demo_models, make_run, register, set_config
 from conftest import nbtk_cli
 
 from nbtoolkit import registry
+from nbtoolkit.errors import InputError, PromotionRefused
 from nbtoolkit.stability import promotion
-from nbtoolkit.errors import InputError
-from nbtoolkit.errors import PromotionRefused
 
 DATA = Path(__file__).resolve().parent / "data"
 

@@ -11,9 +11,9 @@ import click
 from nbtoolkit import registry
 from nbtoolkit.cli import cli, settings_from, store_from
 from nbtoolkit.errors import InputError
+from nbtoolkit.stability import promotion
 from nbtoolkit.stability.cadence import status as get_status
 from nbtoolkit.stability.canary import canary as run_canary
-from nbtoolkit.stability import promotion
 from nbtoolkit.stability.shadow import shadow as run_shadow
 
 

@@ -253,6 +253,7 @@ def _run_sweep(
     from nbtoolkit.execute.cache import cache_key, copy_cached_run, find_cached_run
     from nbtoolkit.execute.papermill_run import finalize_run, prepare_run
     from nbtoolkit.notebook import notebook_hash
+
     if resume:
         store.set_sweep_status(sweep_id, "running", ended=False)
     else:

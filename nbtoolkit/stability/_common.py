@@ -15,7 +15,6 @@ from nbtoolkit.errors import InputError
 from nbtoolkit.export.load import load_bundle
 from nbtoolkit.export.release import DEFAULT_SALT
 
-
 BUCKETS = 10_000
 
 

@@ -49,6 +49,7 @@ from nbtoolkit.stability.batches import call_batches
 from nbtoolkit.stability.promotion import rollback
 from nbtoolkit.store import Store, open_store
 
+
 @dataclass(frozen=True)
 class CanaryStep:
     """One step of the canary: its share, traffic and SLA outcome on the challenger's rows."""
@@ -276,18 +277,10 @@ def canary(
     if model is not None:
         plan["rollback_target"] = (rollback_move and {"model": model, "alias": alias, "version": rollback_move["to_version"]}) or plan_in.get("rollback_target")
     summary = {
-        "schema": "nbtoolkit.canary.v1",
-        "champion": {"label": champ.label, **champ.source},
-        "challenger": {"label": chall.label, **chall.source},
-        "rows": traffic.rows,
-        "salt": salt,
-        "batch_size": batch_size,
-        "steps": [s.to_dict() for s in results],
-        "halted": halted_at is not None,
-        "halted_at": halted_at,
-        "rollback": rollback_move,
-        "plan": plan,
-        "seconds": time.time() - t0,
+        "schema": "nbtoolkit.canary.v1", "champion": {"label": champ.label, **champ.source},
+        "challenger": {"label": chall.label, **chall.source}, "rows": traffic.rows, "salt": salt, "batch_size": batch_size,
+        "steps": [s.to_dict() for s in results], "halted": halted_at is not None, "halted_at": halted_at,
+        "rollback": rollback_move, "plan": plan, "seconds": time.time() - t0,
     }
     png = timeline_png(results, sla=rule)
     run_id = _record(store, experiment, summary, results, png) if record and store is not None else None

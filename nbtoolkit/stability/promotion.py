@@ -20,7 +20,14 @@ from typing import Any
 
 from nbtoolkit import registry
 from nbtoolkit.config import Settings, load_settings
-from nbtoolkit.errors import BundleIntegrityError, HandoffError, InputError, NbToolkitError, PromotionRefused, RunNotFoundError
+from nbtoolkit.errors import (
+    BundleIntegrityError,
+    HandoffError,
+    InputError,
+    NbToolkitError,
+    PromotionRefused,
+    RunNotFoundError,
+)
 from nbtoolkit.export.verify import verify_bundle
 from nbtoolkit.policy import cadence_block, load_policy, load_sla
 from nbtoolkit.registry import PRODUCTION, ModelVersion, Move

@@ -329,12 +329,8 @@ def shadow(
     if store is None and (record or any(isinstance(m, str) and "@" in m for m in (champion, challenger))):
         store = open_store(settings)
     champ, chall = as_model(champion, store=store), as_model(challenger, store=store)
-    frame = load_frame(data)
-    rows = _rows(frame, champ, chall, y, key, slice_by)
-    meth = choose_method(method, champ, chall)
-    rule = as_sla(sla, settings)
-    n = len(frame)
-
+    rows = _rows(frame := load_frame(data), champ, chall, y, key, slice_by)
+    meth, rule, n = choose_method(method, champ, chall), as_sla(sla, settings), len(frame)
     t_start = time.time()
     c_blocks, c_lat, x_blocks, ok, x_lat, raw_errors = _call_both(champ, chall, meth, rows.Xc, rows.Xx, batch_size)
     champion_output = _concat_champion(c_blocks)
@@ -352,33 +348,27 @@ def shadow(
     if agreement is not None:
         measured["agreement"] = agreement
     report = rule.check(measured)
-    by_type: dict[str, int] = {}
-    for _, e, _ in raw_errors:
-        by_type[e] = by_type.get(e, 0) + 1
-
     summary: dict[str, Any] = {
-        "schema": "nbtoolkit.shadow.v1",
-        "champion": {"label": champ.label, **champ.source},
-        "challenger": {"label": chall.label, **chall.source},
-        "rows": n,
-        "labelled": labelled,
-        "method": meth,
-        "batch_size": batch_size,
-        "latency_method": LATENCY_METHOD,
-        "agreement": agreement,
+        "schema": "nbtoolkit.shadow.v1", "champion": {"label": champ.label, **champ.source},
+        "challenger": {"label": chall.label, **chall.source}, "rows": n, "labelled": labelled, "method": meth,
+        "batch_size": batch_size, "latency_method": LATENCY_METHOD, "agreement": agreement,
         "slices": {"by": slice_kind, "items": [s.__dict__ for s in slices[:MAX_SLICES_KEPT]], "total": len(slices)},
         "latency": latency,
-        "errors": {"count": error_count, "by_type": by_type, "first": [e.__dict__ for e in errors[:20]]},
-        "metrics": model_metrics,
-        "measured": measured,
-        "sla": report.to_dict(),
-        "seconds": time.time() - t_start,
+        "errors": {"count": error_count, "by_type": _count_types(raw_errors), "first": [e.__dict__ for e in errors[:20]]},
+        "metrics": model_metrics, "measured": measured, "sla": report.to_dict(), "seconds": time.time() - t_start,
     }
     run_id = _record(store, experiment, summary, model_metrics, latency, agreement, error_count, n) if record and store is not None else None
     return ShadowResult(
         champion_output, challenger_output, agreement, slices, latency, errors, error_count, model_metrics, report,
         n, labelled, run_id, summary,
     )
+
+
+def _count_types(raw_errors: Errors) -> dict[str, int]:
+    by_type: dict[str, int] = {}
+    for _, e, _ in raw_errors:
+        by_type[e] = by_type.get(e, 0) + 1
+    return by_type
 
 
 def _plain(value: Any) -> Any:

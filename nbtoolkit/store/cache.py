@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from sqlalchemy import and_, insert, select, update
 from sqlalchemy.engine import Connection
 
 from nbtoolkit import _json
 from nbtoolkit.store import schema as S
-
-if TYPE_CHECKING:
-    from nbtoolkit.store.store import Store
 
 #: Tables whose rows belong to one run and travel with a copy of it.
 _RUN_TABLES = (S.params, S.metrics, S.metric_steps, S.tags, S.datasets, S.artifacts)
@@ -22,7 +19,13 @@ _RUN_TABLES = (S.params, S.metrics, S.metric_steps, S.tags, S.datasets, S.artifa
 class RunCopies:
     """Cache operations of :class:`~nbtoolkit.store.Store`, each one transaction."""
 
-    def cache_sources(self: Store, key: str, *, limit: int = 20) -> list[str]:
+    # provided by Store: transactions (``fn(conn)`` in a read / write transaction) and redaction
+    _read: Callable[[Callable[[Connection], Any]], Any]
+    _write: Callable[[Callable[[Connection], Any]], Any]
+    _redact: Callable[[Any], Any]
+    _redact_text: Callable[[str | None], str | None]
+
+    def cache_sources(self, key: str, *, limit: int = 20) -> list[str]:
         """Ids of the runs that really executed with cache key ``key``, newest first, without repeats.
 
         Only finished runs count; a run that was itself a cache hit stands for its origin.
@@ -42,7 +45,7 @@ class RunCopies:
         return out
 
     def copy_run(
-        self: Store, source_id: str, *, new_id: str, parent_id: str | None, cache_key: str,
+        self, source_id: str, *, new_id: str, parent_id: str | None, cache_key: str,
         extra: Mapping[str, Any] | None = None,
     ) -> str:
         """Record ``new_id`` as a finished copy of ``source_id`` (a cache hit), in one transaction.

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.engine import Connection
@@ -21,9 +21,6 @@ from nbtoolkit import _json
 from nbtoolkit.errors import InputError
 from nbtoolkit.store import schema as S
 from nbtoolkit.store.records import iso
-
-if TYPE_CHECKING:
-    from nbtoolkit.store.store import Store
 
 
 @dataclass(frozen=True)
@@ -108,7 +105,13 @@ def _alias_cond(model: str, alias: str) -> Any:
 class ModelRecords:
     """Model-catalogue operations of :class:`~nbtoolkit.store.Store`, each one transaction."""
 
-    def model_catalog(self: Store, model: str | None = None) -> tuple[list[ModelVersion], list[tuple[str, str, str]]]:
+    # provided by Store: transactions (``fn(conn)`` in a read / write transaction) and redaction
+    _read: Callable[[Callable[[Connection], Any]], Any]
+    _write: Callable[[Callable[[Connection], Any]], Any]
+    _redact: Callable[[Any], Any]
+    _redact_text: Callable[[str | None], str | None]
+
+    def model_catalog(self, model: str | None = None) -> tuple[list[ModelVersion], list[tuple[str, str, str]]]:
         """Every export (oldest first) and every ``(model, alias, version)``, read together."""
         vq = select(S.exports).order_by(S.exports.c.model, S.exports.c.created, S.exports.c.id)
         aq = select(S.aliases.c.model, S.aliases.c.alias, S.aliases.c.version)
@@ -122,14 +125,14 @@ class ModelRecords:
         versions, aliases = self._read(run)
         return versions, aliases
 
-    def exports(self: Store, model: str | None = None) -> list[ModelVersion]:
+    def exports(self, model: str | None = None) -> list[ModelVersion]:
         """Every recorded export (of ``model``), oldest first."""
         q = select(S.exports).order_by(S.exports.c.created, S.exports.c.id)
         if model is not None:
             q = q.where(S.exports.c.model == model)
         return list(self._read(lambda conn: [_version(r) for r in conn.execute(q).all()]))
 
-    def get_export(self: Store, model: str, version: str) -> ModelVersion | None:
+    def get_export(self, model: str, version: str) -> ModelVersion | None:
         """The latest export of ``model`` ``version``, or ``None``."""
         q = (
             select(S.exports).where(and_(S.exports.c.model == model, S.exports.c.version == version))
@@ -138,7 +141,7 @@ class ModelRecords:
         row = self._read(lambda conn: conn.execute(q).first())
         return None if row is None else _version(row)
 
-    def record_export(self: Store, version: ModelVersion) -> bool:
+    def record_export(self, version: ModelVersion) -> bool:
         """Record an export unless that model version is already recorded; return whether it was."""
         row = {
             "run_id": version.run_id, "model": version.model, "version": version.version, "path": version.path,
@@ -155,25 +158,25 @@ class ModelRecords:
 
         return bool(self._write(run))
 
-    def set_export_extra(self: Store, model: str, version: str, extra: Mapping[str, Any]) -> None:
+    def set_export_extra(self, model: str, version: str, extra: Mapping[str, Any]) -> None:
         """Replace the ``extra`` details of an export."""
         cond = and_(S.exports.c.model == model, S.exports.c.version == version)
         text = _json.dumps(self._redact(dict(extra)))
         self._write(lambda conn: conn.execute(update(S.exports).where(cond).values(extra=text)))
 
-    def alias_version(self: Store, model: str, alias: str) -> str | None:
+    def alias_version(self, model: str, alias: str) -> str | None:
         """The version ``alias`` of ``model`` points to, or ``None``."""
         q = select(S.aliases.c.version).where(_alias_cond(model, alias))
         found = self._read(lambda conn: conn.execute(q).scalar())
         return None if found is None else str(found)
 
-    def alias_history(self: Store, model: str, *, alias: str | None = None) -> list[Move]:
+    def alias_history(self, model: str, *, alias: str | None = None) -> list[Move]:
         """Every move of ``model``'s aliases (or of one ``alias``), oldest first."""
         q = _history_query(model, alias)
         return list(self._read(lambda conn: [_move(r) for r in conn.execute(q).all()]))
 
     def move_alias(
-        self: Store, model: str, alias: str, version: str, *, action: str, by: str, reason: str,
+        self, model: str, alias: str, version: str, *, action: str, by: str, reason: str,
         detail: Mapping[str, Any], check: MoveCheck, now: float | None = None,
     ) -> Move:
         """Point ``alias`` at ``version`` and append the move to its history, in one transaction.
@@ -203,7 +206,8 @@ class ModelRecords:
             conn.execute(insert(S.aliases).values(model=model, alias=alias, version=version, updated=t))
             row = dict(model=model, alias=alias, from_version=current, to_version=version, action=action, by=by,
                        reason=reason_text, created=t, forced_cadence=int(bool(forced_by)), extra=_json.dumps(details))
-            new_id = conn.execute(insert(S.alias_history).values(**row)).inserted_primary_key[0]
+            key = conn.execute(insert(S.alias_history).values(**row)).inserted_primary_key
+            new_id = key[0] if key is not None else 0
             return Move(int(new_id), model, alias, current, version, action, by, reason_text, t, bool(forced_by), details)
 
         move: Move = self._write(run)

@@ -18,12 +18,12 @@ from nbtoolkit import _json
 from nbtoolkit.errors import SchemaVersionError
 from nbtoolkit.store import schema as S
 from nbtoolkit.store.artifacts import ArtifactStore
-from nbtoolkit.store.engine import enable_wal, make_engines, pid_alive, process_start_time, transact
 from nbtoolkit.store.cache import RunCopies
+from nbtoolkit.store.engine import enable_wal, make_engines, pid_alive, process_start_time, transact
 from nbtoolkit.store.models import ModelRecords
 from nbtoolkit.store.reads import RunReads
-from nbtoolkit.store.sweeps import SweepRecords
 from nbtoolkit.store.records import Approval, ArtifactRef, DataRef
+from nbtoolkit.store.sweeps import SweepRecords
 
 #: A run whose heartbeat is older than this, on another host, is considered crashed.
 STALE_HEARTBEAT_S = 300.0
