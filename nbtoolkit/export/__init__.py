@@ -4,7 +4,8 @@
 
     gates.py        is a run vetted? (finished, supported, approved, reproduced if required)
     approve.py      reviewer sign-off
-    bundle.py       export_bundle: build in a temp folder, rename into place, record in the store
+    bundle.py       export_bundle: plan, build in a temp folder, publish (rename), record in the store
+    release.py      release_plan: the rollout plan written as release.json (canary steps, SLAs)
     manifest.py     MANIFEST.json (schema nbtoolkit.bundle.v1): sha256 + size of every file
     requirements.py requirements.txt / environment.yml pinned from the environment lock
     model_card.py   model_card.md / model_card.html from templates/model_card.*.j2
