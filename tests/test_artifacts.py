@@ -222,9 +222,7 @@ def full_disk(project: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
         from nbtoolkit import store as store_module
 
         for cached in list(store_module._cache.values()):
-            cached.dispose()
-            cached._read.dispose()
-            cached._write.dispose()
+            cached.dispose()  # closes pooled connections, so the tmpfs can be unmounted
         store_module._cache.clear()
         subprocess.run(["umount", "-l", str(folder)], check=False)
 
