@@ -424,7 +424,8 @@ class FsspecBlobStore(BlobStore):
     def _open_raw(self, digest: str) -> IO[bytes]:
         key = self._key(digest)
         self.fs.invalidate_cache(key)  # listings cached earlier may describe an older object
-        return self.fs.open(key, "rb", block_size=UPLOAD_PART)  # type: ignore[no-any-return]
+        opened: IO[bytes] = self.fs.open(key, "rb", block_size=UPLOAD_PART)
+        return opened
 
     def digests(self) -> Iterator[str]:
         base = f"{self.root}/sha256/"
