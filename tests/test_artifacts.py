@@ -161,7 +161,11 @@ def test_reads_are_verified_and_fetch_leaves_no_partial_file(tmp_path: Path) -> 
     assert list(blobs.digests()) == [digest]
     with blobs.open_blob(digest) as fh:
         assert fh.read() == data
-    assert blobs.fetch_to(digest, tmp_path / "out" / "x.bin").read_bytes() == data
+    fetched = blobs.fetch_to(digest, tmp_path / "out" / "x.bin")
+    assert fetched.read_bytes() == data
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert fetched.stat().st_mode & 0o777 == 0o666 & ~umask  # the user's usual mode, not 0600
 
     path = blobs.path_for(digest)
     os.chmod(path, 0o644)
@@ -276,3 +280,11 @@ def test_disk_full_fails_a_notebook_run_with_a_clear_message(full_disk: Path, pr
     assert "big.bin" not in {a.name for a in record.artifacts}
     assert _every_row_has_its_blob(store) >= 1  # the executed notebook was stored once space was back
     assert _files(full_disk / "artifacts" / "tmp") == []
+
+
+def test_fetch_onto_a_full_disk_leaves_no_partial_file(full_disk: Path, tmp_path: Path) -> None:
+    blobs = open_blob_store(str(tmp_path / "blobs"))  # on the roomy disk
+    digest, _ = blobs.put_bytes(os.urandom(6 << 20))
+    with pytest.raises(DiskFullError, match="no space left"):
+        blobs.fetch_to(digest, full_disk / "export" / "model.bin")
+    assert _files(full_disk / "export") == []

@@ -281,15 +281,19 @@ class BlobStore(abc.ABC):
         """Stream a checked blob to the file ``dest``; a bad blob leaves no file behind."""
         target = Path(dest)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+        tmp = target.parent / f".{target.name}.{uuid.uuid4().hex[:12]}.part"
+        # os.open with 0o666 so the file gets the user's usual mode (umask), unlike mkstemp's 0600
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         try:
             with os.fdopen(fd, "wb") as out, self.open_blob(digest) as src:
                 while chunk := src.read(CHUNK):
                     out.write(chunk)
             os.replace(tmp, target)
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
+            if isinstance(exc, OSError) and exc.errno in DISK_ERRNOS:
+                raise DiskFullError(str(target.parent), DISK_ERRNOS[exc.errno]) from exc
             raise
         return target
 
