@@ -47,6 +47,9 @@ OBJECT_STORES = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl
 #: Files stored at once by :meth:`BlobStore.put_files` (uploads and fsyncs overlap).
 PUT_WORKERS = 8
 
+#: Threads for folders whose files are all small (at most 1 MiB each).
+SMALL_FILE_WORKERS = 32
+
 #: Part size of streamed uploads to object stores (S3 needs at least 5 MiB per part).
 UPLOAD_PART = 8 << 20
 
@@ -209,15 +212,20 @@ class BlobStore(abc.ABC):
                 self._upload(fh, digest)
         return digest, size
 
-    def put_files(self, paths: Sequence[Path], *, workers: int = PUT_WORKERS) -> list[tuple[str, int]]:
+    def put_files(self, paths: Sequence[Path], *, workers: int | None = None) -> list[tuple[str, int]]:
         """Store several files concurrently; return their ``(sha256, size)`` in order.
 
-        Uploads and fsyncs overlap (threads; hashing and I/O release the GIL). On the first
-        failure the files not yet started are skipped and that error is raised once the
-        running ones have finished, so the caller records no row for any of them.
+        Uploads and fsyncs overlap (threads; hashing and I/O release the GIL). Folders of small
+        files (each at most 1 MiB) use more threads, as their cost is round trips, not bytes;
+        memory stays bounded either way. On the first failure the files not yet started are
+        skipped and that error is raised once the running ones have finished, so the caller
+        records no row for any of them.
         """
         if len(paths) <= 1:
             return [self.put_file(p) for p in paths]
+        if workers is None:
+            small = all(Path(p).stat().st_size <= CHUNK for p in paths)
+            workers = SMALL_FILE_WORKERS if small else PUT_WORKERS
         from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
         with ThreadPoolExecutor(max_workers=min(workers, len(paths)), thread_name_prefix="nbtk-put") as pool:
@@ -406,6 +414,7 @@ class FsspecBlobStore(BlobStore):
         self.root = self.root.rstrip("/")
         protocols = self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
         self._direct = bool(OBJECT_STORES.intersection(protocols))
+        self._s3 = "s3" in protocols and callable(getattr(self.fs, "call_s3", None))
         self._present: set[str] = set()
 
     def _key(self, digest: str) -> str:
@@ -419,8 +428,16 @@ class FsspecBlobStore(BlobStore):
         if digest in self._present:
             return True
         key = self._key(digest)
-        self.fs.invalidate_cache(key)  # another process may have written or removed it
-        found = bool(self.fs.exists(key))
+        if self._s3:  # one HEAD request; fsspec's exists() also lists the key as a "folder"
+            bucket, path, _ = self.fs.split_path(key)
+            try:
+                self.fs.call_s3("head_object", Bucket=bucket, Key=path)
+                found = True
+            except FileNotFoundError:
+                found = False
+        else:
+            self.fs.invalidate_cache(key)  # another process may have written or removed it
+            found = bool(self.fs.exists(key))
         if found:
             self._present.add(digest)
         return found
