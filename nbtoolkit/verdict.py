@@ -12,7 +12,6 @@ close, and ``>``/``<`` need them to differ by more.
 
 from __future__ import annotations
 
-import dataclasses
 import html
 import math
 import warnings
@@ -20,11 +19,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
+from nbtoolkit import stats
 from nbtoolkit.criteria import Criterion
+from nbtoolkit.stats.interval import Interval
 
 if TYPE_CHECKING:
     from nbtoolkit.store import Store
-    from nbtoolkit.tracking import ActiveRun
 
 Status = Literal["pass", "fail", "inconclusive"]
 VerdictStatus = Literal["supported", "rejected", "inconclusive"]
@@ -55,35 +55,6 @@ def _as_float(value: Any) -> float | None:
         return None if isinstance(value, (str, bytes)) else float(value)
     except (TypeError, ValueError):
         return None
-
-
-@dataclass(frozen=True)
-class Interval:
-    """A confidence interval, e.g. of the difference between a run's metric and its baseline's."""
-
-    low: float
-    high: float
-    level: float = 0.95
-    method: str = "bootstrap"
-    n_resamples: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.low > self.high:
-            raise ValueError(f"interval low {self.low} is above its high {self.high}")
-
-    def describe(self) -> str:
-        """Return e.g. ``"95% interval [0.001, 0.04]"``."""
-        return f"{self.level * 100:g}% interval [{self.low:.6g}, {self.high:.6g}]"
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-serialisable dict."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Interval:
-        """Rebuild from :meth:`to_dict` output."""
-        return cls(low=float(d["low"]), high=float(d["high"]), level=float(d.get("level", 0.95)),
-                   method=str(d.get("method", "bootstrap")), n_resamples=d.get("n_resamples"))
 
 
 @dataclass(frozen=True)
@@ -322,15 +293,7 @@ def difference_intervals(
     """
     if baseline_run_id is None or not any(c.uses_baseline for c in criteria):
         return {}
-    try:
-        from nbtoolkit import stats
-    except ImportError:
-        return {}
-    compute = getattr(stats, "criteria_intervals", None)
-    if compute is None:
-        return {}
-    result: dict[str, Interval] = compute(store, run_id, baseline_run_id, criteria)
-    return result
+    return stats.criteria_intervals(store, run_id, baseline_run_id, criteria)
 
 
 def evaluate_run(
@@ -354,14 +317,3 @@ def evaluate_run(
         intervals=difference_intervals(store, run_id, baseline_run_id, criteria),
     )
 
-
-def compute_verdict(run: ActiveRun) -> Verdict:
-    """The verdict of an active run at the moment it closes."""
-    return evaluate_run(
-        run.store,
-        run.declaration.criteria,
-        run.metrics,
-        run_id=run.run_id,
-        baseline_run_id=run.baseline_run_id,
-        baseline_reason=run.baseline_reason or ("no baseline declared" if run.declaration.baseline is None else None),
-    )
