@@ -92,7 +92,7 @@ class ModelEntry:
         return {"model": self.model, "versions": [v.to_dict() for v in self.versions], "aliases": dict(self.aliases)}
 
     def _repr_html_(self) -> str:
-        from nbtoolkit.display import esc
+        from nbtoolkit.html import esc
 
         by_version: dict[str, list[str]] = {}
         for a, v in self.aliases.items():

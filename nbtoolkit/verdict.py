@@ -12,7 +12,6 @@ close, and ``>``/``<`` need them to differ by more.
 
 from __future__ import annotations
 
-import html
 import math
 import warnings
 from collections.abc import Mapping, Sequence
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
 from nbtoolkit import stats
 from nbtoolkit.criteria import Criterion
+from nbtoolkit.html import colour, esc
 from nbtoolkit.stats.interval import Interval
 
 if TYPE_CHECKING:
@@ -210,9 +210,7 @@ class Verdict:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        e = html.escape
-        colour = {"supported": "#1a7f37", "pass": "#1a7f37", "rejected": "#cf222e",
-                  "fail": "#cf222e", "inconclusive": "#9a6700"}
+        e = esc
 
         def num(x: float | None) -> str:
             return "" if x is None else e(_show(x))
@@ -221,7 +219,7 @@ class Verdict:
             f"<tr><td><code>{e(r.criterion.text)}</code></td><td>{num(r.observed)}</td>"
             f"<td>{num(r.baseline)}</td><td>{num(r.bar)}</td><td>{num(r.difference)}"
             f"{' ' + e(r.interval.describe()) if r.interval else ''}</td>"
-            f'<td style="color:{colour.get(r.status, "inherit")};font-weight:bold">'
+            f'<td style="color:{colour(r.status)};font-weight:bold">'
             f"{e(r.status)}</td><td>{e(r.reason)}</td></tr>"
             for r in self.results
         )
@@ -230,7 +228,7 @@ class Verdict:
         table = (f'<table class="nbtk-criteria"><thead><tr>{head}</tr></thead>'
                  f"<tbody>{rows}</tbody></table>") if rows else ""
         return (f'<div class="nbtk-verdict nbtk-verdict-{e(self.status)}"><p><strong '
-                f'style="color:{colour.get(self.status, "inherit")}">Verdict: {e(self.status)}'
+                f'style="color:{colour(self.status)}">Verdict: {e(self.status)}'
                 f"</strong> &mdash; {e(self.reason)}</p>{table}</div>")
 
 

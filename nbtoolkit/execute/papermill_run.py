@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbtoolkit import _json
+from nbtoolkit.html import coloured, esc
 
 if TYPE_CHECKING:
     from nbtoolkit.config import Settings
@@ -139,15 +140,12 @@ class RunOutcome:
         return f"<RunOutcome {self.run_id[:8]} {Path(self.notebook).name} status={self.status!r}{extra}{cached}>"
 
     def _repr_html_(self) -> str:
-        from html import escape
-
-        colour = "#1a7f37" if self.ok else "#cf222e"
-        body = f"<b>{escape(Path(self.notebook).name)}</b> run <code>{escape(self.run_id[:8])}</code>: "
-        body += f"<span style='color:{colour}'>{escape(self.status)}</span>"
+        body = f"<b>{esc(Path(self.notebook).name)}</b> run <code>{esc(self.run_id[:8])}</code>: "
+        body += coloured(self.status, "pass" if self.ok else "fail", bold=False)
         if self.verdict:
-            body += f", verdict {escape(self.verdict)}"
+            body += f", verdict {esc(self.verdict)}"
         if not self.ok:
-            body += f"<pre>{escape(self.describe_failure())}</pre>"
+            body += f"<pre>{esc(self.describe_failure())}</pre>"
         return f"<div>{body}</div>"
 
 

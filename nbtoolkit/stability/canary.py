@@ -383,7 +383,7 @@ def canary_section_html(summary: Mapping[str, Any], png: bytes = b"") -> str:
     """The canary report section (steps table, timeline image); all text escaped."""
     import base64
 
-    from nbtoolkit.display import esc, fmt_number
+    from nbtoolkit.html import esc, fmt_number
 
     if not summary:
         return "<p>No canary recorded.</p>"

@@ -428,7 +428,7 @@ def shadow_section_html(summary: Mapping[str, Any]) -> str:
 
     Every value coming from data or models is escaped.
     """
-    from nbtoolkit.display import esc, fmt_number
+    from nbtoolkit.html import esc, fmt_number
 
     if not summary:
         return "<p>No shadow test recorded.</p>"
@@ -481,7 +481,7 @@ def _pct(value: float | None) -> str:
 
 
 def _key_text(key: Any) -> str:
-    from nbtoolkit.display import esc
+    from nbtoolkit.html import esc
 
     return "" if key is None else f" (key {esc(key)})"
 

@@ -136,7 +136,7 @@ def padded(html_text: str) -> str:
 
 def sla_table_html(report: SlaReport) -> str:
     """An HTML table: one row per rule with observed, allowed and pass/breach (escaped)."""
-    from nbtoolkit.display import esc, fmt_number
+    from nbtoolkit.html import esc, fmt_number
 
     if not report.rules:
         return '<p style="color:#57606a">No SLA configured ([tool.nbtoolkit.sla]).</p>'
