@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import click
 
+from nbtoolkit._io import atomic_write_text
 from nbtoolkit.cli import cli, settings_from, store_from
+from nbtoolkit.errors import ConfigError
 from nbtoolkit.html import fmt_number
 
 TOOL_SECTION = """
@@ -37,6 +41,39 @@ def _num(value: Any) -> str:
     return fmt_number(value)
 
 
+def _add_tool_section(pyproject: Path) -> bool:
+    """Add :data:`TOOL_SECTION` to ``pyproject`` unless it has ``[tool.nbtoolkit]``.
+
+    The file is edited with tomlkit, so its formatting and comments stay as they were.
+
+    Returns:
+        Whether the section was added.
+
+    Raises:
+        ConfigError: the existing file is not valid TOML.
+    """
+    import tomlkit
+    from tomlkit.exceptions import TOMLKitError
+
+    text = pyproject.read_text(encoding="utf-8") if pyproject.exists() else ""
+    try:
+        doc = tomlkit.parse(text)
+    except TOMLKitError as exc:
+        raise ConfigError(f"{pyproject} is not valid TOML ({exc}); fix it, then run `nbtk init` again.") from None
+    tool = doc.get("tool")
+    if tool is not None and not isinstance(tool, Mapping):
+        raise ConfigError(f"`tool` in {pyproject} is not a table; make it one, then run `nbtk init` again.")
+    if tool is not None and "nbtoolkit" in tool:
+        return False
+    section = tomlkit.parse(TOOL_SECTION)["tool"]
+    if tool is None:
+        doc["tool"] = section
+    else:
+        tool["nbtoolkit"] = section["nbtoolkit"]
+    atomic_write_text(pyproject, tomlkit.dumps(doc))
+    return True
+
+
 @cli.command()
 @click.pass_context
 def init(ctx: click.Context) -> None:
@@ -44,10 +81,7 @@ def init(ctx: click.Context) -> None:
     settings = settings_from(ctx)
     store = store_from(ctx)
     pyproject = settings.root / "pyproject.toml"
-    text = pyproject.read_text(encoding="utf-8") if pyproject.exists() else ""
-    if "[tool.nbtoolkit]" not in text:
-        with open(pyproject, "a", encoding="utf-8") as fh:
-            fh.write(TOOL_SECTION)
+    if _add_tool_section(pyproject):
         click.echo(f"Added [tool.nbtoolkit] to {pyproject}")
     gitignore = settings.root / ".gitignore"
     lines = gitignore.read_text(encoding="utf-8").splitlines() if gitignore.exists() else []
