@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +61,7 @@ def _add_tool_section(pyproject: Path) -> bool:
     except TOMLKitError as exc:
         raise ConfigError(f"{pyproject} is not valid TOML ({exc}); fix it, then run `nbtk init` again.") from None
     tool = doc.get("tool")
-    if tool is not None and not isinstance(tool, Mapping):
+    if tool is not None and not isinstance(tool, MutableMapping):
         raise ConfigError(f"`tool` in {pyproject} is not a table; make it one, then run `nbtk init` again.")
     if tool is not None and "nbtoolkit" in tool:
         return False

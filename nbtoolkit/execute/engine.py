@@ -14,7 +14,7 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 ERROR_TAG = "papermill-error-cell-tag"
 
 
-def _engine() -> str:
+def engine_name() -> str:
     """The name of nbtoolkit's papermill engine (:mod:`nbtoolkit.execute.papermill_engine`).
 
     papermill registers it from the ``papermill.engine`` entry point of the installed package.
@@ -33,7 +33,8 @@ def _engine() -> str:
     return ENGINE_NAME
 
 
-def _strip(text: str) -> str:
+def strip_ansi(text: str) -> str:
+    """``text`` without ANSI colour codes (kernel tracebacks)."""
     return _ANSI.sub("", text)
 
 
@@ -41,23 +42,24 @@ def _tags(cell: Any) -> list[str]:
     return list(cell.get("metadata", {}).get("tags", []))
 
 
-def _own_cells(nb: Any) -> list[Any]:
+def own_cells(nb: Any) -> list[Any]:
     """The cells papermill executed (its error-marker cells removed)."""
     return [c for c in nb.cells if ERROR_TAG not in _tags(c)]
 
 
-def _source_index(cells: list[Any], index: int) -> int:
+def source_index(cells: list[Any], index: int) -> int:
     """Index among the notebook's own cells (papermill's injected-parameters cell excluded)."""
     return sum(1 for c in cells[:index] if "injected-parameters" not in _tags(c))
 
 
-def _stderr_of(cell: Any) -> str:
+def stderr_of(cell: Any) -> str:
+    """What a cell printed to stderr."""
     return "".join(
         "".join(o.get("text", "")) for o in cell.get("outputs", []) if o.get("output_type") == "stream" and o.get("name") == "stderr"
     )
 
 
-def _mark_cell(nb: Any, index: int, message: str) -> None:
+def mark_cell(nb: Any, index: int, message: str) -> None:
     """Put papermill-style markers before cell ``index`` (kernel death, timeout)."""
     import nbformat
 
@@ -70,7 +72,8 @@ def _mark_cell(nb: Any, index: int, message: str) -> None:
     nb.cells.insert(0, head)
 
 
-def _last_started_cell(nb: Any) -> int | None:
+def last_started_cell(nb: Any) -> int | None:
+    """Index of the last cell papermill started executing, or ``None``."""
     last = None
     for i, cell in enumerate(nb.cells):
         if cell.get("metadata", {}).get("papermill", {}).get("start_time"):

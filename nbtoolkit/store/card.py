@@ -47,6 +47,10 @@ def criteria_rows_html(detail: Mapping[str, Any] | None) -> str:
     return "".join(rows)
 
 
+def _pairs(values: Mapping[str, Any]) -> str:
+    return ", ".join(f"{esc(k)}={esc(fmt_number(v))}" for k, v in sorted(values.items()))
+
+
 def run_card_html(record: RunRecord) -> str:
     """The summary card shown under an ``%%experiment`` cell (and as a RunRecord's HTML repr)."""
     decl = record.declaration or {}
@@ -67,12 +71,11 @@ def run_card_html(record: RunRecord) -> str:
         "<tr><th></th><th style=\"text-align:left\">criterion</th><th>observed</th><th>target</th><th></th></tr>"
         f"{criteria_rows_html(record.verdict_detail)}</table>"
     )
-    kv = lambda d: ", ".join(f"{esc(k)}={esc(fmt_number(v))}" for k, v in sorted(d.items()))  # noqa: E731
     extra = ""
     if params:
-        extra += f'<div style="margin-top:4px"><b>params</b> {kv(params)}</div>'
+        extra += f'<div style="margin-top:4px"><b>params</b> {_pairs(params)}</div>'
     if metrics:
-        extra += f"<div><b>metrics</b> {kv(metrics)}</div>"
+        extra += f"<div><b>metrics</b> {_pairs(metrics)}</div>"
     if record.error and record.status != "finished":
         last = record.error.strip().splitlines()[-1] if record.error.strip() else ""
         extra += f'<div style="color:{PALETTE["red"]}"><b>error</b> {esc(last)}</div>'

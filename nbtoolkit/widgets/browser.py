@@ -140,7 +140,9 @@ class RunBrowser:
 
     def filters(self) -> dict[str, Any]:
         """The current filters as keyword arguments of ``run_summaries``."""
-        pick = lambda w: None if w.value == ALL else w.value  # noqa: E731
+        def pick(widget: Any) -> Any:
+            return None if widget.value == ALL else widget.value
+
         return {"experiment": pick(self.experiment), "verdict": pick(self.verdict),
                 "status": pick(self.status_filter), "text": self.text.value.strip() or None}
 
