@@ -15,7 +15,8 @@ survive pickling across processes (sweeps run in worker processes and on Dask cl
     │   │   └── AmbiguousRunIdError a prefix matches several runs
     │   ├── ParameterError          unknown or malformed notebook parameters
     │   ├── ArtifactLinkError       a folder given to log_artifact holds a link pointing outside it
-    │   └── NoActiveRunError        log_* called outside a run
+    │   ├── NoActiveRunError        log_* called outside a run
+    │   └── SignatureError          input to Bundle.predict does not match the model's signature
     ├── StoreError                  the project store cannot serve the request
     │   ├── SchemaVersionError      store written by a newer nbtoolkit
     │   ├── ArtifactIntegrityError  an artifact's bytes do not match its digest
@@ -27,6 +28,9 @@ survive pickling across processes (sweeps run in worker processes and on Dask cl
         ├── GateError               the run is not vetted for export
         │   └── PromotionRefused    a promotion or rollback failed its gates
         └── BundleIntegrityError    a bundle was changed, is incomplete or unsafe
+
+    UserWarning
+    └── NbToolkitWarning            recorded differently from how it was given (not an error)
 """
 
 from __future__ import annotations
@@ -162,6 +166,26 @@ class ArtifactLinkError(InputError):
             f"log_artifact refuses {self.folder}: the link {self.link} points to {self.target}, "
             "outside the folder, and links are never followed out of bounds. Copy the file into "
             "the folder, or log it separately with its own log_artifact call."
+        )
+
+
+class SignatureError(InputError):
+    """Input passed to ``Bundle.predict`` does not match the model's signature.
+
+    Attributes:
+        problems: one line per mismatch, each naming the column (or the shape / dtype).
+    """
+
+    problems: list[str]
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__(problems=list(problems))
+
+    def describe(self) -> str:
+        return (
+            "Input does not match the model's signature (signature.json): "
+            + "; ".join(self.problems)
+            + ". Pass data shaped like the sample input logged with the model."
         )
 
 
@@ -324,3 +348,7 @@ class PromotionRefused(GateError):
     def describe(self) -> str:
         lines = "\n".join(f"  - {u}" for u in self.unmet)
         return f"Promotion of {self.model} {self.version} to {self.alias} refused:\n{lines}"
+
+
+class NbToolkitWarning(UserWarning):
+    """Something was recorded differently from how it was given (e.g. a repr for a non-JSON value)."""
