@@ -13,16 +13,43 @@ from typing import IO, Any
 CHUNK = 1 << 20
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where Linux tells it (``/proc/self/status``)."""
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    mask = os.umask(0o022)  # elsewhere: read it by setting it, then put it back at once
+    os.umask(mask)
+    return mask
+
+
+def new_file_mode(path: str | Path) -> int:
+    """The mode a file written to ``path`` gets: the existing file's, else ``0o666`` minus the umask.
+
+    ``mkstemp`` creates files readable by their owner only; a report or notebook replaced
+    through it must still get the user's normal mode (``0644`` under the usual umask).
+    """
+    with contextlib.suppress(FileNotFoundError):
+        return os.stat(path).st_mode & 0o7777
+    return 0o666 & ~_umask()
+
+
 @contextlib.contextmanager
 def atomic_writer(path: str | Path, *, mode: str = "wb") -> Iterator[IO[Any]]:
     """Write ``path`` through a temporary sibling, fsync it, then ``os.replace`` it into place.
 
-    A reader sees either the old file or the whole new one, never a half-written file.
+    A reader sees either the old file or the whole new one, never a half-written file. The
+    file keeps its mode when it exists and otherwise gets the user's normal one (see
+    :func:`new_file_mode`), not ``mkstemp``'s owner-only ``0600``.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    mode_bits = new_file_mode(target)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        os.fchmod(fd, mode_bits)
         fh: IO[Any] = os.fdopen(fd, mode) if "b" in mode else os.fdopen(fd, mode, encoding="utf-8")
         with fh:
             yield fh

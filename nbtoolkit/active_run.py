@@ -101,6 +101,8 @@ class ActiveRun:
     params: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     status: str = "running"
+    #: the ``nbtk run`` process that created this run (an adopted run): it records the terminal status
+    runner_pid: int | None = None
     verdict: Verdict | None = None
     error: str | None = None
     _steps: dict[str, int] = field(default_factory=dict)
@@ -196,6 +198,17 @@ class ActiveRun:
         self.verdict = verdict
         self.status = status
         self.error = error
+        if self.runner_pid is not None and status == "finished":
+            # the notebook goes on after this cell: the run is finished only when the runner says
+            # so; if the runner dies first, its dead pid makes the run "crashed", never "finished"
+            self.store.adopt_run(
+                self.run_id,
+                experiment=self.experiment,
+                pid=self.runner_pid,
+                verdict=verdict.status if verdict is not None else None,
+                verdict_detail=verdict.to_dict() if verdict is not None else None,
+            )
+            return
         self.store.finish_run(
             self.run_id,
             status=status,

@@ -46,6 +46,10 @@ DEFAULT_SECRET_PATTERNS: tuple[str, ...] = (
 )
 
 
+#: bytes of output kept per cell when ``nbtk run`` executes a notebook (``max_output_bytes``)
+DEFAULT_MAX_OUTPUT_BYTES = 4 * 1024 * 1024
+
+
 @dataclass(frozen=True)
 class Settings:
     """Resolved configuration for one project.
@@ -58,6 +62,7 @@ class Settings:
             ``None`` = ``store_path/artifacts`` (see :mod:`nbtoolkit.store.artifacts`).
         env_allowlist: environment variable names recorded in locks.
         secret_patterns: name fragments that mark a variable or parameter as secret.
+        max_output_bytes: output kept per cell by ``nbtk run`` / ``nbtk sweep`` (``0`` = no cap).
         tool: the whole ``[tool.nbtoolkit]`` table, for later stages (export, sla, flags...).
     """
 
@@ -67,6 +72,7 @@ class Settings:
     artifacts: str | None = None
     env_allowlist: tuple[str, ...] = DEFAULT_ENV_ALLOWLIST
     secret_patterns: tuple[str, ...] = DEFAULT_SECRET_PATTERNS
+    max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
     tool: Mapping[str, Any] = field(default_factory=dict)
 
     def section(self, name: str) -> dict[str, Any]:
@@ -134,6 +140,16 @@ def _artifacts_setting(tool: Mapping[str, Any], env: Mapping[str, str], root: Pa
     return str((base / Path(value).expanduser()).resolve())
 
 
+def _max_output_bytes(tool: Mapping[str, Any]) -> int:
+    value = tool.get("max_output_bytes", DEFAULT_MAX_OUTPUT_BYTES)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(
+            f"[tool.nbtoolkit] max_output_bytes must be a whole number of bytes (0 = no cap), got {value!r}; "
+            f"the default is {DEFAULT_MAX_OUTPUT_BYTES}."
+        )
+    return value
+
+
 def load_settings(
     start: Path | str | None = None,
     *,
@@ -186,5 +202,6 @@ def load_settings(
         artifacts=_artifacts_setting(tool, env, root),
         env_allowlist=tuple(dict.fromkeys(allow)),
         secret_patterns=tuple(dict.fromkeys(p.upper() for p in secrets)),
+        max_output_bytes=_max_output_bytes(tool),
         tool=tool,
     )

@@ -84,6 +84,12 @@ def _injected_from_env() -> tuple[str | None, dict[str, Any]]:
     return run_id, params if isinstance(params, dict) else {}
 
 
+def _runner_pid() -> int | None:
+    """The pid of the ``nbtk run`` process that started this kernel (``NBTOOLKIT_RUNNER_PID``)."""
+    value = os.environ.get("NBTOOLKIT_RUNNER_PID", "")
+    return int(value) if value.isdigit() else None
+
+
 _adopted: set[str] = set()
 
 
@@ -116,7 +122,8 @@ def open_run(
         baseline_run_id=baseline_run_id, lock_hash=lock.hash)
     run = ActiveRun(run_id=run_id, experiment=declaration.experiment, store=store,
                     settings=settings, declaration=declaration, baseline_run_id=baseline_run_id,
-                    baseline_reason=baseline_reason, lock=lock)
+                    baseline_reason=baseline_reason, lock=lock,
+                    runner_pid=_runner_pid() if recorded is None else None)
     try:
         _record_context(run, lock, seeds)
         if recorded is not None:

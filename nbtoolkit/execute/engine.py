@@ -1,8 +1,8 @@
 """papermill plumbing for :func:`~nbtoolkit.execute.papermill_run.execute_job`.
 
 The name of nbtoolkit's papermill engine (:mod:`nbtoolkit.execute.papermill_engine`, found by
-papermill through its ``papermill.engine`` entry point), plus helpers that read and mark the
-executed notebook.
+papermill through its ``papermill.engine`` entry point), the I/O handler that makes every save
+papermill makes atomic, plus helpers that read and mark the executed notebook.
 """
 
 from __future__ import annotations
@@ -10,8 +10,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from nbtoolkit._io import atomic_write_text
+
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 ERROR_TAG = "papermill-error-cell-tag"
+#: key in a cell's ``metadata["nbtoolkit"]`` saying its output was cut at the cap
+TRUNCATED_KEY = "output_truncated"
+#: key in a cell's ``metadata["nbtoolkit"]`` saying how its execution ended early
+ENDED_KEY = "ended"
 #: the name under which pyproject.toml registers :class:`~nbtoolkit.execute.papermill_engine.NbToolkitEngine`
 ENGINE_NAME = "nbtoolkit"
 
@@ -19,6 +25,68 @@ ENGINE_NAME = "nbtoolkit"
 def engine_name() -> str:
     """The name papermill knows nbtoolkit's engine by (its ``papermill.engine`` entry point)."""
     return ENGINE_NAME
+
+
+class AtomicLocalHandler:
+    """papermill I/O handler for absolute local paths whose writes replace the file atomically.
+
+    papermill saves the output notebook after every cell (and again at the end) by opening it
+    with ``"w"``: a reader polling the file meets it empty or half-written. This handler writes
+    a temporary sibling, fsyncs it and renames it into place instead; reads, listings and
+    pretty paths are papermill's own local handler's.
+    """
+
+    def __init__(self, local: Any) -> None:
+        self._local = local
+
+    def read(self, path: str) -> Any:
+        """Read ``path`` as papermill's local handler does."""
+        return self._local.read(path)
+
+    def listdir(self, path: str) -> Any:
+        """List ``path`` as papermill's local handler does."""
+        return self._local.listdir(path)
+
+    def write(self, buf: str, path: str) -> None:
+        """Replace ``path`` with ``buf`` atomically (temporary file, fsync, rename)."""
+        atomic_write_text(path, buf)
+
+    def pretty_path(self, path: str) -> str:
+        """``path`` as papermill shows it."""
+        return str(self._local.pretty_path(path))
+
+    def cwd(self, new_path: str | None) -> Any:
+        """Set the folder relative paths resolve against (papermill's local handler keeps it)."""
+        return self._local.cwd(new_path)
+
+
+_ATOMIC_SCHEME = "/"
+
+
+def use_atomic_writes() -> None:
+    """Route papermill's writes to absolute local paths through :class:`AtomicLocalHandler` (once).
+
+    papermill picks the most recently registered handler whose scheme prefixes the path, so
+    registering for ``"/"`` covers every absolute POSIX path; nbtoolkit always passes absolute
+    output paths.
+    """
+    from papermill.iorw import LocalHandler, papermill_io
+
+    if not isinstance(papermill_io.get_handler("/x.ipynb"), AtomicLocalHandler):
+        papermill_io.register(_ATOMIC_SCHEME, AtomicLocalHandler(LocalHandler()))
+
+
+def truncation_note(limit: int) -> str:
+    """The note a cell shows where its output was cut at ``limit`` bytes."""
+    return (
+        f"\n[nbtoolkit] output truncated: this cell printed more than {limit:,} bytes and the rest was "
+        "dropped (raise [tool.nbtoolkit] max_output_bytes to keep more).\n"
+    )
+
+
+def truncated_cells(cells: list[Any]) -> list[int]:
+    """Indexes (in ``cells``) of the cells whose output was cut at the cap."""
+    return [i for i, c in enumerate(cells) if TRUNCATED_KEY in c.get("metadata", {}).get("nbtoolkit", {})]
 
 
 def strip_ansi(text: str) -> str:
@@ -47,15 +115,22 @@ def stderr_of(cell: Any) -> str:
     )
 
 
-def mark_cell(nb: Any, index: int, message: str) -> None:
-    """Put papermill-style markers before cell ``index`` (kernel death, timeout)."""
+def mark_cell(nb: Any, index: int, message: str, *, ended: dict[str, Any] | None = None) -> None:
+    """Put papermill-style markers before cell ``index`` (kernel death, timeout, interruption).
+
+    ``ended`` (such as ``{"status": "timed_out", "timeout_s": 20}``) is recorded in the cell's
+    ``metadata["nbtoolkit"]["ended"]``.
+    """
     import nbformat
 
     head = nbformat.v4.new_markdown_cell(f'<span style="color:red; font-size:1.5em;">{message} (see the marked cell below)</span>')
     head.metadata["tags"] = [ERROR_TAG]
     anchor = nbformat.v4.new_markdown_cell(f'<span id="papermill-error-cell" style="color:red; font-size:1.5em;">{message}:</span>')
     anchor.metadata["tags"] = [ERROR_TAG]
-    nb.cells[index].metadata.setdefault("nbtoolkit", {})["error"] = message
+    meta = nb.cells[index].metadata.setdefault("nbtoolkit", {})
+    meta["error"] = message
+    if ended is not None:
+        meta[ENDED_KEY] = ended
     nb.cells.insert(index, anchor)
     nb.cells.insert(0, head)
 

@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from nbtoolkit import _json
+from nbtoolkit._io import atomic_write_text
+from nbtoolkit.config import DEFAULT_MAX_OUTPUT_BYTES
 from nbtoolkit.errors import InputError, StoreError
 from nbtoolkit.execute.engine import (
     engine_name,
@@ -36,6 +38,8 @@ from nbtoolkit.execute.engine import (
     source_index,
     stderr_of,
     strip_ansi,
+    truncated_cells,
+    use_atomic_writes,
 )
 from nbtoolkit.html import coloured, esc
 
@@ -62,6 +66,7 @@ class RunJob:
     timeout: float | None = None
     flags: dict[str, str] = field(default_factory=dict)
     start_timeout: float = 60.0
+    max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,7 @@ class JobResult:
     stopped: bool = False
     host: str = ""
     pid: int = 0
+    truncated: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -228,6 +234,8 @@ def kernel_env(job: RunJob) -> dict[str, str]:
         NBTOOLKIT_PARAMS=_json.dumps(_json.to_jsonable(job.parameters)),
         NBTOOLKIT_NOTEBOOK=job.notebook,
         NBTOOLKIT_STORE=job.store_path,
+        # the kernel hands the run back to this process when %%experiment ends (see ActiveRun.close)
+        NBTOOLKIT_RUNNER_PID=str(os.getpid()),
     )
     for name, value in job.flags.items():
         env[f"NBTOOLKIT_FLAG_{name}"] = str(value)
@@ -247,6 +255,7 @@ class _Ending:
     source: str | None = None
     traceback: str | None = None
     stopped: bool = False
+    truncated: tuple[int, ...] = ()
 
 
 def execute_job(job: RunJob) -> JobResult:
@@ -261,6 +270,7 @@ def execute_job(job: RunJob) -> JobResult:
     if output is None:
         tmpdir = tempfile.mkdtemp(prefix="nbtk-run-")
         output = os.path.join(tmpdir, "output.ipynb")
+    output = os.path.abspath(output)  # absolute: papermill then saves it through the atomic handler
     Path(output).parent.mkdir(parents=True, exist_ok=True)
     err_log = tempfile.NamedTemporaryFile(prefix="nbtk-kernel-", suffix=".log", delete=False)  # noqa: SIM115
     ending = _execute(job, output, err_log)
@@ -268,7 +278,7 @@ def execute_job(job: RunJob) -> JobResult:
     err_log.close()
     kernel_log = Path(err_log.name).read_text(encoding="utf-8", errors="replace")
     os.unlink(err_log.name)
-    data = _read_output(output, ending, kernel_log) if os.path.exists(output) else None
+    data = _read_output(output, ending, kernel_log, job.timeout) if os.path.exists(output) else None
     if tmpdir is not None:
         shutil.rmtree(tmpdir, ignore_errors=True)
     return JobResult(
@@ -283,6 +293,7 @@ def execute_job(job: RunJob) -> JobResult:
         traceback=ending.traceback,
         notebook_bytes=data,
         stopped=ending.stopped,
+        truncated=ending.truncated,
         host=socket.gethostname(),
         pid=os.getpid(),
     )
@@ -295,6 +306,7 @@ def _execute(job: RunJob, output: str, err_log: IO[bytes]) -> _Ending:
     from papermill.exceptions import PapermillExecutionError
 
     e = _Ending()
+    use_atomic_writes()
     try:
         papermill.execute_notebook(
             job.notebook,
@@ -305,6 +317,7 @@ def _execute(job: RunJob, output: str, err_log: IO[bytes]) -> _Ending:
             progress_bar=False,
             execution_timeout=job.timeout,
             start_timeout=job.start_timeout,
+            max_output_bytes=job.max_output_bytes,
             kernel_start={"env": kernel_env(job), "cwd": job.cwd, "stderr": err_log, "stdout": err_log},
         )
     except PapermillExecutionError as exc:
@@ -330,7 +343,10 @@ def _execute(job: RunJob, output: str, err_log: IO[bytes]) -> _Ending:
     return e
 
 
-def _read_output(output: str, e: _Ending, kernel_log: str) -> bytes:
+_MARKED = {"crashed": "The kernel died here", "timed_out": "This cell timed out", "interrupted": "Execution was interrupted here"}
+
+
+def _read_output(output: str, e: _Ending, kernel_log: str, timeout: float | None) -> bytes:
     """Complete ``e`` from the executed notebook (marking where a kernel died) and return its bytes."""
     import nbformat
 
@@ -342,13 +358,18 @@ def _read_output(output: str, e: _Ending, kernel_log: str) -> bytes:
             printed = strip_ansi(stderr_of(cells[e.index])).strip()
             e.evalue = printed or "the cell failed without printing an error"
             e.error = f"{e.ename}: {e.evalue}"
-    if e.status in ("crashed", "timed_out"):
+    if e.status in _MARKED:
         last = last_started_cell(nb)
         if last is not None:
             e.source = "".join(nb.cells[last].source)
             e.index = last
-            mark_cell(nb, last, "The kernel died here" if e.status == "crashed" else "This cell timed out")
-            nbformat.write(nb, output)
+            ended: dict[str, Any] = {"status": e.status}
+            if e.status == "timed_out":
+                ended["timeout_s"] = timeout
+            mark_cell(nb, last, _MARKED[e.status], ended=ended)
+            atomic_write_text(output, nbformat.writes(nb))
+    own = own_cells(nb)
+    e.truncated = tuple(source_index(own, i) for i in truncated_cells(own))
     if e.status == "crashed" and kernel_log.strip():
         e.error = f"{e.error}\nKernel log (last lines):\n" + "\n".join(kernel_log.strip().splitlines()[-10:])
     if e.index is not None:
@@ -382,6 +403,8 @@ def finalize_run(store: Store, job: RunJob, result: JobResult, *, warnings: tupl
         "timeout": job.timeout,
         "host": result.host,
         "worker_pid": result.pid,
+        "max_output_bytes": job.max_output_bytes,
+        "output_truncated_cells": list(result.truncated),
     }
     store.merge_extra(run_id, {"runner": runner})
     current = store.get_run(run_id)
@@ -480,6 +503,7 @@ def run_notebook(
         kernel=kernel,
         timeout=timeout,
         flags={k: str(v) for k, v in (flags or {}).items()},
+        max_output_bytes=settings.max_output_bytes,
     )
     result = execute_job(job)
     outcome = finalize_run(store, job, result, warnings=tuple(warnings))

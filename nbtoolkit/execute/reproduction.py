@@ -286,6 +286,7 @@ def reproduce(
         job = RunJob(
             run_id=run_id, notebook=str(notebook), parameters=params, store_path=str(store.path.resolve()),
             cwd=str(notebook.parent), kernel=kernel, timeout=timeout,
+            max_output_bytes=tree_settings.max_output_bytes,
         )
         outcome = finalize_run(store, job, execute_job(job))
         store.update_run(run_id, kind="reproduction", notebook_path=str(nb_abs))

@@ -288,6 +288,7 @@ def _run_sweep(
         template = RunJob(
             run_id="", notebook=str(nb_path), parameters=dict(point), store_path=str(store.path.resolve()),
             cwd=str(Path(cwd).resolve() if cwd else nb_path.parent), kernel=kernel, timeout=timeout, flags=flags,
+            max_output_bytes=settings.max_output_bytes,
         )
         queue.append((index, key, template))
     report(None, 0)
