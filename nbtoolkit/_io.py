@@ -36,6 +36,11 @@ def new_file_mode(path: str | Path) -> int:
     return 0o666 & ~_umask()
 
 
+def new_dir_mode() -> int:
+    """The mode a new folder gets under the process umask (``0755`` under the usual ``022``)."""
+    return 0o777 & ~_umask()
+
+
 @contextlib.contextmanager
 def atomic_writer(path: str | Path, *, mode: str = "wb") -> Iterator[IO[Any]]:
     """Write ``path`` through a temporary sibling, fsync it, then ``os.replace`` it into place.

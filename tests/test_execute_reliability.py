@@ -241,3 +241,19 @@ def test_a_completed_notebook_still_ends_finished_with_its_verdict(project: Path
     assert res.returncode == 0, res.stderr
     rec = store.get_run(store.query_runs()[0][0]["run_id"])
     assert (rec.status, rec.verdict, rec.experiment) == ("finished", "supported", "short")
+
+
+def test_bundle_files_get_the_users_normal_mode(project: Path, store: Any, default_umask: None) -> None:
+    import nbtoolkit as nbtk
+    from test_export import make_run
+
+    run_id = make_run()
+    nbtk.approve(run_id, by="rita")
+    folder = nbtk.export_bundle(run_id, model="m", out_dir="b").path
+    archive = nbtk.export_bundle(run_id, model="m", out_dir="b", archive=True).path
+    modes = {p.relative_to(folder).as_posix(): _mode(p) for p in folder.rglob("*")}
+    assert modes and all(m == (0o755 if (folder / name).is_dir() else 0o644) for name, m in modes.items()), modes
+    assert _mode(folder) == 0o755 and _mode(archive) == 0o644
+    os.umask(0o077)  # a private umask is honoured as well
+    private = nbtk.export_bundle(run_id, model="m", out_dir="b", archive=True).path
+    assert _mode(private) == 0o600

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from nbtoolkit import registry
+from nbtoolkit._io import atomic_write_bytes
 from nbtoolkit.cli import cli, settings_from, store_from
 from nbtoolkit.errors import InputError
 from nbtoolkit.stability import promotion
@@ -157,7 +158,7 @@ def canary(ctx: click.Context, champion: str, challenger: str, data: Path, key: 
     result = run_canary(champion, challenger, data, key=key, y=label, steps=step_values, bundle=bundle, model=model,
                         alias=alias, settings=settings_from(ctx), store=store_from(ctx))
     if plot is not None:
-        plot.write_bytes(result.png)
+        atomic_write_bytes(plot, result.png)
     if as_json:
         click.echo(json.dumps({**result.summary, "run_id": result.run_id}, indent=2, default=str))
     else:

@@ -258,6 +258,14 @@ class _Ending:
     truncated: tuple[int, ...] = ()
 
 
+def _interrupted() -> _Ending:
+    """The ending of an execution stopped from outside (Ctrl-C, SIGTERM, a stopped sweep)."""
+    return _Ending(
+        status="interrupted", ename="KeyboardInterrupt", evalue="execution was interrupted",
+        error="Interrupted from outside the notebook (Ctrl-C or the sweep stopped).", stopped=True,
+    )
+
+
 def execute_job(job: RunJob) -> JobResult:
     """Execute one run in a fresh kernel and return what happened (never raises for notebook errors).
 
@@ -273,7 +281,10 @@ def execute_job(job: RunJob) -> JobResult:
     output = os.path.abspath(output)  # absolute: papermill then saves it through the atomic handler
     Path(output).parent.mkdir(parents=True, exist_ok=True)
     err_log = tempfile.NamedTemporaryFile(prefix="nbtk-kernel-", suffix=".log", delete=False)  # noqa: SIM115
-    ending = _execute(job, output, err_log)
+    try:
+        ending = _execute(job, output, err_log)
+    except KeyboardInterrupt:  # while papermill was still being imported
+        ending = _interrupted()
     duration = time.perf_counter() - started
     err_log.close()
     kernel_log = Path(err_log.name).read_text(encoding="utf-8", errors="replace")
@@ -334,9 +345,7 @@ def _execute(job: RunJob, output: str, err_log: IO[bytes]) -> _Ending:
         e.status, e.ename, e.evalue = "crashed", "DeadKernelError", "the kernel died"
         e.error = f"The kernel died while executing ({exc})."
     except KeyboardInterrupt:
-        e.status, e.ename, e.evalue = "interrupted", "KeyboardInterrupt", "execution was interrupted"
-        e.error = "Interrupted from outside the notebook (Ctrl-C or the sweep stopped)."
-        e.stopped = True
+        e = _interrupted()
     except Exception as exc:  # kernel failed to start, bad notebook, ...
         e.status, e.ename, e.evalue = "failed", type(exc).__name__, str(exc)
         e.error = f"Could not execute the notebook: {type(exc).__name__}: {exc}"

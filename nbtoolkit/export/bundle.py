@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nbtoolkit._io import sha256_bytes
+from nbtoolkit._io import new_dir_mode, new_file_mode, sha256_bytes
 from nbtoolkit._version import __version__
 from nbtoolkit.config import Settings, load_settings
 from nbtoolkit.errors import HandoffError, InputError
@@ -238,7 +238,7 @@ def _write_archive(src: Path, target: Path, arcname: str, mtime: float) -> None:
                         tar.addfile(info, fh)
             raw.flush()
             os.fsync(raw.fileno())
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, new_file_mode(target))  # the user's normal mode, not mkstemp's 0600
         try:
             os.link(tmp, target)  # fails if the target appeared meanwhile: never overwrite a bundle
         except FileExistsError:
@@ -456,7 +456,7 @@ def export_bundle(
     now = time.time()
     plan.target.parent.mkdir(parents=True, exist_ok=True)
     build = Path(tempfile.mkdtemp(prefix=f".{plan.bundle_name}.", suffix=".building", dir=plan.target.parent))
-    os.chmod(build, 0o755)
+    os.chmod(build, new_dir_mode())  # mkdtemp makes it owner-only; the bundle is the user's usual folder
     try:
         manifest, manifest_text, notes = _build(plan, store, build, iso(now) or "")
         _publish(plan, build, now)
