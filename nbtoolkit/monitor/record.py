@@ -1,0 +1,134 @@
+"""Where the monitor's inputs come from and where its findings go.
+
+Inputs: the prediction log (the store's ``prediction_log`` or an exported log file) and the
+drift reference (a data file). Outputs: a run of kind ``monitor`` in experiment
+``monitor:<model>`` holding the numbers, and, on a breach of the version the alias serves, a
+rollback of the alias through the registry with the breach as its reason.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nbtoolkit import registry
+from nbtoolkit.errors import InputError
+from nbtoolkit.monitor.core import MonitorResult
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+MONITOR_KIND = "monitor"
+RESULT_ARTIFACT = "monitor.json"
+
+
+def experiment_name(model: str) -> str:
+    """The experiment monitor runs of ``model`` are recorded under (``monitor:<model>``)."""
+    return f"monitor:{model}"
+
+
+def read_table(path: str | Path, *, what: str) -> pd.DataFrame:
+    """A data file as a frame: Parquet, CSV, JSON lines (``.jsonl``/``.ndjson``) or a JSON array.
+
+    Raises:
+        InputError: the file does not exist or its format is unknown.
+    """
+    import pandas as pd
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{what} file {str(p)!r} does not exist.")
+    suffix = p.suffix.lower()
+    if suffix == ".parquet":
+        return pd.read_parquet(p)
+    if suffix == ".csv":
+        return pd.read_csv(p)
+    if suffix in (".jsonl", ".ndjson"):
+        return pd.read_json(p, lines=True, dtype=False)
+    if suffix == ".json":
+        return pd.read_json(p, dtype=False)
+    raise InputError(f"{what} file {p.name!r} has an unknown format; use .parquet, .csv, .jsonl or .json.")
+
+
+def read_log(store: Any, model: str, *, version: str | None = None, since: float | None = None,
+             until: float | None = None) -> pd.DataFrame:
+    """The prediction log of ``model`` from the store (``Store.prediction_log``).
+
+    Raises:
+        InputError: this store keeps no prediction log (nothing was served through ``nbtk serve``).
+    """
+    read = getattr(store, "prediction_log", None)
+    if read is None:
+        raise InputError("This store keeps no prediction log; serve the model with `nbtk serve` first, "
+                         "or pass an exported log with --log FILE.")
+    frame: pd.DataFrame = read(model, version=version, since=since, until=until)
+    return frame
+
+
+def filter_log(frame: pd.DataFrame, *, model: str | None = None, version: str | None = None,
+               since: float | None = None, until: float | None = None) -> pd.DataFrame:
+    """Rows of a log file for one model / version / time range (the store applies these itself)."""
+    keep = frame.index == frame.index
+    if model is not None and "model" in frame.columns:
+        keep &= frame["model"].astype(str) == model
+    if version is not None and "version" in frame.columns:
+        keep &= frame["version"].astype(str) == version
+    if since is not None and "ts" in frame.columns:
+        keep &= frame["ts"].astype(float) >= since
+    if until is not None and "ts" in frame.columns:
+        keep &= frame["ts"].astype(float) < until
+    return frame[keep].reset_index(drop=True)
+
+
+def record_monitor(store: Any, result: MonitorResult, *, source: dict[str, Any] | None = None) -> str:
+    """Record one monitor invocation as a finished run of kind ``monitor``; return its id.
+
+    Metrics: per version ``<version>.<metric>`` over the whole period, and per window the same
+    names with the window's index as step; ``sla_ok`` is 1 or 0. The full result is the
+    ``monitor.json`` artifact (what ``nbtk new --from-monitor`` reads).
+    """
+    now = time.time()
+    summary = {"model": result.model, "ok": result.ok, "versions": result.versions,
+               "window_seconds": result.window_seconds, "breaches": [b.to_dict() for b in result.breaches],
+               "drifted": sorted({f.feature for f in result.drift_overall if f.drifted}),
+               "period": _period(result), "source": dict(source or {})}
+    run_id: str = store.create_run(experiment=experiment_name(result.model), kind=MONITOR_KIND, source="script",
+                                   extra={"monitor": summary})
+    rows: list[tuple[str, float, int | None, float]] = []
+    for w in result.overall:
+        rows += [(f"{w.version}.{k}", v, None, now) for k, v in w.metrics().items()]
+    starts = sorted({w.start for w in result.windows})
+    for w in result.windows:
+        step = starts.index(w.start)
+        rows += [(f"{w.version}.{k}", v, step, now) for k, v in w.metrics().items()]
+    rows.append(("sla_ok", 1.0 if result.ok else 0.0, None, now))
+    store.log_metrics(run_id, rows)
+    store.put_text_artifact(run_id, name=RESULT_ARTIFACT, kind="monitor",
+                            text=json.dumps(result.to_dict(), allow_nan=False), media_type="application/json")
+    store.finish_run(run_id, status="finished")
+    return run_id
+
+
+def _period(result: MonitorResult) -> dict[str, float] | None:
+    if not result.overall:
+        return None
+    return {"since": min(w.start for w in result.overall), "until": max(w.end for w in result.overall)}
+
+
+def rollback_on_breach(result: MonitorResult, *, alias: str, run_id: str | None, store: Any,
+                       settings: Any = None) -> dict[str, Any] | None:
+    """Move ``alias`` back when the version it serves breached the SLA; None when it did not.
+
+    Only a breach of the version the alias points to moves it: a breaching challenger that never
+    became the alias's version has nothing to roll back.
+    """
+    serving = registry.current(result.model, alias, store=store, settings=settings)
+    mine = [b for b in result.breaches if b.version == serving]
+    if serving is None or not mine:
+        return None
+    reason = f"monitor run {run_id or '-'}: SLA breach of {serving}: " + "; ".join(b.breach.describe() for b in mine[:3])
+    move = registry.rollback(result.model, alias=alias, by="nbtk monitor", reason=reason, store=store, settings=settings)
+    out: dict[str, Any] = move.to_dict()
+    return out
