@@ -75,7 +75,7 @@ def test_interval_brackets_the_measured_value() -> None:
     rng = np.random.default_rng(3)
     truth = rng.integers(0, 2, 400)
     pred = np.where(rng.random(400) < 0.8, truth, 1 - truth)
-    frame = log_frame([{"ts": i, "prediction": int(p), "label": int(t)} for i, (p, t) in enumerate(zip(pred, truth))])
+    frame = log_frame([{"ts": i, "prediction": int(p), "label": int(t)} for i, (p, t) in enumerate(zip(pred, truth, strict=True))])
     acc = monitor(frame, window="1h").overall[0].measured["accuracy"]
     assert acc.value == pytest.approx(float(np.mean(pred == truth)))
     assert acc.low is not None and acc.high is not None

@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from nbtoolkit.monitor.cbpe import Calibrator, estimate_binary, estimate_multiclass
 from nbtoolkit.monitor.drift import FeatureDrift, drift_table, inputs_frame
-from nbtoolkit.monitor.quality import MetricValue, SliceMetrics, labelled_rows, measured_quality, slice_metrics
+from nbtoolkit.monitor.quality import (
+    MetricValue,
+    SliceMetrics,
+    labelled_rows,
+    measured_quality,
+    slice_metrics,
+)
 from nbtoolkit.monitor.windows import Traffic, check_frame, parse_duration, traffic, window_starts
 from nbtoolkit.stability.sla import Sla, SlaBreach, SlaReport
 
@@ -279,13 +285,13 @@ def monitor(
     options = {"sla": rules, "slices": tuple(slices), "metrics": metrics, "calibrator": calibrator, "positive": positive}
     log["_window"] = window_starts(log["ts"], seconds)
     windows = [
-        _report(rows, float(start), float(start) + seconds, str(version), **options)  # type: ignore[arg-type]
+        _report(rows, float(start), float(start) + seconds, str(version), **options)
         for (start, version), rows in log.groupby(["_window", "version"], sort=True)
     ]
     overall = []
     if len(log):
         first, last = float(log["_window"].min()), float(log["_window"].max()) + seconds
-        overall = [_report(rows, first, last, str(version), **options)  # type: ignore[arg-type]
+        overall = [_report(rows, first, last, str(version), **options)
                    for version, rows in log.groupby("version", sort=False)]
     drift: list[DriftWindow] = []
     drift_overall: list[FeatureDrift] = []

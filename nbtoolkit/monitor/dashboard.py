@@ -83,7 +83,7 @@ def timeseries_plot(result: MonitorResult, quality_metric: str | None) -> str | 
         for i, version in enumerate(result.versions):
             color = _COLORS[i % len(_COLORS)]
             mine = [w for w in result.windows if w.version == version]
-            measured = [(w, w.measured.get(quality_metric)) for w in mine if quality_metric in w.measured]
+            measured = [(w, w.measured[quality_metric]) for w in mine if quality_metric in w.measured]
             if measured:
                 xs = [dt.datetime.fromtimestamp(w.start, tz=dt.UTC) for w, _ in measured]
                 ys = [m.value for _, m in measured]

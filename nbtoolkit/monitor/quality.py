@@ -14,7 +14,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from nbtoolkit.stats import DEFAULT_LEVEL, DEFAULT_SEED, METRICS, MetricSpec, Predictions, computable_metrics
+from nbtoolkit.stats import (
+    DEFAULT_LEVEL,
+    DEFAULT_SEED,
+    METRICS,
+    MetricSpec,
+    Predictions,
+    computable_metrics,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -195,6 +202,7 @@ def slice_metrics(data: Labelled, column: str, *, metrics: Sequence[str] | None 
     Slices with a single class make ``roc_auc`` undefined there; such a metric is left out.
     """
     import numpy as np
+    import pandas as pd
     from fairlearn.metrics import MetricFrame
 
     if data.groups is None:
@@ -209,7 +217,9 @@ def slice_metrics(data: Labelled, column: str, *, metrics: Sequence[str] | None 
         def score(y_true: Array, y_pred: Array, _spec: MetricSpec = spec) -> float:
             return float(_spec.fn(np.ones((1, len(y_true))), np.asarray(y_true), np.asarray(y_pred))[0])
 
-        frame = MetricFrame(metrics=score, y_true=view[0], y_pred=view[1], sensitive_features=data.groups)
+        # a named Series: Fairlearn squeezes plain arrays, which breaks on a single row
+        groups = pd.Series(data.groups, name=column)
+        frame = MetricFrame(metrics=score, y_true=view[0], y_pred=view[1], sensitive_features=groups)
         by_group = {str(k): float(v) for k, v in frame.by_group.items()}
         if not by_group or any(math.isnan(v) for v in by_group.values()):
             continue

@@ -85,8 +85,8 @@ def filter_log(frame: pd.DataFrame, *, model: str | None = None, version: str | 
 def record_monitor(store: Any, result: MonitorResult, *, source: dict[str, Any] | None = None) -> str:
     """Record one monitor invocation as a finished run of kind ``monitor``; return its id.
 
-    Metrics: per version ``<version>.<metric>`` over the whole period, and per window the same
-    names with the window's index as step; ``sla_ok`` is 1 or 0. The full result is the
+    Metrics: per version ``<version>.<metric>`` over the whole period, and per window
+    ``<version>.window.<metric>`` with the window's index as step; ``sla_ok`` is 1 or 0. The full result is the
     ``monitor.json`` artifact (what ``nbtk new --from-monitor`` reads).
     """
     now = time.time()
@@ -102,7 +102,7 @@ def record_monitor(store: Any, result: MonitorResult, *, source: dict[str, Any] 
     starts = sorted({w.start for w in result.windows})
     for w in result.windows:
         step = starts.index(w.start)
-        rows += [(f"{w.version}.{k}", v, step, now) for k, v in w.metrics().items()]
+        rows += [(f"{w.version}.window.{k}", v, step, now) for k, v in w.metrics().items()]
     rows.append(("sla_ok", 1.0 if result.ok else 0.0, None, now))
     store.log_metrics(run_id, rows)
     store.put_text_artifact(run_id, name=RESULT_ARTIFACT, kind="monitor",
