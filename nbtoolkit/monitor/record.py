@@ -132,3 +132,16 @@ def rollback_on_breach(result: MonitorResult, *, alias: str, run_id: str | None,
     move = registry.rollback(result.model, alias=alias, by="nbtk monitor", reason=reason, store=store, settings=settings)
     out: dict[str, Any] = move.to_dict()
     return out
+
+
+def latest_result(store: Any, model: str) -> dict[str, Any] | None:
+    """The result (``MonitorResult.to_dict()`` plus ``run_id``/``recorded``) of the newest monitor run of ``model``."""
+    run_id = store.latest_run(experiment_name(model))
+    if run_id is None:
+        return None
+    record = store.get_run(run_id)
+    ref = record.artifact(RESULT_ARTIFACT)
+    if ref is None:
+        return None
+    data: dict[str, Any] = json.loads(store.artifacts.read_bytes(ref.digest))
+    return {**data, "run_id": run_id, "recorded": record.ended or record.started}

@@ -15,6 +15,7 @@ from jupyter_server.utils import url_path_join
 from nbtoolkit.errors import InputError, NbToolkitError, RunNotFoundError
 from nbtoolkit.server import API_PREFIX
 from nbtoolkit.server import data as D
+from nbtoolkit.server.monitor_api import MonitorHandler
 
 # Reports render plots; one at a time keeps matplotlib single-threaded and the server responsive.
 _report_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nbtk-report")
@@ -148,5 +149,6 @@ def setup_handlers(web_app: Any, *, root_dir: str) -> None:
         (url_path_join(base, "runs"), RunsHandler, kwargs),
         (url_path_join(base, r"runs/([^/]+)"), RunHandler, kwargs),
         (url_path_join(base, r"runs/([^/]+)/report"), ReportHandler, kwargs),
+        (url_path_join(base, r"monitor/([^/]+)"), MonitorHandler, kwargs),
         (url_path_join(base, r"(.*)"), NotFoundHandler, kwargs),
     ])
