@@ -73,6 +73,18 @@ def test_breach_exits_1_records_a_monitor_run_and_rolls_back(released, project, 
     assert record.metrics["1.0.1.window.error_rate"] == pytest.approx(float((~second["ok"]).mean()))  # last step
     assert record.extra["monitor"]["breaches"][0]["metric"] == "error_rate"
     assert dash.read_text(encoding="utf-8").count("breach-row") == 1
+    # the finding starts the next experiment
+    made = nbtk_cli("new", "cancer-fix", "--from-monitor", run_id[:10], cwd=project)
+    assert made.returncode == 0, made.stderr
+    nb = json.loads((project / "cancer-fix.ipynb").read_text(encoding="utf-8"))
+    cell = next("".join(c["source"]) for c in nb["cells"] if "".join(c["source"]).startswith("%%experiment"))
+    assert cell.startswith("%%experiment cancer-fix --baseline cancer@production\n")
+    assert "Hypothesis: A new version of cancer keeps error_rate <= 0.05 (the SLA)" in cell
+    assert "for version 1.0.1 in the window of 2026-11-30 02:00 UTC" in cell
+    assert "Scope: prediction log of cancer from 2026-11-30 01:00 UTC to 2026-11-30 03:00 UTC" in cell
+    not_monitor = nbtk_cli("new", "other", "--from-monitor", registry.get_version("cancer", "1.0.0", store=store).run_id,
+                           cwd=project)
+    assert not_monitor.returncode == 2 and "not a monitor run" in not_monitor.stderr
 
 
 def test_healthy_log_exits_0_and_keeps_the_alias(released, project, store, tmp_path):

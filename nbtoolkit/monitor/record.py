@@ -145,3 +145,44 @@ def latest_result(store: Any, model: str) -> dict[str, Any] | None:
         return None
     data: dict[str, Any] = json.loads(store.artifacts.read_bytes(ref.digest))
     return {**data, "run_id": run_id, "recorded": record.ended or record.started}
+
+
+def finding(store: Any, ref: str) -> dict[str, str]:
+    """What a monitor run found, as the start of the next experiment (``nbtk new --from-monitor RUN``).
+
+    Returns:
+        ``{"hypothesis", "baseline", "scope"}``: the hypothesis from the first breach (else the
+        drifted features, else the production quality), the production alias of the model as
+        baseline, and the run's data window as scope; all one line.
+
+    Raises:
+        InputError: the run is not a monitor run.
+    """
+    import datetime as dt
+
+    record = store.get_run(ref)
+    summary = record.extra.get("monitor") if record.kind == MONITOR_KIND else None
+    if not summary:
+        raise InputError(f"Run {record.run_id[:8]} is a {record.kind} run, not a monitor run; "
+                         "pass the id `nbtk monitor` printed (or see `nbtk runs -e monitor:MODEL`).")
+    model, short = str(summary["model"]), record.run_id[:8]
+
+    def when(ts: float) -> str:
+        return dt.datetime.fromtimestamp(ts, tz=dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+    breaches, drifted = summary.get("breaches") or [], summary.get("drifted") or []
+    if breaches:
+        b = breaches[0]
+        op = ">=" if b["bound"] == "min" else "<="
+        hypothesis = (f"A new version of {model} keeps {b['metric']} {op} {b['allowed']:g} (the SLA): monitor run {short} "
+                      f"saw {b['metric']} = {b['observed']:.4g} for version {b['version']} in the window of {when(b['start'])}.")
+    elif drifted:
+        hypothesis = (f"Retraining {model} on recent data restores its quality: monitor run {short} found input drift "
+                      f"in {', '.join(drifted[:5])}.")
+    else:
+        hypothesis = f"A new version of {model} beats production on the monitored quality (monitor run {short} found no breach)."
+    period = summary.get("period") or {}
+    scope = (f"prediction log of {model} from {when(period['since'])} to {when(period['until'])} (monitor run {short})"
+             if period else f"prediction log of {model} (monitor run {short})")
+    return {"hypothesis": hypothesis.replace("\\", "/").replace('"""', "'''"), "baseline": f"{model}@{registry.PRODUCTION}",
+            "scope": scope}
