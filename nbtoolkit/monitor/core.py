@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 from nbtoolkit.monitor.cbpe import Calibrator, estimate_binary, estimate_multiclass
 from nbtoolkit.monitor.drift import FeatureDrift, drift_table, inputs_frame
 from nbtoolkit.monitor.quality import (
+    RESAMPLES,
+    WINDOW_RESAMPLES,
     MetricValue,
     SliceMetrics,
     labelled_rows,
@@ -233,9 +235,9 @@ def fit_calibrator(frame: pd.DataFrame, *, min_rows: int = 200) -> Calibrator | 
 
 
 def _report(rows: pd.DataFrame, start: float, end: float, version: str, *, sla: Sla, slices: Sequence[str],
-            metrics: Sequence[str] | None, calibrator: Calibrator | None, positive: Any) -> WindowReport:
+            metrics: Sequence[str] | None, calibrator: Calibrator | None, positive: Any, resamples: int) -> WindowReport:
     labelled = labelled_rows(rows)
-    measured = measured_quality(labelled, metrics=metrics) if labelled is not None else {}
+    measured = measured_quality(labelled, metrics=metrics, resamples=resamples) if labelled is not None else {}
     found: list[SliceMetrics] = []
     for column in slices:
         data = labelled_rows(rows, slice_column=column)
@@ -285,13 +287,13 @@ def monitor(
     options = {"sla": rules, "slices": tuple(slices), "metrics": metrics, "calibrator": calibrator, "positive": positive}
     log["_window"] = window_starts(log["ts"], seconds)
     windows = [
-        _report(rows, float(start), float(start) + seconds, str(version), **options)
+        _report(rows, float(start), float(start) + seconds, str(version), **options, resamples=WINDOW_RESAMPLES)
         for (start, version), rows in log.groupby(["_window", "version"], sort=True)
     ]
     overall = []
     if len(log):
         first, last = float(log["_window"].min()), float(log["_window"].max()) + seconds
-        overall = [_report(rows, first, last, str(version), **options)
+        overall = [_report(rows, first, last, str(version), **options, resamples=RESAMPLES)
                    for version, rows in log.groupby("version", sort=False)]
     drift: list[DriftWindow] = []
     drift_overall: list[FeatureDrift] = []

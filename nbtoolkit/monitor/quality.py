@@ -26,8 +26,10 @@ from nbtoolkit.stats import (
 if TYPE_CHECKING:
     import pandas as pd
 
-#: resamples of the per-window intervals (a window is small; 500 keeps the monitor fast)
+#: bootstrap resamples of the intervals (the whole period; windows use WINDOW_RESAMPLES)
 RESAMPLES = 500
+#: resamples per window: many windows, each a rough interval; 200 keeps the monitor fast
+WINDOW_RESAMPLES = 200
 #: at most this many bootstrap weights in memory at once
 _CHUNK_ELEMENTS = 2_000_000
 Array = Any
@@ -199,7 +201,9 @@ class SliceMetrics:
 def slice_metrics(data: Labelled, column: str, *, metrics: Sequence[str] | None = None) -> list[SliceMetrics]:
     """Per-slice metrics and the worst-slice gap through Fairlearn's ``MetricFrame``.
 
-    Slices with a single class make ``roc_auc`` undefined there; such a metric is left out.
+    One ``MetricFrame`` holds every metric: it groups row positions, and each metric reads its
+    own view of those rows (predicted labels or scores). Slices with a single class make
+    ``roc_auc`` undefined there; such a metric is left out.
     """
     import numpy as np
     import pandas as pd
@@ -207,23 +211,32 @@ def slice_metrics(data: Labelled, column: str, *, metrics: Sequence[str] | None 
 
     if data.groups is None:
         return []
-    out: list[SliceMetrics] = []
+    views: dict[str, tuple[MetricSpec, tuple[Array, Array]]] = {}
     for name in metrics if metrics is not None else data.metric_names():
         spec = METRICS.get(name)
         view = data.view(spec) if spec is not None else None
-        if spec is None or view is None:
-            continue
+        if spec is not None and view is not None:
+            views[name] = (spec, view)
+    if not views:
+        return []
 
-        def score(y_true: Array, y_pred: Array, _spec: MetricSpec = spec) -> float:
-            return float(_spec.fn(np.ones((1, len(y_true))), np.asarray(y_true), np.asarray(y_pred))[0])
+    def scorer(spec: MetricSpec, view: tuple[Array, Array]) -> Any:
+        def score(rows: Array, _same_rows: Array) -> float:
+            idx = np.asarray(rows, dtype=int)
+            return float(spec.fn(np.ones((1, len(idx))), view[0][idx], view[1][idx])[0])
+        return score
 
-        # a named Series: Fairlearn squeezes plain arrays, which breaks on a single row
-        groups = pd.Series(data.groups, name=column)
-        frame = MetricFrame(metrics=score, y_true=view[0], y_pred=view[1], sensitive_features=groups)
-        by_group = {str(k): float(v) for k, v in frame.by_group.items()}
+    rows = np.arange(len(data))
+    # a named Series: Fairlearn squeezes plain arrays, which breaks on a single row
+    frame = MetricFrame(metrics={n: scorer(*v) for n, v in views.items()}, y_true=rows, y_pred=rows,
+                        sensitive_features=pd.Series(data.groups, name=column))
+    gaps = frame.difference()
+    counts = {str(g): int(c) for g, c in zip(*np.unique(data.groups, return_counts=True), strict=True)}
+    out: list[SliceMetrics] = []
+    for name, (spec, _) in views.items():
+        by_group = {str(k): float(v) for k, v in frame.by_group[name].items()}
         if not by_group or any(math.isnan(v) for v in by_group.values()):
             continue
         worst = (min if spec.higher_is_better else max)(by_group, key=lambda k: by_group[k])
-        counts = {str(g): int(c) for g, c in zip(*np.unique(data.groups, return_counts=True), strict=True)}
-        out.append(SliceMetrics(column, name, by_group, counts, worst, float(frame.difference())))
+        out.append(SliceMetrics(column, name, by_group, counts, worst, float(gaps[name])))
     return out
