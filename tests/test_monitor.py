@@ -189,3 +189,18 @@ def test_result_json_has_no_nan() -> None:
 def test_missing_columns_are_named() -> None:
     with pytest.raises(InputError, match="ts"):
         monitor(pd.DataFrame({"version": ["1"], "ok": [True]}))
+
+
+def test_multiclass_estimate_and_measured_accuracy() -> None:
+    # classes 0, 1, 2 (probabilities in sorted class order); the predicted class's probability is
+    # the chance the row is right: (0.7 + 0.6 + 0.5) / 3
+    rows = [
+        {"ts": 1, "prediction": 0, "proba": [0.7, 0.2, 0.1], "label": 0},
+        {"ts": 2, "prediction": 1, "proba": [0.1, 0.6, 0.3], "label": 2},
+        {"ts": 3, "prediction": 2, "proba": [0.25, 0.25, 0.5], "label": 2},
+    ]
+    (window,) = monitor(log_frame(rows), window="1h").windows
+    assert window.estimated["accuracy"].value == pytest.approx(0.6)
+    assert window.estimated["accuracy"].estimated is True
+    assert window.measured["accuracy"].value == pytest.approx(2 / 3)
+    assert set(window.measured) == {"accuracy"}   # binary-only metrics are not computed on three classes

@@ -96,7 +96,9 @@ class Labelled:
         names = computable_metrics(self.labels)
         if self.scores is not None:
             names += [n for n in computable_metrics(self.scores) if METRICS[n].needs in ("scores", "probs")]
-        if len(self.labels.classes) > 2:
+        import numpy as np
+
+        if len(np.union1d(self.labels.y_true, self.labels.y_pred)) > 2:
             names = [n for n in names if n == "accuracy"]
         return list(dict.fromkeys(n for n in METRICS if n in names))
 
