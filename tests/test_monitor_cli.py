@@ -160,3 +160,24 @@ def test_dashboard_opens_in_chromium_without_script_errors(chromium, tmp_path):
 
     assert fmt_number(second_hour.traffic.error_rate) in text
     assert "SLA breach" in text and "mean radius" in text and "size" in text
+
+
+def test_monitor_reads_the_store_log_and_abtests_it(project, store):
+    """Through the store's own prediction log (written as ``nbtk serve`` writes it), no --log file."""
+    if not hasattr(store, "log_predictions"):
+        pytest.skip("this store has no prediction log yet (nbtk serve's store operations are not merged)")
+    frame, rows = _served_log(0.0), []
+    for version in ("1.0.0", "1.0.1"):
+        rows += [{**r, "version": version, "arm": "champion" if version == "1.0.0" else "challenger",
+                  "prediction": r["prediction"] if version == "1.0.1" else 1, "label": None}
+                 for r in frame.to_dict(orient="records")]
+    store.log_predictions(rows)
+    labels = [{"row_id": r["row_id"], "label": r["label"], "ts": T0 + 7200} for r in frame.to_dict(orient="records")]
+    assert store.add_feedback("cancer", labels) == 2 * len(frame)
+    out = nbtk_cli("monitor", "cancer", "--json", cwd=project)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert {w["version"]: w["traffic"]["rows"] for w in data["overall"]} == {"1.0.0": len(frame), "1.0.1": len(frame)}
+    ab = nbtk_cli("abtest", "cancer", "--a", "1.0.0", "--b", "1.0.1", "--success", "accuracy >= a.accuracy + 0.1", cwd=project)
+    assert ab.returncode == 0, ab.stdout + ab.stderr
+    assert f"paired on {len(frame)} shared rows" in ab.stdout
