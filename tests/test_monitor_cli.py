@@ -12,6 +12,7 @@ from _stability import demo_models, make_run, register, set_config
 from conftest import nbtk_cli
 
 from nbtoolkit import registry
+from nbtoolkit.stability.promotion import promote
 
 T0 = 1_796_000_400.0  # 2026-11-30 01:00 UTC, a whole hour
 
@@ -23,8 +24,8 @@ def released(project, store, tmp_path):
     r1, r2 = make_run("cancer-logreg", roc_auc=0.96), make_run("cancer-gbm", roc_auc=0.97)
     register(store, tmp_path / "b", m["lr"], model="cancer", version="1.0.0", run_id=r1)
     register(store, tmp_path / "b", m["gb"], model="cancer", version="1.0.1", run_id=r2)
-    registry.promote("cancer", "1.0.0", to="production", by="ana", reason="first", store=store)
-    registry.promote("cancer", "1.0.1", to="production", by="ana", reason="gbm", store=store)
+    promote("cancer", "1.0.0", to="production", by="ana", reason="first", store=store)
+    promote("cancer", "1.0.1", to="production", by="ana", reason="gbm", store=store)
     return m
 
 

@@ -89,7 +89,7 @@ def monitor_cmd(ctx: click.Context, model: str, version: str | None, window: str
     from nbtoolkit.monitor.dashboard import render_dashboard
     from nbtoolkit.monitor.record import read_table, record_monitor
     from nbtoolkit.monitor.record import rollback_on_breach as roll_back
-    from nbtoolkit.stability.sla import load_sla
+    from nbtoolkit.policy import load_sla
     from nbtoolkit.stats import resolve_metric
 
     unknown = [m for m in metrics if resolve_metric(m) is None]

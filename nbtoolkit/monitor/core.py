@@ -26,7 +26,7 @@ from nbtoolkit.monitor.quality import (
     slice_metrics,
 )
 from nbtoolkit.monitor.windows import Traffic, check_frame, parse_duration, traffic, window_starts
-from nbtoolkit.stability.sla import Sla, SlaBreach, SlaReport
+from nbtoolkit.policy import Sla, SlaBreach, SlaReport
 
 if TYPE_CHECKING:
     import pandas as pd

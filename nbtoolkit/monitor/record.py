@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from nbtoolkit import registry
 from nbtoolkit.errors import InputError
 from nbtoolkit.monitor.core import MonitorResult
+from nbtoolkit.stability import promotion
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -129,7 +130,7 @@ def rollback_on_breach(result: MonitorResult, *, alias: str, run_id: str | None,
     if serving is None or not mine:
         return None
     reason = f"monitor run {run_id or '-'}: SLA breach of {serving}: " + "; ".join(b.breach.describe() for b in mine[:3])
-    move = registry.rollback(result.model, alias=alias, by="nbtk monitor", reason=reason, store=store, settings=settings)
+    move = promotion.rollback(result.model, alias=alias, by="nbtk monitor", reason=reason, store=store, settings=settings)
     out: dict[str, Any] = move.to_dict()
     return out
 

@@ -20,8 +20,8 @@ from nbtoolkit.errors import InputError
 from nbtoolkit.monitor import monitor
 from nbtoolkit.monitor.record import latest_result, read_log
 from nbtoolkit.monitor.windows import parse_duration
+from nbtoolkit.policy import load_sla
 from nbtoolkit.server.data import open_project_store
-from nbtoolkit.stability.sla import load_sla
 
 _MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
