@@ -44,3 +44,55 @@ def test_shadow_latency_percentiles_are_per_row(project):
     assert 0 < (frame["mean radius"].iloc[:60] > 15).mean() < 0.5
     one = nbtk.shadow(m["lr"], SlowOnLarge(m["gb"]), frame.iloc[:60], y="label", batch_size=1, record=False, sla={})
     assert one.latency["challenger"]["latency_p99_ms"] >= 30 > one.latency["challenger"]["latency_p50_ms"]
+
+
+def _released(store, tmp_path, release=None):
+    from _stability import make_run, register
+
+    from nbtoolkit.stability.promotion import promote
+
+    m = demo_models()
+    r1, r2 = make_run("cancer-logreg", roc_auc=0.96), make_run("cancer-gbm", roc_auc=0.97)
+    register(store, tmp_path / "b", m["lr"], model="cancer", version="1.0.0", run_id=r1)
+    register(store, tmp_path / "b", m["gb"], model="cancer", version="1.0.1", run_id=r2, release=release)
+    promote("cancer", "1.0.0", to="production", by="ana", reason="first", store=store)
+    return m
+
+
+def test_canary_checks_the_current_policy_and_says_so(project, store, tmp_path):
+    from _stability import set_config
+    from conftest import nbtk_cli
+
+    from nbtoolkit.export.release import release_plan
+
+    # the bundle froze a lenient plan at export; the project's policy has since become strict
+    frozen = release_plan(None, steps=(50, 100), sla={"max.error_rate": 0.5})
+    m = _released(store, tmp_path, release=frozen)
+    csv = tmp_path / "traffic.csv"
+    m["frame"].to_csv(csv, index=False)
+    set_config(project, "\n[tool.nbtoolkit.sla]\nmin.accuracy = 1.0\n")
+    out = nbtk_cli("canary", "cancer@1.0.0", "cancer@1.0.1", str(csv), "--key", "uid", "--label", "label", cwd=project)
+    assert out.returncode == 1, out.stderr   # the current policy (accuracy 1.0) halts it
+    assert "SLA in effect: the current [tool.nbtoolkit.sla]: min.accuracy 1" in out.stdout
+    assert "frozen release.json plan differs and is not in effect: max.error_rate 0.5" in out.stdout
+    assert "accuracy =" in out.stdout and "< min 1" in out.stdout
+    # --sla wins over both
+    given = nbtk_cli("canary", "cancer@1.0.0", "cancer@1.0.1", str(csv), "--key", "uid", "--label", "label",
+                     "--sla", "max.error_rate=0.01", cwd=project)
+    assert given.returncode == 0, given.stdout + given.stderr
+    assert "SLA in effect: given explicitly (sla= / --sla): max.error_rate 0.01" in given.stdout
+    bad = nbtk_cli("canary", "cancer@1.0.0", "cancer@1.0.1", str(csv), "--key", "uid", "--sla", "max.error_rate", cwd=project)
+    assert bad.returncode == 2 and "BOUND.METRIC=NUMBER" in bad.stderr
+
+
+def test_canary_falls_back_to_the_frozen_plan_without_a_policy(project, store, tmp_path):
+    from nbtoolkit.export.release import release_plan
+
+    frozen = release_plan(None, steps=(50, 100), sla={"min.accuracy": 1.0})
+    m = _released(store, tmp_path, release=frozen)
+    result = nbtk.canary(m["lr"], None, m["frame"], key="uid", y="label", bundle=tmp_path / "b" / "cancer-1.0.1",
+                         record=False, store=store)
+    assert result.summary["sla_source"] == "plan" and result.plan["sla"] == {"min.accuracy": 1.0}
+    assert result.halted
+    plain = nbtk.canary(m["lr"], m["gb"], m["frame"], key="uid", y="label", record=False, store=store)
+    assert plain.summary["sla_source"] == "none" and plain.summary["frozen_plan_sla"] is None
