@@ -149,7 +149,7 @@ def canary(ctx: click.Context, champion: str, challenger: str, data: Path, key: 
            model: str | None, alias: str, plot: Path | None, sla_rules: tuple[str, ...], as_json: bool) -> None:
     """Simulate a canary release of CHALLENGER over DATA replayed in order. Exits 1 when it halts.
 
-    The SLA is --sla, else the current [tool.nbtoolkit.sla] (what the live server checks), else the
+    The SLA is --sla, else the current [tool.nbtoolkit.sla], else the
     bundle's frozen release.json plan; the output says which one is in effect.
     """
     sla: dict[str, float] | None = None

@@ -302,9 +302,9 @@ def sla_in_effect(sla: Sla | Mapping[str, Any] | None, plan_sla: Mapping[str, An
                   settings: Settings | None) -> tuple[Sla, str]:
     """The SLA a canary checks and its source (a key of :data:`SLA_SOURCES`).
 
-    The live server judges a release by the project's current policy, so the simulation does
-    too: an explicit ``sla`` first, then the current ``[tool.nbtoolkit.sla]``; the SLA frozen in
-    the bundle's ``release.json`` applies only when no policy is configured.
+    A release is judged by the project's policy as it is now, not as it was at export: an
+    explicit ``sla`` first, then the current ``[tool.nbtoolkit.sla]``; the SLA frozen in the
+    bundle's ``release.json`` applies only when no policy is configured.
     """
     if sla is not None:
         return as_sla(sla, settings), "argument"
