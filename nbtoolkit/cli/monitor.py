@@ -10,14 +10,22 @@ from typing import Any
 
 import click
 
+from nbtoolkit._io import atomic_write_text
 from nbtoolkit.cli import cli, settings_from, store_from
+from nbtoolkit.display import fmt_number
 from nbtoolkit.errors import InputError
+from nbtoolkit.monitor import monitor
+from nbtoolkit.monitor.abtest import abtest, render_abtest
+from nbtoolkit.monitor.dashboard import render_dashboard
+from nbtoolkit.monitor.record import filter_log, read_log, read_table, record_monitor
+from nbtoolkit.monitor.record import rollback_on_breach as roll_back_alias
+from nbtoolkit.monitor.windows import parse_duration
+from nbtoolkit.policy import load_sla
+from nbtoolkit.stats import resolve_metric
 
 
 def parse_time(text: str | None, *, now: float | None = None) -> float | None:
     """``--since``/``--until``: a duration back from now (``24h``), an ISO date-time (UTC if no zone) or epoch seconds."""
-    from nbtoolkit.monitor.windows import parse_duration
-
     if text is None:
         return None
     now = time.time() if now is None else now
@@ -38,16 +46,12 @@ def parse_time(text: str | None, *, now: float | None = None) -> float | None:
 
 def _load_log(ctx: click.Context, model: str, log: str | None, version: str | None, since: float | None,
               until: float | None) -> Any:
-    from nbtoolkit.monitor.record import filter_log, read_log, read_table
-
     if log is not None:
         return filter_log(read_table(log, what="Log"), model=model, version=version, since=since, until=until)
     return read_log(store_from(ctx), model, version=version, since=since, until=until)
 
 
 def _summary_lines(result: Any) -> list[str]:
-    from nbtoolkit.display import fmt_number
-
     lines = []
     for w in result.overall:
         t = w.traffic
@@ -85,13 +89,6 @@ def monitor_cmd(ctx: click.Context, model: str, version: str | None, window: str
     Exits 1 when a window breaches [tool.nbtoolkit.sla]. Each invocation is recorded as a run of
     kind `monitor` in experiment `monitor:MODEL`.
     """
-    from nbtoolkit.monitor import monitor
-    from nbtoolkit.monitor.dashboard import render_dashboard
-    from nbtoolkit.monitor.record import read_table, record_monitor
-    from nbtoolkit.monitor.record import rollback_on_breach as roll_back
-    from nbtoolkit.policy import load_sla
-    from nbtoolkit.stats import resolve_metric
-
     unknown = [m for m in metrics if resolve_metric(m) is None]
     if unknown:
         raise InputError(f"Unknown metric(s) {', '.join(unknown)}; use e.g. accuracy, roc_auc, f1, log_loss, rmse.")
@@ -105,10 +102,8 @@ def monitor_cmd(ctx: click.Context, model: str, version: str | None, window: str
     source = {"log": Path(log).name if log else "store", "version": version, "since": start, "until": end,
               "window": window, "slices": list(slices), "alias": alias}
     run_id = record_monitor(store, result, source=source)
-    moved = roll_back(result, alias=alias, run_id=run_id, store=store, settings=settings) if rollback_on_breach and not result.ok else None
+    moved = roll_back_alias(result, alias=alias, run_id=run_id, store=store, settings=settings) if rollback_on_breach and not result.ok else None
     if output:
-        from nbtoolkit._io import atomic_write_text
-
         atomic_write_text(Path(output), render_dashboard(result, run_id=run_id, rollback=moved))
     if as_json:
         click.echo(json.dumps({**result.to_dict(), "run_id": run_id, "rollback": moved}, indent=2, allow_nan=False))
@@ -143,19 +138,13 @@ def monitor_cmd(ctx: click.Context, model: str, version: str | None, window: str
 def abtest_cmd(ctx: click.Context, model: str, a: str, b: str, success: tuple[str, ...], metrics: tuple[str, ...],
                since: str | None, until: str | None, log: str | None, output: str | None, as_json: bool) -> None:
     """Compare versions A and B of MODEL on their logged, labelled outcomes; exit 0 when supported, 1 otherwise."""
-    from nbtoolkit.monitor.abtest import abtest, render_abtest
-
     frame = _load_log(ctx, model, log, None, parse_time(since), parse_time(until))
     result = abtest(frame, model=model, a=a, b=b, success=success, metrics=metrics or None)
     if output:
-        from nbtoolkit._io import atomic_write_text
-
         atomic_write_text(Path(output), render_abtest(result))
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2, allow_nan=False))
     else:
-        from nbtoolkit.display import fmt_number
-
         how = f"paired on {result.n_pairs} shared rows" if result.paired else f"unpaired: {result.n_a} vs {result.n_b} rows"
         click.echo(f"{model} {b} vs {a} ({how})")
         for c in result.comparisons:

@@ -29,6 +29,7 @@ from nbtoolkit.stats import (
     METRICS,
     MetricSpec,
     Predictions,
+    align,
     paired_bootstrap,
 )
 from nbtoolkit.verdict import Interval, Verdict, evaluate
@@ -164,8 +165,6 @@ def abtest(
     Raises:
         InputError: a version has no labelled rows, or a criterion does not parse.
     """
-    from nbtoolkit.stats import align
-
     criteria: list[Criterion] = parse_criteria([translate_criterion(t) for t in success])
     log = check_frame(frame)
     log = log[log["ok"] & log["label"].notna()]

@@ -16,6 +16,7 @@ from typing import Any
 import tornado.web
 from jupyter_server.base.handlers import APIHandler
 
+from nbtoolkit.config import load_settings
 from nbtoolkit.errors import InputError
 from nbtoolkit.monitor import monitor
 from nbtoolkit.monitor.record import latest_result, read_log
@@ -52,8 +53,6 @@ class MonitorHandler(APIHandler):
         live = self.get_query_argument("live", "0") not in ("0", "", "false")
         try:
             if live:
-                from nbtoolkit.config import load_settings
-
                 result: dict[str, Any] | None = live_result(
                     store, model, window=self.get_query_argument("window", "1h"),
                     since=self.get_query_argument("since", "") or None, settings=load_settings(self.root_dir))
