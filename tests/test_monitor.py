@@ -204,3 +204,23 @@ def test_multiclass_estimate_and_measured_accuracy() -> None:
     assert window.estimated["accuracy"].estimated is True
     assert window.measured["accuracy"].value == pytest.approx(2 / 3)
     assert set(window.measured) == {"accuracy"}   # binary-only metrics are not computed on three classes
+
+
+def test_monitor_run_report_section(project, store) -> None:
+    from bs4 import BeautifulSoup
+
+    from nbtoolkit.monitor.dashboard import report_section
+    from nbtoolkit.monitor.record import record_monitor
+
+    frame = _ops_frame()
+    frame.loc[0, "version"] = "<b>v</b>"
+    run_id = record_monitor(store, monitor(frame, model="m<i>", window="1m", sla={"max.error_rate": 0.1}))
+    record = store.get_run(run_id)
+    title, html = report_section(record, store)
+    assert title == "Production monitor: m<i>"   # the report template escapes titles
+    soup = BeautifulSoup(html, "html.parser")
+    assert soup.find("b") is None and soup.find("i") is None and "<b>v</b>" in soup.get_text()
+    rows = soup.select("tr.breach-row")
+    assert len(rows) == 1 and "error_rate" in rows[0].get_text() and "0.3333" in rows[0].get_text()
+    other = store.get_run(store.create_run(experiment="x"))
+    assert report_section(other, store) is None

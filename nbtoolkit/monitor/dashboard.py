@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from nbtoolkit.monitor.core import MonitorResult, WindowReport
+from nbtoolkit.monitor.record import MONITOR_KIND, RESULT_ARTIFACT
 from nbtoolkit.report.plots import figure_uri, safe_plot
-from nbtoolkit.report.render import render
+from nbtoolkit.report.render import environment, render
 
 _COLORS = ("#0969da", "#cf222e", "#1a7f37", "#8250df", "#9a6700", "#57606a")
 _SLA_COLOR = "#cf222e"
@@ -107,8 +108,8 @@ def timeseries_plot(result: MonitorResult, quality_metric: str | None) -> str | 
     return figure_uri(fig)
 
 
-def _quality_metric(result: MonitorResult) -> str | None:
-    names = [k for w in result.windows for k in (*w.measured, *w.estimated)]
+def _quality_metric(data: dict[str, Any]) -> str | None:
+    names = [k for w in data["windows"] for k in (*w["measured"], *w["estimated"])]
     for preferred in ("roc_auc", "accuracy", "rmse", "mae"):
         if preferred in names:
             return preferred
@@ -117,7 +118,7 @@ def _quality_metric(result: MonitorResult) -> str | None:
 
 def render_dashboard(result: MonitorResult, *, run_id: str | None = None, rollback: dict[str, Any] | None = None) -> str:
     """The dashboard HTML of ``result`` (self-contained; every value from the log escaped)."""
-    metric = _quality_metric(result)
+    metric = _quality_metric(result.to_dict())
     return render(
         "monitor_dashboard.html.j2", kind="monitor", title=f"Monitor: {result.model}", result=result,
         data=result.to_dict(), run_id=run_id, rollback=rollback, quality_metric=metric,
@@ -131,3 +132,21 @@ def _duration(seconds: float) -> str:
         if seconds >= size and seconds % size == 0:
             return f"{seconds / size:g}{unit}"
     return f"{seconds:g}s"
+
+
+def report_section(record: Any, store: Any) -> tuple[str, str] | None:
+    """Run-report section for runs of kind ``monitor`` (entry point ``nbtoolkit.report_sections``).
+
+    The tables of the dashboard from the run's stored ``monitor.json`` (the time-series figure
+    lives in the dashboard file only); every value escaped by the template.
+    """
+    import json
+
+    ref = record.artifact(RESULT_ARTIFACT) if record.kind == MONITOR_KIND else None
+    if ref is None:
+        return None
+    data = json.loads(store.artifacts.read_bytes(ref.digest))
+    html = environment().get_template("monitor_body.html.j2").render(
+        data=data, plot=None, run_id=record.run_id, rollback=None, quality_metric=_quality_metric(data),
+        window_text=_duration(float(data["window_seconds"])))
+    return f"Production monitor: {data['model']}", f'<div class="nbtk-monitor">{html}</div>'
