@@ -124,6 +124,8 @@ def test_usage_errors_exit_2(project, tmp_path):
     assert bad_window.returncode == 2 and "is not a duration" in bad_window.stderr
     bad_metric = nbtk_cli("monitor", "cancer-gbm", "--log", str(log), "--metric", "vibes", cwd=project)
     assert bad_metric.returncode == 2 and "Unknown metric(s) vibes" in bad_metric.stderr
+    empty = nbtk_cli("monitor", "other-model", "--log", str(log), cwd=project)
+    assert empty.returncode == 0 and "no logged rows for other-model" in empty.stdout
     missing = nbtk_cli("monitor", "cancer-gbm", "--log", str(tmp_path / "nope.jsonl"), cwd=project)
     assert missing.returncode == 2 and "does not exist" in missing.stderr
 

@@ -110,6 +110,8 @@ def monitor_cmd(ctx: click.Context, model: str, version: str | None, window: str
     else:
         click.echo(f"{model}: {sum(w.traffic.rows for w in result.overall)} rows in {len(result.windows)} window report(s); "
                    f"monitor run {run_id}")
+        if not result.overall:
+            click.echo(f"  no logged rows for {model} in this period (serve it with `nbtk serve`, or check --since/--version)")
         for line in _summary_lines(result):
             click.echo(line)
         for b in result.breaches:
