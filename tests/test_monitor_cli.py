@@ -159,7 +159,7 @@ def test_dashboard_opens_in_chromium_without_script_errors(chromium, tmp_path):
     assert injected == 0
     assert "Monitor: cancer<script>" in text and "<img src=x onerror=alert(1)>" in text
     second_hour = [w for w in result.windows if w.version == "1.0.1" and w.start == T0 + 3600][0]
-    from nbtoolkit.display import fmt_number
+    from nbtoolkit.html import fmt_number
 
     assert fmt_number(second_hour.traffic.error_rate) in text
     assert "SLA breach" in text and "mean radius" in text and "size" in text

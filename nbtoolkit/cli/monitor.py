@@ -12,8 +12,8 @@ import click
 
 from nbtoolkit._io import atomic_write_text
 from nbtoolkit.cli import cli, settings_from, store_from
-from nbtoolkit.display import fmt_number
 from nbtoolkit.errors import InputError
+from nbtoolkit.html import fmt_number
 from nbtoolkit.monitor import monitor
 from nbtoolkit.monitor.abtest import abtest, render_abtest
 from nbtoolkit.monitor.dashboard import render_dashboard

@@ -32,7 +32,8 @@ from nbtoolkit.stats import (
     align,
     paired_bootstrap,
 )
-from nbtoolkit.verdict import Interval, Verdict, evaluate
+from nbtoolkit.stats.interval import Interval
+from nbtoolkit.verdict import Verdict, evaluate
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -11,13 +11,14 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
+from nbtoolkit.html import PALETTE, SERIES_COLOURS
 from nbtoolkit.monitor.core import MonitorResult, WindowReport
 from nbtoolkit.monitor.record import MONITOR_KIND, RESULT_ARTIFACT
 from nbtoolkit.report.plots import figure_uri, safe_plot
 from nbtoolkit.report.render import environment, render
 
-_COLORS = ("#0969da", "#cf222e", "#1a7f37", "#8250df", "#9a6700", "#57606a")
-_SLA_COLOR = "#cf222e"
+_COLORS = SERIES_COLOURS
+_SLA_COLOR = PALETTE["red"]
 
 
 def _label(text: Any) -> str:
