@@ -224,3 +224,22 @@ def test_monitor_run_report_section(project, store) -> None:
     assert len(rows) == 1 and "error_rate" in rows[0].get_text() and "0.3333" in rows[0].get_text()
     other = store.get_run(store.create_run(experiment="x"))
     assert report_section(other, store) is None
+
+
+def test_drift_per_window_starts_when_the_shift_starts() -> None:
+    from bs4 import BeautifulSoup
+
+    from nbtoolkit.monitor.dashboard import render_dashboard
+
+    rng = np.random.default_rng(4)
+    # first hour like the training data, second hour shifted by two standard deviations
+    rows = [{"ts": i * 30, "prediction": 1, "inputs": {"x": float(rng.normal(0 if i < 120 else 2))}} for i in range(240)]
+    result = monitor(log_frame(rows), window="1h", reference=pd.DataFrame({"x": rng.normal(size=1000)}))
+    first, second = ({f.feature: f for f in d.features}["x"] for d in result.drift)
+    assert not first.drifted and first.n == 120
+    assert second.drifted and second.psi > 1
+    soup = BeautifulSoup(render_dashboard(result), "html.parser")
+    (row,) = soup.select("tr.drift-window-row")
+    cells = row.find_all("td")
+    assert cells[0].get_text() == "x" and cells[1].find("span", class_="breach") is None
+    assert cells[2].find("span", class_="breach") is not None
