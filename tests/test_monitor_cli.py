@@ -184,3 +184,34 @@ def test_monitor_reads_the_store_log_and_abtests_it(project, store):
     ab = nbtk_cli("abtest", "cancer", "--a", "1.0.0", "--b", "1.0.1", "--success", "accuracy >= a.accuracy + 0.1", cwd=project)
     assert ab.returncode == 0, ab.stdout + ab.stderr
     assert f"paired on {len(frame)} shared rows" in ab.stdout
+
+
+def test_drift_reference_defaults_to_the_data_the_serving_run_tracked(project, store, tmp_path):
+    from conftest import git
+
+    import nbtoolkit as nbtk
+
+    m = demo_models()
+    train = m["X"].iloc[:300][["mean radius", "mean texture"]]
+    train.to_csv(project / "train.csv", index=False)
+    git(project, "add", "train.csv")
+    git(project, "commit", "-q", "-m", "training data")
+    with nbtk.start_run("cancer-gbm", success="roc_auc >= 0.9") as run:
+        nbtk.track_data("train.csv")
+        nbtk.log(roc_auc=0.97)
+    register(store, tmp_path / "b", m["gb"], model="cancer", version="1.0.0", run_id=run.run_id)
+    promote("cancer", "1.0.0", to="production", by="ana", reason="first", store=store)
+    rng = np.random.default_rng(9)
+    log = write_log(log_frame([{"ts": T0 + i, "version": "1.0.0", "prediction": 1,
+                                "inputs": {"mean radius": float(rng.normal(25, 3)), "mean texture": float(t)}}
+                               for i, t in enumerate(train["mean texture"].iloc[:200])], model="cancer"), tmp_path / "log.jsonl")
+    out = nbtk_cli("monitor", "cancer", "--log", str(log), "--json", cwd=project)
+    assert out.returncode == 0, out.stderr
+    drift = {f["feature"]: f for f in json.loads(out.stdout)["drift_overall"]}
+    assert drift["mean radius"]["drifted"] is True and drift["mean texture"]["drifted"] is False
+    text = nbtk_cli("monitor", "cancer", "--log", str(log), cwd=project)
+    assert "drift reference: train.csv" in text.stdout
+    # the file changed since the run recorded it: not the training data any more, so no reference
+    (project / "train.csv").write_text("mean radius\n1\n", encoding="utf-8")
+    changed = nbtk_cli("monitor", "cancer", "--log", str(log), "--json", cwd=project)
+    assert changed.returncode == 0 and json.loads(changed.stdout)["drift_overall"] == []

@@ -17,7 +17,13 @@ from nbtoolkit.html import fmt_number
 from nbtoolkit.monitor import monitor
 from nbtoolkit.monitor.abtest import abtest, render_abtest
 from nbtoolkit.monitor.dashboard import render_dashboard
-from nbtoolkit.monitor.record import filter_log, read_log, read_table, record_monitor
+from nbtoolkit.monitor.record import (
+    filter_log,
+    read_log,
+    read_table,
+    record_monitor,
+    training_reference,
+)
 from nbtoolkit.monitor.record import rollback_on_breach as roll_back_alias
 from nbtoolkit.monitor.windows import parse_duration
 from nbtoolkit.policy import load_sla
@@ -74,7 +80,8 @@ def _summary_lines(result: Any) -> list[str]:
 @click.option("--until", default=None, help="End (same forms as --since).")
 @click.option("--slice", "slices", multiple=True, help="Input column to compute per-slice metrics over (repeatable).")
 @click.option("--metric", "metrics", multiple=True, help="Quality metric to compute (repeatable; default: all computable).")
-@click.option("--reference", type=click.Path(dir_okay=False), default=None, help="Training data for drift (.parquet, .csv, .jsonl).")
+@click.option("--reference", type=click.Path(dir_okay=False), default=None,
+              help="Training data for drift (.parquet, .csv, .jsonl); default: the data file the serving version's run tracked.")
 @click.option("--log", type=click.Path(dir_okay=False), default=None, help="Read an exported prediction log file instead of the store.")
 @click.option("--rollback-on-breach", is_flag=True, help="Roll the alias back when the version it serves breaches the SLA.")
 @click.option("--alias", default="production", show_default=True, help="Alias to roll back.")
@@ -95,12 +102,15 @@ def monitor_cmd(ctx: click.Context, model: str, version: str | None, window: str
     settings = settings_from(ctx)
     start, end = parse_time(since), parse_time(until)
     frame = _load_log(ctx, model, log, version, start, end)
-    ref = read_table(reference, what="Reference") if reference else None
+    ref, ref_source = (read_table(reference, what="Reference"), Path(reference).name) if reference else (None, None)
+    if ref is None:  # the training data the serving version's run tracked, when it is still there unchanged
+        tracked = training_reference(store_from(ctx), model, alias=alias, settings=settings)
+        ref, ref_source = tracked if tracked is not None else (None, None)
     names = [resolve_metric(m).name for m in metrics] if metrics else None  # type: ignore[union-attr]
     result = monitor(frame, model=model, window=window, reference=ref, slices=slices, sla=load_sla(settings), metrics=names)
     store = store_from(ctx)
     source = {"log": Path(log).name if log else "store", "version": version, "since": start, "until": end,
-              "window": window, "slices": list(slices), "alias": alias}
+              "window": window, "slices": list(slices), "alias": alias, "reference": ref_source}
     run_id = record_monitor(store, result, source=source)
     moved = roll_back_alias(result, alias=alias, run_id=run_id, store=store, settings=settings) if rollback_on_breach and not result.ok else None
     if output:
@@ -114,6 +124,8 @@ def monitor_cmd(ctx: click.Context, model: str, version: str | None, window: str
             click.echo(f"  no logged rows for {model} in this period (serve it with `nbtk serve`, or check --since/--version)")
         for line in _summary_lines(result):
             click.echo(line)
+        if ref_source:
+            click.echo(f"  drift reference: {ref_source}")
         for b in result.breaches:
             click.echo(f"SLA breach: {b.describe()}")
         if moved:

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbtoolkit import registry
+from nbtoolkit._io import sha256_file
+from nbtoolkit.config import load_settings
 from nbtoolkit.errors import InputError
 from nbtoolkit.monitor.core import MonitorResult
 from nbtoolkit.stability import promotion
@@ -51,6 +53,29 @@ def read_table(path: str | Path, *, what: str) -> pd.DataFrame:
     if suffix == ".json":
         return pd.read_json(p, dtype=False)
     raise InputError(f"{what} file {p.name!r} has an unknown format; use .parquet, .csv, .jsonl or .json.")
+
+
+def training_reference(store: Any, model: str, *, alias: str = registry.PRODUCTION,
+                       settings: Any = None) -> tuple[pd.DataFrame, str] | None:
+    """The data file the run behind ``model@alias`` tracked (``nbtk.track_data``), as the drift reference.
+
+    Only a tabular file (.parquet, .csv, .jsonl, .json) that still exists under the project root
+    with the sha256 the run recorded is used; otherwise None (pass ``--reference`` instead).
+
+    Returns:
+        ``(frame, path as recorded)`` or None.
+    """
+    version = registry.current(model, alias, store=store, settings=settings)
+    if version is None:
+        return None
+    record = store.get_run(registry.get_version(model, version, store=store, settings=settings).run_id)
+    root = (settings or load_settings()).root
+    for ref in record.data:
+        path = Path(ref.path) if Path(ref.path).is_absolute() else root / ref.path
+        if (path.suffix.lower() in (".parquet", ".csv", ".jsonl", ".ndjson", ".json") and path.is_file()
+                and ref.algo == "sha256" and sha256_file(path) == ref.digest):
+            return read_table(path, what="Reference"), ref.path
+    return None
 
 
 def read_log(store: Any, model: str, *, version: str | None = None, since: float | None = None,
