@@ -243,3 +243,17 @@ def test_drift_per_window_starts_when_the_shift_starts() -> None:
     cells = row.find_all("td")
     assert cells[0].get_text() == "x" and cells[1].find("span", class_="breach") is None
     assert cells[2].find("span", class_="breach") is not None
+
+
+def test_multiclass_cbpe_matches_nannyml() -> None:
+    data = pd.read_csv(DATA / "cbpe_multiclass.csv")
+    expected = json.loads((DATA / "cbpe_nannyml.json").read_text())["multiclass_chunks"]
+    starts = {"chunk0": 0, "chunk1": 3600, "chunk2": 7200}
+    rows = [{"ts": starts[r.period] + i % 750, "prediction": int(r.y_pred), "proba": [r.p0, r.p1, r.p2]}
+            for i, r in enumerate(data.itertuples())]
+    windows = monitor(log_frame(rows), window="1h").windows
+    assert len(windows) == 3
+    for window, want in zip(windows, expected, strict=True):
+        assert window.quality["accuracy"].estimated is True
+        assert window.estimated["accuracy"].value == pytest.approx(want["accuracy"], abs=1e-6)
+        assert window.estimated["roc_auc"].value == pytest.approx(want["roc_auc"], abs=1e-6)

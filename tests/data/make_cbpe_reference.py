@@ -13,6 +13,13 @@ virtual environment::
     /tmp/nannyml-venv/bin/python tests/data/make_cbpe_reference.py
 
 Numbers produced with nannyml 0.13.1 (CBPE, isotonic calibration, chunk_size=750).
+
+Multi-class (``cbpe_multiclass.csv``, the analysis chunks only): three classes whose
+probabilities are the true class probabilities of the generating model, labels drawn from them,
+prediction = argmax; chunks with the first feature shifted by 0, +1 and -1. NannyML runs with
+``NoopCalibrator`` there, so the check is of the estimation itself (expected accuracy = mean
+probability of the predicted class, expected ROC AUC = macro one-vs-rest); calibration is
+checked by the binary set.
 """
 
 from __future__ import annotations
@@ -42,6 +49,40 @@ def make_data() -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
+def make_multiclass() -> pd.DataFrame:
+    rng = np.random.default_rng(7)
+    parts = []
+    for period, shift, n in [("reference", 0.0, 3000), ("chunk0", 0.0, CHUNK), ("chunk1", 1.0, CHUNK), ("chunk2", -1.0, CHUNK)]:
+        x = rng.normal(shift, 1, (n, 2))
+        logits = np.stack([x[:, 0], x[:, 1], -x[:, 0] - x[:, 1]], axis=1) * 1.2
+        p = np.exp(logits)
+        p /= p.sum(1, keepdims=True)
+        p = p.round(6)
+        p[:, 2] = 1 - p[:, 0] - p[:, 1]
+        y = np.array([rng.choice(3, p=pi) for pi in p])
+        parts.append(pd.DataFrame({"period": period, "p0": p[:, 0], "p1": p[:, 1], "p2": p[:, 2], "y_pred": p.argmax(1), "y_true": y}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def multiclass_expected() -> list[dict[str, object]]:
+    import nannyml as nml
+    from nannyml.calibration import NoopCalibrator
+
+    data = make_multiclass()
+    data.to_csv(HERE / "cbpe_multiclass_all.csv", index=False)
+    data = pd.read_csv(HERE / "cbpe_multiclass_all.csv")
+    (HERE / "cbpe_multiclass_all.csv").unlink()
+    data[data.period != "reference"].to_csv(HERE / "cbpe_multiclass.csv", index=False)
+    reference = data[data.period == "reference"].reset_index(drop=True)
+    analysis = data[data.period != "reference"].reset_index(drop=True)
+    est = nml.CBPE(y_pred_proba={0: "p0", 1: "p1", 2: "p2"}, y_pred="y_pred", y_true="y_true", calibrator=NoopCalibrator(),
+                   metrics=["roc_auc", "accuracy"], chunk_size=CHUNK, problem_type="classification_multiclass")
+    est.fit(reference)
+    result = est.estimate(analysis.drop(columns=["y_true"])).filter(period="analysis").to_df()
+    return [{"period": f"chunk{i}", "roc_auc": float(result[("roc_auc", "value")].iloc[i]),
+             "accuracy": float(result[("accuracy", "value")].iloc[i])} for i in range(3)]
+
+
 def main() -> None:
     import nannyml as nml
 
@@ -62,6 +103,7 @@ def main() -> None:
              "accuracy": float(result[("accuracy", "value")].iloc[i])}
             for i in range(len(SHIFTS))
         ],
+        "multiclass_chunks": multiclass_expected(),
     }
     (HERE / "cbpe_nannyml.json").write_text(json.dumps(expected, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(expected, indent=2))
