@@ -94,6 +94,12 @@ def test_cli_exit_codes(project, tmp_path) -> None:
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "paired on 400 shared rows" in ok.stdout and "Verdict: supported" in ok.stdout
     assert "Verdict: <b>supported</b>" in report.read_text(encoding="utf-8")
+    # recorded like an experiment: a run with the verdict
+    from nbtoolkit.store import open_store
+
+    record = open_store().get_run(ok.stdout.split("A/B test run ")[1].split()[0])
+    assert record.kind == "abtest" and record.experiment == "abtest:cancer" and record.verdict == "supported"
+    assert record.metrics["difference.accuracy"] == pytest.approx(record.metrics["b.accuracy"] - record.metrics["a.accuracy"])
     no = nbtk_cli("abtest", "cancer", "--a", "1.0.0", "--b", "1.1.0", "--success", "accuracy >= a.accuracy + 0.3",
                   "--log", str(log), "--json", cwd=project)
     assert no.returncode == 1

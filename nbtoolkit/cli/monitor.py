@@ -21,6 +21,7 @@ from nbtoolkit.monitor.record import (
     filter_log,
     read_log,
     read_table,
+    record_abtest,
     record_monitor,
     training_reference,
 )
@@ -154,10 +155,11 @@ def abtest_cmd(ctx: click.Context, model: str, a: str, b: str, success: tuple[st
     """Compare versions A and B of MODEL on their logged, labelled outcomes; exit 0 when supported, 1 otherwise."""
     frame = _load_log(ctx, model, log, None, parse_time(since), parse_time(until))
     result = abtest(frame, model=model, a=a, b=b, success=success, metrics=metrics or None)
+    run_id = record_abtest(store_from(ctx), result)
     if output:
         atomic_write_text(Path(output), render_abtest(result))
     if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2, allow_nan=False))
+        click.echo(json.dumps({**result.to_dict(), "run_id": run_id}, indent=2, allow_nan=False))
     else:
         how = f"paired on {result.n_pairs} shared rows" if result.paired else f"unpaired: {result.n_a} vs {result.n_b} rows"
         click.echo(f"{model} {b} vs {a} ({how})")
@@ -165,6 +167,7 @@ def abtest_cmd(ctx: click.Context, model: str, a: str, b: str, success: tuple[st
             iv = f" [{fmt_number(c.interval.low)}, {fmt_number(c.interval.high)}]" if c.interval else ""
             click.echo(f"  {c.metric}: A {fmt_number(c.value_a)}  B {fmt_number(c.value_b)}  B-A {fmt_number(c.difference)}{iv}")
         click.echo(repr(result.verdict))
+        click.echo(f"A/B test run {run_id}")
         if output:
             click.echo(f"Report: {output}")
     if result.verdict.status != "supported":

@@ -212,3 +212,26 @@ def finding(store: Any, ref: str) -> dict[str, str]:
              if period else f"prediction log of {model} (monitor run {short})")
     return {"hypothesis": hypothesis.replace("\\", "/").replace('"""', "'''"), "baseline": f"{model}@{registry.PRODUCTION}",
             "scope": scope}
+
+
+def record_abtest(store: Any, result: Any) -> str:
+    """Record an A/B test as a finished run of kind ``abtest`` (experiment ``abtest:<model>``) with its verdict.
+
+    The declaration holds the criteria as written (``a.`` = version A); metrics are ``a.<metric>``,
+    ``b.<metric>`` and ``difference.<metric>``; the verdict is the run's verdict, so the test shows
+    in ``nbtk runs`` and reports like a notebook experiment.
+    """
+    now = time.time()
+    data = result.to_dict()
+    declaration = {"experiment": f"abtest:{result.model}", "hypothesis": f"{result.model} {result.b} beats {result.a} on live traffic",
+                   "success": list(result.success)}
+    run_id: str = store.create_run(experiment=f"abtest:{result.model}", kind="abtest", source="script",
+                                   declaration=declaration, extra={"abtest": data})
+    rows: list[tuple[str, float, int | None, float]] = []
+    for c in data["comparisons"]:
+        for name, key in (("a", "value_a"), ("b", "value_b"), ("difference", "difference")):
+            if c[key] is not None:
+                rows.append((f"{name}.{c['metric']}", float(c[key]), None, now))
+    store.log_metrics(run_id, rows)
+    store.finish_run(run_id, status="finished", verdict=result.verdict.status, verdict_detail=result.verdict.to_dict())
+    return run_id
