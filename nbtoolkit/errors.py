@@ -17,6 +17,7 @@ survive pickling across processes (sweeps run in worker processes and on Dask cl
     │   └── NoActiveRunError        log_* called outside a run
     ├── StoreError                  the project store cannot serve the request
     │   ├── SchemaVersionError      store written by a newer nbtoolkit
+    │   ├── StoreCorruptError       the store database file is damaged (left untouched)
     │   └── ArtifactIntegrityError  an artifact's bytes do not match its digest
     ├── ExecutionError              the work itself failed: exit code 1
     │   └── NotebookExecutionError  a notebook cell raised (papermill / nbclient)
@@ -24,6 +25,9 @@ survive pickling across processes (sweeps run in worker processes and on Dask cl
         ├── GateError               the run is not vetted for export
         │   └── PromotionRefused    a promotion or rollback failed its gates
         └── BundleIntegrityError    a bundle was changed, is incomplete or unsafe
+
+    NbToolkitWarning (UserWarning)  recorded differently from how it was given, or risky setup
+    └── StoreLocationWarning        the SQLite store sits on a network filesystem
 """
 
 from __future__ import annotations
@@ -165,6 +169,24 @@ class SchemaVersionError(StoreError):
         )
 
 
+class StoreCorruptError(StoreError):
+    """The store's SQLite file is damaged; nbtoolkit refuses to open (or replace) it."""
+
+    path: str
+    finding: str
+
+    def __init__(self, path: str, finding: str) -> None:
+        super().__init__(path=path, finding=finding)
+
+    def describe(self) -> str:
+        finding = " ".join(self.finding.split())[:300]
+        return (
+            f"The store database {self.path} is damaged ({finding}); it was left untouched. "
+            "Run `nbtk store check` for details, then restore it from a copy made with "
+            "`nbtk store backup` (or move it aside to start an empty store)."
+        )
+
+
 class ArtifactIntegrityError(StoreError):
     """An artifact's content does not match its recorded digest."""
 
@@ -268,3 +290,11 @@ class PromotionRefused(GateError):
     def describe(self) -> str:
         lines = "\n".join(f"  - {u}" for u in self.unmet)
         return f"Promotion of {self.model} {self.version} to {self.alias} refused:\n{lines}"
+
+
+class NbToolkitWarning(UserWarning):
+    """Something was recorded differently from how it was given, or the set-up is risky."""
+
+
+class StoreLocationWarning(NbToolkitWarning):
+    """The embedded SQLite store sits on a network filesystem, where WAL is unsafe."""

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from nbtoolkit import _json
 from nbtoolkit.config import Settings, load_settings
-from nbtoolkit.errors import InputError, NoActiveRunError, RunNotFoundError
+from nbtoolkit.errors import InputError, NbToolkitWarning, NoActiveRunError, RunNotFoundError
 
 if TYPE_CHECKING:
     from nbtoolkit.declaration import Declaration
@@ -33,10 +33,6 @@ if TYPE_CHECKING:
 FLUSH_INTERVAL_S = 1.0
 HEARTBEAT_INTERVAL_S = 15.0
 MAX_BUFFER = 50_000
-
-
-class NbToolkitWarning(UserWarning):
-    """Something was recorded differently from how it was given (e.g. a repr for a non-JSON value)."""
 
 
 def _check_name(name: Any, what: str) -> str:

@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,10 +16,22 @@ from sqlalchemy import and_, delete, func, insert, inspect, select, update
 from sqlalchemy.engine import Connection
 
 from nbtoolkit import _json
-from nbtoolkit.errors import SchemaVersionError
+from nbtoolkit.errors import SchemaVersionError, StoreCorruptError, StoreError, StoreLocationWarning
 from nbtoolkit.store import schema as S
 from nbtoolkit.store.artifacts import ArtifactStore
-from nbtoolkit.store.engine import enable_wal, make_engines, pid_alive, process_start_time, transact
+from nbtoolkit.store.engine import (
+    describe_engine,
+    disk_is_full,
+    enable_wal,
+    insert_ignore,
+    is_disk_full_error,
+    lock_for_migration,
+    make_engines,
+    pid_alive,
+    process_start_time,
+    transact,
+)
+from nbtoolkit.store.sqlite_file import check_database_file, network_filesystem
 from nbtoolkit.store.reads import RunReads
 from nbtoolkit.store.records import Approval, ArtifactRef, DataRef
 
@@ -31,12 +44,26 @@ MetricRow = tuple[str, float, "int | None", float]  # (name, value, step, timest
 
 def _ensure_experiment(conn: Connection, name: str, now: float) -> None:
     if conn.execute(select(S.experiments.c.name).where(S.experiments.c.name == name)).first() is None:
-        conn.execute(insert(S.experiments).values(name=name, created=now))
+        insert_ignore(conn, S.experiments, [{"name": name, "created": now}])
 
 
 def new_id() -> str:
     """Return a new 32-hex-character run id."""
     return uuid.uuid4().hex
+
+
+def _warn_if_network_filesystem(folder: Path) -> None:
+    fstype = network_filesystem(folder)
+    if fstype is not None:
+        warnings.warn(
+            StoreLocationWarning(
+                f"The store {folder} is on a network filesystem ({fstype}). SQLite's WAL journal is "
+                "unsafe there (records can be lost or corrupted when several machines write). Put the "
+                "store on a local disk, or use a shared PostgreSQL store: "
+                "NBTOOLKIT_STORE=postgresql://user@host/db (pip install 'nbtoolkit[team]')."
+            ),
+            stacklevel=3,
+        )
 
 
 class Store(RunReads):
@@ -46,6 +73,11 @@ class Store(RunReads):
         path: the store folder (``.nbtoolkit/``); created when missing.
         url: optional SQLAlchemy URL of a server database; default SQLite ``path/store.db``.
         redactor: scrubs secrets from every text written (see :mod:`nbtoolkit.redact`).
+
+    Opening writes nothing unless the schema must be created or upgraded, or runs of dead
+    processes must be marked ``crashed`` (skipped when the disk is full), so reading works on
+    a full disk. A damaged SQLite file raises :class:`~nbtoolkit.errors.StoreCorruptError`
+    and is never replaced.
     """
 
     def __init__(self, path: str | Path, *, url: str | None = None, redactor: Any = None) -> None:
@@ -53,7 +85,12 @@ class Store(RunReads):
         self.path.mkdir(parents=True, exist_ok=True)
         self.db_path = self.path / "store.db"
         self.url = url
-        self._read, self._write = make_engines(url, str(self.db_path))
+        low_disk = False
+        if url is None:
+            check_database_file(self.db_path)
+            _warn_if_network_filesystem(self.path)
+            low_disk = self.db_path.is_file() and disk_is_full(str(self.path))
+        self._read, self._write = make_engines(url, str(self.db_path), low_disk=low_disk)
         self.artifacts = ArtifactStore(self.path / "artifacts")
         self._redactor = redactor
         self._lock_cache: dict[str, Any] = {}
@@ -62,21 +99,57 @@ class Store(RunReads):
         self._probe_lock = threading.Lock()
         self.listing_cache: dict[Any, tuple[int, Any]] = {}  # see nbtoolkit.query.runs
         self._local = threading.local()
-        enable_wal(self._write)
+        if not low_disk:
+            enable_wal(self._write)
         self._migrate()
-        self.recover_stale_runs()
+        try:
+            self.recover_stale_runs()
+        except StoreError as exc:
+            if not is_disk_full_error(exc):
+                raise
+
+    def __repr__(self) -> str:
+        return f"Store({self.location_display!r})"
+
+    @property
+    def location(self) -> str:
+        """What ``NBTOOLKIT_STORE`` must say to open this store again (folder or database URL)."""
+        return self.url if self.url is not None else str(self.path.resolve())
+
+    @property
+    def location_display(self) -> str:
+        """The store's location, safe to print (a server URL without its password)."""
+        return str(self.path) if self.url is None else describe_engine(self._write)
 
     # ------------------------------------------------------------------ schema
+    def _found_version(self, conn: Connection) -> int | None:
+        if "meta" not in set(inspect(conn).get_table_names()):
+            return None
+        value = conn.execute(select(S.meta.c.value).where(S.meta.c.key == "schema_version")).scalar()
+        return None if value is None else int(value)
+
     def _migrate(self) -> None:
+        found = self.read(self._found_version)
+        if found is not None and found > S.SCHEMA_VERSION:
+            raise SchemaVersionError(found, S.SCHEMA_VERSION, self.location_display)
+        if found == S.SCHEMA_VERSION:
+            return  # nothing to write: reading works on a full disk or a read-only copy
+
         def run(conn: Connection) -> None:
+            lock_for_migration(conn)
             tables = set(inspect(conn).get_table_names())
             if "meta" not in tables:
+                ours = tables & set(S.metadata.tables)
+                if ours:
+                    raise StoreCorruptError(
+                        self.location_display, f"it holds store tables ({', '.join(sorted(ours))}) but no schema version"
+                    )
                 S.metadata.create_all(conn)
                 conn.execute(insert(S.meta).values(key="schema_version", value=str(S.SCHEMA_VERSION)))
                 return
             found = int(conn.execute(select(S.meta.c.value).where(S.meta.c.key == "schema_version")).scalar_one())
             if found > S.SCHEMA_VERSION:
-                raise SchemaVersionError(found, S.SCHEMA_VERSION, str(self.path))
+                raise SchemaVersionError(found, S.SCHEMA_VERSION, self.location_display)
             for version in range(found, S.SCHEMA_VERSION):
                 S.MIGRATIONS[version](conn)
             if found != S.SCHEMA_VERSION:
@@ -450,8 +523,7 @@ class Store(RunReads):
             text = _json.canonical(clean)
 
             def run(conn: Connection) -> None:
-                if conn.execute(select(S.locks.c.lock_hash).where(S.locks.c.lock_hash == lock_hash)).first() is None:
-                    conn.execute(insert(S.locks).values(lock_hash=lock_hash, created=time.time(), body=text))
+                insert_ignore(conn, S.locks, [{"lock_hash": lock_hash, "created": time.time(), "body": text}])
 
             self.write(run)
         self._stored_locks.add(lock_hash)
