@@ -149,6 +149,18 @@ def enable_wal(engine: Engine) -> None:
     retry(switch, where=engine.url.database or "")
 
 
+def migration_engine(engine: Engine) -> Engine:
+    """The engine to create or migrate the schema with.
+
+    PostgreSQL: READ COMMITTED, so that after waiting for :func:`lock_for_migration` the
+    transaction sees the tables another client just created (a SERIALIZABLE snapshot would be
+    taken before the wait).
+    """
+    if engine.dialect.name == "postgresql":
+        return engine.execution_options(isolation_level="READ COMMITTED")
+    return engine
+
+
 def lock_for_migration(conn: Connection) -> None:
     """Serialise schema creation and migration between clients that start at the same time.
 

@@ -27,6 +27,7 @@ from nbtoolkit.store.engine import (
     is_disk_full_error,
     lock_for_migration,
     make_engines,
+    migration_engine,
     pid_alive,
     process_start_time,
     transact,
@@ -157,7 +158,7 @@ class Store(RunReads):
                     update(S.meta).where(S.meta.c.key == "schema_version").values(value=str(S.SCHEMA_VERSION))
                 )
 
-        transact(self._write, run)
+        transact(migration_engine(self._write), run)
 
     @property
     def schema_version(self) -> int:
