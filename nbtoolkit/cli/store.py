@@ -9,7 +9,7 @@ import click
 
 from nbtoolkit.cli import cli, settings_from
 from nbtoolkit.config import Settings, load_settings
-from nbtoolkit.errors import InputError
+from nbtoolkit.errors import InputError, StoreCorruptError
 from nbtoolkit.store import Store, open_store
 from nbtoolkit.store.maintenance import CheckResult, backup_store, check_sqlite_file, check_store, copy_store
 
@@ -38,7 +38,10 @@ def _open_checked(settings: Settings) -> Store | CheckResult:
             return damaged
         if not (settings.store_path / "store.db").is_file():
             raise InputError(f"{settings.store_path} holds no store (no store.db); check the path or --store.")
-    return open_store(settings)
+    try:
+        return open_store(settings)
+    except StoreCorruptError as exc:
+        return CheckResult(settings.store_display, problems=[f"database: {exc.finding}"])
 
 
 def _print_check(result: CheckResult) -> None:

@@ -76,11 +76,11 @@ def _sqlite_engine(path: str, *, immediate: bool, exclusive: bool = False) -> En
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
         cur = dbapi_conn.cursor()
+        if exclusive:  # before anything touches the database (and its shared-memory index)
+            cur.execute("PRAGMA locking_mode=EXCLUSIVE")
         cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
-        if exclusive:
-            cur.execute("PRAGMA locking_mode=EXCLUSIVE")
         cur.close()
 
     @event.listens_for(engine, "begin")

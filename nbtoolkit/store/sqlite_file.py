@@ -13,6 +13,7 @@ from pathlib import Path
 
 from nbtoolkit.errors import StoreCorruptError
 
+MOUNTS_FILE = "/proc/mounts"
 SQLITE_MAGIC = b"SQLite format 3\x00"
 HEADER_SIZE = 100
 
@@ -119,7 +120,7 @@ def filesystem_type(path: str | Path, mounts: str | None = None) -> str | None:
     """
     if mounts is None:
         try:
-            with open("/proc/mounts", encoding="utf-8", errors="replace") as fh:
+            with open(MOUNTS_FILE, encoding="utf-8", errors="replace") as fh:
                 mounts = fh.read()
         except OSError:
             return None
