@@ -12,7 +12,6 @@ from typing import Any
 
 import nbformat
 import pytest
-
 from _servers import PostgresServer, postgres_bin, postgres_server
 
 ROOT = Path(__file__).resolve().parent.parent

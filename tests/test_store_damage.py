@@ -213,8 +213,7 @@ def test_network_filesystem_detection(path: str, expected: str | None) -> None:
 
 def test_store_on_a_network_filesystem_warns_at_open(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from nbtoolkit.errors import NbToolkitWarning, StoreLocationWarning
-    from nbtoolkit.store import Store
-    from nbtoolkit.store import sqlite_file
+    from nbtoolkit.store import Store, sqlite_file
 
     folder = tmp_path / "store"
     mounts = tmp_path / "mounts"

@@ -11,7 +11,13 @@ from nbtoolkit.cli import cli, settings_from
 from nbtoolkit.config import Settings, load_settings
 from nbtoolkit.errors import InputError, StoreCorruptError
 from nbtoolkit.store import Store, open_store
-from nbtoolkit.store.maintenance import CheckResult, backup_store, check_sqlite_file, check_store, copy_store
+from nbtoolkit.store.maintenance import (
+    CheckResult,
+    backup_store,
+    check_sqlite_file,
+    check_store,
+    copy_store,
+)
 
 
 @cli.group("store")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import importlib.util
+import logging
 import os
 import random
 import sqlite3
@@ -107,6 +108,19 @@ def server_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+class _QuietPipelineAbort(logging.Filter):
+    """Drop psycopg's warning about a pipeline aborted by a serialization failure we retry."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("error ignored terminating")
+
+
+def _quiet_psycopg() -> None:
+    logger = logging.getLogger("psycopg")
+    if not any(isinstance(f, _QuietPipelineAbort) for f in logger.filters):
+        logger.addFilter(_QuietPipelineAbort())
+
+
 def make_engines(url: str | None, sqlite_path: str, *, low_disk: bool = False) -> tuple[Engine, Engine]:
     """Return ``(read_engine, write_engine)`` for a store.
 
@@ -120,6 +134,7 @@ def make_engines(url: str | None, sqlite_path: str, *, low_disk: bool = False) -
         path = sqlite_path if url is None else url.split("///", 1)[-1]
         return _sqlite_engine(path, immediate=False, exclusive=low_disk), _sqlite_engine(path, immediate=True)
     full = server_url(url)
+    _quiet_psycopg()
     read = create_engine(full, pool_pre_ping=True, pool_size=2, max_overflow=4)
     write = create_engine(full, pool_pre_ping=True, pool_size=2, max_overflow=4, isolation_level="SERIALIZABLE")
     _guard_fork(read)

@@ -13,6 +13,7 @@ import sqlite3
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from sqlalchemy.engine import Connection
 from nbtoolkit._io import sha256_file
 from nbtoolkit.errors import InputError, StoreCorruptError, StoreError
 from nbtoolkit.store import schema as S
-from nbtoolkit.store.engine import insert_ignore, retry, sync_id_sequence, transact
+from nbtoolkit.store.engine import insert_ignore, retry, sync_id_sequence
 from nbtoolkit.store.sqlite_file import check_database_file
 from nbtoolkit.store.store import Store
 
@@ -229,6 +230,7 @@ def _copy_batch(dst: Store, table: Table, rows: list[dict[str, Any]], result: Co
     columns = [c.name for c in table.columns]
 
     def run(conn: Connection) -> tuple[int, int, list[str]]:
+        cond: Any
         if table.primary_key.columns:
             cond = tuple_(*[table.c[k] for k in keys]).in_([tuple(r[k] for k in keys) for r in rows])
         elif "run_id" in table.c:
@@ -300,6 +302,6 @@ def copy_store(src: Store, dst: Store) -> CopyResult:
                     batch = []
             if batch:
                 _copy_batch(dst, target, batch, result)
-        transact(dst._write, lambda conn, t=target: sync_id_sequence(conn, t))
+        dst.write(partial(sync_id_sequence, table=target))
     return result
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import warnings
 from pathlib import Path
 
-from nbtoolkit.errors import StoreCorruptError
+from nbtoolkit.errors import StoreCorruptError, StoreLocationWarning
 
 MOUNTS_FILE = "/proc/mounts"
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -144,3 +145,18 @@ def network_filesystem(path: str | Path, mounts: str | None = None) -> str | Non
         return None
     base = fstype.lower()
     return fstype if base in NETWORK_FS_TYPES or base.split(".", 1)[0] in {"nfs", "cifs", "smb3"} else None
+
+
+def warn_if_network_filesystem(folder: Path) -> None:
+    """Warn (:class:`~nbtoolkit.errors.StoreLocationWarning`) when ``folder`` is on a network filesystem."""
+    fstype = network_filesystem(folder)
+    if fstype is not None:
+        warnings.warn(
+            StoreLocationWarning(
+                f"The store {folder} is on a network filesystem ({fstype}). SQLite's WAL journal is "
+                "unsafe there (records can be lost or corrupted when several machines write). Put the "
+                "store on a local disk, or use a shared PostgreSQL store: "
+                "NBTOOLKIT_STORE=postgresql://user@host/db (pip install 'nbtoolkit[team]')."
+            ),
+            stacklevel=3,
+        )

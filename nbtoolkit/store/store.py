@@ -7,7 +7,6 @@ import socket
 import threading
 import time
 import uuid
-import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from sqlalchemy import and_, delete, func, insert, inspect, select, update
 from sqlalchemy.engine import Connection
 
 from nbtoolkit import _json
-from nbtoolkit.errors import SchemaVersionError, StoreCorruptError, StoreError, StoreLocationWarning
+from nbtoolkit.errors import SchemaVersionError, StoreCorruptError, StoreError
 from nbtoolkit.store import schema as S
 from nbtoolkit.store.artifacts import ArtifactStore
 from nbtoolkit.store.engine import (
@@ -32,9 +31,9 @@ from nbtoolkit.store.engine import (
     process_start_time,
     transact,
 )
-from nbtoolkit.store.sqlite_file import check_database_file, network_filesystem
 from nbtoolkit.store.reads import RunReads
 from nbtoolkit.store.records import Approval, ArtifactRef, DataRef
+from nbtoolkit.store.sqlite_file import check_database_file, warn_if_network_filesystem
 
 #: A run whose heartbeat is older than this, on another host, is considered crashed.
 STALE_HEARTBEAT_S = 300.0
@@ -51,20 +50,6 @@ def _ensure_experiment(conn: Connection, name: str, now: float) -> None:
 def new_id() -> str:
     """Return a new 32-hex-character run id."""
     return uuid.uuid4().hex
-
-
-def _warn_if_network_filesystem(folder: Path) -> None:
-    fstype = network_filesystem(folder)
-    if fstype is not None:
-        warnings.warn(
-            StoreLocationWarning(
-                f"The store {folder} is on a network filesystem ({fstype}). SQLite's WAL journal is "
-                "unsafe there (records can be lost or corrupted when several machines write). Put the "
-                "store on a local disk, or use a shared PostgreSQL store: "
-                "NBTOOLKIT_STORE=postgresql://user@host/db (pip install 'nbtoolkit[team]')."
-            ),
-            stacklevel=3,
-        )
 
 
 class Store(RunReads):
@@ -89,7 +74,7 @@ class Store(RunReads):
         low_disk = False
         if url is None:
             check_database_file(self.db_path)
-            _warn_if_network_filesystem(self.path)
+            warn_if_network_filesystem(self.path)
             low_disk = self.db_path.is_file() and disk_is_full(str(self.path))
         self._read, self._write = make_engines(url, str(self.db_path), low_disk=low_disk)
         self.artifacts = ArtifactStore(self.path / "artifacts")
