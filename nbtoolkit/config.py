@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from urllib.parse import urlsplit, urlunsplit
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -98,13 +99,15 @@ class Settings:
 
 def mask_url(url: str) -> str:
     """Return ``url`` with any password replaced by ``***`` (safe for messages and logs)."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
     try:
-        return make_url(url).render_as_string(hide_password=True)
-    except (ArgumentError, ValueError):
+        parts = urlsplit(url)
+        has_password = parts.password is not None
+    except ValueError:
         return re.sub(r"(://[^/@:]*:)[^/@]*@", r"\1***@", url)
+    if not has_password:
+        return url
+    userinfo, host = parts.netloc.rsplit("@", 1)
+    return urlunsplit(parts._replace(netloc=f"{userinfo.split(':', 1)[0]}:***@{host}"))
 
 
 def _store_location(value: str, *, root: Path, relative_to_root: bool) -> tuple[Path, str | None]:

@@ -157,7 +157,7 @@ def test_many_clients_creating_the_schema_at_once(postgres_url: str, tmp_path: P
 
     store = Store(tmp_path / "check", url=postgres_url)
     assert {o.strip() for o, _ in outs} == {str(schema.SCHEMA_VERSION)}
-    assert store.read(lambda c: c.execute(schema.meta.select()).all()) == [("schema_version", str(schema.SCHEMA_VERSION))]
+    assert store._read(lambda c: c.execute(schema.meta.select()).all()) == [("schema_version", str(schema.SCHEMA_VERSION))]
     runs, params, _ = store.query_runs(experiment="race")
     assert len(runs) == 8 and len(params) == 8
 
@@ -179,7 +179,7 @@ def test_same_migrations_upgrade_a_v2_postgres_store(postgres_url: str, tmp_path
     store = Store(tmp_path / "s", url=postgres_url)
     assert store.schema_version == schema.SCHEMA_VERSION
     assert store.get_run("abab").experiment == "old"
-    assert "alias_history" in store.read(lambda c: c.dialect.get_table_names(c))
+    assert "alias_history" in store._read(lambda c: c.dialect.get_table_names(c))
 
 
 def test_store_code_has_no_sqlite_only_sql() -> None:

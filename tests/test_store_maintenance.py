@@ -46,7 +46,7 @@ def _populate(store: Any) -> dict[str, str]:
             conn.execute(insert(S.alias_history).values(model="m", alias="production", from_version=frm, to_version=to,
                                                        action="promote" if i < 2 else "rollback", by="ops", created=10.0 + i))
 
-    store.write(registry)
+    store._write(registry)
     return {"parent": parent, "child": child, "repro": repro}
 
 
@@ -60,7 +60,7 @@ def _dump(store: Any) -> dict[str, list[tuple[Any, ...]]]:
     for table in S.metadata.sorted_tables:
         if table.name == "meta":
             continue
-        rows = store.read(lambda c, t=table: c.execute(select(t)).all())
+        rows = store._read(lambda c, t=table: c.execute(select(t)).all())
         out[table.name] = sorted((tuple(r) for r in rows), key=repr)
     return out
 
@@ -91,7 +91,7 @@ def test_copy_sqlite_to_postgres_and_back_keeps_everything(project: Path, postgr
     assert rec.parent_id == ids["parent"] and rec.params == {"lr": 0.2}
     # ids of approvals / history keep counting after the copied ones
     target.add_approval(ids["repro"], by="new", note="")
-    ids_now = [r[0] for r in target.read(lambda c: c.exec_driver_sql("SELECT id FROM approvals ORDER BY id").all())]
+    ids_now = [r[0] for r in target._read(lambda c: c.exec_driver_sql("SELECT id FROM approvals ORDER BY id").all())]
     assert ids_now == [1, 2, 3]
 
     back_folder = tmp_path / "back" / ".nbtoolkit"
@@ -193,12 +193,12 @@ def test_copy_reports_rows_that_differ_instead_of_overwriting(project: Path, tmp
     dst_folder = tmp_path / "dst"
     assert nbtk_cli("store", "copy", str(project / ".nbtoolkit"), str(dst_folder), cwd=project).returncode == 0
     dst = Store(dst_folder)
-    dst.write(lambda c: c.execute(update(S.approvals).where(S.approvals.c.id == 1).values(note="edited in dst")))
+    dst._write(lambda c: c.execute(update(S.approvals).where(S.approvals.c.id == 1).values(note="edited in dst")))
     dst.dispose()
     result = nbtk_cli("store", "copy", str(project / ".nbtoolkit"), str(dst_folder), cwd=project)
     assert result.returncode == 1
     assert "CONFLICT" in result.stdout and "approvals {'id': 1}" in result.stdout
-    assert Store(dst_folder).read(lambda c: c.execute(S.approvals.select().where(S.approvals.c.id == 1)).one().note) == "edited in dst"
+    assert Store(dst_folder)._read(lambda c: c.execute(S.approvals.select().where(S.approvals.c.id == 1)).one().note) == "edited in dst"
 
 
 @pytest.mark.parametrize("where", ["src", "dst"])

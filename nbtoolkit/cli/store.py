@@ -11,13 +11,7 @@ from nbtoolkit.cli import cli, settings_from
 from nbtoolkit.config import Settings, load_settings
 from nbtoolkit.errors import InputError, StoreCorruptError
 from nbtoolkit.store import Store, open_store
-from nbtoolkit.store.maintenance import (
-    CheckResult,
-    backup_store,
-    check_sqlite_file,
-    check_store,
-    copy_store,
-)
+from nbtoolkit.store.maintenance import CheckResult, check_sqlite_file
 
 
 @cli.group("store")
@@ -81,7 +75,7 @@ def check_cmd(ctx: click.Context, against: str | None) -> None:
             _print_check(other)
             sys.exit(1)
         source = other
-    result = check_store(opened, against=source)
+    result = opened.check(against=source)
     _print_check(result)
     if not result.ok:
         sys.exit(1)
@@ -96,7 +90,7 @@ def backup_cmd(ctx: click.Context, dest: str) -> None:
     if isinstance(opened, CheckResult):
         _print_check(opened)
         sys.exit(1)
-    db = backup_store(opened, Path(dest))
+    db = opened.backup(Path(dest))
     click.echo(f"backed up {opened.location_display} to {db.parent} (open it with --store {db.parent})")
 
 
@@ -121,7 +115,7 @@ def copy_cmd(ctx: click.Context, src: str, dst: str) -> None:
             _print_check(damaged)
             sys.exit(1)
     target = open_store(target_settings)
-    result = copy_store(source, target)
+    result = source.copy_into(target)
     added = sum(result.added.values())
     click.echo(
         f"copied {source.location_display} -> {target.location_display}: {added} rows added, "
