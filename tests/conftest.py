@@ -92,6 +92,8 @@ def backend(request: pytest.FixtureRequest, project: Path, monkeypatch: pytest.M
     if request.param == "postgresql":
         server: PostgresServer = request.getfixturevalue("postgres")
         monkeypatch.setenv("NBTOOLKIT_STORE", server.new_database())
+        # a server store keeps its blobs at an explicit artifact location (here: the project's)
+        monkeypatch.setenv("NBTOOLKIT_ARTIFACTS", str(project / ".nbtoolkit" / "artifacts"))
     store = open_store()
     yield store
     store.dispose()

@@ -188,7 +188,8 @@ def test_store_code_has_no_sqlite_only_sql() -> None:
 
     folder = Path(__file__).resolve().parent.parent / "nbtoolkit" / "store"
     allowed = {"engine.py", "sqlite_file.py", "maintenance.py"}
-    pattern = re.compile(r"INSERT OR|PRAGMA (?!data_version)|sqlite_master|ON CONFLICT|AUTOINCREMENT", re.I)
+    # SQL keywords as written in SQL text (SQLAlchemy's portable ``autoincrement=True`` is fine)
+    pattern = re.compile(r"INSERT OR|PRAGMA (?!data_version)|sqlite_master|ON CONFLICT|AUTOINCREMENT|RETURNING")
     offenders = [
         f"{p.name}:{n}" for p in folder.glob("*.py") if p.name not in allowed
         for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
@@ -196,3 +197,25 @@ def test_store_code_has_no_sqlite_only_sql() -> None:
     ]
     assert offenders == []
 
+
+
+@pytest.mark.slow
+def test_nbtk_run_kernel_records_into_postgres(project: Path, postgres_url: str) -> None:
+    """The runner and the notebook's kernel share one run in the server database, none in SQLite."""
+    import shutil
+
+    from conftest import TEST_NOTEBOOKS
+
+    from nbtoolkit.store import open_store
+
+    nb = Path(shutil.copy(TEST_NOTEBOOKS / "params_all_types.ipynb", project / "nb.ipynb"))
+    env = {"NBTOOLKIT_STORE": postgres_url, "NBTOOLKIT_ARTIFACTS": str(project / ".nbtoolkit" / "artifacts")}
+    res = nbtk_cli("run", str(nb), "-p", "count", "7", cwd=project, env=env)
+    assert res.returncode == 0, res.stderr
+    store = open_store(path=postgres_url)
+    runs, _, _ = store.query_runs()
+    assert len(runs) == 1
+    rec = store.get_run(runs[0]["run_id"])
+    assert (rec.experiment, rec.status, rec.params["count"]) == ("param-types", "finished", 7)
+    assert "score" in rec.metrics and rec.artifact("output.ipynb") is not None
+    assert not (project / ".nbtoolkit" / "store.db").exists()

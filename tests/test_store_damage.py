@@ -149,6 +149,8 @@ def _fill(folder: Path) -> None:
 
 
 def test_reading_works_on_a_full_disk(full_disk: Path, project: Path, tmp_path: Path) -> None:
+    from nbtoolkit.config import load_settings
+    from nbtoolkit.envlock import capture_lock
     from nbtoolkit.server.data import run_summaries
     from nbtoolkit.store import Store
 
@@ -157,6 +159,9 @@ def test_reading_works_on_a_full_disk(full_disk: Path, project: Path, tmp_path: 
     # a run whose process is gone: recovery would have to write; it must not block reading
     store = Store(folder)
     dead = store.create_run(experiment="precious", pid=2**22 + 12345)
+    lock = capture_lock(load_settings(project))
+    store.put_lock(lock.hash, lock.to_dict())
+    store.update_run(rid, lock_hash=lock.hash)
     store.dispose()
     _fill(full_disk)
     env = {"NBTOOLKIT_STORE": str(folder)}
@@ -167,6 +172,9 @@ def test_reading_works_on_a_full_disk(full_disk: Path, project: Path, tmp_path: 
     shown = nbtk_cli("show", rid[:8], cwd=project, env=env)
     assert shown.returncode == 0, shown.stderr
     assert "auc" in shown.stdout
+    env_show = nbtk_cli("env", "show", rid[:8], cwd=project, env=env)
+    assert env_show.returncode == 0, env_show.stderr
+    assert f"lock {lock.hash[:12]}" in env_show.stdout
     report = tmp_path / "r.html"
     rep = nbtk_cli("report", rid[:8], "-o", str(report), cwd=project, env=env)
     assert rep.returncode == 0, rep.stderr
