@@ -8,11 +8,11 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from urllib.parse import urlsplit, urlunsplit
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from nbtoolkit.errors import ConfigError
 
