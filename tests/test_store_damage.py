@@ -190,6 +190,28 @@ def test_reading_works_on_a_full_disk(full_disk: Path, project: Path, tmp_path: 
     assert len(write.stderr.strip().splitlines()) == 1 and "full" in write.stderr
 
 
+@pytest.mark.slow
+def test_rest_api_serves_runs_from_a_store_on_a_full_disk(full_disk: Path, tmp_path: Path) -> None:
+    """The JupyterLab sidebar's REST API, a real ``jupyter server``, on a store whose disk is full."""
+    import json
+
+    from _lab import JupyterServer
+
+    root = full_disk / "proj"
+    rid = _populated_store(root / ".nbtoolkit")
+    (root / "pyproject.toml").write_text('[project]\nname = "p"\nversion = "0"\n', encoding="utf-8")
+    _fill(full_disk)
+    srv = JupyterServer(root, tmp_path / "jupyter", lab=False, env={"NBTOOLKIT_STORE": str(root / ".nbtoolkit")}).start()
+    try:
+        status, _, body = srv.request("/nbtoolkit/api/runs")
+        assert status == 200, body
+        assert [r["run_id"] for r in json.loads(body)["runs"]] == [rid]
+        status, _, body = srv.request(f"/nbtoolkit/api/runs/{rid}")
+        assert status == 200 and json.loads(body)["experiment"] == "precious"
+    finally:
+        srv.stop()
+
+
 # ---------------------------------------------------------------------------------- network filesystems
 MOUNTS = """\
 sysfs /sys sysfs rw,nosuid 0 0
