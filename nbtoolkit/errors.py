@@ -19,6 +19,7 @@ survive pickling across processes (sweeps run in worker processes and on Dask cl
     │   └── SignatureError          input to Bundle.predict does not match the model's signature
     ├── StoreError                  the project store cannot serve the request
     │   ├── SchemaVersionError      store written by a newer nbtoolkit
+    │   ├── StoreCorruptError       the store database file is damaged (left untouched)
     │   ├── ArtifactIntegrityError  an artifact's bytes do not match its digest
     │   ├── ArtifactLocationError   blobs would be written outside their location (a symlinked folder)
     │   └── DiskFullError           a write hit ENOSPC / EDQUOT / EIO; nothing was recorded
@@ -31,6 +32,7 @@ survive pickling across processes (sweeps run in worker processes and on Dask cl
 
     UserWarning
     └── NbToolkitWarning            recorded differently from how it was given (not an error)
+        └── StoreLocationWarning    the SQLite store sits on a network filesystem
 """
 
 from __future__ import annotations
@@ -210,6 +212,24 @@ class SchemaVersionError(StoreError):
         )
 
 
+class StoreCorruptError(StoreError):
+    """The store's SQLite file is damaged; nbtoolkit refuses to open (or replace) it."""
+
+    path: str
+    finding: str
+
+    def __init__(self, path: str, finding: str) -> None:
+        super().__init__(path=path, finding=finding)
+
+    def describe(self) -> str:
+        finding = " ".join(self.finding.split())[:300]
+        return (
+            f"The store database {self.path} is damaged ({finding}); it was left untouched. "
+            "Run `nbtk store check` for details, then restore it from a copy made with "
+            "`nbtk store backup` (or move it aside to start an empty store)."
+        )
+
+
 class ArtifactIntegrityError(StoreError):
     """An artifact's content does not match its recorded digest."""
 
@@ -352,3 +372,7 @@ class PromotionRefused(GateError):
 
 class NbToolkitWarning(UserWarning):
     """Something was recorded differently from how it was given (e.g. a repr for a non-JSON value)."""
+
+
+class StoreLocationWarning(NbToolkitWarning):
+    """The embedded SQLite store sits on a network filesystem, where WAL is unsafe."""
