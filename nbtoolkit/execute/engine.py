@@ -11,13 +11,10 @@ import re
 from typing import Any
 
 from nbtoolkit._io import atomic_write_text
+from nbtoolkit.execute.cellmeta import ENDED_KEY, TRUNCATED_KEY
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 ERROR_TAG = "papermill-error-cell-tag"
-#: key in a cell's ``metadata["nbtoolkit"]`` saying its output was cut at the cap
-TRUNCATED_KEY = "output_truncated"
-#: key in a cell's ``metadata["nbtoolkit"]`` saying how its execution ended early
-ENDED_KEY = "ended"
 #: the name under which pyproject.toml registers :class:`~nbtoolkit.execute.papermill_engine.NbToolkitEngine`
 ENGINE_NAME = "nbtoolkit"
 
@@ -74,14 +71,6 @@ def use_atomic_writes() -> None:
 
     if not isinstance(papermill_io.get_handler("/x.ipynb"), AtomicLocalHandler):
         papermill_io.register(_ATOMIC_SCHEME, AtomicLocalHandler(LocalHandler()))
-
-
-def truncation_note(limit: int) -> str:
-    """The note a cell shows where its output was cut at ``limit`` bytes."""
-    return (
-        f"\n[nbtoolkit] output truncated: this cell printed more than {limit:,} bytes and the rest was "
-        "dropped (raise [tool.nbtoolkit] max_output_bytes to keep more).\n"
-    )
 
 
 def truncated_cells(cells: list[Any]) -> list[int]:

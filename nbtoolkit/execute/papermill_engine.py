@@ -22,7 +22,7 @@ from papermill.utils import merge_kwargs, remove_args
 from traitlets import Integer
 
 from nbtoolkit.config import DEFAULT_MAX_OUTPUT_BYTES
-from nbtoolkit.execute.engine import TRUNCATED_KEY, truncation_note
+from nbtoolkit.execute.cellmeta import TRUNCATED_KEY, truncation_note
 
 
 def message_bytes(msg: dict[str, Any]) -> int:
