@@ -248,8 +248,9 @@ def test_a_completed_notebook_still_ends_finished_with_its_verdict(project: Path
 
 
 def test_bundle_files_get_the_users_normal_mode(project: Path, store: Any, default_umask: None) -> None:
-    import nbtoolkit as nbtk
     from test_export import make_run
+
+    import nbtoolkit as nbtk
 
     run_id = make_run()
     nbtk.approve(run_id, by="rita")

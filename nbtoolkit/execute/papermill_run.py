@@ -367,7 +367,7 @@ def _read_output(output: str, e: _Ending, kernel_log: str, timeout: float | None
             printed = strip_ansi(stderr_of(cells[e.index])).strip()
             e.evalue = printed or "the cell failed without printing an error"
             e.error = f"{e.ename}: {e.evalue}"
-    if e.status in _MARKED:
+    if e.status in _MARKED and (e.status != "interrupted" or e.stopped):  # papermill marks in-notebook errors
         last = last_started_cell(nb)
         if last is not None:
             e.source = "".join(nb.cells[last].source)
