@@ -8,6 +8,8 @@ papermill makes atomic, plus helpers that read and mark the executed notebook.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from nbtoolkit._io import atomic_write_text
@@ -131,3 +133,64 @@ def last_started_cell(nb: Any) -> int | None:
         if cell.get("metadata", {}).get("papermill", {}).get("start_time"):
             last = i
     return last
+
+
+@dataclass
+class Ending:
+    """How an execution ended, filled in step by step (see :class:`~nbtoolkit.execute.papermill_run.JobResult`)."""
+
+    status: str = "finished"
+    error: str | None = None
+    ename: str | None = None
+    evalue: str | None = None
+    index: int | None = None
+    source: str | None = None
+    traceback: str | None = None
+    stopped: bool = False
+    truncated: tuple[int, ...] = ()
+
+
+def interrupted_ending() -> Ending:
+    """The ending of an execution stopped from outside (Ctrl-C, SIGTERM, a stopped sweep)."""
+    return Ending(
+        status="interrupted", ename="KeyboardInterrupt", evalue="execution was interrupted",
+        error="Interrupted from outside the notebook (Ctrl-C or the sweep stopped).", stopped=True,
+    )
+
+
+_MARKED = {"crashed": "The kernel died here", "timed_out": "This cell timed out", "interrupted": "Execution was interrupted here"}
+
+
+def finish_output(output: str, e: Ending, kernel_log: str, timeout: float | None) -> bytes:
+    """Complete ``e`` from the executed notebook at ``output`` and return the notebook's bytes.
+
+    Marks the cell where the kernel died, the cell timed out or an outside interruption
+    stopped it (rewriting ``output`` atomically), and notes which cells' output was capped.
+    """
+    import nbformat
+
+    nb = nbformat.read(output, as_version=4)
+    cells = own_cells(nb)
+    if e.status == "failed" and e.index is not None and e.index < len(cells):
+        if e.ename == "CellExecutionError" and not e.evalue:
+            # no error output (e.g. a failing magic): say what it printed instead
+            printed = strip_ansi(stderr_of(cells[e.index])).strip()
+            e.evalue = printed or "the cell failed without printing an error"
+            e.error = f"{e.ename}: {e.evalue}"
+    if e.status in _MARKED and (e.status != "interrupted" or e.stopped):  # papermill marks in-notebook errors
+        last = last_started_cell(nb)
+        if last is not None:
+            e.source = "".join(nb.cells[last].source)
+            e.index = last
+            ended: dict[str, Any] = {"status": e.status}
+            if e.status == "timed_out":
+                ended["timeout_s"] = timeout
+            mark_cell(nb, last, _MARKED[e.status], ended=ended)
+            atomic_write_text(output, nbformat.writes(nb))
+    own = own_cells(nb)
+    e.truncated = tuple(source_index(own, i) for i in truncated_cells(own))
+    if e.status == "crashed" and kernel_log.strip():
+        e.error = f"{e.error}\nKernel log (last lines):\n" + "\n".join(kernel_log.strip().splitlines()[-10:])
+    if e.index is not None:
+        e.index = source_index(cells, e.index)
+    return Path(output).read_bytes()

@@ -27,18 +27,14 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from nbtoolkit import _json
-from nbtoolkit._io import atomic_write_text
 from nbtoolkit.config import DEFAULT_MAX_OUTPUT_BYTES
 from nbtoolkit.errors import InputError, StoreError
 from nbtoolkit.execute.engine import (
+    Ending,
     engine_name,
-    last_started_cell,
-    mark_cell,
-    own_cells,
-    source_index,
-    stderr_of,
+    finish_output,
+    interrupted_ending,
     strip_ansi,
-    truncated_cells,
     use_atomic_writes,
 )
 from nbtoolkit.html import coloured, esc
@@ -243,29 +239,6 @@ def kernel_env(job: RunJob) -> dict[str, str]:
 
 
 # ---------------------------------------------------------------------------------- execute
-@dataclass
-class _Ending:
-    """How an execution ended, filled in step by step (see :class:`JobResult`)."""
-
-    status: str = "finished"
-    error: str | None = None
-    ename: str | None = None
-    evalue: str | None = None
-    index: int | None = None
-    source: str | None = None
-    traceback: str | None = None
-    stopped: bool = False
-    truncated: tuple[int, ...] = ()
-
-
-def _interrupted() -> _Ending:
-    """The ending of an execution stopped from outside (Ctrl-C, SIGTERM, a stopped sweep)."""
-    return _Ending(
-        status="interrupted", ename="KeyboardInterrupt", evalue="execution was interrupted",
-        error="Interrupted from outside the notebook (Ctrl-C or the sweep stopped).", stopped=True,
-    )
-
-
 def execute_job(job: RunJob) -> JobResult:
     """Execute one run in a fresh kernel and return what happened (never raises for notebook errors).
 
@@ -284,12 +257,12 @@ def execute_job(job: RunJob) -> JobResult:
     try:
         ending = _execute(job, output, err_log)
     except KeyboardInterrupt:  # while papermill was still being imported
-        ending = _interrupted()
+        ending = interrupted_ending()
     duration = time.perf_counter() - started
     err_log.close()
     kernel_log = Path(err_log.name).read_text(encoding="utf-8", errors="replace")
     os.unlink(err_log.name)
-    data = _read_output(output, ending, kernel_log, job.timeout) if os.path.exists(output) else None
+    data = finish_output(output, ending, kernel_log, job.timeout) if os.path.exists(output) else None
     if tmpdir is not None:
         shutil.rmtree(tmpdir, ignore_errors=True)
     return JobResult(
@@ -310,13 +283,13 @@ def execute_job(job: RunJob) -> JobResult:
     )
 
 
-def _execute(job: RunJob, output: str, err_log: IO[bytes]) -> _Ending:
-    """Run papermill on the job's notebook; map each way it can end to an :class:`_Ending`."""
+def _execute(job: RunJob, output: str, err_log: IO[bytes]) -> Ending:
+    """Run papermill on the job's notebook; map each way it can end to an :class:`Ending`."""
     import papermill
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 
-    e = _Ending()
+    e = Ending()
     use_atomic_writes()
     try:
         papermill.execute_notebook(
@@ -345,45 +318,11 @@ def _execute(job: RunJob, output: str, err_log: IO[bytes]) -> _Ending:
         e.status, e.ename, e.evalue = "crashed", "DeadKernelError", "the kernel died"
         e.error = f"The kernel died while executing ({exc})."
     except KeyboardInterrupt:
-        e = _interrupted()
+        e = interrupted_ending()
     except Exception as exc:  # kernel failed to start, bad notebook, ...
         e.status, e.ename, e.evalue = "failed", type(exc).__name__, str(exc)
         e.error = f"Could not execute the notebook: {type(exc).__name__}: {exc}"
     return e
-
-
-_MARKED = {"crashed": "The kernel died here", "timed_out": "This cell timed out", "interrupted": "Execution was interrupted here"}
-
-
-def _read_output(output: str, e: _Ending, kernel_log: str, timeout: float | None) -> bytes:
-    """Complete ``e`` from the executed notebook (marking where a kernel died) and return its bytes."""
-    import nbformat
-
-    nb = nbformat.read(output, as_version=4)
-    cells = own_cells(nb)
-    if e.status == "failed" and e.index is not None and e.index < len(cells):
-        if e.ename == "CellExecutionError" and not e.evalue:
-            # no error output (e.g. a failing magic): say what it printed instead
-            printed = strip_ansi(stderr_of(cells[e.index])).strip()
-            e.evalue = printed or "the cell failed without printing an error"
-            e.error = f"{e.ename}: {e.evalue}"
-    if e.status in _MARKED and (e.status != "interrupted" or e.stopped):  # papermill marks in-notebook errors
-        last = last_started_cell(nb)
-        if last is not None:
-            e.source = "".join(nb.cells[last].source)
-            e.index = last
-            ended: dict[str, Any] = {"status": e.status}
-            if e.status == "timed_out":
-                ended["timeout_s"] = timeout
-            mark_cell(nb, last, _MARKED[e.status], ended=ended)
-            atomic_write_text(output, nbformat.writes(nb))
-    own = own_cells(nb)
-    e.truncated = tuple(source_index(own, i) for i in truncated_cells(own))
-    if e.status == "crashed" and kernel_log.strip():
-        e.error = f"{e.error}\nKernel log (last lines):\n" + "\n".join(kernel_log.strip().splitlines()[-10:])
-    if e.index is not None:
-        e.index = source_index(cells, e.index)
-    return Path(output).read_bytes()
 
 
 # ---------------------------------------------------------------------------------- finalize
