@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
+from nbtoolkit._format import fmt_interval
 from nbtoolkit.criteria import Criterion
 
 if TYPE_CHECKING:
@@ -72,8 +73,8 @@ class Interval:
             raise ValueError(f"interval low {self.low} is above its high {self.high}")
 
     def describe(self) -> str:
-        """Return e.g. ``"95% interval [0.001, 0.04]"``."""
-        return f"{self.level * 100:g}% interval [{self.low:.6g}, {self.high:.6g}]"
+        """Return e.g. ``"95% interval [-0.0230, +0.0000]"``."""
+        return f"{self.level * 100:g}% interval {fmt_interval(self.low, self.high)}"
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serialisable dict."""

@@ -25,11 +25,11 @@ def criteria_rows(record: RunRecord, store: Store, baseline: RunRecord | None) -
     from nbtoolkit.criteria import parse_criteria
     from nbtoolkit.verdict import evaluate_run
 
+    if record.status != "finished":  # a failed or interrupted run has no verdict
+        return None, False
     declared = record.baseline_run_id
     stored = record.verdict_detail
     if stored and (baseline is None or baseline.run_id == declared):
-        return stored, False
-    if record.status != "finished":
         return stored, False
     try:
         criteria = parse_criteria(record.declaration.get("success") or [])

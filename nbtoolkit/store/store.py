@@ -267,9 +267,11 @@ class Store(RunReads):
     ) -> bool:
         """Set a terminal status (and verdict); return False when ``only_if_running`` skipped it."""
         values: dict[str, Any] = {"status": status, "ended": time.time()}
-        if verdict is not None:
+        if status != "finished":  # a run that did not finish has no verdict, whatever ran before
+            values["verdict"] = values["verdict_detail"] = None
+        elif verdict is not None:
             values["verdict"] = verdict
-        if verdict_detail is not None:
+        if verdict_detail is not None and status == "finished":
             values["verdict_detail"] = _json.dumps(self._redact(dict(verdict_detail)))
         if error is not None:
             values["error"] = self._redact_text(error)
