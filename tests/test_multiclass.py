@@ -289,6 +289,11 @@ def test_digits_notebooks_in_real_kernels_and_nbtk_report(project: Path, store: 
     assert not {"mse", "mae", "rmse", "r2"} & set(rows)  # no regression numbers on class labels
     text = doc.get_text(" ")
     assert "Predictions: multiclass" in text and "McNemar p=" in text
+    assert "(multiclass, 10 classes)" in doc.select_one(".predictions-task").get_text()
+    computed = {r.find("code").get_text(): r.find_all("td")[1].get_text()
+                for r in doc.select("table.prediction-metrics tbody tr")}
+    assert set(computed) == {"accuracy", "balanced_accuracy", "log_loss", "f1_macro", "f1_weighted", "roc_auc"}
+    assert computed["accuracy"] == f"{forest.metrics['accuracy']:.4f}"
     criteria = doc.select("table.criteria tbody tr")
     assert all("95%" in r.select_one(".interval").get_text() for r in criteria[:2])
     compare = tmp_path / "cmp.html"
@@ -296,3 +301,53 @@ def test_digits_notebooks_in_real_kernels_and_nbtk_report(project: Path, store: 
     assert done.returncode == 0, done.stderr
     rec = _soup(compare.read_text(encoding="utf-8")).select_one(".recommendation").get_text(" ", strip=True)
     assert rec.startswith("Recommendation: Adopt the candidate") and "sure:" in rec
+
+
+def _colours(uri: str) -> set[tuple[int, int, int]]:
+    import base64
+    import io
+
+    from matplotlib.image import imread
+
+    img = imread(io.BytesIO(base64.b64decode(uri.split(",", 1)[1])), format="png")
+    return {tuple(int(round(c * 255)) for c in px[:3]) for px in img.reshape(-1, img.shape[-1])}
+
+
+def _near(colour: tuple[int, int, int], colours: set[tuple[int, int, int]], tol: int = 12) -> bool:
+    return any(all(abs(a - b) <= tol for a, b in zip(colour, c, strict=True)) for c in colours)
+
+
+def test_comparison_overlays_both_runs_curves_and_recommends(project: Path, store: Any) -> None:
+    import nbtoolkit as nbtk
+    from nbtoolkit.report import render_comparison_report
+
+    yb = RNG.integers(0, 2, 400)
+    ids = [f"b{i}" for i in range(400)]
+    with nbtk.start_run("bin-ref", success="roc_auc >= 0.5") as ref:
+        for step in range(5):
+            nbtk.log_metric("loss", 1.0 / (step + 2), step=step)
+        weak = np.clip(yb * 0.1 + RNG.random(400) * 0.9, 0, 1)
+        nbtk.log(roc_auc=skm.roc_auc_score(yb, weak))
+        nbtk.log_predictions(yb, weak, ids=ids)
+    with nbtk.start_run("bin-cand", baseline=ref.run_id, success="roc_auc >= baseline.roc_auc") as cand:
+        for step in range(5):
+            nbtk.log_metric("loss", 1.0 / (step + 4), step=step)
+        strong = np.clip(yb * 0.6 + RNG.random(400) * 0.4, 0, 1)
+        nbtk.log(roc_auc=skm.roc_auc_score(yb, strong))
+        nbtk.log_predictions(yb, strong, ids=ids)
+    doc = _soup(render_comparison_report(ref.run_id, cand.run_id))
+    body = doc.select_one(".nbtk-comparison")
+    steps, curves = body.select_one("img.step-curves"), body.select_one("img.roc-pr")
+    assert steps is not None and curves is not None
+    for uri, other in ((steps["src"], (87, 96, 106)), (curves["src"], (207, 34, 46))):
+        colours = _colours(uri)
+        assert _near((9, 105, 218), colours), "the candidate's curve is missing"
+        assert _near(other, colours), "the reference's curve is missing"
+    rec = doc.select_one(".recommendation").get_text(" ", strip=True)
+    assert rec.startswith(f"Recommendation: Adopt the candidate {cand.run_id[:8]}")
+    assert "roc_auc +" in rec and "sure: the paired 95% interval excludes zero" in rec
+    # the run report embeds the comparison without drawing the curves twice
+    from nbtoolkit.report import render_run_report
+
+    run_doc = _soup(render_run_report(cand.run_id))
+    assert len(run_doc.select("img.step-curves")) == 1

@@ -14,7 +14,6 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
-from nbtoolkit._resources import templates_dir
 from nbtoolkit._format import (
     criterion_cells,
     fmt_fixed,
@@ -23,6 +22,7 @@ from nbtoolkit._format import (
     metric_decimals,
 )
 from nbtoolkit._format import fmt_number as fmt_num
+from nbtoolkit._resources import templates_dir
 
 if TYPE_CHECKING:
     import jinja2

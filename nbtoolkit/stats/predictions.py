@@ -302,7 +302,7 @@ def check_predictions(y_true: Any, y_pred: Any, *, task: str | None = None,
     cols = _check_probabilities(yp, yt, labels) if yp.ndim == 2 else None
     if labels is not None and yp.ndim != 2:
         raise _fail("labels= names probability columns; it needs an (n, k) probability matrix.")
-    resolved = cast(Task, task) if task is not None else infer_task(yt, yp)
+    resolved: Task = task if task is not None else infer_task(yt, yp)
     _check_task(resolved, yt, yp)
     return Predictions(yt, yp, task=resolved, labels=cols)
 
