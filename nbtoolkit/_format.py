@@ -61,16 +61,17 @@ def fmt_number(value: Any, digits: int = SIGNIFICANT) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-def metric_decimals(*values: Any) -> int:
-    """Decimals that give the largest of ``values`` 4 significant digits (values in (0, 1] get 4).
+def metric_decimals(*values: Any, significant: int = SIGNIFICANT) -> int:
+    """Decimals that give the largest of ``values`` ``significant`` digits (values in (0, 1]
+    get 4 decimals by default).
 
-    ``None``, NaN and non-numbers are ignored; with nothing left the answer is 4.
+    ``None``, NaN and non-numbers are ignored; with nothing left the answer is ``significant``.
     """
     finite = [abs(x) for v in values if (x := _real(v)) is not None and math.isfinite(x)]
     ref = max(finite, default=0.0)
     if ref == 0:
-        return SIGNIFICANT
-    return max(0, min(MAX_DECIMALS, SIGNIFICANT - math.ceil(math.log10(ref))))
+        return significant
+    return max(0, min(MAX_DECIMALS, significant - math.ceil(math.log10(ref))))
 
 
 def fmt_fixed(value: Any, decimals: int, *, signed: bool = False) -> str:
@@ -106,10 +107,11 @@ def fmt_interval(low: Any, high: Any, decimals: int | None = None, *,
     Args:
         low: the lower bound.
         high: the upper bound.
-        decimals: shared decimals (see :func:`metric_decimals`); default: from the bounds.
+        decimals: shared decimals (see :func:`metric_decimals`); default: 3 significant digits
+            of the larger bound (``[-0.02304, 3.521e-06]`` reads ``[-0.0230, +0.0000]``).
         level: the confidence level (0.95) to append, if any.
     """
-    d = metric_decimals(low, high) if decimals is None else decimals
+    d = metric_decimals(low, high, significant=3) if decimals is None else decimals
     text = f"[{fmt_fixed(low, d, signed=True)}, {fmt_fixed(high, d, signed=True)}]"
     return text if level is None else f"{text} {level * 100:g}%"
 

@@ -220,6 +220,7 @@ def test_failed_run_has_no_verdict_anywhere(project: Path, store: Any) -> None:
 def test_numbers_are_formatted_for_people() -> None:
     assert fmt_interval(-0.02304, 3.521e-06, 4) == "[-0.0230, +0.0000]"
     assert fmt_interval(-0.02304, -3.5e-07, 4) == "[-0.0230, -0.0000]"  # still below zero
+    assert fmt_interval(-0.02304, 3.521e-06) == "[-0.0230, +0.0000]"  # decimals from the bounds
     assert fmt_number(12345.6) == "12346" and fmt_number(0.000123456) == "0.0001235"
     assert fmt_number(0.5) == "0.5" and fmt_number(3) == "3" and fmt_number(float("nan")) == "NaN"
     assert fmt_number(None) == "—" and fmt_number(2.5e-7) == "2.5e-07"
