@@ -352,3 +352,32 @@ def test_comparison_overlays_both_runs_curves_and_recommends(project: Path, stor
 
     run_doc = _soup(render_run_report(cand.run_id))
     assert len(run_doc.select("img.step-curves")) == 1
+
+
+def test_shadow_and_canary_use_the_experiments_metric_registry() -> None:
+    from nbtoolkit.stability import _common
+
+    assert not any(hasattr(_common, f) for f in ("_accuracy", "_roc_auc", "_mae", "_rmse", "METRICS"))
+    fns = _common.metric_fns(["accuracy", "roc_auc", "balanced_accuracy", "f1_macro", "auc"])
+    yb = RNG.integers(0, 2, 500)
+    score = np.round(np.clip(yb * 0.3 + RNG.random(500) * 0.7, 0, 1), 2)  # ties included
+    labels = (score >= 0.5).astype(int)
+    got = _common.compute_metrics(fns, yb, labels, score)
+    assert got["accuracy"] == pytest.approx(skm.accuracy_score(yb, labels), rel=1e-12)
+    assert got["roc_auc"] == got["auc"] == pytest.approx(skm.roc_auc_score(yb, score), rel=1e-12)
+    assert got["balanced_accuracy"] == pytest.approx(skm.balanced_accuracy_score(yb, labels), rel=1e-12)
+    assert got["roc_auc"] == stats.metric_value(stats.check_predictions(yb, score), "roc_auc")
+    # string labels given as objects, no scores (predict): the AUC is left out, not invented
+    names = np.array(["no", "yes"], dtype=object)
+    got = _common.compute_metrics(fns, names[yb], names[labels].astype(str), None)
+    assert "roc_auc" not in got and got["accuracy"] == pytest.approx(skm.accuracy_score(yb, labels))
+    # multiclass labels (a 10-column predict_proba reduced to labels by the caller)
+    got = _common.compute_metrics(fns, Y, STRONG.argmax(1), None)
+    assert got["f1_macro"] == pytest.approx(skm.f1_score(Y, STRONG.argmax(1), average="macro"))
+    y = RNG.normal(size=60)
+    p = y + RNG.normal(scale=0.2, size=60)
+    reg = _common.compute_metrics(_common.metric_fns(["mae", "rmse", "r2"]), y, p, None)
+    assert reg == pytest.approx({"mae": skm.mean_absolute_error(y, p),
+                                 "rmse": skm.root_mean_squared_error(y, p), "r2": skm.r2_score(y, p)})
+    with pytest.raises(InputError, match="Unknown metric 'nope'.*balanced_accuracy"):
+        _common.metric_fns(["nope"])

@@ -105,7 +105,7 @@ def _roc_auc(w: Array, t: Array, s: Array) -> Array:
     """
     import numpy as np
 
-    order = np.argsort(s, kind="mergesort")
+    order = np.argsort(s)  # any order of equal scores will do: they are summed per score
     ss, ts = s[order], t[order].astype(bool)
     first = np.flatnonzero(np.concatenate(([True], ss[1:] != ss[:-1])))
     ws = w.take(order, axis=1)  # take: several times faster than fancy indexing here

@@ -12,6 +12,7 @@ declared task the data contradicts) is refused there, with the fix in the messag
 
 from __future__ import annotations
 
+import functools
 import io
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, cast
@@ -96,7 +97,7 @@ class Predictions:
     def __len__(self) -> int:
         return int(len(self.y_true))
 
-    @property
+    @functools.cached_property
     def classes(self) -> list[Any]:
         """Sorted distinct classes: true labels, predicted labels and probability columns."""
         import numpy as np
@@ -121,7 +122,7 @@ class Predictions:
             return True
         return _is_float(self.y_pred) and not (_integral(self.y_pred) and _integral(self.y_true))
 
-    @property
+    @functools.cached_property
     def positive(self) -> Any:
         """The positive class of a binary problem (``1`` for 0/1 labels, else the larger label)."""
         classes = self.classes
