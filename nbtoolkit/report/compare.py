@@ -15,9 +15,8 @@ from typing import TYPE_CHECKING, Any
 from nbtoolkit._format import fmt_fixed, fmt_interval, fmt_signed, metric_decimals
 
 if TYPE_CHECKING:
-    from nbtoolkit.stats import McNemarResult, Predictions
+    from nbtoolkit.stats import Interval, McNemarResult, Predictions
     from nbtoolkit.store import RunRecord, Store
-    from nbtoolkit.verdict import Interval
 
 _MISSING = object()
 

@@ -23,6 +23,8 @@ from nbtoolkit._format import (
 )
 from nbtoolkit._format import fmt_number as fmt_num
 from nbtoolkit._resources import templates_dir
+from nbtoolkit._version import __version__
+from nbtoolkit.html import PALETTE
 
 if TYPE_CHECKING:
     import jinja2
@@ -116,7 +118,7 @@ def environment() -> jinja2.Environment:
                        date=fmt_date, duration=fmt_duration, size=fmt_size, value=fmt_value,
                        criterion_cells=criterion_cells,
                        json_script=lambda v: markupsafe.Markup(json_for_script(v)))
-    env.globals.update(decimals=metric_decimals, interval_text=fmt_interval)
+    env.globals.update(decimals=metric_decimals, interval_text=fmt_interval, palette=PALETTE)
     return env
 
 
@@ -129,7 +131,6 @@ def render(template: str, **context: Any) -> str:
     context["inline_script"] = markupsafe.Markup(script) if script else None
     context["csp"] = CSP.format(script=script_hash(script) if script else "'none'")
     context.setdefault("generated", _dt.datetime.now(tz=_dt.UTC).timestamp())
-    from nbtoolkit._version import __version__
 
     context.setdefault("tool_version", __version__)
     return env.get_template(template).render(**context)
