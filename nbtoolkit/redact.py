@@ -14,18 +14,21 @@ Everything is replaced by :data:`MASK`. Nothing here imports heavy modules.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import re
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from nbtoolkit._io import atomic_write_bytes
 from nbtoolkit.config import DEFAULT_SECRET_PATTERNS
 
 if TYPE_CHECKING:
     from nbtoolkit.config import Settings
 
-__all__ = ["MASK", "MIN_SECRET_LENGTH", "Redactor", "default_redactor"]
+__all__ = ["MASK", "MIN_SECRET_LENGTH", "LiveRedactor", "Redactor", "count_masks", "default_redactor", "redact_notebook_file"]
 
 #: What a redacted secret is replaced with.
 MASK = "***"
@@ -50,6 +53,8 @@ _TOKEN_FORMATS = re.compile(
             r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b",  # AWS access key ids
             r"\bxox[abprs]-[A-Za-z0-9-]{10,}",  # Slack tokens
             r"\bpypi-[A-Za-z0-9_-]{50,}",  # PyPI API tokens
+            r"\bhf_[A-Za-z0-9]{20,}",  # Hugging Face tokens
+            r"\bsk-(?:proj-|ant-|live-|test-)?[A-Za-z0-9_-]{20,}",  # OpenAI / Anthropic / Stripe keys
             r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----",
         )
     ),
@@ -58,6 +63,11 @@ _TOKEN_FORMATS = re.compile(
 
 # A user name alone carries no secret in this one conventional case (``ssh://git@github.com``).
 _HARMLESS_USERINFO = frozenset({"git"})
+
+# Fragments that name a secret only together with another word (``api_key``, ``APIKEY``,
+# ``oauth_token``): a name that is just ``key`` or ``auth`` is a setting such as a flag's
+# ``key = "user_id"``, not a credential.
+_BARE_HARMLESS = frozenset({"KEY", "AUTH"})
 
 
 def _secret_items(
@@ -121,9 +131,12 @@ class Redactor:
             True when a word of the name (split at ``_``, ``-``, ``.``, digits and camelCase
             humps) equals a pattern or ends with one (``APIKEY``, ``OAUTH``), so that
             ``GITHUB_TOKEN`` and ``dbPassword`` are secret while ``author`` and ``max_tokens``
-            are not.
+            are not. A name that is only ``key`` or ``auth`` is a setting (a flag's
+            ``key = "user_id"``), not a secret.
         """
         words = _WORDS.findall(_CAMEL.sub(r"\1_\2", name))
+        if len(words) == 1 and words[0].upper() in _BARE_HARMLESS:
+            return False
         # plurals count for long fragments (CREDENTIALS, SECRETS), not for TOKEN/KEY (max_tokens)
         return any(
             w.upper().endswith(p) or (len(p) >= 6 and w.upper().endswith(p + "S"))
@@ -254,3 +267,74 @@ def default_redactor(
     )
     env = os.environ if environ is None else environ
     return _cached_redactor(patterns, _secret_items(patterns, env))
+
+
+class LiveRedactor:
+    """A redactor that follows the environment: each call uses the variables set right now.
+
+    A store opened at the top of a notebook must still scrub a token the notebook exports into
+    ``os.environ`` later; this looks the current :func:`default_redactor` up (a cached, cheap
+    call) on every use.
+
+    Args:
+        settings: project settings supplying ``secret_patterns`` (default: the built-in list).
+    """
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self._settings = settings
+
+    def current(self) -> Redactor:
+        """The :class:`Redactor` for the environment as it is now."""
+        return default_redactor(self._settings)
+
+    @property
+    def patterns(self) -> tuple[str, ...]:
+        """The upper-case name fragments treated as secret."""
+        return self.current().patterns
+
+    def is_secret_name(self, name: str) -> bool:
+        """See :meth:`Redactor.is_secret_name`."""
+        return self.current().is_secret_name(name)
+
+    def redact_url(self, url: str) -> str:
+        """See :meth:`Redactor.redact_url`."""
+        return self.current().redact_url(url)
+
+    def redact_text(self, text: str) -> str:
+        """See :meth:`Redactor.redact_text`."""
+        return self.current().redact_text(text)
+
+    def redact_obj(self, obj: Any, *, mask_secret_keys: bool = True) -> Any:
+        """See :meth:`Redactor.redact_obj`."""
+        return self.current().redact_obj(obj, mask_secret_keys=mask_secret_keys)
+
+    def __repr__(self) -> str:
+        return f"LiveRedactor({self.current()!r})"
+
+
+def count_masks(text: str) -> int:
+    """Return how many :data:`MASK` placeholders ``text`` holds (a count, never the values)."""
+    return text.count(MASK)
+
+
+def redact_notebook_file(path: str | os.PathLike[str], redactor: Redactor | LiveRedactor) -> bytes:
+    """Scrub an executed notebook file in place (atomically) and return its new bytes.
+
+    Every string of the notebook JSON (sources, outputs, metadata) goes through
+    :meth:`Redactor.redact_obj`; keys are names of notebook fields, never masked.
+
+    Args:
+        path: the ``.ipynb`` file.
+        redactor: the redactor to apply.
+
+    Returns:
+        The bytes now in the file.
+    """
+    raw = Path(path).read_bytes()
+    notebook = json.loads(raw)
+    clean = redactor.redact_obj(notebook, mask_secret_keys=False)
+    if clean == notebook:
+        return raw
+    data = (json.dumps(clean, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
+    atomic_write_bytes(path, data)
+    return data

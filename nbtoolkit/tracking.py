@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from nbtoolkit import _json
 from nbtoolkit.config import Settings, load_settings
-from nbtoolkit.errors import InputError, NoActiveRunError, RunNotFoundError
+from nbtoolkit.errors import InputError, NoActiveRunError, ParameterError, RunNotFoundError
 
 if TYPE_CHECKING:
     from nbtoolkit.declaration import Declaration
@@ -55,6 +55,11 @@ def _metric_value(name: str, value: Any) -> float:
         return float(value)
     try:
         result = float(value)
+    except OverflowError:
+        raise InputError(
+            f"Metric {name!r} = {value!r:.60} is too large for a 64-bit float; log it scaled "
+            "(e.g. its logarithm) or as a parameter string."
+        ) from None
     except (TypeError, ValueError):
         raise InputError(
             f"Metric {name!r} must be a number (int, float or numpy scalar), got "
@@ -66,16 +71,23 @@ def _metric_value(name: str, value: Any) -> float:
 
 
 def jsonable_param(name: str, value: Any) -> Any:
-    """JSON form of a parameter value; a repr (with a warning) when it has none."""
+    """JSON form of a parameter value; a repr (with a warning) when it has none.
+
+    Raises:
+        ParameterError: the value is over :data:`~nbtoolkit._json.MAX_PARAM_CHARS` characters
+            or holds an integer beyond 64 bits (see :func:`~nbtoolkit._json.check_param`).
+    """
     try:
-        return _json.to_jsonable(value)
+        clean = _json.to_jsonable(value)
     except (_json.NotSerializable, RecursionError):
         warnings.warn(
             f"Parameter {name!r} ({type(value).__name__}) is not JSON-serialisable; recorded as its repr.",
             NbToolkitWarning,
             stacklevel=3,
         )
-        return repr(value)
+        clean = repr(value)
+    _json.check_param(name, clean)
+    return clean
 
 
 @dataclass
@@ -164,10 +176,14 @@ class ActiveRun:
             fn(name, fval, step)
 
     def log_params(self, values: Mapping[str, Any]) -> None:
-        clean = {}
-        for name, value in values.items():
-            _check_name(name, "Parameter")
-            clean[name] = jsonable_param(name, value)
+        clean = _clean_params(values)
+        for name, value in clean.items():
+            if name in self.params and _json.dumps(self.params[name]) != _json.dumps(value):
+                raise ParameterError(
+                    f"Parameter {name!r} is already {_json.dumps(self.params[name])[:200]} in this run; "
+                    f"it cannot become {_json.dumps(value)[:200]}. Parameters are a record: log the "
+                    "new value under another name, or start a new run."
+                )
         self.params.update(clean)
         self.store.log_params(self.run_id, clean)
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbtoolkit import _json
+from nbtoolkit.redact import default_redactor, redact_notebook_file
 
 if TYPE_CHECKING:
     from nbtoolkit.config import Settings
@@ -309,7 +310,8 @@ def execute_job(job: RunJob) -> JobResult:
             error = f"{error}\nKernel log (last lines):\n" + "\n".join(kernel_log.strip().splitlines()[-10:])
         if index is not None:
             index = _source_index(cells, index)
-        data = Path(output).read_bytes()
+        # the one redaction of the executed notebook: the -o file and the stored artifact alike
+        data = redact_notebook_file(output, default_redactor(environ=kernel_env(job)))
     if tmpdir is not None:
         import shutil
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from nbtoolkit._resources import templates_dir
 from nbtoolkit.display import fmt_number as fmt_num
+from nbtoolkit.redact import MASK, count_masks, default_redactor
 
 if TYPE_CHECKING:
     import jinja2
@@ -129,4 +130,22 @@ def render(template: str, **context: Any) -> str:
     from nbtoolkit._version import __version__
 
     context.setdefault("tool_version", __version__)
-    return env.get_template(template).render(**context)
+    return redact_html(env.get_template(template).render(**context))
+
+
+#: Where the base template says how many secrets the page shows masked.
+REDACTION_MARKER = "<!--nbtk:redactions-->"
+
+
+def redact_html(html: str) -> str:
+    """Scrub secrets from a rendered page and say, by count only, how many are masked.
+
+    Every report is written through here: the values of secret-named environment variables,
+    URL credentials and well-known token shapes become ``***`` even when a value slipped past
+    the store; the footer then states how many masked values the page holds.
+    """
+    clean = default_redactor().redact_text(html)
+    masked = count_masks(clean)
+    note = (f" {masked} secret value{'s' if masked != 1 else ''} masked as <code>{MASK}</code>."
+            if masked else "")
+    return clean.replace(REDACTION_MARKER, note, 1)

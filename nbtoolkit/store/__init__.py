@@ -56,9 +56,10 @@ def open_store(settings: Settings | None = None, *, path: str | Path | None = No
     with _cache_lock:
         store = _cache.get(key)
         if store is None or not (folder / "store.db").exists() and settings.store_url is None:
-            from nbtoolkit.redact import default_redactor
+            from nbtoolkit.redact import LiveRedactor
 
-            store = Store(folder, url=settings.store_url, redactor=default_redactor(settings))
+            # live: a secret the notebook exports into os.environ after opening is scrubbed too
+            store = Store(folder, url=settings.store_url, redactor=LiveRedactor(settings))
             _cache[key] = store
         return store
 
