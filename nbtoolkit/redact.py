@@ -22,13 +22,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from nbtoolkit import _json
 from nbtoolkit._io import atomic_write_bytes
 from nbtoolkit.config import DEFAULT_SECRET_PATTERNS
 
 if TYPE_CHECKING:
     from nbtoolkit.config import Settings
 
-__all__ = ["MASK", "MIN_SECRET_LENGTH", "LiveRedactor", "Redactor", "count_masks", "default_redactor", "redact_notebook_file"]
+__all__ = ["MASK", "MIN_SECRET_LENGTH", "LiveRedactor", "Redactor", "count_masks", "default_redactor", "public_json",
+           "redact_notebook_file"]
 
 #: What a redacted secret is replaced with.
 MASK = "***"
@@ -338,3 +340,24 @@ def redact_notebook_file(path: str | os.PathLike[str], redactor: Redactor | Live
     data = (json.dumps(clean, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
     atomic_write_bytes(path, data)
     return data
+
+
+def public_json(value: Any, *, indent: int | None = None, sort_keys: bool = False) -> str:
+    """JSON text for anything nbtoolkit prints or serves: secrets scrubbed, always valid JSON.
+
+    The one output path of ``nbtk runs/show/env show --json`` and the REST API: every string
+    goes through :func:`default_redactor` (values only -- keys such as ``max_tokens`` are names,
+    and the store masked secret-named values on the way in), then
+    :func:`nbtoolkit._json.dumps_strict` writes it (NaN/±inf as ``null`` plus a ``"nonfinite"``
+    note).
+
+    Args:
+        value: JSON-like data.
+        indent: pretty-print with this indent.
+        sort_keys: sort object keys.
+
+    Returns:
+        The JSON text.
+    """
+    clean = default_redactor().redact_obj(value, mask_secret_keys=False)
+    return _json.dumps_strict(clean, indent=indent, sort_keys=sort_keys)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
 import click
 
 from nbtoolkit.cli import cli, settings_from, store_from
+from nbtoolkit.redact import public_json
 
 TOOL_SECTION = """
 [tool.nbtoolkit]
@@ -109,7 +109,7 @@ def runs_cmd(ctx: click.Context, experiment: tuple[str, ...], status: tuple[str,
                     "metrics": metrics,
                 }
             )
-        click.echo(json.dumps(out, indent=2, default=str, allow_nan=True))
+        click.echo(public_json(out, indent=2))
         return
     from rich.table import Table
 
@@ -158,7 +158,7 @@ def show(ctx: click.Context, run: str, as_json: bool) -> None:
 
     record = store_from(ctx).get_run(run)
     if as_json:
-        click.echo(json.dumps(record.to_dict(), indent=2, default=str))
+        click.echo(public_json(record.to_dict(), indent=2))
         return
     click.echo(run_card_text(record))
     d = record.to_dict()
@@ -197,7 +197,7 @@ def env_show(ctx: click.Context, run: str, as_json: bool) -> None:
         raise click.UsageError(f"Run {record.run_id[:8]} has no environment lock.")
     data = lock.to_dict()
     if as_json:
-        click.echo(json.dumps(data, indent=2, sort_keys=True))
+        click.echo(public_json(data, indent=2, sort_keys=True))
         return
     py = data.get("python", {})
     click.echo(f"lock {lock.hash[:12]}  python {py.get('version')}  {data.get('platform', {}).get('system', '')}")
