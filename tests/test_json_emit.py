@@ -91,7 +91,9 @@ def test_cli_json_is_strict_with_nan_metrics_and_params(project: Path, store: An
     listed = nbtk_cli("runs", "--json", cwd=project)
     assert listed.returncode == 0, listed.stderr
     (row,) = strict_loads(listed.stdout)
-    assert row["run_id"] == run.run_id and row["metrics"]["acc"] == 0.75
+    assert row["run_id"] == run.run_id and row["metrics"] == {"acc": 0.75, "auc": None, "loss": None}
+    assert row["nonfinite"] == {"/metrics/auc": "NaN", "/metrics/loss": "-Infinity", "/params/alpha": "NaN",
+                                "/params/beta": "Infinity"}
 
 
 @pytest.mark.slow

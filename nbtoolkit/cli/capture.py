@@ -93,10 +93,16 @@ def runs_cmd(ctx: click.Context, experiment: tuple[str, ...], status: tuple[str,
     store = store_from(ctx)
     frame = runs(list(experiment) or None, status=list(status) or None, where=where, limit=limit, store=store)
     if as_json:
+        # which values exist: a NaN metric is a recorded value, not a gap in the table
+        _, param_rows, metric_rows = store.query_runs(
+            experiment=list(experiment) or None, status=list(status) or None, limit=limit)
+        present = {(r["run_id"], f"params.{r['name']}") for r in param_rows}
+        present |= {(r["run_id"], f"metrics.{r['name']}") for r in metric_rows}
         out = []
         for row in frame.to_dict(orient="records"):
-            params = {k[7:]: _plain(v) for k, v in row.items() if k.startswith("params.") and not _missing(v)}
-            metrics = {k[8:]: _plain(v) for k, v in row.items() if k.startswith("metrics.") and not _missing(v)}
+            kept = {k: _plain(v) for k, v in row.items() if (row["run_id"], k) in present}
+            params = {k[7:]: v for k, v in kept.items() if k.startswith("params.")}
+            metrics = {k[8:]: v for k, v in kept.items() if k.startswith("metrics.")}
             out.append(
                 {
                     "run_id": row["run_id"],
