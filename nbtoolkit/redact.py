@@ -319,7 +319,7 @@ def count_masks(text: str) -> int:
     return text.count(MASK)
 
 
-def redact_notebook_file(path: str | os.PathLike[str], redactor: Redactor | LiveRedactor) -> bytes:
+def redact_notebook_file(path: str | Path, redactor: Redactor | LiveRedactor) -> bytes:
     """Scrub an executed notebook file in place (atomically) and return its new bytes.
 
     Every string of the notebook JSON (sources, outputs, metadata) goes through
