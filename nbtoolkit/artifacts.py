@@ -43,7 +43,7 @@ def log_artifact(path: str | Path, name: str | None = None, *, kind: str = "arti
     refs = []
     for f in files:
         art_name = base if f == source else f"{base}/{f.relative_to(source).as_posix()}"
-        digest, size = run.store.artifacts.put_file(f)
+        digest, size = run.store.put_artifact_file(f)
         refs.append(run.store.add_artifact(run.run_id, name=art_name, kind=kind, digest=digest, size=size))
     return refs
 

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from nbtoolkit.config import Settings
 
 __all__ = ["MASK", "MIN_SECRET_LENGTH", "LiveRedactor", "Redactor", "count_masks", "default_redactor", "public_json",
-           "redact_notebook_file"]
+           "redact_notebook_file", "redacted_text_file"]
 
 #: What a redacted secret is replaced with.
 MASK = "***"
@@ -361,3 +361,38 @@ def public_json(value: Any, *, indent: int | None = None, sort_keys: bool = Fals
     """
     clean = default_redactor().redact_obj(value, mask_secret_keys=False)
     return _json.dumps_strict(clean, indent=indent, sort_keys=sort_keys)
+
+
+#: Files logged as artifacts whose text is scrubbed before it is stored (by suffix).
+TEXT_SUFFIXES = frozenset({
+    ".txt", ".log", ".out", ".err", ".json", ".jsonl", ".ndjson", ".yaml", ".yml", ".toml", ".cfg",
+    ".ini", ".conf", ".env", ".properties", ".md", ".rst", ".ipynb", ".py", ".sh", ".sql", ".html",
+    ".htm", ".xml", ".csv", ".tsv", ".diff", ".patch",
+})
+#: Larger text files are stored as they are (scrubbing them would cost more than the write).
+MAX_TEXT_FILE_BYTES = 16 * 1024 * 1024
+
+
+def redacted_text_file(path: str | Path, redactor: Redactor | LiveRedactor) -> bytes | None:
+    """Return the scrubbed bytes of a text file when scrubbing changed it, else ``None``.
+
+    Only files with a :data:`TEXT_SUFFIXES` suffix, valid UTF-8 and at most
+    :data:`MAX_TEXT_FILE_BYTES` are read; anything else (models, images, archives) is left to be
+    copied as it is.
+
+    Args:
+        path: the file about to be stored.
+        redactor: the redactor to apply.
+
+    Returns:
+        The UTF-8 bytes to store instead of the file, or ``None`` to store the file unchanged.
+    """
+    source = Path(path)
+    if source.suffix.lower() not in TEXT_SUFFIXES or source.stat().st_size > MAX_TEXT_FILE_BYTES:
+        return None
+    try:
+        text = source.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        return None
+    clean = redactor.redact_text(text)
+    return None if clean == text else clean.encode("utf-8")

@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 from nbtoolkit.config import Settings, load_settings
+from nbtoolkit.redact import LiveRedactor
 from nbtoolkit.store.records import (
     STATUSES,
     TERMINAL_STATUSES,
@@ -56,8 +57,6 @@ def open_store(settings: Settings | None = None, *, path: str | Path | None = No
     with _cache_lock:
         store = _cache.get(key)
         if store is None or not (folder / "store.db").exists() and settings.store_url is None:
-            from nbtoolkit.redact import LiveRedactor
-
             # live: a secret the notebook exports into os.environ after opening is scrubbed too
             store = Store(folder, url=settings.store_url, redactor=LiveRedactor(settings))
             _cache[key] = store

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 
 from nbtoolkit import _json
 from nbtoolkit.errors import ParameterError, SchemaVersionError
+from nbtoolkit.redact import redacted_text_file
 from nbtoolkit.store import schema as S
 from nbtoolkit.store.artifacts import ArtifactStore
 from nbtoolkit.store.engine import enable_wal, make_engines, pid_alive, process_start_time, transact
@@ -438,6 +439,11 @@ class Store(RunReads):
         data = (self._redact_text(text) or "").encode("utf-8")
         digest, size = self.artifacts.put_bytes(data)
         return self.add_artifact(run_id, name=name, kind=kind, digest=digest, size=size, media_type=media_type, meta=meta)
+
+    def put_artifact_file(self, path: str | Path) -> tuple[str, int]:
+        """Copy a file into the artifact store (text files scrubbed of secrets first)."""
+        clean = None if self._redactor is None else redacted_text_file(path, self._redactor)
+        return self.artifacts.put_file(path) if clean is None else self.artifacts.put_bytes(clean)
 
     def add_datasets(self, run_id: str, refs: Iterable[DataRef]) -> None:
         rows = [
