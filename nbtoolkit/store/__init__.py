@@ -12,6 +12,7 @@ from pathlib import Path
 
 from nbtoolkit.config import Settings, load_settings
 from nbtoolkit.redact import LiveRedactor
+from nbtoolkit.store.models import ModelVersion, Move
 from nbtoolkit.store.records import (
     STATUSES,
     TERMINAL_STATUSES,
@@ -22,6 +23,7 @@ from nbtoolkit.store.records import (
     RunRecord,
 )
 from nbtoolkit.store.store import Store, new_id
+from nbtoolkit.store.sweeps import Sweep
 
 __all__ = [
     "STATUSES",
@@ -30,8 +32,11 @@ __all__ = [
     "Approval",
     "ArtifactRef",
     "DataRef",
+    "ModelVersion",
+    "Move",
     "RunRecord",
     "Store",
+    "Sweep",
     "new_id",
     "open_store",
 ]
