@@ -14,6 +14,7 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
+from nbtoolkit import _json
 from nbtoolkit._resources import templates_dir
 from nbtoolkit.display import fmt_number as fmt_num
 from nbtoolkit.redact import MASK, count_masks, default_redactor
@@ -32,7 +33,7 @@ _SCRIPT_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\
 
 def json_for_script(value: Any) -> str:
     """JSON text safe inside ``<script>``: ``<``, ``>``, ``&``, U+2028 and U+2029 escaped."""
-    text = json.dumps(value, ensure_ascii=False, sort_keys=True, default=str, allow_nan=False)
+    text = _json.dumps_strict(value, sort_keys=True)
     return "".join(_SCRIPT_ESCAPES.get(ch, ch) for ch in text)
 
 
