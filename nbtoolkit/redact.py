@@ -40,28 +40,43 @@ MASK = "***"
 MIN_SECRET_LENGTH = 6
 
 # ``scheme://userinfo@`` -- greedy up to the last ``@`` of the authority, so a password that
-# itself contains ``@`` is removed whole.
-_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^\s/?#\"'<>`]*)@")
+# itself contains ``@`` is removed whole. The lookbehind lets a match start only where a run of
+# scheme characters starts, which keeps the scan linear over long base64 images.
+_SCHEME = r"(?<![A-Za-z0-9+.\-])[A-Za-z][A-Za-z0-9+.\-]*://"
+_URL_USERINFO = re.compile(rf"(?P<scheme>{_SCHEME})(?P<userinfo>[^\s/?#\"'<>`]*)@")
 # ``?name=value`` / ``&name=value`` inside a URL.
 _URL_QUERY_PARAM = re.compile(r"(?P<lead>[?&;])(?P<name>[^=&#\s\"'<>`]+)=(?P<value>[^&#\s\"'<>`]*)")
-_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s\"'<>`]+")
+_URL = re.compile(rf"{_SCHEME}[^\s\"'<>`]+")
 
-# High-confidence token formats, scrubbed even when they are not in the environment.
-_TOKEN_FORMATS = re.compile(
-    "|".join(
-        (
-            r"\bgh[pousr]_[A-Za-z0-9]{36,}\b",  # GitHub tokens
-            r"\bgithub_pat_[A-Za-z0-9_]{22,}\b",  # GitHub fine-grained tokens
-            r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b",  # AWS access key ids
-            r"\bxox[abprs]-[A-Za-z0-9-]{10,}",  # Slack tokens
-            r"\bpypi-[A-Za-z0-9_-]{50,}",  # PyPI API tokens
-            r"\bhf_[A-Za-z0-9]{20,}",  # Hugging Face tokens
-            r"\bsk-(?:proj-|ant-|live-|test-)?[A-Za-z0-9_-]{20,}",  # OpenAI / Anthropic / Stripe keys
-            r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----",
-        )
-    ),
-    re.DOTALL,
+# High-confidence token formats, scrubbed even when they are not in the environment. Each
+# starts with a literal, so the regex engine can skip ahead; the word boundary before it is
+# checked in :func:`_mask_token` (a leading ``\b`` would make every position a candidate).
+_TOKEN_FORMATS = tuple(
+    re.compile(pattern, re.DOTALL)
+    for pattern in (
+        r"gh[pousr]_[A-Za-z0-9]{36,}\b",  # GitHub tokens
+        r"github_pat_[A-Za-z0-9_]{22,}\b",  # GitHub fine-grained tokens
+        r"(?:AKIA|ASIA)[0-9A-Z]{16}\b",  # AWS access key ids
+        r"xox[abprs]-[A-Za-z0-9-]{10,}",  # Slack tokens
+        r"pypi-[A-Za-z0-9_-]{50,}",  # PyPI API tokens
+        r"hf_[A-Za-z0-9]{20,}",  # Hugging Face tokens
+        r"sk-(?:proj-|ant-|live-|test-)?[A-Za-z0-9_-]{20,}",  # OpenAI / Anthropic / Stripe keys
+        r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----",
+    )
 )
+
+
+def _mask_token(match: re.Match[str]) -> str:
+    """MASK for a token that starts at a word boundary; the text itself inside a longer word."""
+    before = match.string[match.start() - 1] if match.start() else ""
+    return match.group(0) if before.isalnum() or before == "_" else MASK
+
+
+def _mask_tokens(text: str) -> str:
+    for pattern in _TOKEN_FORMATS:
+        text = pattern.sub(_mask_token, text)
+    return text
+
 
 # A user name alone carries no secret in this one conventional case (``ssh://git@github.com``).
 _HARMLESS_USERINFO = frozenset({"git"})
@@ -180,7 +195,7 @@ class Redactor:
         text = self.redact_url(text)
         if self._value_re is not None:
             text = self._value_re.sub(MASK, text)
-        return _TOKEN_FORMATS.sub(MASK, text)
+        return _mask_tokens(text)
 
     def redact_obj(self, obj: Any, *, mask_secret_keys: bool = True) -> Any:
         """Return a redacted deep copy of JSON-like data.
