@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from nbtoolkit import _json
 from nbtoolkit._resources import templates_dir
-from nbtoolkit.display import fmt_number as fmt_num
+from nbtoolkit._version import __version__
+from nbtoolkit.html import PALETTE
+from nbtoolkit.html import fmt_number as fmt_num
 from nbtoolkit.redact import MASK, count_masks, default_redactor
 
 if TYPE_CHECKING:
@@ -116,6 +118,7 @@ def environment() -> jinja2.Environment:
     env.filters.update(num=fmt_num, signed=fmt_signed, when=fmt_time, date=fmt_date,
                        duration=fmt_duration, size=fmt_size, value=fmt_value,
                        json_script=lambda v: markupsafe.Markup(json_for_script(v)))
+    env.globals["palette"] = PALETTE
     return env
 
 
@@ -128,8 +131,6 @@ def render(template: str, **context: Any) -> str:
     context["inline_script"] = markupsafe.Markup(script) if script else None
     context["csp"] = CSP.format(script=script_hash(script) if script else "'none'")
     context.setdefault("generated", _dt.datetime.now(tz=_dt.UTC).timestamp())
-    from nbtoolkit._version import __version__
-
     context.setdefault("tool_version", __version__)
     return redact_html(env.get_template(template).render(**context))
 

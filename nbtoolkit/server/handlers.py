@@ -13,8 +13,10 @@ from jupyter_server.utils import url_path_join
 
 from nbtoolkit.errors import InputError, NbToolkitError, RunNotFoundError
 from nbtoolkit.redact import public_json
-from nbtoolkit.server import API_PREFIX
 from nbtoolkit.server import data as D
+
+#: every route lives under the server's base URL plus this prefix
+API_PREFIX = "nbtoolkit/api"
 
 # Reports render plots; one at a time keeps matplotlib single-threaded and the server responsive.
 _report_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nbtk-report")
