@@ -19,6 +19,7 @@ from nbtoolkit.errors import SchemaVersionError
 from nbtoolkit.store import schema as S
 from nbtoolkit.store.artifacts import ArtifactStore
 from nbtoolkit.store.engine import enable_wal, make_engines, pid_alive, process_start_time, transact
+from nbtoolkit.store.predictions import PredictionLog
 from nbtoolkit.store.reads import RunReads
 from nbtoolkit.store.records import Approval, ArtifactRef, DataRef
 
@@ -39,7 +40,7 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
-class Store(RunReads):
+class Store(RunReads, PredictionLog):
     """One project store.
 
     Args:
