@@ -146,8 +146,8 @@ class ScoringService:
     # ------------------------------------------------------------------ logging
     def _log_rows(self, req: ScoringRequest, answers: list[_Answer]) -> list[dict[str, Any]]:
         now = time.time()
-        out = []
-        for a in answers:
+        out: list[tuple[int, int, dict[str, Any]]] = []  # (row, attempt, log row): request order
+        for n, a in enumerate(answers):
             per_row = a.outputs.latency_ms / len(a.rows) if a.outputs is not None else 0.0
             for j, i in enumerate(a.rows):
                 inputs = self._loggable(req.records[i])
@@ -160,8 +160,9 @@ class ScoringService:
                 }
                 if a.outputs is not None:
                     row.update(prediction=a.outputs.predictions[j], score=a.outputs.scores[j], proba=a.outputs.probas[j])
-                out.append(row)
-        return out
+                out.append((i, n, row))
+        out.sort(key=lambda t: (t[0], t[1]))
+        return [row for _, _, row in out]
 
     def _loggable(self, record: dict[str, Any]) -> dict[str, Any]:
         """A row's inputs without sensitive columns (configured, or names that look secret)."""

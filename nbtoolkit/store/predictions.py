@@ -126,7 +126,8 @@ class PredictionLog:
         rows = self.read(lambda conn: conn.execute(q).all())
         frame = pd.DataFrame([tuple(r) for r in rows], columns=list(LOG_COLUMNS))
         for name in _JSON_COLUMNS:
-            frame[name] = [None if v is None else _json.loads(v, None) for v in frame[name]]
+            frame[name] = pd.Series([_json.loads(v, None) if isinstance(v, str) else None for v in frame[name]],
+                                    index=frame.index, dtype=object)
         frame["ok"] = frame["ok"].astype(bool)
         for name in ("score", "label_ts"):
             frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
