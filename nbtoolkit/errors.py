@@ -14,7 +14,8 @@ survive pickling across processes (sweeps run in worker processes and on Dask cl
     │   ├── RunNotFoundError        no run (or baseline) matches an id, prefix or name
     │   │   └── AmbiguousRunIdError a prefix matches several runs
     │   ├── ParameterError          unknown or malformed notebook parameters
-    │   └── NoActiveRunError        log_* called outside a run
+    │   ├── NoActiveRunError        log_* called outside a run
+    │   └── BadScoringRequest       a request to `nbtk serve` it cannot answer (HTTP 400)
     ├── StoreError                  the project store cannot serve the request
     │   ├── SchemaVersionError      store written by a newer nbtoolkit
     │   └── ArtifactIntegrityError  an artifact's bytes do not match its digest
@@ -142,6 +143,26 @@ class NoActiveRunError(InputError):
             f"nbtk.{self.function}() needs an active run. Call it inside an %%experiment cell "
             "or a `with nbtk.start_run('name'):` block."
         )
+
+
+class BadScoringRequest(InputError):
+    """A scoring request ``nbtk serve`` cannot answer: HTTP 400 with MLflow's error body.
+
+    Attributes:
+        message: what is wrong with the request and how to fix it (names the column).
+    """
+
+    message: str
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message=message)
+
+    def describe(self) -> str:
+        return self.message
+
+    def body(self) -> dict[str, str]:
+        """MLflow's error body."""
+        return {"error_code": "BAD_REQUEST", "message": self.message}
 
 
 class StoreError(NbToolkitError):

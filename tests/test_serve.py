@@ -88,6 +88,10 @@ def test_four_input_formats_signature_errors_metrics_and_the_log(served, project
         assert server.client.get("/version").json()["version"] == "1.0.0"
         health = server.client.get("/health").json()
         assert health["model"] == "cancer" and health["version"] == "1.0.0"
+        r = server.client.post("/feedback", json={"rows": [{"row_id": "u10", "label": 1}, {"key": "u11", "label": 0}]})
+        assert r.status_code == 200 and r.json() == {"labelled": 2}
+        r = server.client.post("/feedback", json={"rows": [{"label": 1}]})
+        assert r.status_code == 400 and "row_id nor key" in r.json()["message"]
     finally:
         server.stop(signal.SIGTERM)
 
@@ -103,7 +107,9 @@ def test_four_input_formats_signature_errors_metrics_and_the_log(served, project
     assert "mean radius" not in first["inputs"] and first["inputs"]["mean texture"] == frame["mean texture"].iloc[0]
     canonical = json.dumps(first["inputs"], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     assert first["input_hash"] == hashlib.sha256(canonical.encode()).hexdigest()
-    assert (log["latency_ms"] > 0).all() and log["label"].isna().all()
+    assert (log["latency_ms"] > 0).all()
+    assert tail["label"].iloc[:2].tolist() == [1, 0] and tail["label"].iloc[2:].isna().all()
+    assert log["label"].iloc[:-20].isna().all() and tail["label_ts"].iloc[0] is not None
     assert all(re.fullmatch(r"[0-9a-f]{32}", r) for r in log["request_id"])
 
 

@@ -22,6 +22,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+from nbtoolkit.errors import InputError
 from nbtoolkit.serve.control import Controller
 from nbtoolkit.serve.metrics import CONTENT_TYPE
 from nbtoolkit.serve.protocol import BadRequest
@@ -67,8 +68,8 @@ def build_app(service: ScoringService, controller: Controller | None = None) -> 
             labelled = await run_in_threadpool(service.feedback, payload)
         except ValueError as exc:
             return error(400, "BAD_REQUEST", f"The body is not valid JSON or not rows of labels: {exc}.")
-        except BadRequest as exc:
-            return JSONResponse(exc.body(), status_code=400, headers=headers())
+        except InputError as exc:  # no row_id/key, no label, not rows
+            return error(400, "BAD_REQUEST", str(exc))
         return JSONResponse({"labelled": labelled}, headers=headers())
 
     async def ping(_request: Request) -> Any:

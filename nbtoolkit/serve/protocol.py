@@ -25,28 +25,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from nbtoolkit import _json
-from nbtoolkit.errors import InputError
+from nbtoolkit.errors import BadScoringRequest
 from nbtoolkit.export.load import SignatureError, check_input
 
 INPUT_FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 
 
-class BadRequest(InputError):
-    """A scoring request the server cannot answer (HTTP 400 with ``message``)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.message,))
-
-    def __str__(self) -> str:
-        return self.message
-
-    def body(self) -> dict[str, str]:
-        """MLflow's error body."""
-        return {"error_code": "BAD_REQUEST", "message": self.message}
+#: Raised for a request the server cannot answer (HTTP 400); the name used across the serve stage.
+BadRequest = BadScoringRequest
 
 
 @dataclass
