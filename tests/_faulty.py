@@ -1,6 +1,6 @@
 """A challenger that fails on purpose (raises or sleeps), for the live canary tests.
 
-It wraps a fitted scikit-learn classifier and misbehaves while ``trigger`` exists (always when
+It wraps a fitted scikit-learn classifier and misbehaves (raises, sleeps, or with mode ``wrong`` answers with the classes swapped) while ``trigger`` exists (always when
 ``trigger`` is ``None``). Saved with skops, it loads only when the server trusts
 ``_faulty.Faulty`` (``nbtk serve --trust-type _faulty.Faulty``).
 """
@@ -26,6 +26,8 @@ class Faulty:
             time.sleep(self.delay)
 
     def predict_proba(self, X: Any) -> Any:
+        if self.mode == "wrong":  # answers, but with the classes swapped
+            return self.model.predict_proba(X)[:, ::-1]
         self._misbehave()
         return self.model.predict_proba(X)
 

@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 TESTS = Path(__file__).resolve().parent
 
 
-def export_model(out_dir: Path, model_obj: Any, *, model: str, version: str, roc_auc: float = 0.97) -> str:
+def export_model(out_dir: Path, model_obj: Any, *, model: str, version: str, roc_auc: float = 0.97,
+                 release: dict[str, Any] | None = None) -> str:
     """Record a finished run logging ``model_obj`` and export it with the export stage; return the path."""
     import nbtoolkit as nbtk
 
@@ -27,7 +28,7 @@ def export_model(out_dir: Path, model_obj: Any, *, model: str, version: str, roc
         nbtk.log(roc_auc=roc_auc)
         nbtk.log_model(model_obj, "model", sample_input=X.iloc[:5])
     result = nbtk.export_bundle(run.run_id, model=model, out_dir=out_dir, version=version, force=True,
-                                reason="test bundle without review")
+                                reason="test bundle without review", release=release)
     return str(result.path)
 
 

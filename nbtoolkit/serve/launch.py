@@ -30,7 +30,7 @@ from nbtoolkit.store import open_store
 
 
 def _serve_config(settings: Any) -> dict[str, Any]:
-    table = settings.section("serve")
+    table: dict[str, Any] = settings.section("serve")
     sensitive = table.get("sensitive", [])
     if not isinstance(sensitive, list) or not all(isinstance(c, str) for c in sensitive):
         raise ConfigError('[tool.nbtoolkit.serve] sensitive must be a list of column names, e.g. ["ssn"].')

@@ -16,7 +16,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from nbtoolkit.errors import NbToolkitError
@@ -48,7 +48,7 @@ class PredictionWriter:
         self._thread = threading.Thread(target=self._loop, name="nbtk-predlog", daemon=True)
         self._thread.start()
 
-    def add(self, rows: list[Mapping[str, Any]]) -> None:
+    def add(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Queue rows for writing (never blocks on the database)."""
         if not rows:
             return

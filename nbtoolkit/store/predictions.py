@@ -153,7 +153,8 @@ class PredictionLog:
         for i, r in enumerate(rows):
             if "label" not in r or r["label"] is None:
                 raise InputError(f"feedback row {i} has no label; give each row a label value.")
-            ts = float(r.get("ts") if r.get("ts") is not None else now)
+            raw_ts = r.get("ts")
+            ts = now if raw_ts is None else float(raw_ts)
             label = _json.dumps(r["label"])
             if r.get("row_id") is not None:
                 updates.append(("row_id", str(r["row_id"]), label, ts))
@@ -189,10 +190,10 @@ class PredictionLog:
             raise InputError(f"rating {rating} is outside 1-5; rate from 1 (poor) to 5 (excellent).")
         created = time.time()
         clean = self._redact_text(text.strip()) or ""
-        row = {"target_kind": target_kind, "target": target, "by": by.strip(), "text": clean,
-               "rating": None if rating is None else int(rating), "created": created}
+        who, stars = by.strip(), None if rating is None else int(rating)
+        row = {"target_kind": target_kind, "target": target, "by": who, "text": clean, "rating": stars, "created": created}
         new_id = self.write(lambda conn: conn.execute(insert(S.comments).values(**row)).inserted_primary_key[0])
-        return Comment(int(new_id), target_kind, target, row["by"], clean, row["rating"], created)
+        return Comment(int(new_id), target_kind, target, who, clean, stars, created)
 
     def comments(self, target_kind: str, target: str) -> list[Comment]:
         """Comments on one target, oldest first."""
