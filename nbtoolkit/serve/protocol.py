@@ -50,9 +50,8 @@ class ScoringRequest:
         return len(self.row_ids)
 
 
-def _frame_from_json(payload: dict[str, Any], columns: Sequence[str]) -> Any:
-    import pandas as pd
-
+def _rows_from_json(payload: dict[str, Any], columns: Sequence[str]) -> list[dict[str, Any]] | list[Any]:
+    """The rows of a JSON body: a list of ``{column: value}`` records (or bare rows for arrays)."""
     present = [k for k in INPUT_FORMATS if k in payload]
     if len(present) != 1:
         raise BadRequest(
@@ -62,26 +61,37 @@ def _frame_from_json(payload: dict[str, Any], columns: Sequence[str]) -> Any:
         )
     fmt = present[0]
     data = payload[fmt]
+    if fmt == "dataframe_split":
+        if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+            raise BadRequest('dataframe_split must be {"columns": [...], "data": [[...], ...]}.')
+        names = [str(c) for c in (data.get("columns") or columns)]
+        if not names or not all(isinstance(r, list) and len(r) == len(names) for r in data["data"]):
+            raise BadRequest(f"dataframe_split: every row of data needs one value per column ({len(names)} columns).")
+        return [dict(zip(names, r, strict=True)) for r in data["data"]]
+    if isinstance(data, dict) and fmt == "inputs":  # columnar: {"col": [values...]}
+        cols = {str(k): v if isinstance(v, list) else [v] for k, v in data.items()}
+        sizes = {len(v) for v in cols.values()}
+        if len(sizes) != 1:
+            raise BadRequest("inputs: every column needs the same number of values.")
+        return [dict(zip(cols, vals, strict=True)) for vals in zip(*cols.values(), strict=True)]
+    if not isinstance(data, list):
+        raise BadRequest(f"{fmt} must be a list of rows" + (" or an object of columns." if fmt == "inputs" else "."))
+    if all(isinstance(r, dict) for r in data):
+        return [{str(k): v for k, v in r.items()} for r in data]
+    if fmt == "dataframe_records":
+        raise BadRequest("dataframe_records must be a list of {column: value} objects.")
+    if columns and all(isinstance(r, list) and len(r) == len(columns) for r in data):
+        return [dict(zip(columns, r, strict=True)) for r in data]
+    return list(data)
+
+
+def _frame(rows: list[Any]) -> Any:
+    import pandas as pd
+
     try:
-        if fmt == "dataframe_split":
-            if not isinstance(data, dict) or "data" not in data:
-                raise BadRequest('dataframe_split must be {"columns": [...], "data": [[...], ...]}.')
-            return pd.DataFrame(data["data"], columns=data.get("columns") or (list(columns) or None))
-        if fmt == "dataframe_records":
-            if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
-                raise BadRequest("dataframe_records must be a list of {column: value} objects.")
-            return pd.DataFrame.from_records(data)
-        if isinstance(data, dict):  # columnar "inputs": {"col": [values...]}
-            return pd.DataFrame({k: v if isinstance(v, list) else [v] for k, v in data.items()})
-        if not isinstance(data, list):
-            raise BadRequest(f"{fmt} must be a list of rows or an object of columns.")
-        if all(isinstance(r, dict) for r in data):
-            return pd.DataFrame.from_records(data)
-        if columns and all(isinstance(r, list) and len(r) == len(columns) for r in data):
-            return pd.DataFrame(data, columns=list(columns))
-        return pd.DataFrame(data)
+        return pd.DataFrame.from_records(rows) if rows and isinstance(rows[0], dict) else pd.DataFrame(rows)
     except (ValueError, TypeError) as exc:
-        raise BadRequest(f"{fmt} could not be read as a table: {exc}.") from None
+        raise BadRequest(f"The rows could not be read as a table: {exc}.") from None
 
 
 def _load_body(body: bytes, content_type: str) -> tuple[Any, list[Any] | None]:
@@ -123,7 +133,11 @@ def parse_request(body: bytes, content_type: str, signature: dict[str, Any], *, 
     """
     payload, ids = _load_body(body, content_type)
     columns = [str(c["name"]) for c in signature.get("columns", [])] if signature.get("kind") == "dataframe" else []
-    frame = payload if not isinstance(payload, dict) else _frame_from_json(payload, columns)
+    if isinstance(payload, dict):
+        rows = _rows_from_json(payload, columns)
+        frame = _frame(rows)
+    else:  # a CSV body, already a frame
+        frame, rows = payload, _records(payload)
     frame.columns = [str(c) for c in frame.columns]
     n = len(frame)
     if n == 0:
@@ -135,7 +149,8 @@ def parse_request(body: bytes, content_type: str, signature: dict[str, Any], *, 
         keys = [None if v is None else str(v) for v in frame[key_column].tolist()]
         if key_column not in columns:
             frame = frame.drop(columns=[key_column])
-    records = _records(frame)
+            rows = [{k: v for k, v in r.items() if k != key_column} for r in rows]
+    records = [r if isinstance(r, dict) else {"row": r} for r in rows]
     try:
         checked = check_input(frame, signature) if signature.get("kind") == "dataframe" else _array_input(frame, signature)
     except SignatureError as exc:
