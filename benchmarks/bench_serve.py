@@ -13,7 +13,7 @@ the alias rolled back.
 
 Usage::
 
-    python benchmarks/bench_serve.py [--requests 3000] [--concurrency 8]
+    python benchmarks/bench_serve.py [--requests 2000] [--concurrency 8] [--rounds 3]
         [--mlflow-python PATH]   # a Python with mlflow installed (default: this one, if it has it)
 """
 
@@ -166,7 +166,7 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 def mlflow_server(python: str, model: Any, tmp: Path) -> tuple[subprocess.Popen[bytes], str] | None:
     (tmp / "gb.pkl").write_bytes(pickle.dumps(model))
     save = ("import pickle,sys,mlflow.sklearn; m=pickle.load(open(sys.argv[1],'rb')); "
-            "mlflow.sklearn.save_model(m, sys.argv[2])")
+            "mlflow.sklearn.save_model(m, sys.argv[2], serialization_format='cloudpickle')")
     done = subprocess.run([python, "-c", save, str(tmp / "gb.pkl"), str(tmp / "mlflow-model")], capture_output=True, text=True)
     if done.returncode != 0:
         print("mlflow could not save the model:", done.stderr.strip().splitlines()[-1:])
@@ -175,7 +175,8 @@ def mlflow_server(python: str, model: Any, tmp: Path) -> tuple[subprocess.Popen[
     mlflow = str(Path(python).parent / "mlflow")
     proc = subprocess.Popen([mlflow, "models", "serve", "-m", str(tmp / "mlflow-model"), "-h", "127.0.0.1", "-p", str(port),
                              "--env-manager", "local"], stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            start_new_session=True)
+                            start_new_session=True,  # mlflow runs `uvicorn` from PATH: its own Python's
+                            env={**os.environ, "PATH": os.pathsep.join([str(Path(python).parent), os.environ["PATH"]])})
     url = f"http://127.0.0.1:{port}"
     wait_up(url, proc)
     return proc, url
@@ -211,8 +212,9 @@ def breach_timing(proj: Path, X: Any, trigger: Path) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per server (medians reported)")
     parser.add_argument("--mlflow-python", default=None)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="nbtk-bench-serve-") as t:
@@ -220,28 +222,39 @@ def main() -> None:
         proj, X, gb, trigger = setup_project(tmp)
         from nbtoolkit.store import open_store
 
-        rows = {}
-        bodies = bodies_for(X, args.requests, ids=True)
-        # like for like: every row answered by the GBM (as MLflow's), with canary routing and the log on
-        proc, url = nbtk_server(proj, "cancer@production", "--canary", "cancer@candidate", "--percent", "100")
-        rows["nbtk serve (log on, canary 100 %: GBM)"] = load(url, bodies, args.concurrency)
-        stop(proc)
-        proc, url = nbtk_server(proj, "cancer@production", "--canary", "cancer@candidate", "--percent", "10")
-        rows["nbtk serve (log on, canary 10 %)"] = load(url, bodies, args.concurrency)
-        stop(proc)
+        # like for like: every row answered by the GBM (as MLflow's), with canary routing and the log on;
+        # and a 10 % canary (90 % answered by the logistic regression)
+        servers = {
+            "nbtk serve (log on, canary 100 %: GBM)": nbtk_server(proj, "cancer@production", "--canary", "cancer@candidate", "--percent", "100"),
+            "nbtk serve (log on, canary 10 %)": nbtk_server(proj, "cancer@production", "--canary", "cancer@candidate", "--percent", "10"),
+        }
+        mlflow = mlflow_server(args.mlflow_python or sys.executable, gb, tmp)
+        if mlflow is not None:
+            servers["mlflow models serve (GBM)"] = mlflow
+        results: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
+        answered = 0
+        for _ in range(args.rounds):  # interleaved, so load changes on the machine hit all alike
+            for name, (_proc, url) in servers.items():
+                bodies = bodies_for(X, args.requests, ids=not name.startswith("mlflow"))
+                results[name].append(load(url, bodies, args.concurrency))
+                if not name.startswith("mlflow"):
+                    answered += args.requests + max(50, args.requests // 10)
+        for name, (proc, _url) in servers.items():
+            if name.startswith("mlflow"):
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(60)
+            else:
+                stop(proc)
         log = open_store().prediction_log("cancer")
-        answered = 2 * (args.requests + max(50, args.requests // 10))
-        python = args.mlflow_python or sys.executable
-        server = mlflow_server(python, gb, tmp)
-        if server is not None:
-            rows["mlflow models serve (GBM)"] = load(server[1], bodies_for(X, args.requests, ids=False), args.concurrency)
-            os.killpg(server[0].pid, signal.SIGTERM)
-            server[0].wait(60)
         breach = breach_timing(proj, X, trigger)
-    print(f"{args.requests} one-row requests, concurrency {args.concurrency}, 127.0.0.1")
-    print(f"{'server':<42} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'failed':>7}")
-    for name, r in rows.items():
-        print(f"{name:<42} {r['rps']:>8.0f} {r['p50']:>8.2f} {r['p99']:>8.2f} {r['failed']:>7.0f}")
+    if mlflow is None:
+        print("mlflow not available: no peer figures")
+    print(f"{args.requests} one-row requests per round, {args.rounds} rounds, concurrency {args.concurrency}, 127.0.0.1")
+    print(f"{'server':<42} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'failed':>7}   (medians over rounds)")
+    for name, runs in results.items():
+        med = {k: statistics.median(r[k] for r in runs) for k in ("rps", "p50", "p99")}
+        failed = sum(r["failed"] for r in runs)
+        print(f"{name:<42} {med['rps']:>8.0f} {med['p50']:>8.2f} {med['p99']:>8.2f} {failed:>7.0f}")
     print(f"predictions answered {answered}, logged {int(log['ok'].sum())} (log rows {len(log)})")
     print(f"breach injected -> routing stopped {breach['to_halt_s']:.2f} s, alias rolled back {breach['to_rollback_s']:.2f} s, "
           f"failed client requests {breach['failed_requests']:.0f}")

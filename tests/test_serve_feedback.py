@@ -116,3 +116,24 @@ def make_other_run() -> str:
 def test_bad_scoring_request_pickles_with_its_message():
     err = pickle.loads(pickle.dumps(BadScoringRequest("missing columns: 'a'")))
     assert str(err) == "missing columns: 'a'" and err.body() == {"error_code": "BAD_REQUEST", "message": "missing columns: 'a'"}
+
+
+def test_a_v3_store_is_upgraded_in_place(tmp_path):
+    import sqlite3
+
+    from nbtoolkit.store import Store
+    from nbtoolkit.store import schema as S
+
+    folder = tmp_path / "old"
+    Store(folder).dispose()
+    con = sqlite3.connect(folder / "store.db")
+    con.execute("drop table predictions")
+    con.execute("drop table comments")
+    con.execute("update meta set value='3' where key='schema_version'")
+    con.commit()
+    con.close()
+    store = Store(folder)
+    assert store.schema_version == S.SCHEMA_VERSION >= 4
+    assert store.log_predictions([row(0, key="a")]) == 1 and len(store.prediction_log("cancer")) == 1
+    assert store.add_comment("experiment", "x", by="a", text="t").id == 1
+    store.dispose()

@@ -44,6 +44,7 @@ class ScoringRequest:
     records: list[dict[str, Any]]  # the rows' inputs as JSON-compatible dicts
     row_ids: list[str]
     keys: list[str | None]
+    signature: dict[str, Any]  # the signature the frame was checked against
 
     @property
     def rows(self) -> int:
@@ -157,7 +158,7 @@ def parse_request(body: bytes, content_type: str, signature: dict[str, Any], *, 
         raise BadRequest(exc.describe()) from None
     request_id = uuid.uuid4().hex
     row_ids = [str(i) if i is not None else f"{request_id}:{j}" for j, i in enumerate(ids or [None] * n)]
-    return ScoringRequest(request_id, checked, records, row_ids, keys)
+    return ScoringRequest(request_id, checked, records, row_ids, keys, signature)
 
 
 def _array_input(frame: Any, signature: dict[str, Any]) -> Any:

@@ -11,8 +11,8 @@ holds on the step's rows; then the next step starts. Without a plan the share st
 ``percent``.
 
 The SLA (error rate, latency percentiles of the per-row latency, and quality metrics once
-labels have been joined) is checked after every challenger call over the current step's rows
-(at least ``min_rows`` of them). The first breach halts the canary at once: from the next row
+labels have been joined) is checked over the current step's rows (at least ``min_rows`` of
+them) after every failed challenger call and at most every ``JUDGE_EVERY`` seconds otherwise. The first breach halts the canary at once: from the next row
 on, every row goes to the champion. Rolling the registry alias back is the server's job
 (:mod:`nbtoolkit.serve.control`), outside the request path.
 """
@@ -30,6 +30,8 @@ from nbtoolkit.stability._common import DEFAULT_SALT, bucket, latency_stats
 from nbtoolkit.stability.sla import Sla, SlaReport
 
 #: SLA metrics measured from the traffic itself (everything else needs labels).
+#: Successful challenger calls are judged at most this often (seconds); failures at once.
+JUDGE_EVERY = 0.05
 #: The SLA of a step is judged on at most this many of its latest challenger rows.
 WINDOW_ROWS = 5000
 TRAFFIC_METRICS = ("error_rate", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "latency_mean_ms")
@@ -84,6 +86,7 @@ class CanaryRouter:
         self.flag_percent: float | None = None
         self.completed = False
         self._win = _Window(time.time())
+        self._judged = 0.0
         self._lock = threading.Lock()
         self._halted = threading.Event()
 
@@ -124,6 +127,10 @@ class CanaryRouter:
                 return self.halt
             self._win.ok.extend([ok] * rows)
             self._win.latency_ms.extend([latency_ms] * rows if ok else [])
+            now = time.monotonic()
+            if now - self._judged < JUDGE_EVERY and ok:  # failures are judged at once
+                return None
+            self._judged = now
         return self.judge()
 
     def measured(self) -> dict[str, float]:

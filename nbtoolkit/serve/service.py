@@ -78,6 +78,7 @@ class ScoringService:
         self.writer = PredictionWriter(store)
         self.events: list[dict[str, Any]] = []  # alias moves, reloads, rollbacks seen by the controller
         self._sensitive = {c.lower() for c in self.options.sensitive}
+        self._dropped: dict[tuple[str, ...], frozenset[str]] = {}  # column names -> columns never logged
 
     # ------------------------------------------------------------------ scoring
     def score(self, body: bytes, content_type: str) -> tuple[dict[str, Any], list[str]]:
@@ -120,7 +121,7 @@ class ScoringService:
         frame = _take(req.frame, rows)
         t0 = time.perf_counter()
         try:
-            if served is not self.champion:
+            if arm == CHALLENGER and served.signature != req.signature:
                 frame = check_input(frame, served.signature) if served.signature.get("kind") == "dataframe" else frame
             outputs = served.call(frame)
         except Exception as exc:  # noqa: BLE001 - any model failure is recorded, never raised here
@@ -165,11 +166,18 @@ class ScoringService:
         return [row for _, _, row in out]
 
     def _loggable(self, record: dict[str, Any]) -> dict[str, Any]:
-        """A row's inputs without sensitive columns (configured, or names that look secret)."""
+        """A row's inputs without sensitive columns (configured, or names that look secret).
+
+        String values go through the redactor (a token pasted into a text field is masked).
+        """
         red = self.redactor
-        kept = {k: v for k, v in record.items()
-                if k.lower() not in self._sensitive and not (red is not None and red.is_secret_name(k))}
-        return kept if red is None else dict(red.redact_obj(kept))
+        names = tuple(record)
+        drop = self._dropped.get(names)
+        if drop is None:
+            drop = self._dropped[names] = frozenset(
+                k for k in names if k.lower() in self._sensitive or (red is not None and red.is_secret_name(k)))
+        return {k: red.redact_text(v) if red is not None and isinstance(v, str) else v
+                for k, v in record.items() if k not in drop}
 
     # ------------------------------------------------------------------ other endpoints
     def feedback(self, payload: Any) -> int:
