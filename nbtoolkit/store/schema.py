@@ -269,8 +269,8 @@ def _v2_to_v3(conn: Connection) -> None:
 
 def _v3_to_v4(conn: Connection) -> None:
     """v4 adds the serving prediction log and review comments (serve stage)."""
-    predictions.create(conn)
-    comments.create(conn)
+    predictions.create(conn, checkfirst=True)
+    comments.create(conn, checkfirst=True)
 
 
 #: MIGRATIONS[v] upgrades a store at version v to version v + 1.
