@@ -102,16 +102,12 @@ def populate_sweep(store: Any, sweep_id: str, n: int) -> None:
     """``n`` finished children of one sweep (lr x depth x seed grid), written through the store API."""
     import random
 
-    from sqlalchemy import insert
-
-    from nbtoolkit.store import schema as S
 
     rng = random.Random(0)
     spec = {"grid": {"lr": [0.001, 0.003, 0.01, 0.03, 0.1], "max_depth": list(range(2, 12)),
                      "seed": list(range(10))}}
-    store.write(lambda conn: conn.execute(insert(S.sweeps).values(
-        sweep_id=sweep_id, notebook="train.ipynb", spec=json.dumps(spec), status="finished",
-        created=time.time(), ended=time.time())))
+    store.create_sweep(sweep_id, notebook="train.ipynb", spec=spec, status="running")
+    store.set_sweep_status(sweep_id, "finished", ended=True)
     decl = {"experiment": "bench-sweep", "success": ["roc_auc >= 0.9"], "hypothesis": "tuning helps"}
     combos = [(lr, d, s) for lr in spec["grid"]["lr"] for d in spec["grid"]["max_depth"] for s in spec["grid"]["seed"]]
     for lr, depth, seed in combos[:n]:

@@ -128,7 +128,7 @@ def setup_project(tmp: Path) -> tuple[Path, Any, Any, Any]:
     from _faulty import Faulty
 
     import nbtoolkit as nbtk
-    from nbtoolkit import registry
+    from nbtoolkit.stability.promotion import promote
 
     data = load_breast_cancer(as_frame=True)
     X, y = data.data, data.target
@@ -140,11 +140,11 @@ def setup_project(tmp: Path) -> tuple[Path, Any, Any, Any]:
             nbtk.log(roc_auc=0.97)
             nbtk.log_model(model, "model", sample_input=X.iloc[:5])
         nbtk.export_bundle(run.run_id, model="cancer", out_dir=tmp / "bundles", version=version, force=True, reason="bench")
-    registry.promote("cancer", "1.0.0", to="production", by="bench", reason="bench")
-    registry.promote("cancer", "1.0.1", to="candidate", by="bench", reason="bench")
-    registry.promote("cancer", "1.0.2", to="faulty", by="bench", reason="bench")
-    registry.promote("cancer", "1.0.1", to="faulty", by="bench", reason="bench")
-    registry.promote("cancer", "1.0.2", to="faulty", by="bench", reason="bench")
+    promote("cancer", "1.0.0", to="production", by="bench", reason="bench")
+    promote("cancer", "1.0.1", to="candidate", by="bench", reason="bench")
+    promote("cancer", "1.0.2", to="faulty", by="bench", reason="bench")
+    promote("cancer", "1.0.1", to="faulty", by="bench", reason="bench")
+    promote("cancer", "1.0.2", to="faulty", by="bench", reason="bench")
     return proj, X, gb, trigger
 
 

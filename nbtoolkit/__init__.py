@@ -48,8 +48,8 @@ _EXPORTS: dict[str, str] = {
     "shadow": "nbtoolkit.stability.shadow",
     "canary": "nbtoolkit.stability.canary",
     "flag": "nbtoolkit.stability.flags",
-    "promote": "nbtoolkit.registry",
-    "rollback": "nbtoolkit.registry",
+    "promote": "nbtoolkit.stability.promotion",
+    "rollback": "nbtoolkit.stability.promotion",
     # notebook UI
     "browse": "nbtoolkit.widgets.browser",
 }
@@ -80,10 +80,10 @@ if TYPE_CHECKING:
     from nbtoolkit.export.load import load_bundle
     from nbtoolkit.export.verify import verify_bundle
     from nbtoolkit.query import get_run, runs
-    from nbtoolkit.registry import promote, rollback
     from nbtoolkit.report.compare import compare
     from nbtoolkit.stability.canary import canary
     from nbtoolkit.stability.flags import flag
+    from nbtoolkit.stability.promotion import promote, rollback
     from nbtoolkit.stability.shadow import shadow
     from nbtoolkit.store import RunRecord
     from nbtoolkit.tracking import (

@@ -76,13 +76,13 @@ def run_demo(folder: Path, *, force: bool = False, jobs: int = 2, echo: Callable
     from nbtoolkit.config import load_settings
     from nbtoolkit.execute import reproduce, run_notebook, sweep
     from nbtoolkit.export import approve, export_bundle, load_bundle, verify_bundle
-    from nbtoolkit.registry import promote
     from nbtoolkit.report import (
         write_comparison_report,
         write_index_report,
         write_run_report,
         write_sweep_report,
     )
+    from nbtoolkit.stability.promotion import promote
     from nbtoolkit.store import open_store
 
     folder = prepare_project(Path(folder).resolve(), force=force)

@@ -72,16 +72,11 @@ def write_bundle(folder: Path, model_obj: Any, *, model: str, version: str, run_
 
 def register(store: Any, root: Path, model_obj: Any, *, model: str, version: str, run_id: str, release: dict[str, Any] | None = None) -> Path:
     """Write a bundle under ``root`` (outside the git tree) and record it in ``exports`` like the export stage does."""
-    from sqlalchemy import insert
-
-    from nbtoolkit.store import schema as S
+    from nbtoolkit.store.models import ModelVersion
 
     path = write_bundle(root / f"{model}-{version}", model_obj, model=model, version=version, run_id=run_id, release=release)
-    row = {
-        "run_id": run_id, "model": model, "version": version, "path": str(path.resolve()), "created": time.time(),
-        "manifest_sha256": sha256_file(path / "MANIFEST.json"), "forced": 0, "reason": None, "extra": "{}",
-    }
-    store.write(lambda conn: conn.execute(insert(S.exports).values(**row)))
+    row = ModelVersion(model, version, run_id, str(path.resolve()), time.time(), sha256_file(path / "MANIFEST.json"))
+    assert store.record_export(row)
     return path
 
 

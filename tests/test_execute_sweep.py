@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import signal
@@ -24,12 +25,7 @@ def _nb(project: Path) -> Path:
 
 
 def _sweep_row(store: Any, sweep_id: str | None = None) -> dict[str, Any]:
-    from sqlalchemy import select
-
-    from nbtoolkit.store import schema as S
-
-    rows = store.read(lambda conn: conn.execute(select(S.sweeps)).mappings().all())
-    rows = [dict(r) for r in rows if sweep_id is None or r["sweep_id"] == sweep_id]
+    rows = [dataclasses.asdict(r) for r in store.find_sweeps("") if sweep_id is None or r.sweep_id == sweep_id]
     assert len(rows) == 1
     return rows[0]
 

@@ -16,8 +16,8 @@ from _stability import demo_models, make_run, register, set_config
 from conftest import nbtk_cli
 
 from nbtoolkit import registry
-from nbtoolkit.errors import InputError
-from nbtoolkit.registry import PromotionRefused
+from nbtoolkit.errors import InputError, PromotionRefused
+from nbtoolkit.stability import promotion
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -34,24 +34,24 @@ def two_versions(project, store, tmp_path):
 
 
 def test_promote_rollback_and_history_chain(two_versions, store):
-    m1 = registry.promote("cancer", "1.0.0", to="production", by="ana", reason="first release", store=store)
+    m1 = promotion.promote("cancer", "1.0.0", to="production", by="ana", reason="first release", store=store)
     assert (m1.from_version, m1.to_version, m1.action) == (None, "1.0.0", "promote")
-    registry.promote("cancer", "1.0.1", to="production", by="bo", reason="gbm wins", store=store)
-    registry.promote("cancer", "1.0.1", to="staging", by="bo", reason="try", store=store)
+    promotion.promote("cancer", "1.0.1", to="production", by="bo", reason="gbm wins", store=store)
+    promotion.promote("cancer", "1.0.1", to="staging", by="bo", reason="try", store=store)
     assert registry.current("cancer", "production", store=store) == "1.0.1"
 
-    back = registry.rollback("cancer", by="cy", reason="latency spike", store=store)
+    back = promotion.rollback("cancer", by="cy", reason="latency spike", store=store)
     assert (back.from_version, back.to_version, back.action) == ("1.0.1", "1.0.0", "rollback")
     assert registry.current("cancer", "production", store=store) == "1.0.0"
     assert registry.current("cancer", "staging", store=store) == "1.0.1"  # other aliases untouched
     # nothing before 1.0.0: a second rollback is refused with the way out named
     with pytest.raises(InputError, match="no earlier version"):
-        registry.rollback("cancer", store=store)
+        promotion.rollback("cancer", store=store)
     # but --to can go to any version the alias pointed to
-    again = registry.rollback("cancer", to="1.0.1", by="cy", store=store)
+    again = promotion.rollback("cancer", to="1.0.1", by="cy", store=store)
     assert again.to_version == "1.0.1"
     with pytest.raises(InputError, match="never pointed to"):
-        registry.rollback("cancer", alias="staging", to="9.9.9", store=store)
+        promotion.rollback("cancer", alias="staging", to="9.9.9", store=store)
 
     moves = registry.history("cancer", alias="production", store=store)
     assert [(m.action, m.from_version, m.to_version, m.by) for m in moves] == [
@@ -63,7 +63,7 @@ def test_promote_rollback_and_history_chain(two_versions, store):
     assert moves[1].reason == "gbm wins" and moves[1].extra["verified"] is True
     assert moves[1].extra["rollback_target"] == {"version": "1.0.0", "verified": True}
     with pytest.raises(InputError, match="already points"):
-        registry.promote("cancer", "1.0.1", to="production", by="x", reason="y", store=store)
+        promotion.promote("cancer", "1.0.1", to="production", by="x", reason="y", store=store)
 
     entry = registry.models("cancer", store=store)[0]
     assert [v.version for v in entry.versions] == ["1.0.0", "1.0.1"]
@@ -97,7 +97,7 @@ def test_gates_bundle_sla_and_dirty_git(project, store, tmp_path):
     register(store, tmp_path / "b", m["lr"], model="cancer", version="0.1.0", run_id=weak)
     set_config(project, "\n[tool.nbtoolkit.sla]\nmin.roc_auc = 0.85\nmax.latency_p95_ms = 50\n")
     with pytest.raises(PromotionRefused) as info:
-        registry.promote("cancer", "0.1.0", to="staging", by="a", reason="b", store=store)
+        promotion.promote("cancer", "0.1.0", to="staging", by="a", reason="b", store=store)
     assert "roc_auc = 0.8 < min 0.85" in str(info.value)
     assert "latency" not in str(info.value)  # not measured for this run: listed as missing, not a breach
 
@@ -105,36 +105,36 @@ def test_gates_bundle_sla_and_dirty_git(project, store, tmp_path):
     path = register(store, tmp_path / "b", m["gb"], model="cancer", version="0.2.0", run_id=good)
     (path / "model" / "model.skops").write_bytes(b"tampered")
     with pytest.raises(PromotionRefused, match="does not verify"):
-        registry.promote("cancer", "0.2.0", to="staging", by="a", reason="b", store=store)
+        promotion.promote("cancer", "0.2.0", to="staging", by="a", reason="b", store=store)
 
     (project / "scratch.py").write_text("x = 1\n")  # uncommitted change -> dirty tree
     dirty = make_run("cancer-dirty", roc_auc=0.97)
     assert store.get_run(dirty).lock().data["git"]["dirty"] is True
     register(store, tmp_path / "b", m["gb"], model="cancer", version="0.3.0", run_id=dirty)
     with pytest.raises(PromotionRefused, match="dirty git tree"):
-        registry.promote("cancer", "0.3.0", to="production", by="a", reason="b", store=store)
+        promotion.promote("cancer", "0.3.0", to="production", by="a", reason="b", store=store)
     # staging accepts it: only production (clean_git_aliases) demands a clean tree
-    assert registry.promote("cancer", "0.3.0", to="staging", by="a", reason="b", store=store).to_version == "0.3.0"
+    assert promotion.promote("cancer", "0.3.0", to="staging", by="a", reason="b", store=store).to_version == "0.3.0"
     assert registry.current("cancer", "production", store=store) is None
 
 
 def test_cadence_blocks_and_override_is_recorded(two_versions, project, store):
     set_config(project, "\n[tool.nbtoolkit.policy]\nmin_days_between_promotions = 7\n")
     t0 = time.time()
-    registry.promote("cancer", "1.0.0", to="production", by="a", reason="r", store=store, now=t0)
+    promotion.promote("cancer", "1.0.0", to="production", by="a", reason="r", store=store, now=t0)
     with pytest.raises(PromotionRefused, match="needs 7 days between promotions"):
-        registry.promote("cancer", "1.0.1", to="production", by="a", reason="r", store=store, now=t0 + 86400)
+        promotion.promote("cancer", "1.0.1", to="production", by="a", reason="r", store=store, now=t0 + 86400)
     cli = nbtk_cli("promote", "cancer", "1.0.1", "--to", "production", "--by", "a", "--reason", "r", cwd=project)
     assert cli.returncode == 1 and "--override-cadence" in cli.stderr
     status = nbtk_cli("status", cwd=project)
     assert "Promotions blocked by cadence: 1" in status.stdout and "cancer@production" in status.stdout
 
-    forced = registry.promote("cancer", "1.0.1", to="production", by="a", reason="hotfix", override_cadence="security fix", store=store, now=t0 + 86400)
+    forced = promotion.promote("cancer", "1.0.1", to="production", by="a", reason="hotfix", override_cadence="security fix", store=store, now=t0 + 86400)
     assert forced.forced_cadence and forced.extra["cadence_override"] == "security fix"
     # a rollback is never blocked by cadence
-    assert registry.rollback("cancer", store=store, now=t0 + 86400 + 1).to_version == "1.0.0"
+    assert promotion.rollback("cancer", store=store, now=t0 + 86400 + 1).to_version == "1.0.0"
     # eight days after the last promotion the policy allows the next one
-    later = registry.promote("cancer", "1.0.1", to="production", by="a", reason="r", store=store, now=t0 + 86400 + 8 * 86400)
+    later = promotion.promote("cancer", "1.0.1", to="production", by="a", reason="r", store=store, now=t0 + 86400 + 8 * 86400)
     assert not later.forced_cadence
     hist = nbtk_cli("history", "cancer", cwd=project).stdout
     assert "[cadence override: security fix]" in hist
@@ -142,10 +142,10 @@ def test_cadence_blocks_and_override_is_recorded(two_versions, project, store):
 
 _WORKER = """
 import sys
-from nbtoolkit import registry
+from nbtoolkit.stability import promotion
 i = int(sys.argv[1])
 for v in (f"2.0.{i}", f"2.1.{i}"):
-    registry.promote("par", v, to="production", by=f"worker{i}", reason="parallel")
+    promotion.promote("par", v, to="production", by=f"worker{i}", reason="parallel")
 """
 
 
@@ -206,15 +206,15 @@ def test_v2_store_upgrades_to_v3(tmp_path):
 def test_resolve_alias_forms(two_versions, store, tmp_path):
     r1, r2 = two_versions["runs"]
     assert store.resolve_alias("production") is None
-    registry.promote("cancer", "1.0.0", to="production", by="a", reason="r", store=store)
-    registry.promote("cancer", "1.0.1", to="champion-b", by="a", reason="r", store=store)
+    promotion.promote("cancer", "1.0.0", to="production", by="a", reason="r", store=store)
+    promotion.promote("cancer", "1.0.1", to="champion-b", by="a", reason="r", store=store)
     assert store.resolve_alias("production") == r1
     assert store.resolve_alias("cancer@production") == r1
     assert store.resolve_alias("champion-b") == r2
     assert store.resolve_alias("other@production") is None
     other = make_run("other-exp", roc_auc=0.95)
     register(store, tmp_path / "o", demo_models()["lr"], model="other", version="1", run_id=other)
-    registry.promote("other", "1", to="production", by="a", reason="r", store=store)
+    promotion.promote("other", "1", to="production", by="a", reason="r", store=store)
     with pytest.raises(InputError, match="several models.*cancer@production"):
         store.resolve_alias("production")
     assert store.resolve_alias("other@production") == other
@@ -226,7 +226,7 @@ def test_experiment_baseline_production_through_the_magic(two_versions, store):
     from IPython.core.interactiveshell import InteractiveShell
 
     r1, _ = two_versions["runs"]
-    registry.promote("cancer", "1.0.0", to="production", by="a", reason="r", store=store)
+    promotion.promote("cancer", "1.0.0", to="production", by="a", reason="r", store=store)
     shell = InteractiveShell.instance()
     try:
         shell.run_cell("%load_ext nbtoolkit").raise_error()
@@ -256,7 +256,7 @@ def test_end_to_end_with_real_export_bundle(project, store, tmp_path):
     from nbtoolkit.export.approvals import approve
     from nbtoolkit.export.bundle import export_bundle
     from nbtoolkit.export.load import load_bundle
-    from nbtoolkit.stability.canary import release_plan
+    from nbtoolkit.export.release import release_plan
 
     m = demo_models()
     r1 = make_run("cancer-logreg", roc_auc=0.96, model=m["lr"])
@@ -265,7 +265,7 @@ def test_end_to_end_with_real_export_bundle(project, store, tmp_path):
         approve(r, by="reviewer", store=store)
     out = tmp_path / "exports"
     export_bundle(r1, model="cancer", out_dir=out, version="1.0.0", store=store)
-    registry.promote("cancer", "1.0.0", to="production", by="ana", reason="first", store=store)
+    promotion.promote("cancer", "1.0.0", to="production", by="ana", reason="first", store=store)
     plan = release_plan("cancer", steps=(5, 50, 100), sla={"max.error_rate": 0.01}, key="uid", store=store)
     assert plan["rollback_target"]["version"] == "1.0.0" and plan["rollback_target"]["run_id"] == r1
     res = export_bundle(r2, model="cancer", out_dir=out, version="1.1.0", release=plan, store=store)
@@ -273,7 +273,7 @@ def test_end_to_end_with_real_export_bundle(project, store, tmp_path):
     written = json.loads((bundle_path / "release.json").read_text())
     assert written["steps"] == [5.0, 50.0, 100.0] and written["rollback_target"]["version"] == "1.0.0"
     assert written["sla"] == {"max.error_rate": 0.01}
-    move = registry.promote("cancer", "1.1.0", to="production", by="ana", reason="gbm", store=store)
+    move = promotion.promote("cancer", "1.1.0", to="production", by="ana", reason="gbm", store=store)
     assert move.extra["verified"] is True and move.from_version == "1.0.0"
     loaded = load_bundle(bundle_path)
     assert loaded.release["rollback_target"]["version"] == "1.0.0"

@@ -246,14 +246,9 @@ def test_comparison_report_and_inline_compare(pair: tuple[Any, Any, Any], tmp_pa
 
 
 def _sweep(store: Any, sweep_id: str, n_lr: int, seeds: int, *, metric: str = "roc_auc") -> list[str]:
-    from sqlalchemy import insert
-
-    from nbtoolkit.store import schema as S
-
     spec = {"grid": {"lr": [0.01 * (i + 1) for i in range(n_lr)], "seed": list(range(seeds))}}
-    store.write(lambda conn: conn.execute(insert(S.sweeps).values(
-        sweep_id=sweep_id, notebook="train.ipynb", spec=json.dumps(spec), status="finished",
-        created=time.time(), ended=time.time())))
+    store.create_sweep(sweep_id, notebook="train.ipynb", spec=spec, status="running")
+    store.set_sweep_status(sweep_id, "finished", ended=True)
     ids = []
     for i in range(n_lr):
         for s in range(seeds):

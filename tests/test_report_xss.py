@@ -93,13 +93,7 @@ def payload_runs(project: Path) -> dict[str, Any]:
     store.add_artifact(cand.run_id, name="output.ipynb", kind="notebook", digest=digest, size=size)
     with pytest.raises(RuntimeError), nbtk.start_run("xss-failed", hypothesis=P):
         raise RuntimeError(P)
-    from sqlalchemy import insert
-
-    from nbtoolkit.store import schema as S
-
-    store.write(lambda conn: conn.execute(insert(S.sweeps).values(
-        sweep_id="xsssweep0001", notebook=P, spec=json.dumps({"grid": {P: [P]}}), status=P,
-        created=time.time())))
+    store.create_sweep("xsssweep0001", notebook=P, spec={"grid": {P: [P]}}, status=P)
     for i in range(3):
         rid = store.create_run(experiment="xss-sweep", declaration={"success": ["roc_auc >= 0.5"], "hypothesis": P},
                                kind="papermill", source="papermill", parent_id="xsssweep0001")

@@ -70,8 +70,8 @@ def test_planted_secrets_never_reach_the_store(project: Path, tmp_path: Path, mo
     assert rec.params["lr"] == 0.1 and rec.params["api_token"] == "***" and rec.params["db_password"] == "***"
     assert "RuntimeError" in store.get_run(failed.run_id).error
 
-    # checkpoint the WAL into the main file, then read every byte of the store folder
-    store.write(lambda conn: conn.exec_driver_sql("SELECT 1"))
+    # close the connections (the last one checkpoints the WAL), then read every byte of the store folder
+    store.dispose()
     raw = _all_store_bytes(store.path)
     assert len(raw) > 10_000
     for secret in PLANTED:

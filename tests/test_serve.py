@@ -13,7 +13,7 @@ import pytest
 from _serve import Server, export_model, records
 from _stability import demo_models, set_config
 
-from nbtoolkit import registry
+from nbtoolkit.stability.promotion import promote
 from nbtoolkit.store import open_store
 from nbtoolkit.store.predictions import LOG_COLUMNS
 
@@ -26,7 +26,7 @@ def served(project, store, tmp_path):
     m = demo_models()
     set_config(project, '\n[tool.nbtoolkit.serve]\nsensitive = ["mean radius"]\n')
     export_model(tmp_path / "bundles", m["lr"], model="cancer", version="1.0.0")
-    registry.promote("cancer", "1.0.0", to="production", by="ana", reason="first", store=store)
+    promote("cancer", "1.0.0", to="production", by="ana", reason="first", store=store)
     return m
 
 

@@ -12,6 +12,7 @@ from _stability import demo_models, set_config
 from conftest import nbtk_cli
 
 from nbtoolkit import registry
+from nbtoolkit.stability.promotion import promote
 from nbtoolkit.store import open_store
 
 pytestmark = pytest.mark.slow
@@ -29,9 +30,9 @@ def release(store, tmp_path, challenger_obj) -> None:
     m = demo_models()
     export_model(tmp_path / "bundles", m["lr"], model="cancer", version="1.0.0")
     export_model(tmp_path / "bundles", challenger_obj, model="cancer", version="1.0.1")
-    registry.promote("cancer", "1.0.0", to="production", by="ana", reason="first", store=store)
-    registry.promote("cancer", "1.0.0", to="candidate", by="ana", reason="first", store=store)
-    registry.promote("cancer", "1.0.1", to="candidate", by="ana", reason="try the gbm", store=store)
+    promote("cancer", "1.0.0", to="production", by="ana", reason="first", store=store)
+    promote("cancer", "1.0.0", to="candidate", by="ana", reason="first", store=store)
+    promote("cancer", "1.0.1", to="candidate", by="ana", reason="try the gbm", store=store)
 
 
 def test_canary_share_is_the_hash_rule_and_deterministic_per_key(project, store, tmp_path):
@@ -157,7 +158,7 @@ def test_kill_switch_and_alias_moves_take_effect_without_restart(project, store,
         p = project / "pyproject.toml"
         p.write_text(p.read_text(encoding="utf-8").replace("canary = true", "canary = false"), encoding="utf-8")
         wait_for({"1.0.1"})
-        registry.promote("cancer", "1.0.2", to="candidate", by="ana", reason="newer gbm", store=store)
+        promote("cancer", "1.0.2", to="candidate", by="ana", reason="newer gbm", store=store)
         wait_for({"1.0.2"})
         health = server.client.get("/health").json()
         assert any(e["kind"] == "reload" and "1.0.1 -> 1.0.2" in e["detail"] for e in health["events"])

@@ -81,10 +81,10 @@ def test_comments_on_runs_versions_and_experiments(project, store, tmp_path):
     from _serve import export_model
     from _stability import demo_models
 
-    from nbtoolkit import registry
+    from nbtoolkit.stability.promotion import promote
 
     path = export_model(tmp_path / "bundles", demo_models()["lr"], model="cancer", version="1.0.0")
-    registry.promote("cancer", "1.0.0", to="production", by="ana", reason="first", store=store)
+    promote("cancer", "1.0.0", to="production", by="ana", reason="first", store=store)
     run_id = nbtk.load_bundle(path).run_id
     ok = nbtk_cli("comment", run_id[:8], "--by", "rita", "--text", "Looks <b>solid</b>", "--rating", "4")
     assert ok.returncode == 0 and f"on run {run_id}" in ok.stdout

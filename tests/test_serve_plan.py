@@ -10,7 +10,8 @@ from _serve import Server, export_model, records
 from _stability import demo_models, set_config
 
 from nbtoolkit import registry
-from nbtoolkit.stability.canary import release_plan
+from nbtoolkit.export.release import release_plan
+from nbtoolkit.stability.promotion import promote
 
 pytestmark = pytest.mark.slow
 
@@ -19,9 +20,9 @@ def _release(store, tmp_path, challenger, plan) -> None:
     m = demo_models()
     export_model(tmp_path / "bundles", m["lr"], model="cancer", version="1.0.0")
     export_model(tmp_path / "bundles", challenger, model="cancer", version="1.0.1", release=plan)
-    registry.promote("cancer", "1.0.0", to="production", by="ana", reason="first", store=store)
-    registry.promote("cancer", "1.0.0", to="candidate", by="ana", reason="first", store=store)
-    registry.promote("cancer", "1.0.1", to="candidate", by="ana", reason="try it", store=store)
+    promote("cancer", "1.0.0", to="production", by="ana", reason="first", store=store)
+    promote("cancer", "1.0.0", to="candidate", by="ana", reason="first", store=store)
+    promote("cancer", "1.0.1", to="candidate", by="ana", reason="try it", store=store)
 
 
 def test_plan_steps_are_walked_when_each_step_holds(project, store, tmp_path):

@@ -11,7 +11,8 @@ from conftest import nbtk_cli
 
 import nbtoolkit as nbtk
 from nbtoolkit.errors import ConfigError
-from nbtoolkit.stability.cadence import load_policy, status
+from nbtoolkit.policy import load_policy
+from nbtoolkit.stability.cadence import status
 
 
 def _run(name, *, until, roc_auc):

@@ -13,7 +13,8 @@ from conftest import nbtk_cli
 
 import nbtoolkit as nbtk
 from nbtoolkit import registry
-from nbtoolkit.stability.canary import release_plan
+from nbtoolkit.export.release import release_plan
+from nbtoolkit.stability.promotion import promote
 
 STEPS = (1, 5, 25, 50, 100)
 
@@ -72,8 +73,8 @@ def released(project, store, tmp_path):
     r1, r2 = make_run("cancer-logreg", roc_auc=0.96), make_run("cancer-gbm", roc_auc=0.97)
     register(store, tmp_path / "b", m["lr"], model="cancer", version="1.0.0", run_id=r1)
     register(store, tmp_path / "b", m["gb"], model="cancer", version="1.0.1", run_id=r2)
-    registry.promote("cancer", "1.0.0", to="production", by="ana", reason="first", store=store)
-    registry.promote("cancer", "1.0.1", to="production", by="ana", reason="gbm", store=store)
+    promote("cancer", "1.0.0", to="production", by="ana", reason="first", store=store)
+    promote("cancer", "1.0.1", to="production", by="ana", reason="gbm", store=store)
     return m
 
 

@@ -9,7 +9,7 @@ from _stability import make_run, set_config
 
 from nbtoolkit.config import load_settings
 from nbtoolkit.errors import ConfigError
-from nbtoolkit.stability.sla import Sla, SlaReport, check_export_sla, load_sla
+from nbtoolkit.policy import Sla, SlaReport, check_export_sla, load_sla
 
 
 def test_dotted_and_flat_keys_and_check():

@@ -8,7 +8,13 @@ from pathlib import Path
 
 import click
 
+from nbtoolkit import registry
 from nbtoolkit.cli import cli, settings_from, store_from
+from nbtoolkit.errors import InputError
+from nbtoolkit.stability import promotion
+from nbtoolkit.stability.cadence import status as get_status
+from nbtoolkit.stability.canary import canary as run_canary
+from nbtoolkit.stability.shadow import shadow as run_shadow
 
 
 def _when(ts: float) -> str:
@@ -23,8 +29,6 @@ def _when(ts: float) -> str:
 @click.pass_context
 def registry_cmd(ctx: click.Context, name: str | None, as_json: bool) -> None:
     """List models, their exported versions and aliases (staging, production, custom)."""
-    from nbtoolkit import registry
-
     entries = registry.models(name, store=store_from(ctx))
     if as_json:
         click.echo(json.dumps([e.to_dict() for e in entries], indent=2))
@@ -53,10 +57,8 @@ def registry_cmd(ctx: click.Context, name: str | None, as_json: bool) -> None:
 @click.pass_context
 def promote(ctx: click.Context, name: str, version: str, alias: str, by: str, reason: str, override_cadence: str | None) -> None:
     """Point ALIAS of model NAME at VERSION after the gates pass (bundle, SLA, cadence, clean git)."""
-    from nbtoolkit import registry
-
-    move = registry.promote(name, version, to=alias, by=by, reason=reason, override_cadence=override_cadence,
-                            settings=settings_from(ctx), store=store_from(ctx))
+    move = promotion.promote(name, version, to=alias, by=by, reason=reason, override_cadence=override_cadence,
+                                      settings=settings_from(ctx), store=store_from(ctx))
     forced = " (cadence overridden)" if move.forced_cadence else ""
     click.echo(f"{name}@{move.alias}: {move.from_version or '(none)'} -> {move.to_version}{forced}")
 
@@ -70,9 +72,7 @@ def promote(ctx: click.Context, name: str, version: str, alias: str, by: str, re
 @click.pass_context
 def rollback(ctx: click.Context, name: str, alias: str, to: str | None, by: str | None, reason: str) -> None:
     """Move ALIAS of model NAME back to the version it pointed to before."""
-    from nbtoolkit import registry
-
-    move = registry.rollback(name, alias=alias, to=to, by=by, reason=reason, settings=settings_from(ctx), store=store_from(ctx))
+    move = promotion.rollback(name, alias=alias, to=to, by=by, reason=reason, settings=settings_from(ctx), store=store_from(ctx))
     click.echo(f"{name}@{move.alias}: {move.from_version} -> {move.to_version} (rolled back)")
 
 
@@ -83,8 +83,6 @@ def rollback(ctx: click.Context, name: str, alias: str, to: str | None, by: str 
 @click.pass_context
 def history(ctx: click.Context, name: str, alias: str | None, as_json: bool) -> None:
     """Every move of model NAME's aliases: who, when, why."""
-    from nbtoolkit import registry
-
     moves = registry.history(name, alias=alias, store=store_from(ctx))
     if as_json:
         click.echo(json.dumps([m.to_dict() for m in moves], indent=2))
@@ -113,8 +111,6 @@ def shadow(ctx: click.Context, champion: str, challenger: str, data: Path, label
 
     Exits 1 when the challenger breaches the SLA.
     """
-    from nbtoolkit.stability.shadow import shadow as run_shadow
-
     result = run_shadow(champion, challenger, data, y=label, key=key, slice_by=slice_by, batch_size=batch_size,
                         settings=settings_from(ctx), store=store_from(ctx))
     if as_json:
@@ -149,9 +145,6 @@ def shadow(ctx: click.Context, champion: str, challenger: str, data: Path, label
 def canary(ctx: click.Context, champion: str, challenger: str, data: Path, key: str, label: str | None, steps: str | None,
            model: str | None, alias: str, plot: Path | None, as_json: bool) -> None:
     """Simulate a canary release of CHALLENGER over DATA replayed in order. Exits 1 when it halts."""
-    from nbtoolkit.errors import InputError
-    from nbtoolkit.stability.canary import canary as run_canary
-
     step_values = None
     if steps:
         try:
@@ -160,9 +153,7 @@ def canary(ctx: click.Context, champion: str, challenger: str, data: Path, key: 
             raise InputError(f"--steps {steps!r} must be numbers separated by commas, e.g. 1,5,25,50,100.") from None
     bundle: str | None = challenger if Path(challenger).exists() else None
     if bundle is None and "@" in challenger:  # a registry ref: its bundle's release.json is the plan
-        from nbtoolkit import registry
-
-        bundle = registry.resolve(challenger, store=store_from(ctx)).path
+            bundle = registry.resolve(challenger, store=store_from(ctx)).path
     result = run_canary(champion, challenger, data, key=key, y=label, steps=step_values, bundle=bundle, model=model,
                         alias=alias, settings=settings_from(ctx), store=store_from(ctx))
     if plot is not None:
@@ -186,8 +177,6 @@ def canary(ctx: click.Context, champion: str, challenger: str, data: Path, key: 
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> None:
     """Open and past-due experiments, promotions blocked by cadence, current aliases."""
-    from nbtoolkit.stability.cadence import status as get_status
-
     report = get_status(settings=settings_from(ctx), store=store_from(ctx))
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2, default=str))

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbtoolkit import _json
+from nbtoolkit.store import new_id
 
 if TYPE_CHECKING:
     from nbtoolkit.envlock import EnvLock
@@ -74,26 +75,9 @@ def _tracked_data_unchanged(store: Store, run_id: str, root: Path) -> bool:
 
 def find_cached_run(store: Store, key: str, *, root: Path) -> str | None:
     """The id of the newest finished run that really executed with cache key ``key``, or None."""
-    from sqlalchemy import and_, select
-
-    from nbtoolkit.store import schema as S
-
-    rows = store.read(
-        lambda conn: conn.execute(
-            select(S.runs.c.run_id, S.runs.c.origin_run_id, S.runs.c.extra)
-            .where(and_(S.runs.c.cache_key == key, S.runs.c.status == "finished"))
-            .order_by(S.runs.c.started.desc())
-            .limit(20)
-        ).all()
-    )
-    seen: set[str] = set()
-    for run_id, origin, extra in rows:
-        source_id = origin if (_json.loads(extra, {}) or {}).get("cached") and origin else run_id
-        if source_id in seen:
-            continue
-        seen.add(source_id)
+    for source_id in store.cache_sources(key):
         if _tracked_data_unchanged(store, source_id, root):
-            return str(source_id)
+            return source_id
     return None
 
 
@@ -106,40 +90,4 @@ def copy_cached_run(
     extra: Mapping[str, Any] | None = None,
 ) -> str:
     """Record a cache hit: a finished run row linked to ``source_id`` with a copy of its results."""
-    from sqlalchemy import insert, select, update
-
-    from nbtoolkit.store import new_id
-    from nbtoolkit.store import schema as S
-
-    new = new_id()
-
-    def run(conn: Any) -> None:
-        src = conn.execute(select(S.runs).where(S.runs.c.run_id == source_id)).mappings().one()
-        row = dict(src)
-        merged = _json.loads(row.get("extra"), {}) or {}
-        merged.update(dict(extra or {}))
-        merged["cached"] = True
-        import time
-
-        now = time.time()
-        row.update(
-            run_id=new,
-            parent_id=parent_id,
-            origin_run_id=source_id,
-            cache_key=key,
-            started=now,
-            ended=now,
-            heartbeat=now,
-            extra=_json.dumps(merged),
-        )
-        conn.execute(insert(S.runs).values(**row))
-        for table in (S.params, S.metrics, S.metric_steps, S.tags, S.datasets, S.artifacts):
-            rows = [dict(r) for r in conn.execute(select(table).where(table.c.run_id == source_id)).mappings()]
-            for r in rows:
-                r["run_id"] = new
-            if rows:
-                conn.execute(insert(table), rows)
-        conn.execute(update(S.runs).where(S.runs.c.run_id == new).values(status="finished"))
-
-    store.write(run)
-    return new
+    return store.copy_run(source_id, new_id=new_id(), parent_id=parent_id, cache_key=key, extra=extra)

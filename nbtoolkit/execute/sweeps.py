@@ -24,6 +24,7 @@ from nbtoolkit.execute.papermill_run import JobResult, RunJob, RunOutcome
 if TYPE_CHECKING:
     from nbtoolkit.config import Settings
     from nbtoolkit.store import Store
+    from nbtoolkit.store.sweeps import Sweep
 
 __all__ = ["SweepOutcome", "SweepProgress", "sweep"]
 
@@ -97,46 +98,13 @@ class SweepOutcome:
         )
 
 
-def _sweep_row(store: Store, sweep_id: str) -> dict[str, Any]:
-    from sqlalchemy import select
-
-    from nbtoolkit.store import schema as S
-
+def _find_sweep(store: Store, sweep_id: str) -> Sweep:
     if len(sweep_id) < 4:
         raise InputError(f"Sweep id {sweep_id!r} is too short; give at least 4 characters.")
-    rows = store.read(
-        lambda conn: conn.execute(select(S.sweeps).where(S.sweeps.c.sweep_id.like(f"{sweep_id.lower()}%")).limit(2)).mappings().all()
-    )
+    rows = store.find_sweeps(sweep_id, limit=2)
     if len(rows) != 1:
         raise RunNotFoundError(sweep_id, "No single sweep matches; the id is printed when a sweep starts.")
-    return dict(rows[0])
-
-
-def _set_sweep_status(store: Store, sweep_id: str, status: str, *, ended: bool) -> None:
-    from sqlalchemy import update
-
-    from nbtoolkit.store import schema as S
-
-    values: dict[str, Any] = {"status": status, "ended": time.time() if ended else None}
-    store.write(lambda conn: conn.execute(update(S.sweeps).where(S.sweeps.c.sweep_id == sweep_id).values(**values)))
-
-
-def _finished_indices(store: Store, sweep_id: str) -> set[int]:
-    from sqlalchemy import and_, select
-
-    from nbtoolkit.store import schema as S
-
-    rows = store.read(
-        lambda conn: conn.execute(
-            select(S.runs.c.extra).where(and_(S.runs.c.parent_id == sweep_id, S.runs.c.status == "finished"))
-        ).scalars().all()
-    )
-    out = set()
-    for text in rows:
-        extra = _json.loads(text, {}) or {}
-        if isinstance(extra.get("sweep_index"), int):
-            out.add(extra["sweep_index"])
-    return out
+    return rows[0]
 
 
 def sweep(
@@ -201,12 +169,12 @@ def sweep(
     store = store or open_store(settings)
     skipped: list[int] = []
     if resume:
-        row = _sweep_row(store, resume)
-        spec = _json.loads(row["spec"], {})
-        sweep_id = str(row["sweep_id"])
-        nb_path = Path(row["notebook"])
+        found = _find_sweep(store, resume)
+        spec = found.spec
+        sweep_id = found.sweep_id
+        nb_path = Path(found.notebook)
         points = list(spec.get("points", []))
-        finished = _finished_indices(store, sweep_id)
+        finished = store.finished_sweep_indices(sweep_id)
         skipped = sorted(finished)
         todo = [i for i in range(len(points)) if i not in finished]
         timeout = timeout if timeout is not None else spec.get("timeout")
@@ -281,24 +249,15 @@ def _run_sweep(
     progress: Callable[[SweepProgress], None] | None,
     warnings: tuple[str, ...],
 ) -> SweepOutcome:
-    from sqlalchemy import insert
-
     from nbtoolkit.envlock import capture_lock
     from nbtoolkit.execute.cache import cache_key, copy_cached_run, find_cached_run
     from nbtoolkit.execute.papermill_run import finalize_run, prepare_run
     from nbtoolkit.notebook import notebook_hash
-    from nbtoolkit.store import schema as S
 
     if resume:
-        _set_sweep_status(store, sweep_id, "running", ended=False)
+        store.set_sweep_status(sweep_id, "running", ended=False)
     else:
-        store.write(
-            lambda conn: conn.execute(
-                insert(S.sweeps).values(
-                    sweep_id=sweep_id, notebook=str(nb_path), spec=_json.dumps(spec), status="running", created=time.time()
-                )
-            )
-        )
+        store.create_sweep(sweep_id, notebook=str(nb_path), spec=spec)
     lock = capture_lock(settings, notebook_path=nb_path)
     nb_hash = notebook_hash(nb_path)
     outcome = SweepOutcome(sweep_id, str(nb_path), "running", points, skipped=skipped, warnings=warnings)
@@ -355,11 +314,11 @@ def _run_sweep(
                 report(out, len(inflight))
     except KeyboardInterrupt:
         _stop(store, session, inflight, outcome)
-        _set_sweep_status(store, sweep_id, "interrupted", ended=True)
+        store.set_sweep_status(sweep_id, "interrupted", ended=True)
         outcome.status = "interrupted"
         return outcome
     outcome.status = "failed" if counts["failed"] else "finished"
-    _set_sweep_status(store, sweep_id, outcome.status, ended=True)
+    store.set_sweep_status(sweep_id, outcome.status, ended=True)
     return outcome
 
 

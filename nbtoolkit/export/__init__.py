@@ -4,7 +4,8 @@
 
     gates.py        is a run vetted? (finished, supported, approved, reproduced if required)
     approve.py      reviewer sign-off
-    bundle.py       export_bundle: build in a temp folder, rename into place, record in the store
+    bundle.py       export_bundle: plan, build in a temp folder, publish (rename), record in the store
+    release.py      release_plan: the rollout plan written as release.json (canary steps, SLAs)
     manifest.py     MANIFEST.json (schema nbtoolkit.bundle.v1): sha256 + size of every file
     requirements.py requirements.txt / environment.yml pinned from the environment lock
     model_card.py   model_card.md / model_card.html from templates/model_card.*.j2
@@ -31,6 +32,7 @@ _NAMES = {
     "Bundle": "nbtoolkit.export.load",
     "SignatureError": "nbtoolkit.export.load",
     "MANIFEST_SCHEMA": "nbtoolkit.export.manifest",
+    "release_plan": "nbtoolkit.export.release",
 }
 
 __all__ = [
@@ -45,6 +47,7 @@ __all__ = [
     "exports_of",
     "load_bundle",
     "next_version",
+    "release_plan",
     "verify_bundle",
 ]
 
@@ -57,4 +60,5 @@ if TYPE_CHECKING:
     from nbtoolkit.export.gates import check_gates
     from nbtoolkit.export.load import Bundle, SignatureError, load_bundle
     from nbtoolkit.export.manifest import MANIFEST_SCHEMA
+    from nbtoolkit.export.release import release_plan
     from nbtoolkit.export.verify import VerifyReport, verify_bundle

@@ -34,10 +34,14 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from nbtoolkit._io import sha256_bytes
+from nbtoolkit._version import __version__
+from nbtoolkit.config import Settings, load_settings
 from nbtoolkit.errors import HandoffError, InputError
 from nbtoolkit.export.approvals import run_ref
+from nbtoolkit.export.gates import enforce_gates
 from nbtoolkit.export.manifest import (
     MANIFEST_NAME,
     build_manifest,
@@ -45,9 +49,15 @@ from nbtoolkit.export.manifest import (
     list_files,
     path_problem,
 )
-
-if TYPE_CHECKING:
-    from nbtoolkit.store import ArtifactRef, RunRecord, Store
+from nbtoolkit.export.model_card import card_context, render_model_card
+from nbtoolkit.export.release import release_plan
+from nbtoolkit.export.requirements import environment_yaml, requirements_lines
+from nbtoolkit.html import coloured, esc
+from nbtoolkit.redact import Redactor, default_redactor
+from nbtoolkit.report import write_run_report
+from nbtoolkit.store import ArtifactRef, RunRecord, Store, open_store
+from nbtoolkit.store.models import ModelVersion
+from nbtoolkit.store.records import iso
 
 __all__ = ["ExportResult", "export_bundle", "exports_of", "next_version"]
 
@@ -80,25 +90,22 @@ class ExportResult:
         return f"<ExportResult {self.manifest.get('model')} {self.version}{forced} at {self.path}>"
 
     def _repr_html_(self) -> str:
-        import html
-
-        forced = f" <b style='color:#cf222e'>forced: {html.escape(str(self.manifest.get('reason')))}</b>" if self.forced else ""
+        forced = " " + coloured(f"forced: {self.manifest.get('reason')}", "fail") if self.forced else ""
         return (
-            f"<div>Exported <b>{html.escape(str(self.manifest.get('model')))} {html.escape(self.version)}</b> "
-            f"({len(self.manifest.get('files', []))} files) to <code>{html.escape(str(self.path))}</code>{forced}</div>"
+            f"<div>Exported <b>{esc(str(self.manifest.get('model')))} {esc(self.version)}</b> "
+            f"({len(self.manifest.get('files', []))} files) to <code>{esc(str(self.path))}</code>{forced}</div>"
         )
 
 
 def exports_of(store: Store, model: str | None = None) -> list[dict[str, Any]]:
-    """Every recorded export (of ``model``), oldest first, as plain dicts."""
-    from sqlalchemy import select
-
-    from nbtoolkit.store import schema as S
-
-    q = select(S.exports).order_by(S.exports.c.created, S.exports.c.id)
-    if model is not None:
-        q = q.where(S.exports.c.model == model)
-    return [dict(r) for r in store.read(lambda conn: conn.execute(q).mappings().all())]
+    """Every recorded export (of ``model``), oldest first, as plain dicts (the ``exports`` columns)."""
+    return [
+        {
+            "run_id": v.run_id, "model": v.model, "version": v.version, "path": v.path, "created": v.created,
+            "manifest_sha256": v.manifest_sha256, "forced": int(v.forced), "reason": v.reason, "extra": json.dumps(v.extra),
+        }
+        for v in store.exports(model)
+    ]
 
 
 def _version_key(version: str) -> tuple[int, int, int] | None:
@@ -108,7 +115,7 @@ def _version_key(version: str) -> tuple[int, int, int] | None:
 
 def next_version(store: Store, model: str) -> str:
     """The next patch version of ``model`` (``0.1.0`` for a model never exported)."""
-    keys = [k for r in exports_of(store, model) if (k := _version_key(r["version"])) is not None]
+    keys = [k for v in store.exports(model) if (k := _version_key(v.version)) is not None]
     if not keys:
         return FIRST_VERSION
     major, minor, patch = max(keys)
@@ -148,7 +155,7 @@ def _fsync_tree(root: Path) -> None:
                 os.close(fd)
 
 
-def _notebook_bytes(record: RunRecord, store: Store, redactor: Any) -> tuple[bytes | None, str]:
+def _notebook_bytes(record: RunRecord, store: Store, redactor: Redactor) -> tuple[bytes | None, str]:
     """The executed notebook (artifact 'notebook', else the run's notebook file), redacted."""
     art = record.artifact("notebook") or next(iter(record.artifacts_of("notebook")), None)
     raw: bytes | None = None
@@ -167,18 +174,13 @@ def _notebook_bytes(record: RunRecord, store: Store, redactor: Any) -> tuple[byt
     return (json.dumps(clean, indent=1, ensure_ascii=False) + "\n").encode("utf-8"), ""
 
 
-def _write_report(record: RunRecord, path: Path, store: Store, redactor: Any) -> str:
-    try:
-        from nbtoolkit.report import write_run_report
-    except ImportError:
-        return "the report stage is not installed (report.html omitted)"
+def _write_report(record: RunRecord, path: Path, store: Store, redactor: Redactor) -> None:
     write_run_report(record, path, store=store)
     # Defence in depth: the report embeds notebook outputs; no secret may leave in a bundle.
     text = path.read_text(encoding="utf-8")
     clean = redactor.redact_text(text)
     if clean != text:
         _write(path, clean)
-    return ""
 
 
 def _untrusted(model_file: Path, serializer: str) -> list[str]:
@@ -190,7 +192,7 @@ def _untrusted(model_file: Path, serializer: str) -> list[str]:
     return sorted(ser.untrusted_types(model_file))
 
 
-def _check_dvc(settings: Any, out_dir: Path) -> Path:
+def _check_dvc(settings: Settings, out_dir: Path) -> Path:
     root = Path(settings.root).resolve()
     if not (root / ".dvc").is_dir():
         raise InputError(
@@ -246,6 +248,164 @@ def _write_archive(src: Path, target: Path, arcname: str, mtime: float) -> None:
             tmp.unlink()
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """A checked export: what to build from which run, where, and the gates it passed or overrode."""
+
+    record: RunRecord
+    model: str
+    version: str
+    target: Path
+    bundle_name: str
+    artifact: ArtifactRef
+    unmet: list[str]
+    force: bool
+    reason: str | None
+    archive: bool
+    release: Mapping[str, Any] | None
+    dvc_root: Path | None
+    redactor: Redactor
+
+
+def _plan(
+    store: Store, settings: Settings, run: Any, *, model: str, out_dir: str | Path, version: str | None, archive: bool,
+    force: bool, reason: str | None, dvc: bool, release: Mapping[str, Any] | None,
+) -> _Plan:
+    """Validate the request, choose the version, enforce the gates; nothing is written yet."""
+    if not isinstance(model, str) or not MODEL_NAME.match(model):
+        raise InputError(f"Model name {model!r} is invalid; use letters, digits, '.', '_' and '-' (e.g. churn-gbm).")
+    record = store.get_run(run_ref(run))
+    unmet = enforce_gates(record, settings=settings, force=force, reason=reason)
+    if release is None:
+        # default rollout plan: canary steps, the project's SLAs, rollback to current production
+        release = release_plan(model, settings=settings, store=store)
+    elif not isinstance(release, Mapping):
+        raise InputError("release= must be a dict (the rollout plan written as release.json).")
+    out = Path(out_dir).expanduser().resolve()
+    if out.exists() and not out.is_dir():
+        raise InputError(f"-o {out} is a file; pass a folder to hold the bundle.")
+    dvc_root = _check_dvc(settings, out) if dvc else None
+    if version is None:
+        version = next_version(store, model)
+    elif not VERSION.match(version):
+        raise InputError(f"Version {version!r} is invalid; use MAJOR.MINOR.PATCH, e.g. 1.2.0.")
+    if store.get_export(model, version) is not None:
+        raise InputError(f"{model} {version} was already exported; bundles are immutable, choose another --version.")
+    art = _model_artifact(record)
+    bundle_name = f"{model}-{version}"
+    target = out / (f"{bundle_name}.tar.gz" if archive else bundle_name)
+    if target.exists() or target.is_symlink():
+        raise InputError(f"{target} already exists; bundles are immutable, choose another --version or -o folder.")
+    return _Plan(record, model, version, target, bundle_name, art, unmet, force, (reason or "").strip() or None, archive,
+                 release, dvc_root, default_redactor(settings))
+
+
+def _write_model(plan: _Plan, store: Store, build: Path, notes: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Copy the model file and write ``signature.json``; return the model info and the signature."""
+    art = plan.artifact
+    filename = Path(str(art.meta.get("filename") or "")).name
+    if filename in ("", ".", "..") or path_problem(filename) is not None:
+        filename = "model.bin"
+    model_path = build / "model" / filename
+    store.artifacts.copy_to(art.digest, model_path)
+    serializer = str(art.meta.get("serializer", "skops"))
+    model_info = {
+        "file": f"model/{filename}",
+        "artifact": art.name,
+        "serializer": serializer,
+        "safe": bool(art.meta.get("safe", serializer == "skops")),
+        "class": str(art.meta.get("class", "")),
+        "untrusted_types": _untrusted(model_path, serializer),
+    }
+    signature = art.meta.get("signature")
+    if not isinstance(signature, dict):
+        signature = {
+            "schema": "nbtoolkit.signature.v1",
+            "kind": "unknown",
+            "note": "no sample input was logged with the model (nbtk.log_model(model, sample_input=X[:5]))",
+        }
+        notes.append("signature unknown: no sample input was logged with the model")
+    _write(build / "signature.json", json.dumps(signature, indent=2) + "\n")
+    return model_info, signature
+
+
+def _write_context(plan: _Plan, store: Store, build: Path, notes: list[str]) -> dict[str, Any] | None:
+    """Write the environment files, the notebook, the report and the release plan; return the lock."""
+    record, redactor = plan.record, plan.redactor
+    lock = record.lock()
+    lock_data = lock.to_dict() if lock is not None else None
+    reqs = requirements_lines(lock_data, redactor=redactor, run_id=record.run_id)
+    _write(build / "requirements.txt", "\n".join(reqs) + "\n")
+    _write(build / "environment.yml", environment_yaml(lock_data, reqs, name=plan.bundle_name, redactor=redactor))
+    nb, note = _notebook_bytes(record, store, redactor)
+    if nb is not None:
+        (build / "notebook.ipynb").write_bytes(nb)
+    elif note:
+        notes.append(note)
+    _write_report(record, build / "report.html", store, redactor)
+    if plan.release is not None:
+        _write(build / RELEASE_NAME, json.dumps(redactor.redact_obj(dict(plan.release)), indent=2, sort_keys=True) + "\n")
+    return lock_data
+
+
+def _build(plan: _Plan, store: Store, build: Path, created: str) -> tuple[dict[str, Any], str, list[str]]:
+    """Write every bundle file and the manifest into ``build``; return the manifest, its text and notes."""
+    notes: list[str] = []
+    model_info, signature = _write_model(plan, store, build, notes)
+    lock_data = _write_context(plan, store, build, notes)
+    context = card_context(
+        plan.record, model=plan.model, version=plan.version, created=created, model_info=model_info, signature=signature,
+        forced=plan.force, reason=plan.reason, unmet=plan.unmet, lock_data=lock_data, nbtoolkit_version=__version__,
+    )
+    card_md, card_html = render_model_card(context)
+    _write(build / "model_card.md", card_md)
+    _write(build / "model_card.html", card_html)
+    files, problems = list_files(build)
+    if problems:  # cannot happen for files we wrote; guard against surprises in helpers
+        raise HandoffError("; ".join(msg for _, msg in problems))
+    manifest = build_manifest(
+        files=hash_tree(build, files), run_id=plan.record.run_id, experiment=plan.record.experiment, model=plan.model,
+        version=plan.version, created=created, nbtoolkit_version=__version__, forced=plan.force,
+        reason=plan.reason if plan.force else None, unmet_gates=plan.unmet, model_info=model_info, notes=notes,
+    )
+    manifest_text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
+    _write(build / MANIFEST_NAME, manifest_text)
+    return manifest, manifest_text, notes
+
+
+def _publish(plan: _Plan, build: Path, now: float) -> None:
+    """Move the finished build into place atomically (rename a folder, or write the archive)."""
+    _fsync_tree(build)
+    if plan.archive:
+        _write_archive(build, plan.target, plan.bundle_name, now)
+        return
+    try:
+        os.rename(build, plan.target)  # atomic; fails if a non-empty folder appeared meanwhile
+    except OSError:
+        raise InputError(f"{plan.target} already exists; bundles are immutable, choose another --version.") from None
+
+
+def _record(plan: _Plan, store: Store, manifest: dict[str, Any], manifest_text: str, notes: list[str], now: float) -> Path | None:
+    """Record the export in the store (and ``dvc add`` it); undo the bundle when the version was taken."""
+    extra: dict[str, Any] = {"archive": plan.archive, "unmet_gates": plan.unmet, "files": len(manifest["files"]), "notes": notes}
+    row = ModelVersion(
+        plan.model, plan.version, plan.record.run_id, str(plan.target), now, sha256_bytes(manifest_text.encode("utf-8")),
+        plan.force, plan.reason if plan.force else None, plan.redactor.redact_obj(extra),
+    )
+    if not store.record_export(row):  # a concurrent export to another folder took this version first
+        if plan.archive:
+            plan.target.unlink()
+        else:
+            shutil.rmtree(plan.target)
+        raise InputError(f"{plan.model} {plan.version} was exported concurrently by another process; export again.")
+    if plan.dvc_root is None:
+        return None
+    dvc_file = _dvc_add(plan.dvc_root, plan.target)
+    extra["dvc_file"] = str(dvc_file)
+    store.set_export_extra(plan.model, plan.version, plan.redactor.redact_obj(extra))
+    return dvc_file
+
+
 def export_bundle(
     run: Any,
     *,
@@ -261,6 +421,9 @@ def export_bundle(
 ) -> ExportResult:
     """Export a vetted run as a verified handoff bundle and record the export in the store.
 
+    The steps: plan (validate, choose the version, enforce the gates), build every file in a
+    hidden temporary folder next to the target, publish it atomically, record it.
+
     Args:
         run: run id, unique prefix, or run object.
         model: the model name (letters, digits, ``.``, ``_``, ``-``); the bundle is
@@ -272,7 +435,7 @@ def export_bundle(
         reason: why the gates are overridden.
         dvc: ``dvc add`` the bundle (the project must be a DVC repository).
         release: the rollout plan written as ``release.json``; default
-            :func:`nbtoolkit.stability.canary.release_plan` for ``model`` (canary steps, the
+            :func:`nbtoolkit.export.release.release_plan` for ``model`` (canary steps, the
             project's SLAs, rollback target = the version ``production`` points to now).
             Bundles are immutable, so it cannot be added later.
         store: the store (default: the project's).
@@ -286,159 +449,19 @@ def export_bundle(
             ``--dvc`` outside a DVC repository.
         HandoffError: ``dvc add`` failed after the export.
     """
-    from nbtoolkit._version import __version__
-    from nbtoolkit.config import load_settings
-    from nbtoolkit.export.gates import enforce_gates
-    from nbtoolkit.export.model_card import card_context, render_model_card
-    from nbtoolkit.export.requirements import environment_yaml, requirements_lines
-    from nbtoolkit.redact import default_redactor
-    from nbtoolkit.store import open_store
-    from nbtoolkit.store.records import iso
-
     settings = load_settings()
     store = store or open_store(settings)
-    redactor = default_redactor(settings)
-    if not isinstance(model, str) or not MODEL_NAME.match(model):
-        raise InputError(f"Model name {model!r} is invalid; use letters, digits, '.', '_' and '-' (e.g. churn-gbm).")
-    record = store.get_run(run_ref(run))
-    unmet = enforce_gates(record, settings=settings, force=force, reason=reason)
-    reason = (reason or "").strip() or None
-    if release is None:
-        from nbtoolkit.stability.canary import release_plan
-
-        # default rollout plan: canary steps, the project's SLAs, rollback to current production
-        release = release_plan(model, settings=settings, store=store)
-    elif not isinstance(release, Mapping):
-        raise InputError("release= must be a dict (the rollout plan written as release.json).")
-    out = Path(out_dir).expanduser().resolve()
-    if out.exists() and not out.is_dir():
-        raise InputError(f"-o {out} is a file; pass a folder to hold the bundle.")
-    dvc_root = _check_dvc(settings, out) if dvc else None
-    if version is None:
-        version = next_version(store, model)
-    elif not VERSION.match(version):
-        raise InputError(f"Version {version!r} is invalid; use MAJOR.MINOR.PATCH, e.g. 1.2.0.")
-    if any(r["version"] == version for r in exports_of(store, model)):
-        raise InputError(f"{model} {version} was already exported; bundles are immutable, choose another --version.")
-    art = _model_artifact(record)
-    bundle_name = f"{model}-{version}"
-    target = out / (f"{bundle_name}.tar.gz" if archive else bundle_name)
-    if target.exists() or target.is_symlink():
-        raise InputError(f"{target} already exists; bundles are immutable, choose another --version or -o folder.")
-
+    plan = _plan(store, settings, run, model=model, out_dir=out_dir, version=version, archive=archive, force=force,
+                 reason=reason, dvc=dvc, release=release)
     now = time.time()
-    created = iso(now) or ""
-    out.mkdir(parents=True, exist_ok=True)
-    build = Path(tempfile.mkdtemp(prefix=f".{bundle_name}.", suffix=".building", dir=out))
+    plan.target.parent.mkdir(parents=True, exist_ok=True)
+    build = Path(tempfile.mkdtemp(prefix=f".{plan.bundle_name}.", suffix=".building", dir=plan.target.parent))
     os.chmod(build, 0o755)
-    notes: list[str] = []
     try:
-        filename = Path(str(art.meta.get("filename") or "")).name
-        if filename in ("", ".", "..") or path_problem(filename) is not None:
-            filename = "model.bin"
-        model_path = build / "model" / filename
-        store.artifacts.copy_to(art.digest, model_path)
-        serializer = str(art.meta.get("serializer", "skops"))
-        model_info = {
-            "file": f"model/{filename}",
-            "artifact": art.name,
-            "serializer": serializer,
-            "safe": bool(art.meta.get("safe", serializer == "skops")),
-            "class": str(art.meta.get("class", "")),
-            "untrusted_types": _untrusted(model_path, serializer),
-        }
-        signature = art.meta.get("signature")
-        if not isinstance(signature, dict):
-            signature = {
-                "schema": "nbtoolkit.signature.v1",
-                "kind": "unknown",
-                "note": "no sample input was logged with the model (nbtk.log_model(model, sample_input=X[:5]))",
-            }
-            notes.append("signature unknown: no sample input was logged with the model")
-        _write(build / "signature.json", json.dumps(signature, indent=2) + "\n")
-
-        lock = record.lock()
-        lock_data = lock.to_dict() if lock is not None else None
-        reqs = requirements_lines(lock_data, redactor=redactor, run_id=record.run_id)
-        _write(build / "requirements.txt", "\n".join(reqs) + "\n")
-        _write(build / "environment.yml", environment_yaml(lock_data, reqs, name=bundle_name, redactor=redactor))
-
-        nb, note = _notebook_bytes(record, store, redactor)
-        if nb is not None:
-            (build / "notebook.ipynb").write_bytes(nb)
-        elif note:
-            notes.append(note)
-        note = _write_report(record, build / "report.html", store, redactor)
-        if note:
-            notes.append(note)
-        if release is not None:
-            _write(build / RELEASE_NAME, json.dumps(redactor.redact_obj(dict(release)), indent=2, sort_keys=True) + "\n")
-
-        context = card_context(
-            record, model=model, version=version, created=created, model_info=model_info, signature=signature,
-            forced=force, reason=reason, unmet=unmet, lock_data=lock_data,
-            nbtoolkit_version=__version__,
-        )
-        card_md, card_html = render_model_card(context)
-        _write(build / "model_card.md", card_md)
-        _write(build / "model_card.html", card_html)
-
-        files, problems = list_files(build)
-        if problems:  # cannot happen for files we wrote; guard against surprises in helpers
-            raise HandoffError("; ".join(msg for _, msg in problems))
-        manifest = build_manifest(
-            files=hash_tree(build, files), run_id=record.run_id, experiment=record.experiment, model=model,
-            version=version, created=created, nbtoolkit_version=__version__, forced=force, reason=reason if force else None,
-            unmet_gates=unmet, model_info=model_info, notes=notes,
-        )
-        manifest_text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
-        _write(build / MANIFEST_NAME, manifest_text)
-        _fsync_tree(build)
-        if archive:
-            _write_archive(build, target, bundle_name, now)
-        else:
-            try:
-                os.rename(build, target)  # atomic; fails if a non-empty folder appeared meanwhile
-            except OSError:
-                raise InputError(f"{target} already exists; bundles are immutable, choose another --version.") from None
+        manifest, manifest_text, notes = _build(plan, store, build, iso(now) or "")
+        _publish(plan, build, now)
     finally:
         if build.exists():
             shutil.rmtree(build, ignore_errors=True)
-
-    from sqlalchemy import insert
-
-    from nbtoolkit._io import sha256_bytes
-    from nbtoolkit.store import schema as S
-
-    extra: dict[str, Any] = {"archive": archive, "unmet_gates": unmet, "files": len(manifest["files"]), "notes": notes}
-    row = {
-        "run_id": record.run_id, "model": model, "version": version, "path": str(target), "created": now,
-        "manifest_sha256": sha256_bytes(manifest_text.encode("utf-8")), "forced": int(force), "reason": reason if force else None,
-        "extra": json.dumps(redactor.redact_obj(extra)),
-    }
-
-    def insert_row(conn: Any) -> bool:
-        from sqlalchemy import and_, select
-
-        taken = conn.execute(
-            select(S.exports.c.id).where(and_(S.exports.c.model == model, S.exports.c.version == version))
-        ).first()
-        if taken is None:
-            conn.execute(insert(S.exports).values(**row))
-        return taken is None
-
-    if not store.write(insert_row):  # a concurrent export to another folder took this version first
-        if archive:
-            target.unlink()
-        else:
-            shutil.rmtree(target)
-        raise InputError(f"{model} {version} was exported concurrently by another process; export again.")
-    dvc_file = None
-    if dvc_root is not None:
-        dvc_file = _dvc_add(dvc_root, target)
-        extra["dvc_file"] = str(dvc_file)
-        from sqlalchemy import and_, update
-
-        cond = and_(S.exports.c.model == model, S.exports.c.version == version)
-        store.write(lambda conn: conn.execute(update(S.exports).where(cond).values(extra=json.dumps(extra))))
-    return ExportResult(path=target, version=version, manifest=manifest, forced=force, dvc_file=dvc_file)
+    dvc_file = _record(plan, store, manifest, manifest_text, notes, now)
+    return ExportResult(path=plan.target, version=plan.version, manifest=manifest, forced=force, dvc_file=dvc_file)

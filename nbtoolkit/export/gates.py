@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from nbtoolkit.errors import ConfigError, GateError, InputError
+from nbtoolkit.policy import check_export_sla
 
 if TYPE_CHECKING:
     from nbtoolkit.config import Settings
@@ -62,7 +63,7 @@ def check_gates(
         record: the run.
         reproduced_required: whether a confirmed reproduction is a gate.
         sla_problems: breaches of ``[tool.nbtoolkit.sla]`` by the run's metrics (see
-            :func:`nbtoolkit.stability.sla.check_export_sla`); the SLA gate is met when empty.
+            :func:`nbtoolkit.policy.check_export_sla`); the SLA gate is met when empty.
     """
     short = record.run_id[:8]
     gates = [
@@ -124,8 +125,6 @@ def enforce_gates(
         raise InputError("--force needs --reason TEXT: say why this run is handed off without being vetted.")
     if reason is not None and not force:
         raise InputError("--reason is only used with --force; drop it or add --force.")
-    from nbtoolkit.stability.sla import check_export_sla
-
     sla = check_export_sla(record, settings)
     gates = check_gates(record, reproduced_required=require_reproduced(settings), sla_problems=sla.problems())
     unmet = [str(g) for g in gates if not g.met]

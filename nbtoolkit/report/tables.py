@@ -84,17 +84,13 @@ def target_metric(runs: list[dict[str, Any]], sort: str | None) -> tuple[str | N
 
 def sweep_context(store: Store, sweep_id: str, *, sort: str | None = None) -> dict[str, Any]:
     """Everything the sweep template shows: sorted children, seed groups, plots."""
-    from sqlalchemy import select
-
     from nbtoolkit.report import plots
-    from nbtoolkit.store import schema as S
 
-    row = store.read(lambda conn: conn.execute(
-        select(S.sweeps).where(S.sweeps.c.sweep_id.like(f"{sweep_id}%"))).mappings().all())
-    if len(row) > 1:
-        raise InputError(f"Sweep id prefix {sweep_id!r} matches {len(row)} sweeps; give more characters.")
-    sweep = dict(row[0]) if row else None
-    full_id = sweep["sweep_id"] if sweep else sweep_id
+    found = store.find_sweeps(sweep_id)
+    if len(found) > 1:
+        raise InputError(f"Sweep id prefix {sweep_id!r} matches {len(found)} sweeps; give more characters.")
+    sweep = found[0] if found else None
+    full_id = sweep.sweep_id if sweep else sweep_id
     runs = _tabular(store, parent_id=full_id)
     if not runs and sweep is None:
         raise RunNotFoundError(sweep_id, "No sweep has this id; list sweeps with `nbtk runs` "
@@ -139,7 +135,7 @@ def sweep_context(store: Store, sweep_id: str, *, sort: str | None = None) -> di
         "title": f"Sweep {full_id[:12]}",
         "sweep_id": full_id,
         "sweep": sweep,
-        "spec": _json.loads(sweep["spec"], {}) if sweep else {},
+        "spec": sweep.spec if sweep else {},
         "runs": runs,
         "metric": metric,
         "higher": higher,

@@ -29,6 +29,7 @@ from nbtoolkit.serve.routing import TRAFFIC_METRICS
 from nbtoolkit.serve.service import ScoringService
 from nbtoolkit.stability._common import compute_metrics, metric_fns
 from nbtoolkit.stability.flags import resolve_flag
+from nbtoolkit.stability.promotion import rollback
 
 log = logging.getLogger("nbtoolkit.serve")
 
@@ -135,7 +136,7 @@ class Controller:
                 continue
             if registry.current(ref.model, ref.alias, store=service.store) != challenger.version:
                 continue
-            move = registry.rollback(ref.model, alias=ref.alias, by="nbtk serve", reason=reason,
+            move = rollback(ref.model, alias=ref.alias, by="nbtk serve", reason=reason,
                                      store=service.store, settings=self.settings)
             self._event("rollback", f"{ref.model}@{ref.alias}: {move.from_version} -> {move.to_version} ({reason})")
 

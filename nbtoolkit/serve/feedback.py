@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from nbtoolkit import _json, registry
-from nbtoolkit.display import esc
 from nbtoolkit.errors import InputError, RunNotFoundError
+from nbtoolkit.html import esc
 from nbtoolkit.stability._common import load_frame
 from nbtoolkit.store.predictions import Comment
 

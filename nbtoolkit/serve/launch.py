@@ -17,15 +17,14 @@ from typing import Any
 
 from nbtoolkit.config import load_settings
 from nbtoolkit.errors import ConfigError, InputError
+from nbtoolkit.export.release import DEFAULT_SALT, DEFAULT_STEPS
+from nbtoolkit.policy import Sla, load_sla
 from nbtoolkit.redact import default_redactor
 from nbtoolkit.serve.app import build_app, run_app
 from nbtoolkit.serve.control import Controller
 from nbtoolkit.serve.models import ModelRef, load_served
 from nbtoolkit.serve.routing import CanaryRouter
 from nbtoolkit.serve.service import ScoringService, ServiceOptions
-from nbtoolkit.stability._common import DEFAULT_SALT
-from nbtoolkit.stability.canary import DEFAULT_STEPS
-from nbtoolkit.stability.sla import Sla, load_sla
 from nbtoolkit.store import open_store
 
 

@@ -19,8 +19,6 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from nbtoolkit.errors import NbToolkitError
-
 log = logging.getLogger("nbtoolkit.serve")
 
 _STOP = object()
@@ -99,7 +97,7 @@ class PredictionWriter:
             return
         try:
             self.written += self.store.log_predictions(batch)
-        except NbToolkitError as exc:  # the store refused: count it, keep serving
+        except Exception as exc:  # noqa: BLE001 - the writer thread must outlive any failure: count it, keep serving
             self.failed += len(batch)
             log.error("prediction log: %d rows not written: %s", len(batch), exc)
         finally:

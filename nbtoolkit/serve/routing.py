@@ -26,8 +26,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from nbtoolkit.stability._common import DEFAULT_SALT, bucket, latency_stats
-from nbtoolkit.stability.sla import Sla, SlaReport
+from nbtoolkit.export.release import DEFAULT_SALT
+from nbtoolkit.policy import Sla, SlaReport
+from nbtoolkit.stability._common import bucket, latency_stats
 
 #: SLA metrics measured from the traffic itself (everything else needs labels).
 #: Successful challenger calls are judged at most this often (seconds); failures at once.

@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nbtoolkit import registry
 from nbtoolkit.errors import InputError
+from nbtoolkit.export.load import load_bundle
+from nbtoolkit.export.release import DEFAULT_SALT
 
-#: Salt of the deterministic bucketing (canary routing and percentage rollouts).
-DEFAULT_SALT = "nbtoolkit"
 BUCKETS = 10_000
 
 
@@ -58,8 +59,6 @@ def as_model(model: Any, *, store: Any = None) -> ModelHandle:
     if isinstance(model, (str, Path)):
         text = str(model)
         if "@" in text and not Path(text).exists():
-            from nbtoolkit import registry
-
             mv = registry.resolve(text, store=store)
             source = {"model": mv.model, "version": mv.version, "run_id": mv.run_id, "path": mv.path}
             label = f"{mv.model}@{mv.version}"
@@ -67,9 +66,7 @@ def as_model(model: Any, *, store: Any = None) -> ModelHandle:
         else:
             source = {"path": str(Path(text).resolve())}
             label = Path(text).name
-        from nbtoolkit.stability import _bundles
-
-        model = _bundles.load_model(text)
+        model = load_bundle(text)
     inner = getattr(model, "model", None)
     if inner is not None and callable(getattr(inner, "predict", None)) and hasattr(model, "manifest"):
         # a loaded Bundle (verified on load): call its model directly so classes_ and

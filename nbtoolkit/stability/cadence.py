@@ -1,11 +1,7 @@
-"""Experiment cadence and environments: ``[tool.nbtoolkit.policy]`` and ``nbtk status``.
+"""Experiment cadence and environments: ``nbtk status``.
 
-::
-
-    [tool.nbtoolkit.policy]
-    min_days_between_promotions = 7     # per model and alias; rollbacks do not count
-    max_open_experiments = 5
-    clean_git_aliases = ["production"]  # aliases that refuse bundles from a dirty git tree
+The policy itself (``[tool.nbtoolkit.policy]``: ``min_days_between_promotions``,
+``max_open_experiments``, ``clean_git_aliases``) is read by :mod:`nbtoolkit.policy`.
 
 Definitions used by :func:`status`:
 
@@ -23,67 +19,15 @@ from __future__ import annotations
 
 import datetime as _dt
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from nbtoolkit.errors import ConfigError
+from nbtoolkit import _json, registry
+from nbtoolkit.config import Settings, load_settings
+from nbtoolkit.policy import DAY, Policy, cadence_block, load_policy, utc_date
+from nbtoolkit.store import Store, open_store
 
-DAY = 86400.0
 CONCLUSIVE = ("supported", "rejected")
-
-
-@dataclass(frozen=True)
-class Policy:
-    """The resolved ``[tool.nbtoolkit.policy]`` table."""
-
-    min_days_between_promotions: float = 0.0
-    max_open_experiments: int | None = None
-    clean_git_aliases: tuple[str, ...] = ("production",)
-
-
-def load_policy(settings: Any = None) -> Policy:
-    """Read ``[tool.nbtoolkit.policy]`` (defaults: no cadence limit, production needs clean git)."""
-    from nbtoolkit.config import load_settings
-
-    table = (settings or load_settings()).section("policy")
-    days = table.get("min_days_between_promotions", 0)
-    if isinstance(days, bool) or not isinstance(days, (int, float)) or days < 0:
-        raise ConfigError("[tool.nbtoolkit.policy] min_days_between_promotions must be a number >= 0.")
-    max_open = table.get("max_open_experiments")
-    if max_open is not None and (isinstance(max_open, bool) or not isinstance(max_open, int) or max_open < 0):
-        raise ConfigError("[tool.nbtoolkit.policy] max_open_experiments must be an integer >= 0.")
-    clean = table.get("clean_git_aliases", ["production"])
-    if isinstance(clean, str):
-        clean = [clean]
-    if not isinstance(clean, list) or not all(isinstance(c, str) for c in clean):
-        raise ConfigError("[tool.nbtoolkit.policy] clean_git_aliases must be a list of alias names.")
-    return Policy(float(days), max_open, tuple(clean))
-
-
-def _date(ts: float) -> str:
-    return _dt.datetime.fromtimestamp(ts, tz=_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def cadence_block(moves: Sequence[Any], policy: Policy, now: float) -> str | None:
-    """Why a promotion at ``now`` is blocked by cadence (``None`` when allowed).
-
-    Args:
-        moves: the alias's history (objects with ``action``, ``created``, ``to_version``, ``model``, ``alias``).
-    """
-    if policy.min_days_between_promotions <= 0:
-        return None
-    promotes = [m for m in moves if m.action == "promote"]
-    if not promotes:
-        return None
-    last = promotes[-1]
-    next_ok = last.created + policy.min_days_between_promotions * DAY
-    if now >= next_ok:
-        return None
-    return (
-        f"cadence: {last.model}@{last.alias} was last promoted on {_date(last.created)} (to {last.to_version}); "
-        f"the policy needs {policy.min_days_between_promotions:g} days between promotions (next on {_date(next_ok)})"
-    )
 
 
 @dataclass(frozen=True)
@@ -139,7 +83,7 @@ class StatusReport:
             out.append(f"  {e.experiment} (until {e.until}, latest run {e.run_id[:8]}, verdict {e.verdict or 'none'})")
         out.append(f"Promotions blocked by cadence: {len(self.blocked)}")
         for b in self.blocked:
-            out.append(f"  {b.model}@{b.alias} (at {b.version}, promoted {_date(b.last_promoted)}) until {_date(b.until)}; override with --override-cadence REASON")
+            out.append(f"  {b.model}@{b.alias} (at {b.version}, promoted {utc_date(b.last_promoted)}) until {utc_date(b.until)}; override with --override-cadence REASON")
         for model, al in sorted(self.aliases.items()):
             out.append(f"Model {model}: " + ", ".join(f"{a}={v}" for a, v in sorted(al.items())))
         return out
@@ -167,15 +111,10 @@ def _until_date(value: Any) -> _dt.date | None:
         return None
 
 
-def status(*, store: Any = None, settings: Any = None, now: float | None = None) -> StatusReport:
+def status(*, store: Store | None = None, settings: Settings | None = None, now: float | None = None) -> StatusReport:
     """Open and past-due experiments, promotions blocked by cadence, and current aliases."""
-    from nbtoolkit import registry
-    from nbtoolkit.config import load_settings
-
     settings = settings or load_settings()
     if store is None:
-        from nbtoolkit.store import open_store
-
         store = open_store(settings)
     now = time.time() if now is None else now
     today = _dt.datetime.fromtimestamp(now, tz=_dt.UTC).date()
@@ -185,7 +124,6 @@ def status(*, store: Any = None, settings: Any = None, now: float | None = None)
     for r in runs:  # newest first
         if r["experiment"] not in latest:
             latest[r["experiment"]] = r
-    from nbtoolkit import _json
 
     open_: list[OpenExperiment] = []
     for name, r in sorted(latest.items()):

@@ -9,7 +9,7 @@ stays there. After each step the SLA is evaluated on the challenger's share of t
 canary: later steps do not run, traffic returns to the champion, and when the registry alias
 (``model``/``alias``) points at the challenger's version it is rolled back.
 
-:func:`release_plan` builds the plan the export stage writes into a bundle's ``release.json``
+:func:`nbtoolkit.export.release.release_plan` builds the plan the export stage writes into a bundle's ``release.json``
 (``export_bundle(..., release=plan)``); ``canary(..., bundle=PATH)`` replays with that plan.
 """
 
@@ -23,9 +23,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nbtoolkit import registry
+from nbtoolkit.config import Settings
 from nbtoolkit.errors import InputError
+from nbtoolkit.export.load import load_bundle
+from nbtoolkit.export.release import DEFAULT_SALT, DEFAULT_STEPS, check_steps, release_plan
+from nbtoolkit.export.verify import verify_bundle
+from nbtoolkit.html import PALETTE, colour, esc, fmt_number
+from nbtoolkit.policy import Sla, SlaReport, as_sla, padded
 from nbtoolkit.stability._common import (
-    DEFAULT_SALT,
+    ModelHandle,
     as_model,
     buckets,
     choose_method,
@@ -39,10 +46,9 @@ from nbtoolkit.stability._common import (
     metric_fns,
     scores_of,
 )
-from nbtoolkit.stability.sla import Sla, SlaReport, as_sla, padded
-
-DEFAULT_STEPS: tuple[float, ...] = (1, 5, 25, 50, 100)
-RELEASE_SCHEMA = "nbtoolkit.release.v1"
+from nbtoolkit.stability.batches import call_batches
+from nbtoolkit.stability.promotion import rollback
+from nbtoolkit.store import Store, open_store
 
 
 @dataclass(frozen=True)
@@ -103,74 +109,101 @@ class CanaryResult:
         return canary_section_html(self.summary, self.png)
 
 
-def release_plan(
-    model: str | None = None,
-    *,
-    steps: Sequence[float] = DEFAULT_STEPS,
-    sla: Sla | Mapping[str, Any] | None = None,
-    key: str | None = None,
-    salt: str = DEFAULT_SALT,
-    alias: str = "production",
-    settings: Any = None,
-    store: Any = None,
-) -> dict[str, Any]:
-    """The rollout plan for a bundle's ``release.json``: steps, SLAs, rollback target.
-
-    Args:
-        model: model name; the rollback target is the version its ``alias`` points to now.
-        steps: challenger shares in percent, increasing, ending at 100.
-        sla: thresholds (default: ``[tool.nbtoolkit.sla]``).
-        key: the name of the routing key column (documentation for the deployer).
-        salt: salt of the bucketing hash.
-
-    Returns:
-        A JSON-compatible dict (``schema`` = ``nbtoolkit.release.v1``).
-    """
-    plan_steps = _check_steps(steps)
-    rule = as_sla(sla, settings)
-    target: dict[str, Any] | None = None
-    if model is not None:
-        from nbtoolkit import registry
-
-        version = registry.current(model, alias, store=store, settings=settings)
-        if version is not None:
-            mv = registry.get_version(model, version, store=store, settings=settings)
-            target = {"model": model, "alias": alias, "version": version, "run_id": mv.run_id, "manifest_sha256": mv.manifest_sha256}
-        else:
-            target = {"model": model, "alias": alias, "version": None}
-    return {
-        "schema": RELEASE_SCHEMA,
-        "steps": list(plan_steps),
-        "sla": rule.to_dict(),
-        "routing": {"key": key, "salt": salt, "rule": 'int(sha256(f"{salt}:{key}").hexdigest()[:8], 16) % 10000 < pct * 100'},
-        "halt": "at the first step whose challenger share breaches an SLA; route all traffic back to the rollback target",
-        "rollback_target": target,
-    }
-
-
-def _check_steps(steps: Sequence[float]) -> tuple[float, ...]:
-    out = tuple(float(s) for s in steps)
-    if not out or any(not 0 < s <= 100 for s in out) or any(b <= a for a, b in zip(out, out[1:], strict=False)):
-        raise InputError(f"steps must increase within (0, 100], e.g. 1,5,25,50,100; got {list(steps)}.")
-    return out
-
-
 def _bundle_plan(bundle: str | Path) -> dict[str, Any]:
-    from nbtoolkit.stability import _bundles
-
     path = Path(bundle)
     if path.is_dir():
-        _bundles.verify(path)  # the plan is read from a bundle only after its hashes check out
+        verify_bundle(path)  # the plan is read from a bundle only after its hashes check out
         rel = path / "release.json"
         if rel.is_file():
-            return json.loads(rel.read_text(encoding="utf-8"))
+            plan: dict[str, Any] = json.loads(rel.read_text(encoding="utf-8"))
+            return plan
         return {}
     try:
-        b = _bundles.load_model(path)
-        plan = getattr(b, "release", None)
-        return dict(plan) if isinstance(plan, Mapping) else {}
+        release = load_bundle(path).release
     except Exception:  # noqa: BLE001 - an archive without a readable plan: defaults apply
         return {}
+    return dict(release) if isinstance(release, Mapping) else {}
+
+
+@dataclass(frozen=True)
+class _Traffic:
+    """The replayed stream, ready to route: features per model, keys' buckets, labels."""
+
+    Xc: Any
+    Xx: Any
+    bucket_of: Any
+    y: Any
+    labelled: Any
+    key_col: str | None
+    rows: int
+
+
+def _traffic(frame: Any, champ: ModelHandle, chall: ModelHandle, key: Any, y: Any, salt: str) -> _Traffic:
+    key_arr, key_col = column_or_array(frame, key, "key")
+    y_arr, y_col = column_or_array(frame, y, "y")
+    drop = [c for c in (key_col, y_col) if c is not None]
+    return _Traffic(
+        feature_frame(champ, frame, drop), feature_frame(chall, frame, drop), buckets(list(key_arr), salt=salt),
+        y_arr, labelled_mask(y_arr) if y_arr is not None else None, key_col, len(frame),
+    )
+
+
+def _step_metrics(chall: ModelHandle, meth: str, fns: Any, traffic: _Traffic, to_x: Any, blocks: list[Any], ok: Any) -> dict[str, float]:
+    """Metrics of the challenger's answers on the labelled rows it served."""
+    import numpy as np
+
+    if traffic.labelled is None or not ok.any():
+        return {}
+    out = np.concatenate([np.asarray(b) for b in blocks if b is not None])
+    rows_ok = to_x[ok]
+    lab = traffic.labelled[rows_ok]
+    if not lab.any():
+        return {}
+    preds = labels_of(chall, out, meth)[lab]
+    scores = scores_of(out, meth)
+    yt = traffic.y[rows_ok][lab]
+    try:
+        yt = yt.astype(np.asarray(preds).dtype)
+    except (TypeError, ValueError):
+        pass
+    return dict(compute_metrics(fns, yt, preds, None if scores is None else scores[lab]))
+
+
+def _run_steps(
+    champ: ModelHandle, chall: ModelHandle, traffic: _Traffic, plan_steps: Sequence[float], rule: Sla, meth: str,
+    fns: Any, batch_size: int,
+) -> tuple[list[CanaryStep], float | None, Any]:
+    """Replay the stream one segment per step; halt at the first SLA breach.
+
+    Returns the steps, the share that breached (or ``None``) and the per-row routing mask.
+    """
+    import numpy as np
+
+    segments = np.array_split(np.arange(traffic.rows), len(plan_steps))
+    routed = np.zeros(traffic.rows, dtype=bool)
+    results: list[CanaryStep] = []
+    halted_at: float | None = None
+    for i, (pct, seg) in enumerate(zip(plan_steps, segments, strict=True)):
+        if halted_at is not None:
+            results.append(CanaryStep(i, pct, len(seg), 0, {}, None, "not run"))
+            continue
+        to_x = seg[traffic.bucket_of[seg] < pct * 100]
+        to_c = seg[traffic.bucket_of[seg] >= pct * 100]
+        routed[to_x] = True
+        if len(to_c):
+            call_batches(champ, meth, traffic.Xc.iloc[to_c], max(batch_size, 256), isolate=False)  # the champion serves
+        if not len(to_x):
+            results.append(CanaryStep(i, pct, len(seg), 0, {}, None, "no traffic"))
+            continue
+        blocks, ok, lat, _errors = call_batches(chall, meth, traffic.Xx.iloc[to_x], batch_size, isolate=True)
+        measured: dict[str, float] = {"error_rate": (len(to_x) - int(ok.sum())) / len(to_x)}
+        measured.update(latency_stats(lat[ok]) if ok.any() else {})
+        measured.update(_step_metrics(chall, meth, fns, traffic, to_x, blocks, ok))
+        report = rule.check(measured)
+        results.append(CanaryStep(i, pct, len(seg), len(to_x), measured, report, "pass" if report.ok else "breach"))
+        if not report.ok:
+            halted_at = pct
+    return results, halted_at, routed
 
 
 def canary(
@@ -193,8 +226,8 @@ def canary(
     by: str = "canary",
     record: bool = True,
     experiment: str = "canary",
-    settings: Any = None,
-    store: Any = None,
+    settings: Settings | None = None,
+    store: Store | None = None,
 ) -> CanaryResult:
     """Simulate a canary release on historical traffic.
 
@@ -218,14 +251,10 @@ def canary(
     Returns:
         A :class:`CanaryResult`.
     """
-    import numpy as np
-
-    from nbtoolkit.stability.shadow import _call_batches
-
     plan_in = _bundle_plan(bundle) if bundle is not None else {}
     if challenger is None and bundle is not None:
         challenger = bundle
-    plan_steps = _check_steps(steps if steps is not None else plan_in.get("steps") or DEFAULT_STEPS)
+    plan_steps = check_steps(steps if steps is not None else plan_in.get("steps") or DEFAULT_STEPS)
     rule = as_sla(sla if sla is not None else (plan_in.get("sla") or None), settings)
     salt = salt or (plan_in.get("routing") or {}).get("salt") or DEFAULT_SALT
     if key is None:
@@ -233,91 +262,34 @@ def canary(
     if batch_size < 1:
         raise InputError("batch_size must be at least 1.")
     if store is None and (record or model is not None or any(isinstance(m, str) and "@" in m for m in (champion, challenger))):
-        from nbtoolkit.store import open_store
-
         store = open_store(settings)
     champ, chall = as_model(champion, store=store), as_model(challenger, store=store)
-    frame = load_frame(stream)
-    key_arr, key_col = column_or_array(frame, key, "key")
-    y_arr, y_col = column_or_array(frame, y, "y")
-    drop = [c for c in (key_col, y_col) if c is not None]
-    Xc, Xx = feature_frame(champ, frame, drop), feature_frame(chall, frame, drop)
-    meth = choose_method(method, champ, chall)
-    fns = metric_fns(metrics)
-    n = len(frame)
-    bucket_of = buckets(list(key_arr), salt=salt)
-    segments = np.array_split(np.arange(n), len(plan_steps))
-    routed = np.zeros(n, dtype=bool)
-    lab_all = labelled_mask(y_arr) if y_arr is not None else None
-
-    results: list[CanaryStep] = []
-    halted_at: float | None = None
+    traffic = _traffic(load_frame(stream), champ, chall, key, y, salt)
     t0 = time.time()
-    for i, (pct, seg) in enumerate(zip(plan_steps, segments, strict=True)):
-        if halted_at is not None:
-            results.append(CanaryStep(i, pct, len(seg), 0, {}, None, "not run"))
-            continue
-        to_x = seg[bucket_of[seg] < pct * 100]
-        to_c = seg[bucket_of[seg] >= pct * 100]
-        routed[to_x] = True
-        if len(to_c):
-            _call_batches(champ, meth, Xc.iloc[to_c], max(batch_size, 256), isolate=False)  # the champion serves
-        if not len(to_x):
-            results.append(CanaryStep(i, pct, len(seg), 0, {}, None, "no traffic"))
-            continue
-        blocks, ok, lat, errors = _call_batches(chall, meth, Xx.iloc[to_x], batch_size, isolate=True)
-        measured: dict[str, float] = {"error_rate": (len(to_x) - int(ok.sum())) / len(to_x)}
-        measured.update(latency_stats(lat[ok]) if ok.any() else {})
-        if lab_all is not None and ok.any():
-            good = [np.asarray(b) for b in blocks if b is not None]
-            out = np.concatenate(good)
-            rows_ok = to_x[ok]
-            lab = lab_all[rows_ok]
-            if lab.any():
-                preds = labels_of(chall, out, meth)[lab]
-                scores = scores_of(out, meth)
-                yt = y_arr[rows_ok][lab]
-                try:
-                    yt = yt.astype(np.asarray(preds).dtype)
-                except (TypeError, ValueError):
-                    pass
-                measured.update(compute_metrics(fns, yt, preds, None if scores is None else scores[lab]))
-        report = rule.check(measured)
-        status = "pass" if report.ok else "breach"
-        results.append(CanaryStep(i, pct, len(seg), len(to_x), measured, report, status))
-        if not report.ok:
-            halted_at = pct
-
+    results, halted_at, routed = _run_steps(
+        champ, chall, traffic, plan_steps, rule, choose_method(method, champ, chall), metric_fns(metrics), batch_size,
+    )
     rollback_move = None
-    if halted_at is not None and model is not None:
+    if halted_at is not None and model is not None and store is not None:
         breach = next(s for s in results if s.status == "breach")
         source = {**chall.source, **({"version": version} if version is not None else {})}
         rollback_move = _registry_rollback(store, settings, model, alias, source, by, breach)
-    plan = release_plan(None, steps=plan_steps, sla=rule, key=key_col, salt=salt)
+    plan = release_plan(None, steps=plan_steps, sla=rule, key=traffic.key_col, salt=salt)
     if model is not None:
         plan["rollback_target"] = (rollback_move and {"model": model, "alias": alias, "version": rollback_move["to_version"]}) or plan_in.get("rollback_target")
     summary = {
-        "schema": "nbtoolkit.canary.v1",
-        "champion": {"label": champ.label, **champ.source},
-        "challenger": {"label": chall.label, **chall.source},
-        "rows": n,
-        "salt": salt,
-        "batch_size": batch_size,
-        "steps": [s.to_dict() for s in results],
-        "halted": halted_at is not None,
-        "halted_at": halted_at,
-        "rollback": rollback_move,
-        "plan": plan,
-        "seconds": time.time() - t0,
+        "schema": "nbtoolkit.canary.v1", "champion": {"label": champ.label, **champ.source},
+        "challenger": {"label": chall.label, **chall.source}, "rows": traffic.rows, "salt": salt, "batch_size": batch_size,
+        "steps": [s.to_dict() for s in results], "halted": halted_at is not None, "halted_at": halted_at,
+        "rollback": rollback_move, "plan": plan, "seconds": time.time() - t0,
     }
     png = timeline_png(results, sla=rule)
-    run_id = _record(store, experiment, summary, results, png) if record else None
+    run_id = _record(store, experiment, summary, results, png) if record and store is not None else None
     return CanaryResult(results, halted_at is not None, halted_at, routed, rollback_move, plan, run_id, summary, png)
 
 
-def _registry_rollback(store: Any, settings: Any, model: str, alias: str, source: Mapping[str, Any], by: str, step: CanaryStep) -> dict[str, Any] | None:
-    from nbtoolkit import registry
-
+def _registry_rollback(store: Store, settings: Settings | None, model: str, alias: str, source: Mapping[str, Any], by: str,
+                       step: CanaryStep) -> dict[str, Any] | None:
     version = source.get("version")
     if version is None and source.get("path"):
         for entry in registry.models(model, store=store):
@@ -327,7 +299,7 @@ def _registry_rollback(store: Any, settings: Any, model: str, alias: str, source
     if version is None or registry.current(model, alias, store=store) != version:
         return None
     breaches = "; ".join(b.describe() for b in (step.sla.breaches if step.sla is not None else ()))
-    move = registry.rollback(model, alias=alias, by=by, reason=f"canary halted at {step.pct:g}%: {breaches}", store=store, settings=settings)
+    move = rollback(model, alias=alias, by=by, reason=f"canary halted at {step.pct:g}%: {breaches}", store=store, settings=settings)
     return move.to_dict()
 
 
@@ -341,7 +313,8 @@ def timeline_png(steps: Sequence[CanaryStep], *, sla: Sla | None = None) -> byte
 
     fig = Figure(figsize=(6, 3), dpi=100)
     ax = fig.subplots()
-    colors = {"pass": "#1a7f37", "breach": "#cf222e", "no traffic": "#9a6700", "not run": "#d0d7de"}
+    colors = {"pass": colour("pass"), "breach": colour("breach"), "no traffic": colour("no traffic"),
+              "not run": PALETTE["border"]}
     xs = list(range(len(steps)))
     ax.bar(xs, [s.pct for s in steps], color=[colors[s.status] for s in steps])
     ax.set_xticks(xs, [f"{s.pct:g}%\n{s.status}" for s in steps], fontsize=8)
@@ -351,11 +324,11 @@ def timeline_png(steps: Sequence[CanaryStep], *, sla: Sla | None = None) -> byte
     lat = [s.measured.get("latency_p95_ms") for s in steps]
     if any(v is not None for v in lat):
         ax2 = ax.twinx()
-        ax2.plot([x for x, v in zip(xs, lat, strict=True) if v is not None], [v for v in lat if v is not None], "o-", color="#0969da")
-        ax2.set_ylabel("challenger p95 ms", color="#0969da")
+        ax2.plot([x for x, v in zip(xs, lat, strict=True) if v is not None], [v for v in lat if v is not None], "o-", color=PALETTE["blue"])
+        ax2.set_ylabel("challenger p95 ms", color=PALETTE["blue"])
         limit = next((r.limit for r in (sla.rules if sla else ()) if r.key == "max.latency_p95_ms"), None)
         if limit is not None:
-            ax2.axhline(limit, color="#0969da", linestyle="--", linewidth=1)
+            ax2.axhline(limit, color=PALETTE["blue"], linestyle="--", linewidth=1)
             ax2.set_ylim(0, max([limit, *(v for v in lat if v is not None)]) * 1.15)
     fig.tight_layout()
     buf = io.BytesIO()
@@ -363,7 +336,7 @@ def timeline_png(steps: Sequence[CanaryStep], *, sla: Sla | None = None) -> byte
     return buf.getvalue()
 
 
-def _record(store: Any, experiment: str, summary: dict[str, Any], steps: Sequence[CanaryStep], png: bytes) -> str:
+def _record(store: Store, experiment: str, summary: dict[str, Any], steps: Sequence[CanaryStep], png: bytes) -> str:
     now = time.time()
     run_id = store.create_run(experiment=experiment, kind="canary", source="script", extra={"canary": summary})
     rows: list[tuple[str, float, int | None, float]] = []
@@ -382,8 +355,6 @@ def _record(store: Any, experiment: str, summary: dict[str, Any], steps: Sequenc
 def canary_section_html(summary: Mapping[str, Any], png: bytes = b"") -> str:
     """The canary report section (steps table, timeline image); all text escaped."""
     import base64
-
-    from nbtoolkit.display import esc, fmt_number
 
     if not summary:
         return "<p>No canary recorded.</p>"

@@ -21,6 +21,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from nbtoolkit.config import Settings
+from nbtoolkit.errors import InputError
+from nbtoolkit.html import PALETTE, colour, esc, fmt_number
+from nbtoolkit.policy import Sla, SlaReport, as_sla, padded, sla_table_html
 from nbtoolkit.stability._common import (
     ModelHandle,
     as_model,
@@ -36,7 +40,8 @@ from nbtoolkit.stability._common import (
     metric_fns,
     scores_of,
 )
-from nbtoolkit.stability.sla import Sla, SlaReport, as_sla, padded, sla_table_html
+from nbtoolkit.stability.batches import Errors, call_isolated
+from nbtoolkit.store import Store, open_store
 
 LATENCY_METHOD = (
     "per-row latency = wall time of the batch call / rows in the batch (perf_counter); "
@@ -114,64 +119,6 @@ class ShadowResult:
         return shadow_section_html(self.summary)
 
 
-Errors = list[tuple[int, str, str]]
-
-
-def _isolated(fn: Any, part: Any, take: Any, start: int, stop: int, lat: Any, ok: Any, blocks: list[Any], errors: Errors) -> None:
-    """Call the challenger on one batch; when it raises, retry row by row to attribute errors."""
-    clock = time.perf_counter
-    t0 = clock()
-    try:
-        out = fn(part)
-        if len(out) != stop - start:
-            raise ValueError(f"returned {len(out)} outputs for {stop - start} rows")
-        lat[start:stop] = (clock() - t0) * 1000.0 / (stop - start)
-        blocks.append(out)
-        return
-    except Exception:  # noqa: BLE001 - the challenger must never break the champion
-        pass
-    for i in range(start, stop):
-        t0 = clock()
-        try:
-            out = fn(take[i : i + 1])
-            if len(out) != 1:
-                raise ValueError(f"returned {len(out)} outputs for 1 row")
-            blocks.append(out)
-        except Exception as exc:  # noqa: BLE001
-            ok[i] = False
-            errors.append((i, type(exc).__name__, str(exc)[:300]))
-            blocks.append(None)
-        lat[i] = (clock() - t0) * 1000.0
-
-
-def _call_batches(handle: ModelHandle, method: str, X: Any, batch_size: int, *, isolate: bool) -> tuple[list[Any], Any, Any, Errors]:
-    """Call ``handle.method`` on ``X`` in batches.
-
-    Returns ``(outputs per row-block, ok mask, per-row latency ms, errors)``. With ``isolate``
-    a failing batch is retried row by row; without it exceptions propagate (the champion).
-    """
-    import numpy as np
-
-    fn = getattr(handle.obj, method)
-    n = len(X)
-    lat = np.empty(n, dtype=float)
-    ok = np.ones(n, dtype=bool)
-    blocks: list[Any] = []
-    errors: Errors = []
-    clock = time.perf_counter
-    take = X.iloc
-    for start in range(0, n, batch_size):
-        stop = min(start + batch_size, n)
-        part = take[start:stop]
-        if isolate:
-            _isolated(fn, part, take, start, stop, lat, ok, blocks, errors)
-            continue
-        t0 = clock()
-        blocks.append(fn(part))
-        lat[start:stop] = (clock() - t0) * 1000.0 / (stop - start)
-    return blocks, ok, lat, errors
-
-
 def _call_both(champ: ModelHandle, chall: ModelHandle, method: str, Xc: Any, Xx: Any, batch_size: int) -> tuple[list[Any], Any, list[Any], Any, Any, Errors]:
     """Stream the rows once: each batch goes to the champion, then to the (isolated) challenger.
 
@@ -195,7 +142,7 @@ def _call_both(champ: ModelHandle, chall: ModelHandle, method: str, Xc: Any, Xx:
         t0 = clock()
         c_blocks.append(fc(part))  # the champion's exceptions propagate: it is what serves
         c_lat[start:stop] = (clock() - t0) * 1000.0 / (stop - start)
-        _isolated(fx, part if shared else take_x[start:stop], take_x, start, stop, x_lat, ok, x_blocks, errors)
+        call_isolated(fx, part if shared else take_x[start:stop], take_x, start, stop, x_lat, ok, x_blocks, errors)
     return c_blocks, c_lat, x_blocks, ok, x_lat, errors
 
 
@@ -252,6 +199,90 @@ def _slices(names: Any, agree_full: Any, ok: Any) -> list[SliceStat]:
     return out
 
 
+@dataclass(frozen=True)
+class _Rows:
+    """The rows to score, split into what each model sees and the side columns."""
+
+    Xc: Any
+    Xx: Any
+    y: Any
+    keys: Any
+    slice_values: Any
+    slice_col: str | None
+
+
+def _rows(frame: Any, champ: ModelHandle, chall: ModelHandle, y: Any, key: Any, slice_by: Any) -> _Rows:
+    y_arr, y_col = column_or_array(frame, y, "y")
+    key_arr, key_col = column_or_array(frame, key, "key")
+    slice_col: str | None = None
+    if isinstance(slice_by, str):  # keep the column as a Series: factorising it is faster than via NumPy
+        column_or_array(frame.iloc[:0], slice_by, "slice_by")
+        slice_arr, slice_col = frame[slice_by], slice_by
+    else:
+        slice_arr, _ = column_or_array(frame, slice_by, "slice_by")
+    drop = [c for c in (y_col, key_col, slice_col) if c is not None]
+    Xc = feature_frame(champ, frame, drop)
+    same = list(getattr(chall.obj, "feature_names_in_", Xc.columns)) == list(Xc.columns)
+    Xx = Xc if same else feature_frame(chall, frame, drop)
+    return _Rows(Xc, Xx, y_arr, key_arr, slice_arr, slice_col)
+
+
+def _slicing(rows: _Rows, agree_full: Any, ok: Any) -> tuple[list[SliceStat], str | None]:
+    """Agreement per slice: by ``slice_by`` when given, else by key bucket, else none."""
+    import numpy as np
+
+    if rows.slice_values is not None:
+        return _slices(rows.slice_values, agree_full, ok), f"column {rows.slice_col}" if rows.slice_col else "slice_by"
+    if rows.keys is not None:
+        names = np.char.add("bucket ", (buckets(list(rows.keys)) // 1000).astype(str))
+        return _slices(names, agree_full, ok), "key bucket (10 buckets of the canary hash)"
+    return [], None
+
+
+def _model_metrics(
+    champ: ModelHandle, chall: ModelHandle, meth: str, fns: Any, y_arr: Any, champion_output: Any, c_labels: Any,
+    challenger_output: Any, ok: Any,
+) -> tuple[dict[str, dict[str, float]], int]:
+    """Both models' metrics on the labelled rows (the challenger's on those it answered)."""
+    import numpy as np
+
+    model_metrics: dict[str, dict[str, float]] = {"champion": {}, "challenger": {}}
+    if y_arr is None:
+        return model_metrics, 0
+    lab = labelled_mask(y_arr)
+    yl = y_arr[lab]
+    try:
+        yl = yl.astype(np.asarray(c_labels).dtype)
+    except (TypeError, ValueError):
+        pass
+    c_scores = scores_of(champion_output, meth)
+    model_metrics["champion"] = compute_metrics(fns, yl, np.asarray(c_labels)[lab], None if c_scores is None else c_scores[lab])
+    both = lab & ok
+    if both.any():
+        x_scores = scores_of(challenger_output[both], meth) if meth == "predict_proba" else None
+        x_lab = labels_of(chall, challenger_output[both], meth)
+        yb = y_arr[both]
+        try:
+            yb = yb.astype(np.asarray(x_lab).dtype)
+        except (TypeError, ValueError):
+            pass
+        model_metrics["challenger"] = compute_metrics(fns, yb, x_lab, x_scores)
+    return model_metrics, int(lab.sum())
+
+
+def _agreement(champ: ModelHandle, chall: ModelHandle, meth: str, c_labels: Any, challenger_output: Any, ok: Any,
+               tolerance: float) -> tuple[Any, float | None]:
+    """Per-row agreement (False where the challenger failed) and its share over answered rows."""
+    import numpy as np
+
+    agree_full = np.zeros(len(ok), dtype=bool)
+    if ok.any():
+        x_labels_ok = labels_of(chall, challenger_output[ok], meth)
+        agree_full[ok] = _agree(np.asarray(c_labels)[ok], x_labels_ok, tolerance)
+    answered = int(ok.sum())
+    return agree_full, float(agree_full.sum() / answered) if answered else None
+
+
 def shadow(
     champion: Any,
     challenger: Any,
@@ -267,8 +298,8 @@ def shadow(
     tolerance: float = 0.0,
     record: bool = True,
     experiment: str = "shadow",
-    settings: Any = None,
-    store: Any = None,
+    settings: Settings | None = None,
+    store: Store | None = None,
 ) -> ShadowResult:
     """Run a shadow test: both models see every row; the champion's outputs are returned unchanged.
 
@@ -294,120 +325,58 @@ def shadow(
     Raises:
         InputError: bad data, columns or options. Exceptions of the champion propagate.
     """
-    import numpy as np
-
-    from nbtoolkit.errors import InputError
-
     if batch_size < 1:
         raise InputError("batch_size must be at least 1.")
     if store is None and (record or any(isinstance(m, str) and "@" in m for m in (champion, challenger))):
-        from nbtoolkit.store import open_store
-
         store = open_store(settings)
     champ, chall = as_model(champion, store=store), as_model(challenger, store=store)
-    frame = load_frame(data)
-    y_arr, y_col = column_or_array(frame, y, "y")
-    key_arr, key_col = column_or_array(frame, key, "key")
-    slice_col: str | None = None
-    if isinstance(slice_by, str):  # keep the column as a Series: factorising it is faster than via NumPy
-        column_or_array(frame.iloc[:0], slice_by, "slice_by")
-        slice_arr, slice_col = frame[slice_by], slice_by
-    else:
-        slice_arr, _ = column_or_array(frame, slice_by, "slice_by")
-    drop = [c for c in (y_col, key_col, slice_col) if c is not None]
-    Xc = feature_frame(champ, frame, drop)
-    same = list(getattr(chall.obj, "feature_names_in_", Xc.columns)) == list(Xc.columns)
-    Xx = Xc if same else feature_frame(chall, frame, drop)
-    meth = choose_method(method, champ, chall)
-    rule = as_sla(sla, settings)
-    n = len(frame)
-
+    rows = _rows(frame := load_frame(data), champ, chall, y, key, slice_by)
+    meth, rule, n = choose_method(method, champ, chall), as_sla(sla, settings), len(frame)
     t_start = time.time()
-    c_blocks, c_lat, x_blocks, ok, x_lat, raw_errors = _call_both(champ, chall, meth, Xc, Xx, batch_size)
+    c_blocks, c_lat, x_blocks, ok, x_lat, raw_errors = _call_both(champ, chall, meth, rows.Xc, rows.Xx, batch_size)
     champion_output = _concat_champion(c_blocks)
     challenger_output = _assemble(x_blocks, n, ok, meth)
-
     c_labels = labels_of(champ, champion_output, meth)
-    x_labels_ok = labels_of(chall, challenger_output[ok], meth) if ok.any() else np.empty(0)
-    agree_full = np.zeros(n, dtype=bool)
-    if ok.any():
-        agree_full[ok] = _agree(np.asarray(c_labels)[ok], x_labels_ok, tolerance)
-    answered = int(ok.sum())
-    agreement = float(agree_full.sum() / answered) if answered else None
-
-    if slice_arr is not None:
-        slices, slice_kind = _slices(slice_arr, agree_full, ok), f"column {slice_col}" if slice_col else "slice_by"
-    elif key_arr is not None:
-        names = np.char.add("bucket ", (buckets(list(key_arr)) // 1000).astype(str))
-        slices, slice_kind = _slices(names, agree_full, ok), "key bucket (10 buckets of the canary hash)"
-    else:
-        slices, slice_kind = [], None
-
-    fns = metric_fns(metrics)
-    model_metrics: dict[str, dict[str, float]] = {"champion": {}, "challenger": {}}
-    labelled = 0
-    if y_arr is not None:
-        lab = labelled_mask(y_arr)
-        labelled = int(lab.sum())
-        yl = y_arr[lab]
-        try:
-            yl = yl.astype(np.asarray(c_labels).dtype)
-        except (TypeError, ValueError):
-            pass
-        c_scores = scores_of(champion_output, meth)
-        model_metrics["champion"] = compute_metrics(fns, yl, np.asarray(c_labels)[lab], None if c_scores is None else c_scores[lab])
-        both = lab & ok
-        if both.any():
-            x_scores = scores_of(challenger_output[both], meth) if meth == "predict_proba" else None
-            x_lab = labels_of(chall, challenger_output[both], meth)
-            yb = y_arr[both]
-            try:
-                yb = yb.astype(np.asarray(x_lab).dtype)
-            except (TypeError, ValueError):
-                pass
-            model_metrics["challenger"] = compute_metrics(fns, yb, x_lab, x_scores)
-
+    agree_full, agreement = _agreement(champ, chall, meth, c_labels, challenger_output, ok, tolerance)
+    slices, slice_kind = _slicing(rows, agree_full, ok)
+    model_metrics, labelled = _model_metrics(
+        champ, chall, meth, metric_fns(metrics), rows.y, champion_output, c_labels, challenger_output, ok,
+    )
     latency = {"champion": latency_stats(c_lat), "challenger": latency_stats(x_lat[ok] if ok.any() else [])}
-    error_count = n - answered
-    errors = [RowError(i, None if key_arr is None else _plain(key_arr[i]), e, m) for i, e, m in raw_errors[:MAX_ERRORS_KEPT]]
+    error_count = n - int(ok.sum())
+    errors = [RowError(i, None if rows.keys is None else _plain(rows.keys[i]), e, m) for i, e, m in raw_errors[:MAX_ERRORS_KEPT]]
     measured = {**model_metrics["challenger"], **latency["challenger"], "error_rate": error_count / n if n else 0.0}
     if agreement is not None:
         measured["agreement"] = agreement
     report = rule.check(measured)
-    by_type: dict[str, int] = {}
-    for _, e, _ in raw_errors:
-        by_type[e] = by_type.get(e, 0) + 1
-
     summary: dict[str, Any] = {
-        "schema": "nbtoolkit.shadow.v1",
-        "champion": {"label": champ.label, **champ.source},
-        "challenger": {"label": chall.label, **chall.source},
-        "rows": n,
-        "labelled": labelled,
-        "method": meth,
-        "batch_size": batch_size,
-        "latency_method": LATENCY_METHOD,
-        "agreement": agreement,
+        "schema": "nbtoolkit.shadow.v1", "champion": {"label": champ.label, **champ.source},
+        "challenger": {"label": chall.label, **chall.source}, "rows": n, "labelled": labelled, "method": meth,
+        "batch_size": batch_size, "latency_method": LATENCY_METHOD, "agreement": agreement,
         "slices": {"by": slice_kind, "items": [s.__dict__ for s in slices[:MAX_SLICES_KEPT]], "total": len(slices)},
         "latency": latency,
-        "errors": {"count": error_count, "by_type": by_type, "first": [e.__dict__ for e in errors[:20]]},
-        "metrics": model_metrics,
-        "measured": measured,
-        "sla": report.to_dict(),
-        "seconds": time.time() - t_start,
+        "errors": {"count": error_count, "by_type": _count_types(raw_errors), "first": [e.__dict__ for e in errors[:20]]},
+        "metrics": model_metrics, "measured": measured, "sla": report.to_dict(), "seconds": time.time() - t_start,
     }
-    run_id = _record(store, experiment, summary, model_metrics, latency, agreement, error_count, n) if record else None
+    run_id = _record(store, experiment, summary, model_metrics, latency, agreement, error_count, n) if record and store is not None else None
     return ShadowResult(
         champion_output, challenger_output, agreement, slices, latency, errors, error_count, model_metrics, report,
         n, labelled, run_id, summary,
     )
 
 
+def _count_types(raw_errors: Errors) -> dict[str, int]:
+    by_type: dict[str, int] = {}
+    for _, e, _ in raw_errors:
+        by_type[e] = by_type.get(e, 0) + 1
+    return by_type
+
+
 def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def _record(store: Any, experiment: str, summary: dict[str, Any], model_metrics: Mapping[str, Mapping[str, float]],
+def _record(store: Store, experiment: str, summary: dict[str, Any], model_metrics: Mapping[str, Mapping[str, float]],
             latency: Mapping[str, Mapping[str, float]], agreement: float | None, errors: int, n: int) -> str:
     now = time.time()
     run_id = store.create_run(experiment=experiment, kind="shadow", source="script", extra={"shadow": summary})
@@ -428,8 +397,6 @@ def shadow_section_html(summary: Mapping[str, Any]) -> str:
 
     Every value coming from data or models is escaped.
     """
-    from nbtoolkit.display import esc, fmt_number
-
     if not summary:
         return "<p>No shadow test recorded.</p>"
     sla = SlaReport.from_dict(summary.get("sla") or {})
@@ -439,7 +406,7 @@ def shadow_section_html(summary: Mapping[str, Any]) -> str:
         f'challenger <b>{esc(summary["challenger"]["label"])}</b> on {summary.get("rows", 0)} rows '
         f'({summary.get("labelled", 0)} labelled); agreement <b>{_pct(agree)}</b>; '
         f'challenger errors <b>{summary.get("errors", {}).get("count", 0)}</b>; SLA '
-        f'<b style="color:{"#1a7f37" if sla.ok else "#cf222e"}">{"ok" if sla.ok else "breached"}</b></p>'
+        f'<b style="color:{colour("ok" if sla.ok else "breach")}">{"ok" if sla.ok else "breached"}</b></p>'
     )
     lat_rows = []
     for who in ("champion", "challenger"):
@@ -450,7 +417,7 @@ def shadow_section_html(summary: Mapping[str, Any]) -> str:
         lat_rows.append(f"<tr><td>{who}</td>{cells}<td>{mets}</td></tr>")
     table = (
         "<table><thead><tr><th>model</th><th>p50 ms</th><th>p95 ms</th><th>p99 ms</th><th>metrics (labelled rows)</th></tr></thead>"
-        f"<tbody>{''.join(lat_rows)}</tbody></table><p style=\"color:#57606a;font-size:smaller\">{esc(summary.get('latency_method', ''))}</p>"
+        f"<tbody>{''.join(lat_rows)}</tbody></table><p style=\"color:{PALETTE['grey']};font-size:smaller\">{esc(summary.get('latency_method', ''))}</p>"
     )
     sl = summary.get("slices", {})
     slice_html = ""
@@ -481,8 +448,6 @@ def _pct(value: float | None) -> str:
 
 
 def _key_text(key: Any) -> str:
-    from nbtoolkit.display import esc
-
     return "" if key is None else f" (key {esc(key)})"
 
 

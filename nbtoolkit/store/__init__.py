@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 from nbtoolkit.config import Settings, load_settings
+from nbtoolkit.store.models import ModelVersion, Move
 from nbtoolkit.store.records import (
     STATUSES,
     TERMINAL_STATUSES,
@@ -21,6 +22,7 @@ from nbtoolkit.store.records import (
     RunRecord,
 )
 from nbtoolkit.store.store import Store, new_id
+from nbtoolkit.store.sweeps import Sweep
 
 __all__ = [
     "STATUSES",
@@ -29,8 +31,11 @@ __all__ = [
     "Approval",
     "ArtifactRef",
     "DataRef",
+    "ModelVersion",
+    "Move",
     "RunRecord",
     "Store",
+    "Sweep",
     "new_id",
     "open_store",
 ]

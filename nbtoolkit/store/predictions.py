@@ -65,8 +65,9 @@ def _dumps(value: Any) -> str | None:
 class PredictionLog:
     """Mixin of :class:`~nbtoolkit.store.Store`: prediction log, feedback and comments."""
 
-    write: Callable[[Any], Any]
-    read: Callable[[Any], Any]
+    # provided by Store: transactions (``fn(conn)`` in a read / write transaction) and redaction
+    _write: Callable[[Callable[[Connection], Any]], Any]
+    _read: Callable[[Callable[[Connection], Any]], Any]
     _redact_text: Callable[[str | None], str | None]
 
     # ------------------------------------------------------------------ prediction log
@@ -95,7 +96,7 @@ class PredictionLog:
             }
             for r in rows
         ]
-        self.write(lambda conn: conn.execute(insert(S.predictions), records))
+        self._write(lambda conn: conn.execute(insert(S.predictions), records))
         return len(records)
 
     def prediction_log(
@@ -123,7 +124,7 @@ class PredictionLog:
         if until is not None:
             cond.append(P.c.ts < until)
         q = select(*(P.c[name] for name in LOG_COLUMNS)).where(and_(*cond)).order_by(P.c.ts, P.c.id)
-        rows = self.read(lambda conn: conn.execute(q).all())
+        rows = self._read(lambda conn: conn.execute(q).all())
         frame = pd.DataFrame([tuple(r) for r in rows], columns=list(LOG_COLUMNS))
         for name in _JSON_COLUMNS:
             frame[name] = pd.Series([_json.loads(v, None) if isinstance(v, str) else None for v in frame[name]],
@@ -173,7 +174,7 @@ class PredictionLog:
                 total += conn.execute(update(P).where(cond).values(label=label, label_ts=ts)).rowcount or 0
             return total
 
-        return int(self.write(run))
+        return int(self._write(run))
 
     # ------------------------------------------------------------------ comments
     def add_comment(self, target_kind: str, target: str, *, by: str, text: str, rating: int | None = None) -> Comment:
@@ -192,12 +193,16 @@ class PredictionLog:
         clean = self._redact_text(text.strip()) or ""
         who, stars = by.strip(), None if rating is None else int(rating)
         row = {"target_kind": target_kind, "target": target, "by": who, "text": clean, "rating": stars, "created": created}
-        new_id = self.write(lambda conn: conn.execute(insert(S.comments).values(**row)).inserted_primary_key[0])
+        def run(conn: Connection) -> int:
+            key = conn.execute(insert(S.comments).values(**row)).inserted_primary_key
+            return int(key[0]) if key is not None else 0
+
+        new_id = self._write(run)
         return Comment(int(new_id), target_kind, target, who, clean, stars, created)
 
     def comments(self, target_kind: str, target: str) -> list[Comment]:
         """Comments on one target, oldest first."""
         C = S.comments
         q = select(C).where(and_(C.c.target_kind == target_kind, C.c.target == target)).order_by(C.c.created, C.c.id)
-        rows = self.read(lambda conn: conn.execute(q).all())
+        rows = self._read(lambda conn: conn.execute(q).all())
         return [Comment(r.id, r.target_kind, r.target, r.by, r.text, r.rating, r.created) for r in rows]

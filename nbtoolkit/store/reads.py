@@ -1,7 +1,7 @@
 """Read side of the store: resolving ids and aliases, full run records, fast listings.
 
 :class:`RunReads` is mixed into :class:`~nbtoolkit.store.store.Store`; it only needs the
-store's ``read`` transaction helper and its schema.
+store's ``_read`` transaction helper and its schema.
 """
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ if TYPE_CHECKING:
 class RunReads:
     """Queries over runs (mixed into :class:`~nbtoolkit.store.store.Store`)."""
 
-    # provided by Store: the read engine and ``read(fn)`` (``fn(conn)`` in a read transaction)
-    _read: Engine
-    read: Callable[[Callable[[Connection], Any]], Any]
+    # provided by Store: the read engine and ``_read(fn)`` (``fn(conn)`` in a read transaction)
+    _reader: Engine
+    _read: Callable[[Callable[[Connection], Any]], Any]
 
     def metric_history(self, run_id: str, name: str) -> list[tuple[int, float]]:
-        rows = self.read(
+        rows = self._read(
             lambda conn: conn.execute(
                 select(S.metric_steps.c.step, S.metric_steps.c.value, S.metric_steps.c.special)
                 .where(and_(S.metric_steps.c.run_id == run_id, S.metric_steps.c.name == name))
@@ -44,13 +44,13 @@ class RunReads:
         if not ref or any(c not in "0123456789abcdef" for c in ref):
             raise RunNotFoundError(ref, "Run ids are hexadecimal; list them with `nbtk runs`.")
         if len(ref) == 32:
-            found = self.read(lambda conn: conn.execute(select(S.runs.c.run_id).where(S.runs.c.run_id == ref)).scalar())
+            found = self._read(lambda conn: conn.execute(select(S.runs.c.run_id).where(S.runs.c.run_id == ref)).scalar())
             if found:
                 return str(found)
             raise RunNotFoundError(ref)
         if len(ref) < 4:
             raise InputError(f"Run id prefix {ref!r} is too short; give at least 4 characters.")
-        matches = self.read(
+        matches = self._read(
             lambda conn: conn.execute(select(S.runs.c.run_id).where(S.runs.c.run_id.like(f"{ref}%")).limit(6)).scalars().all()
         )
         if not matches:
@@ -71,7 +71,7 @@ class RunReads:
         cond = S.aliases.c.alias == alias.strip()
         if model:
             cond = and_(cond, S.aliases.c.model == model.strip())
-        rows = self.read(lambda conn: conn.execute(select(S.aliases.c.model, S.aliases.c.version).where(cond)).all())
+        rows = self._read(lambda conn: conn.execute(select(S.aliases.c.model, S.aliases.c.version).where(cond)).all())
         if not rows:
             return None
         if len(rows) > 1:
@@ -84,10 +84,10 @@ class RunReads:
             .order_by(S.exports.c.created.desc())
             .limit(1)
         )
-        return self.read(lambda conn: conn.execute(q).scalar())
+        return self._read(lambda conn: conn.execute(q).scalar())
 
     def experiment_names(self) -> list[str]:
-        return list(self.read(lambda conn: conn.execute(select(S.experiments.c.name).order_by(S.experiments.c.name)).scalars().all()))
+        return list(self._read(lambda conn: conn.execute(select(S.experiments.c.name).order_by(S.experiments.c.name)).scalars().all()))
 
     def latest_run(self, experiment: str, *, verdict: str | None = None, status: str | None = "finished") -> str | None:
         """Return the id of the latest run of ``experiment`` matching verdict/status."""
@@ -97,10 +97,10 @@ class RunReads:
         if status is not None:
             cond.append(S.runs.c.status == status)
         q = select(S.runs.c.run_id).where(and_(*cond)).order_by(S.runs.c.started.desc()).limit(1)
-        return self.read(lambda conn: conn.execute(q).scalar())
+        return self._read(lambda conn: conn.execute(q).scalar())
 
     def run_exists(self, run_id: str) -> bool:
-        return bool(self.read(lambda conn: conn.execute(select(func.count()).where(S.runs.c.run_id == run_id)).scalar()))
+        return bool(self._read(lambda conn: conn.execute(select(func.count()).where(S.runs.c.run_id == run_id)).scalar()))
 
     def get_run(self, ref: str) -> RunRecord:
         """Return the full record of a run (id or unique prefix)."""
@@ -112,95 +112,9 @@ class RunReads:
         ids = list(run_ids)
         if not ids:
             return []
-
-        def run(conn: Connection) -> dict[str, Any]:
-            data: dict[str, Any] = {}
-            for i in range(0, len(ids), 500):
-                chunk = ids[i : i + 500]
-                data.setdefault("runs", []).extend(conn.execute(select(S.runs).where(S.runs.c.run_id.in_(chunk))).mappings().all())
-                for name, table in (
-                    ("params", S.params),
-                    ("metrics", S.metrics),
-                    ("tags", S.tags),
-                    ("artifacts", S.artifacts),
-                    ("datasets", S.datasets),
-                    ("approvals", S.approvals),
-                ):
-                    data.setdefault(name, []).extend(
-                        conn.execute(select(table).where(table.c.run_id.in_(chunk))).mappings().all()
-                    )
-            return data
-
-        data = self.read(run)
-        by_id: dict[str, dict[str, Any]] = {}
-        for r in data.get("runs", []):
-            by_id[r["run_id"]] = {
-                "row": r,
-                "params": {},
-                "metrics": {},
-                "steps": {},
-                "tags": {},
-                "artifacts": [],
-                "data": [],
-                "approvals": [],
-            }
-        for p in data.get("params", []):
-            by_id[p["run_id"]]["params"][p["name"]] = _json.loads(p["value"])
-        for m in data.get("metrics", []):
-            by_id[m["run_id"]]["metrics"][m["name"]] = _json.from_special(m["value"], m["special"])
-            by_id[m["run_id"]]["steps"][m["name"]] = m["step"]
-        for t in data.get("tags", []):
-            by_id[t["run_id"]]["tags"][t["key"]] = t["value"]
-        for a in sorted(data.get("artifacts", []), key=lambda a: a["created"]):
-            by_id[a["run_id"]]["artifacts"].append(
-                ArtifactRef(a["name"], a["kind"], a["digest"], a["size"], a["media_type"], _json.loads(a["meta"], {}))
-            )
-        for d in data.get("datasets", []):
-            by_id[d["run_id"]]["data"].append(DataRef(d["path"], d["source"], d["digest"], d["algo"], d["size"]))
-        for a in sorted(data.get("approvals", []), key=lambda a: a["created"]):
-            by_id[a["run_id"]]["approvals"].append(Approval(a["run_id"], a["by"], a["note"], a["created"]))
-
-        records = []
-        for rid in ids:
-            if rid not in by_id:
-                continue
-            b = by_id[rid]
-            r = b["row"]
-            records.append(
-                RunRecord(
-                    run_id=r["run_id"],
-                    experiment=r["experiment"],
-                    status=r["status"],
-                    kind=r["kind"],
-                    source=r["source"],
-                    started=r["started"],
-                    ended=r["ended"],
-                    notebook_path=r["notebook_path"],
-                    notebook_hash=r["notebook_hash"],
-                    declaration=_json.loads(r["declaration"], {}),
-                    baseline_ref=r["baseline_ref"],
-                    baseline_run_id=r["baseline_run_id"],
-                    verdict=r["verdict"],
-                    verdict_detail=_json.loads(r["verdict_detail"]),
-                    lock_hash=r["lock_hash"],
-                    parent_id=r["parent_id"],
-                    origin_run_id=r["origin_run_id"],
-                    error=r["error"],
-                    extra=_json.loads(r["extra"], {}),
-                    params=b["params"],
-                    metrics=b["metrics"],
-                    metric_steps=b["steps"],
-                    tags=b["tags"],
-                    artifacts=tuple(b["artifacts"]),
-                    data=tuple(b["data"]),
-                    approvals=tuple(b["approvals"]),
-                    host=r["host"],
-                    pid=r["pid"],
-                    cache_key=r["cache_key"],
-                    store=cast("Store", self),
-                )
-            )
-        return records
+        by_id = _group_rows(self._read(lambda conn: _fetch_rows(conn, ids)))
+        store = cast("Store", self)
+        return [_to_record(by_id[rid], store) for rid in ids if rid in by_id]
 
     def runs_wide(
         self,
@@ -220,7 +134,7 @@ class RunReads:
         :meth:`query_runs`). Two statements in one read transaction and no per-parameter
         parsing: this keeps ``nbtk.runs()`` fast on thousands of runs.
         """
-        if self._read.dialect.name != "sqlite":
+        if self._reader.dialect.name != "sqlite":
             return None
         where, args = [], []
         for column, value in (("experiment", experiment), ("status", status), ("kind", kind), ("parent_id", parent_id)):
@@ -252,7 +166,7 @@ class RunReads:
                 cur.close()
             return runs, metrics
 
-        return self.read(run)
+        return self._read(run)
 
     def query_runs(
         self,
@@ -308,4 +222,88 @@ class RunReads:
             metrics = [dict(r) for r in conn.execute(mq).mappings()]
             return runs, params, metrics
 
-        return self.read(run)
+        return self._read(run)
+
+
+#: Tables whose rows belong to one run, read with it into a full record.
+_CHILD_TABLES = (
+    ("params", S.params),
+    ("metrics", S.metrics),
+    ("tags", S.tags),
+    ("artifacts", S.artifacts),
+    ("datasets", S.datasets),
+    ("approvals", S.approvals),
+)
+
+
+def _fetch_rows(conn: Connection, ids: list[str]) -> dict[str, list[Any]]:
+    """The run rows and every child row of ``ids``, 500 ids per query."""
+    data: dict[str, list[Any]] = {"runs": [], **{name: [] for name, _ in _CHILD_TABLES}}
+    for i in range(0, len(ids), 500):
+        chunk = ids[i : i + 500]
+        data["runs"].extend(conn.execute(select(S.runs).where(S.runs.c.run_id.in_(chunk))).mappings().all())
+        for name, table in _CHILD_TABLES:
+            data[name].extend(conn.execute(select(table).where(table.c.run_id.in_(chunk))).mappings().all())
+    return data
+
+
+def _group_rows(data: dict[str, list[Any]]) -> dict[str, dict[str, Any]]:
+    """Fold child rows under their run: decoded params and metrics, typed refs (oldest first)."""
+    by_id: dict[str, dict[str, Any]] = {}
+    for r in data["runs"]:
+        by_id[r["run_id"]] = {
+            "row": r, "params": {}, "metrics": {}, "steps": {}, "tags": {}, "artifacts": [], "data": [], "approvals": [],
+        }
+    for p in data["params"]:
+        by_id[p["run_id"]]["params"][p["name"]] = _json.loads(p["value"])
+    for m in data["metrics"]:
+        by_id[m["run_id"]]["metrics"][m["name"]] = _json.from_special(m["value"], m["special"])
+        by_id[m["run_id"]]["steps"][m["name"]] = m["step"]
+    for t in data["tags"]:
+        by_id[t["run_id"]]["tags"][t["key"]] = t["value"]
+    for a in sorted(data["artifacts"], key=lambda a: a["created"]):
+        by_id[a["run_id"]]["artifacts"].append(
+            ArtifactRef(a["name"], a["kind"], a["digest"], a["size"], a["media_type"], _json.loads(a["meta"], {}))
+        )
+    for d in data["datasets"]:
+        by_id[d["run_id"]]["data"].append(DataRef(d["path"], d["source"], d["digest"], d["algo"], d["size"]))
+    for a in sorted(data["approvals"], key=lambda a: a["created"]):
+        by_id[a["run_id"]]["approvals"].append(Approval(a["run_id"], a["by"], a["note"], a["created"]))
+    return by_id
+
+
+def _to_record(b: dict[str, Any], store: Store) -> RunRecord:
+    """One :class:`RunRecord` from a run row and its grouped children."""
+    r = b["row"]
+    return RunRecord(
+        run_id=r["run_id"],
+        experiment=r["experiment"],
+        status=r["status"],
+        kind=r["kind"],
+        source=r["source"],
+        started=r["started"],
+        ended=r["ended"],
+        notebook_path=r["notebook_path"],
+        notebook_hash=r["notebook_hash"],
+        declaration=_json.loads(r["declaration"], {}),
+        baseline_ref=r["baseline_ref"],
+        baseline_run_id=r["baseline_run_id"],
+        verdict=r["verdict"],
+        verdict_detail=_json.loads(r["verdict_detail"]),
+        lock_hash=r["lock_hash"],
+        parent_id=r["parent_id"],
+        origin_run_id=r["origin_run_id"],
+        error=r["error"],
+        extra=_json.loads(r["extra"], {}),
+        params=b["params"],
+        metrics=b["metrics"],
+        metric_steps=b["steps"],
+        tags=b["tags"],
+        artifacts=tuple(b["artifacts"]),
+        data=tuple(b["data"]),
+        approvals=tuple(b["approvals"]),
+        host=r["host"],
+        pid=r["pid"],
+        cache_key=r["cache_key"],
+        store=store,
+    )

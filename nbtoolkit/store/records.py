@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as _dt
-import html
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from nbtoolkit.store.card import run_card_html
 
 if TYPE_CHECKING:
     from nbtoolkit.store.store import Store
@@ -186,14 +187,8 @@ class RunRecord:
         )
 
     def _repr_html_(self) -> str:
-        from nbtoolkit.display import run_card_html
-
         return run_card_html(self)
 
     def __str__(self) -> str:
         return repr(self)
 
-
-def escape(value: Any) -> str:
-    """HTML-escape any value's string form (quotes included)."""
-    return html.escape(str(value), quote=True)

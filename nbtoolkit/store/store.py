@@ -7,7 +7,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +18,13 @@ from nbtoolkit import _json
 from nbtoolkit.errors import SchemaVersionError
 from nbtoolkit.store import schema as S
 from nbtoolkit.store.artifacts import ArtifactStore
+from nbtoolkit.store.cache import RunCopies
 from nbtoolkit.store.engine import enable_wal, make_engines, pid_alive, process_start_time, transact
+from nbtoolkit.store.models import ModelRecords
 from nbtoolkit.store.predictions import PredictionLog
 from nbtoolkit.store.reads import RunReads
 from nbtoolkit.store.records import Approval, ArtifactRef, DataRef
+from nbtoolkit.store.sweeps import SweepRecords
 
 #: A run whose heartbeat is older than this, on another host, is considered crashed.
 STALE_HEARTBEAT_S = 300.0
@@ -40,7 +43,7 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
-class Store(RunReads, PredictionLog):
+class Store(RunReads, ModelRecords, SweepRecords, RunCopies, PredictionLog):
     """One project store.
 
     Args:
@@ -54,7 +57,7 @@ class Store(RunReads, PredictionLog):
         self.path.mkdir(parents=True, exist_ok=True)
         self.db_path = self.path / "store.db"
         self.url = url
-        self._read, self._write = make_engines(url, str(self.db_path))
+        self._reader, self._writer = make_engines(url, str(self.db_path))
         self.artifacts = ArtifactStore(self.path / "artifacts")
         self._redactor = redactor
         self._lock_cache: dict[str, Any] = {}
@@ -63,7 +66,7 @@ class Store(RunReads, PredictionLog):
         self._probe_lock = threading.Lock()
         self.listing_cache: dict[Any, tuple[int, Any]] = {}  # see nbtoolkit.query.runs
         self._local = threading.local()
-        enable_wal(self._write)
+        enable_wal(self._writer)
         self._migrate()
         self.recover_stale_runs()
 
@@ -85,11 +88,11 @@ class Store(RunReads, PredictionLog):
                     update(S.meta).where(S.meta.c.key == "schema_version").values(value=str(S.SCHEMA_VERSION))
                 )
 
-        transact(self._write, run)
+        transact(self._writer, run)
 
     @property
     def schema_version(self) -> int:
-        with self._read.connect() as conn:
+        with self._reader.connect() as conn:
             return int(conn.execute(select(S.meta.c.value).where(S.meta.c.key == "schema_version")).scalar_one())
 
     def data_version(self) -> int | None:
@@ -99,13 +102,13 @@ class Store(RunReads, PredictionLog):
         commit -- by this process or another one -- changes it. ``None`` for other backends.
         Listings use it to reuse a result while nothing changed.
         """
-        if self._read.dialect.name != "sqlite":
+        if self._reader.dialect.name != "sqlite":
             return None
         import sqlite3
 
         with self._probe_lock:
             if self._probe is None or self._probe[0] != os.getpid():
-                path = self._read.url.database or str(self.db_path)
+                path = self._reader.url.database or str(self.db_path)
                 self._probe = (os.getpid(), sqlite3.connect(path, check_same_thread=False, isolation_level=None))
             try:
                 return int(self._probe[1].execute("PRAGMA data_version").fetchone()[0])
@@ -120,8 +123,8 @@ class Store(RunReads, PredictionLog):
                 self._probe[1].close()
             self._probe = None
             self.listing_cache.clear()
-        self._read.dispose()
-        self._write.dispose()
+        self._reader.dispose()
+        self._writer.dispose()
 
     # ------------------------------------------------------------------ helpers
     def _redact(self, value: Any) -> Any:
@@ -132,13 +135,13 @@ class Store(RunReads, PredictionLog):
             return text
         return self._redactor.redact_text(text)
 
-    def write(self, fn: Any) -> Any:
+    def _write(self, fn: Callable[[Connection], Any]) -> Any:
         """Run ``fn(conn)`` in a write transaction (lock taken up front, retried when busy)."""
-        return transact(self._write, fn)
+        return transact(self._writer, fn)
 
-    def read(self, fn: Any) -> Any:
+    def _read(self, fn: Callable[[Connection], Any]) -> Any:
         """Run ``fn(conn)`` in a read transaction."""
-        return transact(self._read, fn)
+        return transact(self._reader, fn)
 
     # ------------------------------------------------------------------ runs
     def create_run(
@@ -197,7 +200,7 @@ class Store(RunReads, PredictionLog):
             if param_rows:
                 conn.execute(insert(S.params), param_rows)
 
-        self.write(run)
+        self._write(run)
         return rid
 
     def _column_values(self, fields: Mapping[str, Any]) -> dict[str, Any]:
@@ -214,7 +217,7 @@ class Store(RunReads, PredictionLog):
     def update_run(self, run_id: str, **fields: Any) -> None:
         """Update run columns; dict values of JSON columns are serialised (and redacted)."""
         values = self._column_values(fields)
-        self.write(lambda conn: conn.execute(update(S.runs).where(S.runs.c.run_id == run_id).values(**values)))
+        self._write(lambda conn: conn.execute(update(S.runs).where(S.runs.c.run_id == run_id).values(**values)))
 
     def merge_extra(self, run_id: str, extra: Mapping[str, Any]) -> None:
         """Merge keys into a run's ``extra`` JSON in one transaction."""
@@ -224,7 +227,7 @@ class Store(RunReads, PredictionLog):
             current.update(self._redact(dict(extra)))
             conn.execute(update(S.runs).where(S.runs.c.run_id == run_id).values(extra=_json.dumps(current)))
 
-        self.write(run)
+        self._write(run)
 
     def adopt_run(self, run_id: str, *, experiment: str, pid: int | None = None, **fields: Any) -> None:
         """Make the calling process the owner of a run a runner created, in one transaction.
@@ -247,10 +250,10 @@ class Store(RunReads, PredictionLog):
                 if not used:
                     conn.execute(delete(S.experiments).where(S.experiments.c.name == old))
 
-        self.write(run)
+        self._write(run)
 
     def heartbeat(self, run_id: str) -> None:
-        self.write(
+        self._write(
             lambda conn: conn.execute(
                 update(S.runs).where(and_(S.runs.c.run_id == run_id, S.runs.c.status == "running")).values(heartbeat=time.time())
             )
@@ -277,7 +280,7 @@ class Store(RunReads, PredictionLog):
         cond = S.runs.c.run_id == run_id
         if only_if_running:
             cond = and_(cond, S.runs.c.status == "running")
-        result = self.write(lambda conn: conn.execute(update(S.runs).where(cond).values(**values)))
+        result = self._write(lambda conn: conn.execute(update(S.runs).where(cond).values(**values)))
         return bool(result.rowcount)
 
     def recover_stale_runs(self) -> list[str]:
@@ -286,7 +289,7 @@ class Store(RunReads, PredictionLog):
         Same host: the pid is dead or recycled. Other hosts: no heartbeat for
         :data:`STALE_HEARTBEAT_S`. Returns the ids marked.
         """
-        rows = self.read(
+        rows = self._read(
             lambda conn: conn.execute(
                 select(S.runs.c.run_id, S.runs.c.host, S.runs.c.pid, S.runs.c.proc_start, S.runs.c.heartbeat).where(
                     S.runs.c.status == "running"
@@ -331,7 +334,7 @@ class Store(RunReads, PredictionLog):
             conn.execute(delete(S.params).where(and_(S.params.c.run_id == run_id, S.params.c.name.in_(list(values)))))
             conn.execute(insert(S.params), rows)
 
-        self.write(run)
+        self._write(run)
 
     def log_metrics(self, run_id: str, rows: Sequence[MetricRow]) -> None:
         """Write a batch of metric values; stepped values also go to the step series."""
@@ -367,7 +370,7 @@ class Store(RunReads, PredictionLog):
             if steps:
                 conn.execute(insert(S.metric_steps), steps)
 
-        self.write(run)
+        self._write(run)
 
     def set_tags(self, run_id: str, values: Mapping[str, str]) -> None:
         rows = [{"run_id": run_id, "key": k, "value": str(self._redact_text(str(v)))} for k, v in values.items()]
@@ -378,7 +381,7 @@ class Store(RunReads, PredictionLog):
             conn.execute(delete(S.tags).where(and_(S.tags.c.run_id == run_id, S.tags.c.key.in_(list(values)))))
             conn.execute(insert(S.tags), rows)
 
-        self.write(run)
+        self._write(run)
 
     # ------------------------------------------------------------------ artifacts / data / locks
     def add_artifact(
@@ -408,7 +411,7 @@ class Store(RunReads, PredictionLog):
             conn.execute(delete(S.artifacts).where(and_(S.artifacts.c.run_id == run_id, S.artifacts.c.name == name)))
             conn.execute(insert(S.artifacts).values(**row))
 
-        self.write(run)
+        self._write(run)
         return ArtifactRef(name, kind, digest, size, media_type, dict(meta or {}))
 
     def put_text_artifact(self, run_id: str, *, name: str, kind: str, text: str, media_type: str = "text/plain", meta: Mapping[str, Any] | None = None) -> ArtifactRef:
@@ -434,7 +437,7 @@ class Store(RunReads, PredictionLog):
                 )
             conn.execute(insert(S.datasets), rows)
 
-        self.write(run)
+        self._write(run)
 
     def put_lock(self, lock_hash: str, body: Mapping[str, Any]) -> str:
         """Store a lock body once per hash; return the hash."""
@@ -442,7 +445,7 @@ class Store(RunReads, PredictionLog):
         # serialisation of a lock this store already holds.
         if lock_hash in self._stored_locks:
             return lock_hash
-        exists = self.read(
+        exists = self._read(
             lambda conn: conn.execute(select(S.locks.c.lock_hash).where(S.locks.c.lock_hash == lock_hash)).first()
         )
         if exists is None:
@@ -454,12 +457,12 @@ class Store(RunReads, PredictionLog):
                 if conn.execute(select(S.locks.c.lock_hash).where(S.locks.c.lock_hash == lock_hash)).first() is None:
                     conn.execute(insert(S.locks).values(lock_hash=lock_hash, created=time.time(), body=text))
 
-            self.write(run)
+            self._write(run)
         self._stored_locks.add(lock_hash)
         return lock_hash
 
     def get_lock_body(self, lock_hash: str) -> dict[str, Any] | None:
-        body = self.read(lambda conn: conn.execute(select(S.locks.c.body).where(S.locks.c.lock_hash == lock_hash)).scalar())
+        body = self._read(lambda conn: conn.execute(select(S.locks.c.body).where(S.locks.c.lock_hash == lock_hash)).scalar())
         return _json.loads(body) if body else None
 
     def get_lock(self, lock_hash: str) -> Any:
@@ -477,5 +480,5 @@ class Store(RunReads, PredictionLog):
     def add_approval(self, run_id: str, *, by: str, note: str = "") -> Approval:
         now = time.time()
         note = self._redact_text(note) or ""
-        self.write(lambda conn: conn.execute(insert(S.approvals).values(run_id=run_id, by=by, note=note, created=now)))
+        self._write(lambda conn: conn.execute(insert(S.approvals).values(run_id=run_id, by=by, note=note, created=now)))
         return Approval(run_id, by, note, now)

@@ -1,6 +1,6 @@
-"""Service-level agreements: ``[tool.nbtoolkit.sla]`` thresholds and their check.
+"""Release policy: service-level agreements and promotion cadence, read from the project's settings.
 
-Configuration (both spellings work; TOML reads ``min.roc_auc`` as a nested table)::
+SLA (``[tool.nbtoolkit.sla]``; both spellings work, TOML reads ``min.roc_auc`` as a nested table)::
 
     [tool.nbtoolkit.sla]
     min.roc_auc = 0.85
@@ -10,16 +10,35 @@ Configuration (both spellings work; TOML reads ``min.roc_auc`` as a nested table
 An SLA is checked at export (:func:`check_export_sla`), at promotion, and by shadow and canary
 runs. A metric that was not measured is listed as *missing*; it is not a breach unless the
 check is strict (``strict = true`` in the table, or ``strict=True``).
+
+Cadence (``[tool.nbtoolkit.policy]``)::
+
+    [tool.nbtoolkit.policy]
+    min_days_between_promotions = 7     # per model and alias; rollbacks do not count
+    max_open_experiments = 5
+    clean_git_aliases = ["production"]  # aliases that refuse bundles from a dirty git tree
+
+A promotion is **blocked by cadence** while the last promotion of that model and alias is more
+recent than ``min_days_between_promotions`` (:func:`cadence_block`).
+
+This module is a leaf: it reads settings and checks numbers; the export gates and the
+promotion stage both use it.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from nbtoolkit.config import Settings, load_settings
 from nbtoolkit.errors import ConfigError
+from nbtoolkit.html import PALETTE, colour, esc, fmt_number
+
+if TYPE_CHECKING:
+    from nbtoolkit.store import RunRecord
 
 BOUNDS = ("min", "max")
 
@@ -126,7 +145,7 @@ def padded(html_text: str) -> str:
 
     Safe on generated HTML only: user text in it is escaped, so no literal tags come from data.
     """
-    cell = 'style="padding:2px 10px;text-align:left;border-bottom:1px solid #d0d7de"'
+    cell = f'style="padding:2px 10px;text-align:left;border-bottom:1px solid {PALETTE["border"]}"'
     return (
         html_text.replace("<table>", '<table style="border-collapse:collapse;margin:4px 0">')
         .replace("<td>", f"<td {cell}>")
@@ -136,23 +155,21 @@ def padded(html_text: str) -> str:
 
 def sla_table_html(report: SlaReport) -> str:
     """An HTML table: one row per rule with observed, allowed and pass/breach (escaped)."""
-    from nbtoolkit.display import esc, fmt_number
-
     if not report.rules:
-        return '<p style="color:#57606a">No SLA configured ([tool.nbtoolkit.sla]).</p>'
+        return f'<p style="color:{PALETTE["grey"]}">No SLA configured ([tool.nbtoolkit.sla]).</p>'
     breached = {(b.metric, b.bound) for b in report.breaches}
     rows = []
     for r in report.rules:
         if r.metric in report.missing:
-            state, color = "not measured", "#9a6700"
+            state = "not measured"
         elif (r.metric, r.bound) in breached:
-            state, color = "breach", "#cf222e"
+            state = "breach"
         else:
-            state, color = "ok", "#1a7f37"
+            state = "ok"
         op = "≥" if r.bound == "min" else "≤"
         rows.append(
             f"<tr><td>{esc(r.metric)}</td><td>{fmt_number(report.observed.get(r.metric))}</td>"
-            f"<td>{op} {fmt_number(r.limit)}</td><td><b style=\"color:{color}\">{esc(state)}</b></td></tr>"
+            f"<td>{op} {fmt_number(r.limit)}</td><td><b style=\"color:{colour(state)}\">{esc(state)}</b></td></tr>"
         )
     return padded(
         "<table><thead><tr><th>metric</th><th>observed</th>"
@@ -221,15 +238,13 @@ class Sla:
         return SlaReport(self.rules, tuple(breaches), tuple(dict.fromkeys(missing)), observed, self.strict if strict is None else strict)
 
 
-def load_sla(settings: Any = None) -> Sla:
+def load_sla(settings: Settings | None = None) -> Sla:
     """The project's SLA from ``[tool.nbtoolkit.sla]`` (empty when not configured)."""
-    from nbtoolkit.config import load_settings
-
     settings = settings or load_settings()
     return Sla.from_mapping(settings.section("sla"))
 
 
-def as_sla(sla: Sla | Mapping[str, Any] | None, settings: Any = None) -> Sla:
+def as_sla(sla: Sla | Mapping[str, Any] | None, settings: Settings | None = None) -> Sla:
     """Normalise an ``sla=`` argument: an :class:`Sla`, a mapping, or ``None`` (the project's)."""
     if isinstance(sla, Sla):
         return sla
@@ -238,7 +253,7 @@ def as_sla(sla: Sla | Mapping[str, Any] | None, settings: Any = None) -> Sla:
     return Sla.from_mapping(sla, where="sla=")
 
 
-def check_export_sla(record: Any, settings: Any = None) -> SlaReport:
+def check_export_sla(record: RunRecord, settings: Settings | None = None) -> SlaReport:
     """Check a run's recorded metrics against the project's SLA (for the export stage).
 
     Args:
@@ -249,3 +264,59 @@ def check_export_sla(record: Any, settings: Any = None) -> SlaReport:
         The :class:`SlaReport`; the caller refuses the export when ``not report.ok``.
     """
     return load_sla(settings).check(dict(record.metrics))
+
+
+# ---------------------------------------------------------------- cadence
+DAY = 86400.0
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The resolved ``[tool.nbtoolkit.policy]`` table."""
+
+    min_days_between_promotions: float = 0.0
+    max_open_experiments: int | None = None
+    clean_git_aliases: tuple[str, ...] = ("production",)
+
+
+def load_policy(settings: Settings | None = None) -> Policy:
+    """Read ``[tool.nbtoolkit.policy]`` (defaults: no cadence limit, production needs clean git)."""
+    table = (settings or load_settings()).section("policy")
+    days = table.get("min_days_between_promotions", 0)
+    if isinstance(days, bool) or not isinstance(days, (int, float)) or days < 0:
+        raise ConfigError("[tool.nbtoolkit.policy] min_days_between_promotions must be a number >= 0.")
+    max_open = table.get("max_open_experiments")
+    if max_open is not None and (isinstance(max_open, bool) or not isinstance(max_open, int) or max_open < 0):
+        raise ConfigError("[tool.nbtoolkit.policy] max_open_experiments must be an integer >= 0.")
+    clean = table.get("clean_git_aliases", ["production"])
+    if isinstance(clean, str):
+        clean = [clean]
+    if not isinstance(clean, list) or not all(isinstance(c, str) for c in clean):
+        raise ConfigError("[tool.nbtoolkit.policy] clean_git_aliases must be a list of alias names.")
+    return Policy(float(days), max_open, tuple(clean))
+
+
+def utc_date(ts: float) -> str:
+    """A timestamp as ``YYYY-MM-DD HH:MM UTC``."""
+    return _dt.datetime.fromtimestamp(ts, tz=_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def cadence_block(moves: Sequence[Any], policy: Policy, now: float) -> str | None:
+    """Why a promotion at ``now`` is blocked by cadence (``None`` when allowed).
+
+    Args:
+        moves: the alias's history (objects with ``action``, ``created``, ``to_version``, ``model``, ``alias``).
+    """
+    if policy.min_days_between_promotions <= 0:
+        return None
+    promotes = [m for m in moves if m.action == "promote"]
+    if not promotes:
+        return None
+    last = promotes[-1]
+    next_ok = last.created + policy.min_days_between_promotions * DAY
+    if now >= next_ok:
+        return None
+    return (
+        f"cadence: {last.model}@{last.alias} was last promoted on {utc_date(last.created)} (to {last.to_version}); "
+        f"the policy needs {policy.min_days_between_promotions:g} days between promotions (next on {utc_date(next_ok)})"
+    )
