@@ -13,6 +13,7 @@ import pytest
 from _serve import Server, export_model, records
 from _stability import demo_models, set_config
 
+from nbtoolkit import registry
 from nbtoolkit.stability.promotion import promote
 from nbtoolkit.store import open_store
 from nbtoolkit.store.predictions import LOG_COLUMNS
@@ -126,7 +127,9 @@ def test_clean_shutdown_loses_nothing_and_kill_9_at_most_the_last_batch(served, 
         err = server.stop(signal.SIGINT)
     assert len(open_store().prediction_log("cancer")) == sent, err
 
-    server = Server(project, "cancer@production")
+    path = registry.resolve("cancer@production").path  # a bundle path serves too (no alias followed)
+    server = Server(project, path)
+    assert server.client.get("/health").json()["champion"] == {"ref": path, "version": "1.0.0"}
     for start in range(0, 80, 8):
         assert server.score(records(frame, range(start, start + 8))).status_code == 200
     time.sleep(1.5)  # several write intervals (0.2 s): these rows are on disk now
