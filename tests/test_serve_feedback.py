@@ -137,3 +137,18 @@ def test_a_v3_store_is_upgraded_in_place(tmp_path):
     assert store.log_predictions([row(0, key="a")]) == 1 and len(store.prediction_log("cancer")) == 1
     assert store.add_comment("experiment", "x", by="a", text="t").id == 1
     store.dispose()
+
+
+def test_comments_appear_in_the_run_report(project, store):
+    """The ``comments`` report section (entry point ``nbtoolkit.report_sections``) in a rendered report."""
+    from nbtoolkit.report import render_run_report
+    from nbtoolkit.report.sections import SECTIONS
+
+    # the same function its pyproject entry point loads once the package is (re)installed
+    SECTIONS.register("comments", comments_section)
+    run_id = make_other_run()
+    store.add_comment("run", run_id, by="rita", text="<img src=x onerror=alert(1)> check the slices", rating=2)
+    soup = BeautifulSoup(render_run_report(run_id, store=store), "html.parser")
+    assert soup.find("img", attrs={"onerror": True}) is None
+    text = soup.get_text(" ")
+    assert "Comments" in text and "rita" in text and "<img src=x onerror=alert(1)> check the slices" in text and "2/5" in text
