@@ -254,7 +254,8 @@ def main() -> None:
     for name, runs in results.items():
         med = {k: statistics.median(r[k] for r in runs) for k in ("rps", "p50", "p99")}
         failed = sum(r["failed"] for r in runs)
-        print(f"{name:<42} {med['rps']:>8.0f} {med['p50']:>8.2f} {med['p99']:>8.2f} {failed:>7.0f}")
+        rounds = " / ".join(f"{r['rps']:.0f}" for r in runs)
+        print(f"{name:<42} {med['rps']:>8.0f} {med['p50']:>8.2f} {med['p99']:>8.2f} {failed:>7.0f}   req/s per round: {rounds}")
     print(f"predictions answered {answered}, logged {int(log['ok'].sum())} (log rows {len(log)})")
     print(f"breach injected -> routing stopped {breach['to_halt_s']:.2f} s, alias rolled back {breach['to_rollback_s']:.2f} s, "
           f"failed client requests {breach['failed_requests']:.0f}")
