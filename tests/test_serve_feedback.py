@@ -26,9 +26,8 @@ def row(i: int, *, key: str | None = None, version: str = "1.0.0", ts: float | N
     return {**base, **extra}
 
 
-def test_prediction_log_frame_is_the_contract_and_feedback_joins(project, monkeypatch):
-    monkeypatch.setenv("SERVICE_API_TOKEN", "tok-1234567890-secret")
-    store = open_store()
+def test_prediction_log_frame_is_the_contract_and_feedback_joins(backend):
+    store = backend  # SQLite and PostgreSQL
     rows = [row(0, key="a"), row(1, key="a"), row(2, key="b", version="1.0.1", arm="challenger"),
             row(3, key="b", ok=False, prediction=None, score=None, arm="challenger", version="1.0.1",
                 error="RuntimeError: cannot reach https://svc?token=tok-1234567890-secret"),
@@ -60,7 +59,8 @@ def test_prediction_log_frame_is_the_contract_and_feedback_joins(project, monkey
         store.add_feedback("cancer", [{"row_id": "row4"}])
 
 
-def test_feedback_cli_reads_csv_and_parquet(project, store, tmp_path):
+def test_feedback_cli_reads_csv_and_parquet(backend, tmp_path):
+    store = backend  # SQLite and PostgreSQL (the CLI subprocess gets the same NBTOOLKIT_STORE)
     store.log_predictions([row(i, key=f"u{i % 3}") for i in range(6)])
     (tmp_path / "outcomes.csv").write_text("user_id,malignant\nu0,1\nu1,0\nu9,1\nu2,\n", encoding="utf-8")
     out = nbtk_cli("feedback", "cancer", str(tmp_path / "outcomes.csv"), "--key", "user_id", "--label", "malignant")
