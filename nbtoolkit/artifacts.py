@@ -79,7 +79,7 @@ def log_artifact(path: str | Path, name: str | None = None, *, kind: str = "arti
         raise InputError(f"log_artifact: {source} does not exist; pass an existing file or folder.")
     base = check_artifact_name(name or source.name)
     files = [(source, "")] if source.is_file() else files_within(source)
-    stored = run.store.artifacts.put_files([f for f, _ in files])  # every blob before any row
+    stored = run.store.put_artifact_files([f for f, _ in files])  # every blob before any row
     return [
         run.store.add_artifact(
             run.run_id, name=f"{base}/{relative}" if relative else base, kind=kind, digest=digest, size=size

@@ -14,10 +14,12 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
+from nbtoolkit import _json
 from nbtoolkit._resources import templates_dir
 from nbtoolkit._version import __version__
 from nbtoolkit.html import PALETTE
 from nbtoolkit.html import fmt_number as fmt_num
+from nbtoolkit.redact import MASK, count_masks, default_redactor
 
 if TYPE_CHECKING:
     import jinja2
@@ -33,7 +35,7 @@ _SCRIPT_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\
 
 def json_for_script(value: Any) -> str:
     """JSON text safe inside ``<script>``: ``<``, ``>``, ``&``, U+2028 and U+2029 escaped."""
-    text = json.dumps(value, ensure_ascii=False, sort_keys=True, default=str, allow_nan=False)
+    text = _json.dumps_strict(value, sort_keys=True)
     return "".join(_SCRIPT_ESCAPES.get(ch, ch) for ch in text)
 
 
@@ -129,6 +131,23 @@ def render(template: str, **context: Any) -> str:
     context["inline_script"] = markupsafe.Markup(script) if script else None
     context["csp"] = CSP.format(script=script_hash(script) if script else "'none'")
     context.setdefault("generated", _dt.datetime.now(tz=_dt.UTC).timestamp())
-
     context.setdefault("tool_version", __version__)
-    return env.get_template(template).render(**context)
+    return redact_html(env.get_template(template).render(**context))
+
+
+#: Where the base template says how many secrets the page shows masked.
+REDACTION_MARKER = "<!--nbtk:redactions-->"
+
+
+def redact_html(html: str) -> str:
+    """Scrub secrets from a rendered page and say, by count only, how many are masked.
+
+    Every report is written through here: the values of secret-named environment variables,
+    URL credentials and well-known token shapes become ``***`` even when a value slipped past
+    the store; the footer then states how many masked values the page holds.
+    """
+    clean = default_redactor().redact_text(html)
+    masked = count_masks(clean)
+    note = (f" {masked} secret value{'s' if masked != 1 else ''} masked as <code>{MASK}</code>."
+            if masked else "")
+    return clean.replace(REDACTION_MARKER, note, 1)
