@@ -35,6 +35,7 @@ from nbtoolkit.store.engine import (
 )
 from nbtoolkit.store.maintenance import StoreMaintenance
 from nbtoolkit.store.models import ModelRecords
+from nbtoolkit.store.predictions import PredictionLog
 from nbtoolkit.store.reads import RunReads
 from nbtoolkit.store.records import Approval, ArtifactRef, DataRef
 from nbtoolkit.store.sqlite_file import check_database_file, warn_if_network_filesystem
@@ -71,7 +72,7 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
-class Store(RunReads, ModelRecords, SweepRecords, RunCopies, StoreMaintenance):
+class Store(RunReads, ModelRecords, SweepRecords, RunCopies, StoreMaintenance, PredictionLog):
     """One project store.
 
     Args:
