@@ -18,13 +18,13 @@ from typing import Any
 from nbtoolkit.config import load_settings
 from nbtoolkit.errors import ConfigError, InputError
 from nbtoolkit.export.release import DEFAULT_SALT, DEFAULT_STEPS
-from nbtoolkit.policy import Sla, load_sla
 from nbtoolkit.redact import default_redactor
 from nbtoolkit.serve.app import build_app, run_app
 from nbtoolkit.serve.control import Controller
 from nbtoolkit.serve.models import ModelRef, load_served
 from nbtoolkit.serve.routing import CanaryRouter
 from nbtoolkit.serve.service import ScoringService, ServiceOptions
+from nbtoolkit.stability.canary import sla_in_effect
 from nbtoolkit.store import open_store
 
 
@@ -92,11 +92,11 @@ def prepare(
 
 def _router(release: dict[str, Any] | None, percent: float, settings: Any, table: dict[str, Any]) -> CanaryRouter:
     steps = None
-    sla = load_sla(settings)
+    # the same rule as the canary simulation: the current policy wins over the SLA frozen at export
+    sla, _source = sla_in_effect(None, (release or {}).get("sla"), settings)
     salt = DEFAULT_SALT
     if release is not None:
         steps = release.get("steps") or list(DEFAULT_STEPS)
-        sla = Sla.from_mapping(release.get("sla")) if release.get("sla") else sla
         salt = str((release.get("routing") or {}).get("salt") or DEFAULT_SALT)
     min_rows, window = table.get("min_rows", 20), table.get("window", 10)
     if isinstance(min_rows, bool) or not isinstance(min_rows, int) or min_rows < 1:
