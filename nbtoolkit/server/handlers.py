@@ -15,6 +15,7 @@ from nbtoolkit.errors import InputError, NbToolkitError, RunNotFoundError
 from nbtoolkit.redact import public_json
 from nbtoolkit.server import data as D
 from nbtoolkit.server.monitor_api import MonitorHandler
+from nbtoolkit.server.production_api import ProductionHandler
 
 #: every route lives under the server's base URL plus this prefix
 API_PREFIX = "nbtoolkit/api"
@@ -146,5 +147,6 @@ def setup_handlers(web_app: Any, *, root_dir: str) -> None:
         (url_path_join(base, r"runs/([^/]+)"), RunHandler, kwargs),
         (url_path_join(base, r"runs/([^/]+)/report"), ReportHandler, kwargs),
         (url_path_join(base, r"monitor/([^/]+)"), MonitorHandler, kwargs),
+        (url_path_join(base, "production"), ProductionHandler, kwargs),
         (url_path_join(base, r"(.*)"), NotFoundHandler, kwargs),
     ])

@@ -3,6 +3,8 @@
  *
  * - A left sidebar "Experiments": every experiment of the project store with its recent runs
  *   and verdict badges, polled every 5 s (only while visible) and on the refresh button.
+ * - A left sidebar "Production" (./production.ts): registered models, aliases and the newest
+ *   monitor result of each.
  * - Clicking a run opens its HTML report in a main-area tab. The HTML is fetched from the
  *   server extension and shown in an iframe with an empty `sandbox` attribute (no scripts,
  *   opaque origin): reports are static HTML.
@@ -17,15 +19,17 @@ import {
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
 import { MainAreaWidget } from '@jupyterlab/apputils';
-import { URLExt } from '@jupyterlab/coreutils';
 import {
   INotebookTracker,
   NotebookActions,
   NotebookPanel
 } from '@jupyterlab/notebook';
-import { Kernel, ServerConnection } from '@jupyterlab/services';
+import { Kernel } from '@jupyterlab/services';
 import { LabIcon, refreshIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
+
+import { el, requestAPI } from './api';
+import { ProductionPanel } from './production';
 
 const PLUGIN_ID = 'nbtoolkit:plugin';
 const INSERT_COMMAND = 'nbtoolkit:insert-experiment-cell';
@@ -67,29 +71,6 @@ interface IExperimentsResponse {
   store: string | null;
 }
 
-/** Call the nbtoolkit server extension. */
-async function requestAPI(path: string): Promise<Response> {
-  const settings = ServerConnection.makeSettings();
-  const url = URLExt.join(settings.baseUrl, 'nbtoolkit', 'api', path);
-  let response: Response;
-  try {
-    response = await ServerConnection.makeRequest(url, {}, settings);
-  } catch (error) {
-    throw new ServerConnection.NetworkError(error as TypeError);
-  }
-  if (!response.ok) {
-    let message = response.statusText;
-    try {
-      const body = await response.json();
-      message = body.message || message;
-    } catch {
-      // not JSON: keep the status text
-    }
-    throw new Error(`${response.status}: ${message}`);
-  }
-  return response;
-}
-
 function badgeLabel(run: IRunSummary): string {
   if (run.status === 'running') {
     return 'running';
@@ -119,15 +100,6 @@ function timeAgo(epoch: number | null): string {
 
 function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
-}
-
-function el(tag: string, className: string, text?: string): HTMLElement {
-  const node = document.createElement(tag);
-  node.className = className;
-  if (text !== undefined) {
-    node.textContent = text; // never innerHTML: names and hypotheses are user text
-  }
-  return node;
 }
 
 /** The "Experiments" sidebar. */
@@ -340,6 +312,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
     app.shell.add(panel, 'left', { rank: 600 });
     if (restorer) {
       restorer.add(panel, 'nbtoolkit-experiments');
+    }
+
+    const production = new ProductionPanel();
+    app.shell.add(production, 'left', { rank: 601 });
+    if (restorer) {
+      restorer.add(production, 'nbtoolkit-production');
     }
 
     app.commands.addCommand(REFRESH_COMMAND, {
