@@ -14,6 +14,8 @@ base URL, all ``@tornado.web.authenticated``, JSON unless stated):
 ``GET /nbtoolkit/api/monitor/<model>``      the newest monitor result of a model
 ``GET /nbtoolkit/api/production``           registered models: aliases, newest move, the
                                             production run and the newest monitor result
+``GET /nbtoolkit/api/comments``             comments on runs and experiments (``run=ID``,
+                                            ``experiment=NAME``, repeatable)
 =========================================  =================================================
 
 Run ids are hexadecimal (a full id or a unique prefix of at least 4 characters); anything

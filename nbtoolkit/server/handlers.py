@@ -14,6 +14,7 @@ from jupyter_server.utils import url_path_join
 from nbtoolkit.errors import InputError, NbToolkitError, RunNotFoundError
 from nbtoolkit.redact import public_json
 from nbtoolkit.server import data as D
+from nbtoolkit.server.comments_api import CommentsForHandler
 from nbtoolkit.server.monitor_api import MonitorHandler
 from nbtoolkit.server.production_api import ProductionHandler
 
@@ -148,5 +149,6 @@ def setup_handlers(web_app: Any, *, root_dir: str) -> None:
         (url_path_join(base, r"runs/([^/]+)/report"), ReportHandler, kwargs),
         (url_path_join(base, r"monitor/([^/]+)"), MonitorHandler, kwargs),
         (url_path_join(base, "production"), ProductionHandler, kwargs),
+        (url_path_join(base, "comments"), CommentsForHandler, kwargs),
         (url_path_join(base, r"(.*)"), NotFoundHandler, kwargs),
     ])

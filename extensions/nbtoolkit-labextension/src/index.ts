@@ -3,6 +3,8 @@
  *
  * - A left sidebar "Experiments": every experiment of the project store with its recent runs
  *   and verdict badges, polled every 5 s (only while visible) and on the refresh button.
+ *   Reviewers' comments and ratings (`nbtk comment`) show under their run or experiment
+ *   (./comments.ts).
  * - A left sidebar "Production" (./production.ts): registered models, aliases and the newest
  *   monitor result of each.
  * - Clicking a run opens its HTML report in a main-area tab. The HTML is fetched from the
@@ -29,6 +31,7 @@ import { LabIcon, refreshIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
 import { el, requestAPI } from './api';
+import { CommentsLoader } from './comments';
 import { ProductionPanel } from './production';
 
 const PLUGIN_ID = 'nbtoolkit:plugin';
@@ -102,6 +105,14 @@ function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
 
+/** An empty box the comments loader fills (`data-run-id` or `data-experiment`). */
+function commentBox(key: 'runId' | 'experiment', value: string): HTMLElement {
+  const box = el('div', 'nbtk-comments');
+  box.dataset[key] = value;
+  box.hidden = true;
+  return box;
+}
+
 /** The "Experiments" sidebar. */
 export class ExperimentsPanel extends Widget {
   constructor(openReport: (run: IRunSummary) => void) {
@@ -122,6 +133,7 @@ export class ExperimentsPanel extends Widget {
     header.appendChild(button);
     this._status = el('div', 'nbtk-status', 'Loading…');
     this._list = el('div', 'nbtk-list');
+    this._comments = new CommentsLoader(this._list);
     this.node.append(header, this._status, this._list);
     this._timer = window.setInterval(() => {
       if (this.isVisible) {
@@ -156,10 +168,12 @@ export class ExperimentsPanel extends Widget {
       : 'No runs yet: run an %%experiment cell.';
     if (!force && data.signature === this._signature) {
       this._updateTimes();
+      await this._comments.load(force);
       return;
     }
     this._signature = data.signature;
     this._render(data.experiments);
+    await this._comments.load(true);
   }
 
   private _render(experiments: IExperimentSummary[]): void {
@@ -175,6 +189,7 @@ export class ExperimentsPanel extends Widget {
         hyp.title = exp.hypothesis;
         box.appendChild(hyp);
       }
+      box.appendChild(commentBox('experiment', exp.name));
       for (const run of exp.recent) {
         const row = el('div', 'nbtk-run');
         row.dataset.runId = run.run_id;
@@ -196,7 +211,7 @@ export class ExperimentsPanel extends Widget {
             this._openReport(run);
           }
         });
-        box.appendChild(row);
+        box.append(row, commentBox('runId', run.run_id));
       }
       this._list.appendChild(box);
     }
@@ -212,6 +227,7 @@ export class ExperimentsPanel extends Widget {
   }
 
   private _openReport: (run: IRunSummary) => void;
+  private _comments: CommentsLoader;
   private _status: HTMLElement;
   private _list: HTMLElement;
   private _signature = '';
