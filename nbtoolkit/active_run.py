@@ -210,11 +210,12 @@ class ActiveRun:
 
     # -------------------------------------------------------------- closing
     def close(self, status: str, *, error: str | None = None) -> None:
-        """Flush, evaluate the verdict and record the terminal status."""
+        """Flush, evaluate the verdict (finished runs only) and record the terminal status."""
         self._stop_flusher()
         verdict = None
         try:
-            verdict = self._verdict()
+            # a run that raised, was interrupted or crashed has no verdict: its metrics are partial
+            verdict = self._verdict() if status == "finished" else None
         except Exception as exc:  # a verdict problem must not lose the run
             warnings.warn(f"Could not evaluate the verdict: {exc}", NbToolkitWarning, stacklevel=2)
         self.verdict = verdict

@@ -80,7 +80,8 @@ def check_input(X: Any, signature: dict[str, Any]) -> Any:
             problems.append("missing columns: " + ", ".join(repr(n) for n in missing))
         if extra:
             problems.append("extra columns: " + ", ".join(repr(n) for n in extra))
-        dtypes = {str(c): X.dtypes.iloc[i] for i, c in enumerate(X.columns)}
+        frame_dtypes = X.dtypes  # computed once: pandas rebuilds the Series on every access
+        dtypes = {str(c): frame_dtypes.iloc[i] for i, c in enumerate(X.columns)}
         wrong = [f"{n!r} expected {d}, got {dtypes[n]}" for n, d in columns if n in dtypes and not _compatible(d, dtypes[n])]
         if wrong:
             problems.append("wrong dtypes: " + "; ".join(wrong))

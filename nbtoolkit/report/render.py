@@ -15,10 +15,17 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from nbtoolkit import _json
+from nbtoolkit._format import (
+    criterion_cells,
+    fmt_fixed,
+    fmt_interval,
+    fmt_signed,
+    metric_decimals,
+)
+from nbtoolkit._format import fmt_number as fmt_num
 from nbtoolkit._resources import templates_dir
 from nbtoolkit._version import __version__
 from nbtoolkit.html import PALETTE
-from nbtoolkit.html import fmt_number as fmt_num
 from nbtoolkit.redact import MASK, count_masks, default_redactor
 
 if TYPE_CHECKING:
@@ -43,12 +50,6 @@ def script_hash(script: str) -> str:
     """The CSP source expression (``'sha256-...'``) allowing exactly this inline script."""
     digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
     return f"'sha256-{digest}'"
-
-
-def fmt_signed(value: Any, digits: int = 4) -> str:
-    """Like :func:`fmt_num` with an explicit ``+`` for positive numbers."""
-    text = fmt_num(value, digits)
-    return f"+{text}" if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else text
 
 
 def fmt_time(ts: Any) -> str:
@@ -115,10 +116,11 @@ def environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(num=fmt_num, signed=fmt_signed, when=fmt_time, date=fmt_date,
-                       duration=fmt_duration, size=fmt_size, value=fmt_value,
+    env.filters.update(num=fmt_num, signed=fmt_signed, fixed=fmt_fixed, when=fmt_time,
+                       date=fmt_date, duration=fmt_duration, size=fmt_size, value=fmt_value,
+                       criterion_cells=criterion_cells,
                        json_script=lambda v: markupsafe.Markup(json_for_script(v)))
-    env.globals["palette"] = PALETTE
+    env.globals.update(decimals=metric_decimals, interval_text=fmt_interval, palette=PALETTE)
     return env
 
 

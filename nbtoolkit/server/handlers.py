@@ -106,6 +106,18 @@ class RunHandler(_BaseHandler):
         self.send_json(record.to_dict())
 
 
+class CommentsHandler(_BaseHandler):
+    """``GET /nbtoolkit/api/runs/<id>/comments``: reviewers' comments on the run and its experiment."""
+
+    @tornado.web.authenticated
+    def get(self, ref: str) -> None:
+        store, ref = self.run_store(ref)
+        try:
+            self.send_json(_jsonable(D.run_comments(store, ref)))
+        except NbToolkitError as exc:
+            raise self.fail(exc) from None
+
+
 class ReportHandler(_BaseHandler):
     """``GET /nbtoolkit/api/runs/<id>/report[?refresh=1]``: the static HTML report."""
 
@@ -147,6 +159,7 @@ def setup_handlers(web_app: Any, *, root_dir: str) -> None:
         (url_path_join(base, "runs"), RunsHandler, kwargs),
         (url_path_join(base, r"runs/([^/]+)"), RunHandler, kwargs),
         (url_path_join(base, r"runs/([^/]+)/report"), ReportHandler, kwargs),
+        (url_path_join(base, r"runs/([^/]+)/comments"), CommentsHandler, kwargs),
         (url_path_join(base, r"monitor/([^/]+)"), MonitorHandler, kwargs),
         (url_path_join(base, "production"), ProductionHandler, kwargs),
         (url_path_join(base, "comments"), CommentsForHandler, kwargs),

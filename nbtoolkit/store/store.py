@@ -35,6 +35,7 @@ from nbtoolkit.store.engine import (
 )
 from nbtoolkit.store.maintenance import StoreMaintenance
 from nbtoolkit.store.models import ModelRecords
+from nbtoolkit.store.predictions import PredictionLog
 from nbtoolkit.store.reads import RunReads
 from nbtoolkit.store.records import Approval, ArtifactRef, DataRef
 from nbtoolkit.store.sqlite_file import check_database_file, warn_if_network_filesystem
@@ -71,7 +72,7 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
-class Store(RunReads, ModelRecords, SweepRecords, RunCopies, StoreMaintenance):
+class Store(RunReads, ModelRecords, SweepRecords, RunCopies, StoreMaintenance, PredictionLog):
     """One project store.
 
     Args:
@@ -348,9 +349,11 @@ class Store(RunReads, ModelRecords, SweepRecords, RunCopies, StoreMaintenance):
     ) -> bool:
         """Set a terminal status (and verdict); return False when ``only_if_running`` skipped it."""
         values: dict[str, Any] = {"status": status, "ended": time.time()}
-        if verdict is not None:
+        if status != "finished":  # a run that did not finish has no verdict, whatever ran before
+            values["verdict"] = values["verdict_detail"] = None
+        elif verdict is not None:
             values["verdict"] = verdict
-        if verdict_detail is not None:
+        if verdict_detail is not None and status == "finished":
             values["verdict_detail"] = _json.dumps(self._redact(dict(verdict_detail)))
         if error is not None:
             values["error"] = self._redact_text(error)
