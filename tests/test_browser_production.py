@@ -29,6 +29,13 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 XSS_DESCRIPTION = '<img src=x onerror="window.__nbtkPwned=1"> gbm for the cancer screen'
 XSS_REASON = '<img src=y onerror="window.__nbtkPwned=2">'
+XSS_COMMENT = '<img src=z onerror="window.__nbtkPwned=3"> looks good on the large tumours'
+
+
+def comment(root: Path, ref: str, by: str, text: str, rating: int) -> None:
+    """``nbtk comment REF --by --text --rating`` in a subprocess, as a reviewer would."""
+    out = nbtk_cli("comment", ref, "--by", by, "--text", text, "--rating", str(rating), cwd=root)
+    assert out.returncode == 0, out.stdout + out.stderr
 
 
 @pytest.fixture
@@ -52,7 +59,10 @@ def monitored(project: Path, store: Any, tmp_path: Path) -> dict[str, Any]:
     out = nbtk_cli("monitor", "cancer", "--log", str(log), "--window", "1h", "--slice", "size",
                    "--reference", str(tmp_path / "train.csv"), cwd=project)
     assert out.returncode == 1, out.stdout + out.stderr  # the planted failures breach the SLA
-    return {"root": project}
+    comment(project, "cancer@1.0.1", "bo", XSS_COMMENT, 4)
+    comment(project, run, "cy", "the interval is wide, rerun with more data", 2)
+    comment(project, "cancer-gbm", "di", "<b>ship it</b>", 5)
+    return {"root": project, "run": run}
 
 
 def _expected(version: dict[str, Any]) -> dict[str, str]:
@@ -114,9 +124,35 @@ def test_production_panel_shows_the_monitor_numbers_and_escapes_text(
                     # hostile text is shown as text: no element made of it, no script ran
                     assert XSS_DESCRIPTION in card.locator(".nbtk-prod-description").inner_text()
                     assert XSS_REASON in card.locator(".nbtk-prod-move").inner_text()
+                    version_comment = card.locator(".nbtk-prod-comments .nbtk-comment")
+                    assert version_comment.locator(".nbtk-comment-text").inner_text() == XSS_COMMENT
+                    assert version_comment.locator(".nbtk-comment-by").inner_text() == "bo"
+                    assert version_comment.locator(".nbtk-comment-rating").inner_text() == "★★★★☆"
                     assert page.locator(".nbtk-production img").count() == 0
                     assert page.evaluate("() => window.__nbtkPwned") is None
                     screenshot(page.locator(".nbtk-production"), "production-panel")
+
+                    # comments and ratings under the run and its experiment in the Experiments panel
+                    page.locator('.jp-SideBar [data-id="nbtoolkit-experiments"]').click()
+                    run = monitored["run"]
+                    under_run = page.locator(f'.nbtk-comments[data-run-id="{run}"] .nbtk-comment')
+                    under_run.wait_for()
+                    assert under_run.inner_text().split("\n")[0].startswith("★★☆☆☆")
+                    assert under_run.locator(".nbtk-comment-text").inner_text() == \
+                        "the interval is wide, rerun with more data"
+                    under_exp = page.locator('.nbtk-comments[data-experiment="cancer-gbm"] .nbtk-comment-text')
+                    assert under_exp.inner_text() == "<b>ship it</b>"
+                    assert page.locator("#nbtoolkit-experiments b").count() == 0
+                    comment(root, run[:10], "ed", XSS_COMMENT, 1)  # a new comment shows up by polling
+                    expect_two = page.locator(f'.nbtk-comments[data-run-id="{run}"] .nbtk-comment')
+                    page.wait_for_function(
+                        f"() => document.querySelectorAll('.nbtk-comments[data-run-id=\"{run}\"] .nbtk-comment').length == 2",
+                        timeout=20_000)
+                    assert expect_two.nth(1).locator(".nbtk-comment-text").inner_text() == XSS_COMMENT
+                    assert page.locator(".nbtk-comments img").count() == 0
+                    assert page.evaluate("() => window.__nbtkPwned") is None
+                    screenshot(page.locator("#nbtoolkit-experiments"), "experiments-comments")
+                    page.locator('.jp-SideBar [data-id="nbtoolkit-production"]').click()
 
                     # a new monitor run shows up by polling (the panel re-renders on a new signature)
                     healthy = write_log(_served_log(0.0), tmp_path / "healthy.jsonl")

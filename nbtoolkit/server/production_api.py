@@ -2,7 +2,7 @@
 
 What the sidebar's "Production" panel polls: one answer for every model of the registry --
 its versions and aliases, the newest alias move (who, why), the run behind the production
-version (experiment, hypothesis, description) and the result of the newest ``nbtk monitor``
+version (experiment, hypothesis, description), reviewers' comments on that version and the result of the newest ``nbtk monitor``
 run of the model (the numbers its dashboard shows, without the per-window series). A
 ``signature`` changes whenever any of that changes, so the panel re-renders only then.
 Always strict, redacted JSON (:func:`nbtoolkit.redact.public_json`).
@@ -54,7 +54,9 @@ def model_summary(store: Store, entry: registry.ModelEntry) -> dict[str, Any]:
         "versions": [v.version for v in entry.versions],
         "aliases": dict(entry.aliases),
         "last_move": None if not moves else {k: v for k, v in moves[-1].to_dict().items() if k in MOVE_KEYS},
-        "production": None if version is None else {"version": version.version, **_run_text(store, version.run_id)},
+        "production": None if version is None else {
+            "version": version.version, **_run_text(store, version.run_id),
+            "comments": [c.to_dict() for c in store.comments("version", f"{entry.model}@{version.version}")]},
         "monitor": None if monitor is None else {k: monitor.get(k) for k in MONITOR_KEYS},
     }
 

@@ -28,7 +28,8 @@ export function stars(rating: number): string {
   return '★'.repeat(n) + '☆'.repeat(5 - n);
 }
 
-function commentNode(comment: IComment): HTMLElement {
+/** One comment: rating stars, who, the text. */
+export function commentNode(comment: IComment): HTMLElement {
   const node = el('div', 'nbtk-comment');
   node.dataset.commentId = String(comment.id);
   node.title = comment.created;

@@ -12,6 +12,7 @@ import { LabIcon, refreshIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
 import { el, fmtNumber, requestAPI } from './api';
+import { commentNode, IComment } from './comments';
 
 const POLL_MS = 5000;
 /** the quality metric the dashboard puts first, in this order of preference */
@@ -84,6 +85,7 @@ export interface IProductionModel {
     experiment: string | null;
     hypothesis: string;
     description: string;
+    comments: IComment[];
   } | null;
   monitor: IMonitor | null;
 }
@@ -218,6 +220,12 @@ function modelBlock(model: IProductionModel): HTMLElement {
     const line = el('div', 'nbtk-prod-description', text ? `${prod.experiment ?? '?'}: ${text}` : prod.experiment ?? '');
     line.title = text;
     box.appendChild(line);
+    if (prod.comments.length) {
+      const comments = el('div', 'nbtk-comments nbtk-prod-comments');
+      comments.dataset.version = prod.version;
+      comments.replaceChildren(...prod.comments.map(commentNode));
+      box.appendChild(comments);
+    }
   }
   const move = model.last_move;
   if (move) {
