@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from _lab import JupyterServer
+from _predlog import write_log
 from _stability import demo_models, make_run, register, set_config
 from conftest import CHROMIUM_ARGS, nbtk_cli
 from test_browser_ui import screenshot, shot_on_failure
@@ -23,7 +24,6 @@ from test_monitor_cli import _served_log
 import nbtoolkit as nbtk
 from nbtoolkit.html import fmt_number
 from nbtoolkit.stability.promotion import promote
-from _predlog import write_log
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

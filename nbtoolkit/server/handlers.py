@@ -113,7 +113,7 @@ class CommentsHandler(_BaseHandler):
     def get(self, ref: str) -> None:
         store, ref = self.run_store(ref)
         try:
-            self.send_json(_jsonable(D.run_comments(store, ref)))
+            self.send_json(D.run_comments(store, ref))
         except NbToolkitError as exc:
             raise self.fail(exc) from None
 
