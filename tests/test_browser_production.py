@@ -166,3 +166,10 @@ def test_production_panel_shows_the_monitor_numbers_and_escapes_text(
                 browser.close()
     finally:
         srv.stop()
+
+
+def test_production_screenshots_are_committed_pngs() -> None:
+    """The README's Production and comments screenshots exist and are PNG files."""
+    for name in ("production-panel", "experiments-comments"):
+        data = (Path(__file__).resolve().parent.parent / "extensions" / "screenshots" / f"{name}.png").read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n", name
