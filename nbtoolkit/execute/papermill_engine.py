@@ -57,6 +57,12 @@ class CappedNotebookClient(PapermillNotebookClient):  # type: ignore[misc]  # pa
         if kept + size <= cap:
             self._kept[cell_index] = kept + size
             return super().output(outs, msg, display_id, cell_index)
+        if kept < cap and msg.get("msg_type") == "stream":
+            # keep the head of a large stream message (the kernel batches a tight loop's prints)
+            head = str(msg["content"].get("text", "")).encode("utf-8")[: cap - kept].decode("utf-8", "ignore")
+            super().output(outs, {**msg, "content": {**msg["content"], "text": head}}, display_id, cell_index)
+            self._kept[cell_index] = cap
+            size -= len(head.encode("utf-8"))
         meta = self.nb.cells[cell_index].metadata.setdefault("nbtoolkit", {})
         mark = meta.get(TRUNCATED_KEY)
         if mark is None:
