@@ -38,6 +38,7 @@ from nbtoolkit.execute.engine import (
     strip_ansi,
 )
 from nbtoolkit.html import coloured, esc
+from nbtoolkit.notebook import kernel_for
 
 if TYPE_CHECKING:
     from nbtoolkit.config import Settings
@@ -296,12 +297,14 @@ def _execute(job: RunJob, output: str, err_log: IO[bytes]) -> _Ending:
 
     e = _Ending()
     try:
+        kernel, language = kernel_for(job.notebook)
         papermill.execute_notebook(
             job.notebook,
             output,
             parameters=dict(job.parameters),
             engine_name=engine_name(),
-            kernel_name=job.kernel,
+            kernel_name=job.kernel or kernel,
+            language=language,
             progress_bar=False,
             execution_timeout=job.timeout,
             start_timeout=job.start_timeout,
@@ -436,7 +439,7 @@ def run_notebook(
         parameters: values injected after the ``parameters`` cell (typed values, not strings).
         output: where to keep the executed notebook (it is stored as an artifact either way).
         cwd: the kernel's working directory (default: the notebook's folder).
-        kernel: kernel name (default: the notebook's kernelspec).
+        kernel: kernel name (default: the notebook's kernelspec, else ``python3``).
         timeout: per-cell execution timeout in seconds; a cell over it ends the run ``timed_out``.
         flags: feature flags, passed to the kernel as ``NBTOOLKIT_FLAG_<NAME>`` and recorded.
         allow_unknown: inject names the notebook does not define instead of refusing them.
