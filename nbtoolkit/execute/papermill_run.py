@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from nbtoolkit import _json
+from nbtoolkit.envlock.written import record_written
 from nbtoolkit.errors import InputError, StoreError
 from nbtoolkit.execute.engine import (
     engine_name,
@@ -263,6 +264,8 @@ def execute_job(job: RunJob) -> JobResult:
         tmpdir = tempfile.mkdtemp(prefix="nbtk-run-")
         output = os.path.join(tmpdir, "output.ipynb")
     Path(output).parent.mkdir(parents=True, exist_ok=True)
+    if job.output:  # the executed notebook is nbtoolkit's: it never makes the git tree dirty
+        record_written(job.output, pending=True)
     err_log = tempfile.NamedTemporaryFile(prefix="nbtk-kernel-", suffix=".log", delete=False)  # noqa: SIM115
     ending = _execute(job, output, err_log)
     duration = time.perf_counter() - started
@@ -270,6 +273,8 @@ def execute_job(job: RunJob) -> JobResult:
     kernel_log = Path(err_log.name).read_text(encoding="utf-8", errors="replace")
     os.unlink(err_log.name)
     data = _read_output(output, ending, kernel_log) if os.path.exists(output) else None
+    if job.output:
+        record_written(job.output)
     if tmpdir is not None:
         shutil.rmtree(tmpdir, ignore_errors=True)
     return JobResult(

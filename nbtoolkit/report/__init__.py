@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nbtoolkit._io import atomic_write_text
+from nbtoolkit.envlock.written import record_written
 from nbtoolkit.report.compare import compare
 from nbtoolkit.report.render import render
 from nbtoolkit.report.run import run_context
@@ -58,6 +59,7 @@ def _record(store: Store, run: str | RunRecord) -> RunRecord:
 def _write(path: str | Path, html: str) -> Path:
     target = Path(path)
     atomic_write_text(target, html)
+    record_written(target)  # the report never makes the git tree dirty
     return target
 
 
