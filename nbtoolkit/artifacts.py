@@ -28,11 +28,11 @@ def check_artifact_name(name: str) -> str:
     return name
 
 
-def log_artifact(path: str | Path, name: str | None = None, *, kind: str = "artifact") -> list[Any]:
+def log_artifact(path: str | Path, name: str | None = None, *, kind: str = "artifact") -> None:
     """Copy a file (or every file of a folder) into the store as artifacts of the active run.
 
-    Returns:
-        The recorded :class:`~nbtoolkit.store.ArtifactRef` objects.
+    Like ``mlflow.log_artifact`` it returns None, so a call ending a cell prints nothing; the
+    references are on the run (``nbtk.get_run(id).artifacts``).
     """
     run = _require("log_artifact")
     source = Path(path)
@@ -40,16 +40,14 @@ def log_artifact(path: str | Path, name: str | None = None, *, kind: str = "arti
         raise InputError(f"log_artifact: {source} does not exist; pass an existing file or folder.")
     base = check_artifact_name(name or source.name)
     files = [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())
-    refs = []
     for f in files:
         art_name = base if f == source else f"{base}/{f.relative_to(source).as_posix()}"
         digest, size = run.store.artifacts.put_file(f)
-        refs.append(run.store.add_artifact(run.run_id, name=art_name, kind=kind, digest=digest, size=size))
-    return refs
+        run.store.add_artifact(run.run_id, name=art_name, kind=kind, digest=digest, size=size)
 
 
-def log_figure(figure: Any, name: str, *, dpi: int = 100) -> Any:
-    """Store a matplotlib figure as a PNG artifact (shown in reports)."""
+def log_figure(figure: Any, name: str, *, dpi: int = 100) -> None:
+    """Store a matplotlib figure as a PNG artifact (shown in reports); returns None like every ``log_*``."""
     run = _require("log_figure")
     check_artifact_name(name)
     if not hasattr(figure, "savefig"):
@@ -58,11 +56,11 @@ def log_figure(figure: Any, name: str, *, dpi: int = 100) -> Any:
     figure.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     digest, size = run.store.artifacts.put_bytes(buf.getvalue())
     art = name if name.endswith(".png") else f"{name}.png"
-    return run.store.add_artifact(run.run_id, name=art, kind="figure", digest=digest, size=size, media_type="image/png")
+    run.store.add_artifact(run.run_id, name=art, kind="figure", digest=digest, size=size, media_type="image/png")
 
 
-def log_model(model: Any, name: str = "model", *, sample_input: Any = None, serializer: str = "skops") -> Any:
-    """Serialise a model into the store (skops by default).
+def log_model(model: Any, name: str = "model", *, sample_input: Any = None, serializer: str = "skops") -> None:
+    """Serialise a model into the store (skops by default); returns None, so a cell ending with it prints nothing.
 
     Args:
         model: the fitted model.
@@ -94,13 +92,13 @@ def log_model(model: Any, name: str = "model", *, sample_input: Any = None, seri
         ser.dump(model, path)
         digest, size = run.store.artifacts.put_file(path)
     meta["filename"] = path.name
-    return run.store.add_artifact(run.run_id, name=name, kind="model", digest=digest, size=size, meta=meta)
+    run.store.add_artifact(run.run_id, name=name, kind="model", digest=digest, size=size, meta=meta)
 
 
 def log_predictions(
     y_true: Any, y_pred_or_score: Any, *, ids: Any = None, groups: Any = None, name: str = "predictions"
-) -> Any:
-    """Record per-example labels and predictions (or scores) for confidence intervals.
+) -> None:
+    """Record per-example labels and predictions (or scores) for confidence intervals (returns None).
 
     Args:
         y_true: true labels or values.
@@ -136,7 +134,7 @@ def log_predictions(
     np.savez_compressed(buf, **arrays)
     digest, size = run.store.artifacts.put_bytes(buf.getvalue())
     is_score = bool(np.issubdtype(yp.dtype, np.floating) and yp.ndim == 1 and not np.all(np.isin(yp, (0.0, 1.0))))
-    return run.store.add_artifact(
+    run.store.add_artifact(
         run.run_id,
         name=name,
         kind="predictions",
