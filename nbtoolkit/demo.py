@@ -134,7 +134,8 @@ def run_demo(folder: Path, *, force: bool = False, jobs: int = 2, echo: Callable
     result.reports = {
         "run": write_run_report(challenger_id, reports / "challenger.html", store=store),
         "comparison": write_comparison_report(baseline_id, challenger_id, reports / "comparison.html", store=store),
-        "sweep": write_sweep_report(str(swept.sweep_id), reports / "sweep.html", store=store),
+        # a folder: the sweep page plus one linked report per child, which the log links to too
+        "sweep": write_sweep_report(str(swept.sweep_id), f"{reports}/", store=store),
         "index": write_index_report(reports / "index.html", store=store),
     }
     return result
