@@ -88,7 +88,7 @@ def init(ctx: click.Context) -> None:
     if ".nbtoolkit/" not in lines and store.path.resolve().is_relative_to(settings.root.resolve()):
         with open(gitignore, "a", encoding="utf-8") as fh:
             fh.write(("\n" if lines and lines[-1] else "") + ".nbtoolkit/\n")
-    click.echo(f"Store ready at {store.path} (schema v{store.schema_version})")
+    click.echo(f"Store ready at {store.location_display} (schema v{store.schema_version})")
 
 
 @cli.command()

@@ -286,7 +286,7 @@ def _run_sweep(
             report(out, 0)
             continue
         template = RunJob(
-            run_id="", notebook=str(nb_path), parameters=dict(point), store_path=str(store.path.resolve()),
+            run_id="", notebook=str(nb_path), parameters=dict(point), store_path=store.location,
             cwd=str(Path(cwd).resolve() if cwd else nb_path.parent), kernel=kernel, timeout=timeout, flags=flags,
         )
         queue.append((index, key, template))
