@@ -236,7 +236,8 @@ def parallel_coordinates(runs: Sequence[Mapping[str, Any]], params: Sequence[str
             shown = [shown[0], shown[len(shown) // 2], shown[-1]]
         for t, text in shown:
             ax.text(j + 0.04, (t - lo_j) / (hi_j - lo_j) if hi_j > lo_j else 0.5, text, fontsize=7,
-                    va="center", color=PALETTE["text"])
+                    va="center", color=PALETTE["text"], zorder=5,
+                    bbox={"facecolor": PALETTE["white"], "edgecolor": "none", "alpha": 0.85, "pad": 1})
     ax.set_xticks(range(len(columns)), [_label(n, 16) for n in [*names, metric]], fontsize=8)
     ax.set_yticks([])
     ax.set_xlim(-0.1, len(columns) - 0.6)
