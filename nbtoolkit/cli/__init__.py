@@ -36,6 +36,8 @@ COMMANDS: dict[str, str] = {
     "shadow": "nbtoolkit.cli.stability:shadow",
     "canary": "nbtoolkit.cli.stability:canary",
     "status": "nbtoolkit.cli.stability:status",
+    "monitor": "nbtoolkit.cli.monitor:monitor_cmd",
+    "abtest": "nbtoolkit.cli.monitor:abtest_cmd",
     "approve": "nbtoolkit.cli.handoff:approve",
     "export": "nbtoolkit.cli.handoff:export_cmd",
     "verify": "nbtoolkit.cli.handoff:verify_cmd",
