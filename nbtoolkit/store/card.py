@@ -13,35 +13,33 @@ from nbtoolkit.html import PALETTE, colour, esc, fmt_number, verdict_badge
 
 if TYPE_CHECKING:
     from nbtoolkit.store.records import RunRecord
+    from nbtoolkit.verdict import Verdict
 
 GREY = PALETTE["grey"]
 
 
-def criteria_rows_html(detail: Mapping[str, Any] | None) -> str:
+def criteria_rows_html(verdict: Verdict | None) -> str:
     """Table rows, one per criterion result of a stored verdict."""
-    results = (detail or {}).get("results", [])
+    results = verdict.results if verdict is not None else ()
     if not results:
         reason = "no success criteria declared"
         return f'<tr><td colspan="5" style="color:{GREY}">{esc(reason)}</td></tr>'
     rows = []
     for r in results:
-        crit = r.get("criterion", {})
-        status = r.get("status", "")
-        mark = {"pass": "✔", "fail": "✘", "inconclusive": "?"}.get(status, "?")
-        color = colour(status if status in ("pass", "fail") else "inconclusive")
-        interval = r.get("interval")
+        mark = {"pass": "✔", "fail": "✘"}.get(r.status, "?")
+        color = colour(r.status)
         diff = ""
-        if r.get("difference") is not None:
-            diff = f"Δ {fmt_number(r['difference'])}"
-            if interval:
-                diff += f" [{fmt_number(interval.get('low'))}, {fmt_number(interval.get('high'))}]"
+        if r.difference is not None:
+            diff = f"Δ {fmt_number(r.difference)}"
+            if r.interval is not None:
+                diff += f" [{fmt_number(r.interval.low)}, {fmt_number(r.interval.high)}]"
         rows.append(
             "<tr>"
             f'<td style="color:{color};font-weight:700">{mark}</td>'
-            f"<td><code>{esc(crit.get('text', ''))}</code></td>"
-            f"<td>{esc(fmt_number(r.get('observed')))}</td>"
-            f"<td>{esc(fmt_number(r.get('bar')))}</td>"
-            f'<td style="color:{GREY}">{esc(diff)} {esc(r.get("reason", ""))}</td>'
+            f"<td><code>{esc(r.criterion.text)}</code></td>"
+            f"<td>{esc(fmt_number(r.observed))}</td>"
+            f"<td>{esc(fmt_number(r.bar))}</td>"
+            f'<td style="color:{GREY}">{esc(diff)} {esc(r.reason)}</td>'
             "</tr>"
         )
     return "".join(rows)
@@ -53,7 +51,7 @@ def _pairs(values: Mapping[str, Any]) -> str:
 
 def run_card_html(record: RunRecord) -> str:
     """The summary card shown under an ``%%experiment`` cell (and as a RunRecord's HTML repr)."""
-    decl = record.declaration or {}
+    hypothesis = record.declaration.hypothesis
     params = record.params or {}
     metrics = record.metrics or {}
     head = (
@@ -61,7 +59,7 @@ def run_card_html(record: RunRecord) -> str:
         f"{verdict_badge(record.verdict, record.status)} "
         f'<span style="color:{GREY};font-family:monospace">run {esc(record.run_id[:12])}</span></div>'
     )
-    hyp = f'<div style="margin-top:4px"><i>{esc(decl.get("hypothesis", ""))}</i></div>' if decl.get("hypothesis") else ""
+    hyp = f'<div style="margin-top:4px"><i>{esc(hypothesis)}</i></div>' if hypothesis else ""
     baseline = ""
     if record.baseline_ref:
         target = record.baseline_run_id[:12] if record.baseline_run_id else "not found"
@@ -89,14 +87,12 @@ def run_card_text(record: RunRecord) -> str:
     """Plain-text version of the card (terminals, ``text/plain``)."""
     verdict = record.verdict or "no verdict"
     lines = [f"{record.experiment}  [{record.status}: {verdict}]  run {record.run_id[:12]}"]
-    if record.declaration.get("hypothesis"):
-        lines.append(f"  hypothesis: {record.declaration['hypothesis']}")
-    for r in (record.verdict_detail or {}).get("results", []):
-        status = r.get("status")
-        mark = {"pass": "PASS", "fail": "FAIL"}.get(status, "????")
-        text = r.get("criterion", {}).get("text", "")
-        detail = f"observed {fmt_number(r.get('observed'))}" if status == "pass" else r.get("reason", "")
-        lines.append(f"  {mark} {text}  ({detail})")
+    if record.declaration.hypothesis:
+        lines.append(f"  hypothesis: {record.declaration.hypothesis}")
+    for r in record.verdict_detail.results if record.verdict_detail is not None else ():
+        mark = {"pass": "PASS", "fail": "FAIL"}.get(r.status, "????")
+        detail = f"observed {fmt_number(r.observed)}" if r.status == "pass" else r.reason
+        lines.append(f"  {mark} {r.criterion.text}  ({detail})")
     if record.params:
         lines.append("  params: " + ", ".join(f"{k}={fmt_number(v)}" for k, v in sorted(record.params.items())))
     if record.metrics:
