@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 metadata = MetaData()
 
@@ -213,6 +213,46 @@ alias_history = Table(
     Index("ix_alias_history_model_alias", "model", "alias", "id"),
 )
 
+# v4: the prediction log of `nbtk serve` (with labels joined by feedback) and review comments
+predictions = Table(
+    "predictions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("request_id", String(32), nullable=False),
+    Column("row_id", String(255), nullable=False),
+    Column("key", String(255)),
+    Column("model", String(128), nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("arm", String(16), nullable=False),  # champion | challenger
+    Column("ts", Float, nullable=False),
+    Column("latency_ms", Float, nullable=False),
+    Column("ok", Integer, nullable=False),
+    Column("error", Text),
+    Column("input_hash", String(64), nullable=False),
+    Column("inputs", Text),  # JSON, only when logging inputs is configured
+    Column("prediction", Text),  # JSON
+    Column("score", Float),
+    Column("proba", Text),  # JSON list
+    Column("label", Text),  # JSON, joined by feedback
+    Column("label_ts", Float),
+    Index("ix_predictions_model_ts", "model", "ts"),
+    Index("ix_predictions_model_row", "model", "row_id"),
+    Index("ix_predictions_model_key", "model", "key"),
+)
+
+comments = Table(
+    "comments",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("target_kind", String(16), nullable=False),  # run | version | experiment
+    Column("target", String(255), nullable=False),
+    Column("by", String(255), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("rating", Integer),
+    Column("created", Float, nullable=False),
+    Index("ix_comments_target", "target_kind", "target"),
+)
+
 
 def _v1_to_v2(conn: Connection) -> None:
     """v2 adds the run-cache key and the sweeps table (re-execution stage)."""
@@ -227,5 +267,11 @@ def _v2_to_v3(conn: Connection) -> None:
     alias_history.create(conn)
 
 
+def _v3_to_v4(conn: Connection) -> None:
+    """v4 adds the serving prediction log and review comments (serve stage)."""
+    predictions.create(conn, checkfirst=True)
+    comments.create(conn, checkfirst=True)
+
+
 #: MIGRATIONS[v] upgrades a store at version v to version v + 1.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
