@@ -8,6 +8,7 @@ from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
 from nbtoolkit import _json
+from nbtoolkit.declaration import Declaration
 from nbtoolkit.errors import InputError, RunNotFoundError
 
 if TYPE_CHECKING:
@@ -23,10 +24,9 @@ def is_seed_param(name: str) -> bool:
 
 
 def _tabular(store: Store, **query: Any) -> list[dict[str, Any]]:
-    """Runs as dicts with ``params``, ``metrics`` and the parsed ``declaration``."""
+    """Runs as dicts with ``params``, ``metrics`` and the ``declaration`` (a Declaration)."""
     rows, params, metrics = store.query_runs(**query)
-    by_id = {r["run_id"]: {**r, "params": {}, "metrics": {},
-                           "declaration": _json.loads(r.get("declaration"), {}) or {}} for r in rows}
+    by_id = {r["run_id"]: {**r, "params": {}, "metrics": {}} for r in rows}
     for p in params:
         if p["run_id"] in by_id:
             by_id[p["run_id"]]["params"][p["name"]] = _json.loads(p["value"])
@@ -63,18 +63,13 @@ def target_metric(runs: list[dict[str, Any]], sort: str | None) -> tuple[str | N
     Without an explicit direction, known metrics use theirs and names such as ``*_loss``,
     ``*_seconds`` or ``*_error`` sort ascending.
     """
-    from nbtoolkit.criteria import parse_criteria
-
     if sort:
         name, _, order = sort.partition(":")
         if order and order not in ("asc", "desc"):
             raise InputError(f"--sort {sort!r}: the order after ':' must be 'asc' or 'desc'.")
         return name, (order == "desc") if order else metric_direction(name)
     for r in runs:
-        try:
-            crits = parse_criteria(r["declaration"].get("success") or [])
-        except Exception:
-            continue
+        crits = r["declaration"].criteria
         if crits:
             c = crits[0]
             return c.metric, c.op in (">=", ">") or (c.op == "==" and metric_direction(c.metric))
@@ -222,13 +217,13 @@ def index_context(store: Store, *, reports: set[str] | frozenset[str] = frozense
         top = [r for r in members if r["kind"] in ("experiment", "papermill") and not r.get("parent_id")] or members
         latest = top[0] if top else None
         finished = [r for r in top if r["status"] == "finished" and r.get("verdict")]
-        decl = latest["declaration"] if latest else {}
+        decl = latest["declaration"] if latest else Declaration.from_stored({})
         experiments.append({
             "name": name,
-            "hypothesis": str(decl.get("hypothesis") or ""),
-            "owner": str(decl.get("owner") or ""),
-            "scope": str(decl.get("scope") or ""),
-            "until": decl.get("until"),
+            "hypothesis": decl.hypothesis,
+            "owner": decl.owner,
+            "scope": decl.scope,
+            "until": decl.until.isoformat() if decl.until else None,
             "verdict": finished[0]["verdict"] if finished else None,
             "verdict_run": finished[0]["run_id"] if finished else None,
             "verdict_report": finished[0]["report"] if finished else None,

@@ -38,9 +38,9 @@ def _run_text(store: Store, run_id: str) -> dict[str, Any]:
         record = store.get_run(run_id)
     except NbToolkitError:
         return {"run_id": run_id, "experiment": None, "hypothesis": "", "description": ""}
-    decl = record.declaration or {}
+    decl = record.declaration
     return {"run_id": record.run_id, "experiment": record.experiment,
-            "hypothesis": str(decl.get("hypothesis") or ""), "description": str(decl.get("description") or "")}
+            "hypothesis": decl.hypothesis, "description": decl.description}
 
 
 def model_summary(store: Store, entry: registry.ModelEntry) -> dict[str, Any]:
