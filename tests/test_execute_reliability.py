@@ -165,10 +165,15 @@ def test_max_output_bytes_setting_is_checked(project: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------- 9. status tells the truth
+# a secret in the runner's environment that the notebook prints: no save of the -o file may hold it
+PLANTED_TOKEN = "hf_PlantedPartialNotebookToken0123456789"
+
+
 def _start_runner(project: Path, nb: Path, out: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "nbtoolkit", "run", str(nb), "-o", str(out)],
         cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "HF_TOKEN": PLANTED_TOKEN},
     )
 
 
@@ -187,7 +192,7 @@ def _wait_for_verdict(store: Any, proc: subprocess.Popen[str], deadline_s: float
 def _experiment_then_sleep(project: Path) -> Path:
     return make_notebook(
         project / "long_tail.ipynb",
-        "%load_ext nbtoolkit\nimport time",
+        "%load_ext nbtoolkit\nimport os, time\nprint('token', os.environ['HF_TOKEN'])",
         '%%experiment long-tail\n"""\nSuccess: score >= 1\n"""\nscore = 2\nprint("EXPERIMENT DONE")',
         "time.sleep(120)",
         "print('never reached')",
@@ -228,6 +233,7 @@ def test_a_runner_stopped_after_the_experiment_cell_never_leaves_the_run_finishe
     partial = nbformat.read(out, as_version=4)  # the partial executed notebook is kept, whole
     text = "".join(o.get("text", "") for c in partial.cells for o in c.get("outputs", []))
     assert "EXPERIMENT DONE" in text and "never reached" not in text
+    assert "token ***" in text and PLANTED_TOKEN not in out.read_text(encoding="utf-8")  # every save is scrubbed
     if sig != signal.SIGKILL:
         sleeping = next(c for c in partial.cells if c.source == "time.sleep(120)")
         assert sleeping.metadata["nbtoolkit"]["ended"] == {"status": "interrupted"}

@@ -14,6 +14,7 @@ from typing import Any
 
 from nbtoolkit._io import atomic_write_text
 from nbtoolkit.execute.cellmeta import ENDED_KEY, TRUNCATED_KEY
+from nbtoolkit.redact import default_redactor
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 ERROR_TAG = "papermill-error-cell-tag"
@@ -47,8 +48,13 @@ class AtomicLocalHandler:
         return self._local.listdir(path)
 
     def write(self, buf: str, path: str) -> None:
-        """Replace ``path`` with ``buf`` atomically (temporary file, fsync, rename)."""
-        atomic_write_text(path, buf)
+        """Replace ``path`` with ``buf``, secrets scrubbed, atomically (temporary file, fsync, rename).
+
+        Scrubbing here covers every intermediate save, so a runner killed mid-notebook leaves no
+        secret in the partial file; the structure-aware pass over the final notebook follows in
+        :func:`~nbtoolkit.execute.papermill_run.execute_job`.
+        """
+        atomic_write_text(path, default_redactor().redact_text(buf))
 
     def pretty_path(self, path: str) -> str:
         """``path`` as papermill shows it."""
