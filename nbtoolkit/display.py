@@ -102,7 +102,10 @@ def run_card_html(record: RunRecord) -> str:
     baseline = ""
     if record.baseline_ref:
         target = record.baseline_run_id[:12] if record.baseline_run_id else "not found"
-        baseline = f'<div style="color:#57606a">baseline: {esc(record.baseline_ref)} ({esc(target)})</div>'
+        baseline = f'<div style="color:#57606a">baseline: {esc(record.baseline_ref)} (run {esc(target)})</div>'
+    if record.kind == "cached" and record.origin_run_id:
+        baseline += (f'<div style="color:#57606a">cached copy of run {esc(record.origin_run_id[:12])} '
+                     "(served from the run cache, not re-executed)</div>")
     crit = (
         '<table style="margin-top:6px;border-collapse:collapse">'
         "<tr><th></th><th style=\"text-align:left\">criterion</th><th>observed</th><th>target</th><th></th></tr>"
@@ -129,6 +132,11 @@ def run_card_text(record: RunRecord) -> str:
     lines = [f"{record.experiment}  [{record.status}: {verdict}]  run {record.run_id[:12]}"]
     if record.declaration.get("hypothesis"):
         lines.append(f"  hypothesis: {record.declaration['hypothesis']}")
+    if record.kind == "cached" and record.origin_run_id:
+        lines.append(f"  cached copy of run {record.origin_run_id[:12]} (served from the run cache, not re-executed)")
+    if record.baseline_ref:
+        target = f"run {record.baseline_run_id[:12]}" if record.baseline_run_id else "no run found"
+        lines.append(f"  baseline: {record.baseline_ref} ({target})")
     for r in (record.verdict_detail or {}).get("results", []):
         status = r.get("status")
         mark = {"pass": "PASS", "fail": "FAIL"}.get(status, "????")

@@ -168,7 +168,7 @@ def test_parallel_promotes_keep_one_consistent_chain(project, store, tmp_path):
     assert sorted(m.to_version for m in moves) == sorted(f"2.{a}.{i}" for a in (0, 1) for i in range(8))
 
 
-def test_v1_store_upgrades_to_v3_keeping_runs(tmp_path):
+def test_v1_store_upgrades_to_latest_keeping_runs(tmp_path):
     from nbtoolkit.store import schema as S
     from nbtoolkit.store.store import Store
 
@@ -178,7 +178,7 @@ def test_v1_store_upgrades_to_v3_keeping_runs(tmp_path):
     con.executescript((DATA / "store_v1.sql").read_text(encoding="utf-8"))
     con.close()
     st = Store(folder)
-    assert st.schema_version == S.SCHEMA_VERSION == 3
+    assert st.schema_version == S.SCHEMA_VERSION
     rec = st.get_run("0123456789abcdef0123456789abcdef")
     assert (rec.experiment, rec.status, rec.verdict) == ("legacy-exp", "finished", "supported")
     assert rec.params == {"C": 1.0} and rec.metrics == {"roc_auc": 0.93} and rec.cache_key is None
@@ -189,16 +189,17 @@ def test_v1_store_upgrades_to_v3_keeping_runs(tmp_path):
     assert registry.models(store=st) == [] and registry.history("x", store=st) == []
 
 
-def test_v2_store_upgrades_to_v3(tmp_path):
+def test_v2_store_upgrades_to_latest(tmp_path):
+    from nbtoolkit.store import schema as S
     from nbtoolkit.store.store import Store
 
     folder = tmp_path / "v2"
     Store(folder).dispose()
     con = sqlite3.connect(folder / "store.db")
-    con.executescript("DROP TABLE aliases; DROP TABLE alias_history; UPDATE meta SET value='2' WHERE key='schema_version';")
+    con.executescript("DROP TABLE aliases; DROP TABLE alias_history; DROP TABLE baseline_pins; UPDATE meta SET value='2' WHERE key='schema_version';")
     con.close()
     st = Store(folder)
-    assert st.schema_version == 3
+    assert st.schema_version == S.SCHEMA_VERSION
     assert st.resolve_alias("production") is None
 
 

@@ -164,6 +164,8 @@ class RunRecord:
             "source": self.source,
             "declaration": dict(self.declaration),
             "baseline": {"ref": self.baseline_ref, "run_id": self.baseline_run_id},
+            "code": self.store.code_version(self) if self.store is not None else None,
+            "lineage": self.store.run_lineage(self) if self.store is not None else None,
             "verdict_detail": self.verdict_detail,
             "notebook": {"path": self.notebook_path, "sha256": self.notebook_hash},
             "lock_hash": self.lock_hash,

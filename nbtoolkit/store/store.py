@@ -20,6 +20,7 @@ from nbtoolkit.store import schema as S
 from nbtoolkit.store.artifacts import ArtifactStore
 from nbtoolkit.store.cache import RunCopies
 from nbtoolkit.store.engine import enable_wal, make_engines, pid_alive, process_start_time, transact
+from nbtoolkit.store.lineage import LineageRecords
 from nbtoolkit.store.models import ModelRecords
 from nbtoolkit.store.reads import RunReads
 from nbtoolkit.store.records import Approval, ArtifactRef, DataRef
@@ -42,7 +43,7 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
-class Store(RunReads, ModelRecords, SweepRecords, RunCopies):
+class Store(RunReads, ModelRecords, SweepRecords, RunCopies, LineageRecords):
     """One project store.
 
     Args:
