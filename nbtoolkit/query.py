@@ -77,7 +77,7 @@ def runs(
     run_rows, param_rows, metric_rows = st.query_runs(
         experiment=experiment, status=status, kind=kind, parent_id=sweep, limit=limit
     )
-    frame = pd.DataFrame(run_rows, columns=[*BASE_COLUMNS[:6], "kind", "sweep_id", "declaration"])
+    frame = pd.DataFrame(run_rows, columns=[*BASE_COLUMNS[:6], "kind", "parent_id"]).rename(columns={"parent_id": "sweep_id"})
     frame["kind"] = [lineage_kind(k) for k in frame["kind"]]
     frame = frame[BASE_COLUMNS]
     for col in ("started", "ended"):

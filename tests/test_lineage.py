@@ -226,6 +226,12 @@ def test_single_run_cache_kinds_sweeps_listing_and_stable_baseline(project: Path
     assert shown.returncode == 0 and f"sweep {sweep.sweep_id}" in shown.stdout
     assert f"best: run {best_child.run_id[:8]} score=6" in shown.stdout and "cached from" in shown.stdout
 
+    report = nbtk_cli("report", "--sweep", sweep.sweep_id[:8], "-o", str(project / "sweep.html"), cwd=project)
+    assert report.returncode == 0, report.stderr
+    assert "(cached from <span class=\"mono\">" in (project / "sweep.html").read_text(encoding="utf-8")
+    run_page = nbtk_cli("report", copy[:8], "-o", str(project / "copy.html"), cwd=project)
+    assert run_page.returncode == 0 and "cached copy (served from the run cache" in (project / "copy.html").read_text()
+
     # listings: a kind column, --kind and --sweep filters
     kids = json.loads(nbtk_cli("runs", "--sweep", sweep.sweep_id[:8], "--json", cwd=project).stdout)
     assert sorted(k["kind"] for k in kids) == ["cached", "sweep"]

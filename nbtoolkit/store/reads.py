@@ -197,6 +197,7 @@ class RunReads:
             S.runs.c.ended,
             S.runs.c.kind,
             S.runs.c.parent_id,
+            S.runs.c.origin_run_id,
             S.runs.c.declaration,
         ]
         q = select(*cols).order_by(S.runs.c.started.desc())
