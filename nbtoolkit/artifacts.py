@@ -13,12 +13,12 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from nbtoolkit.errors import InputError
-from nbtoolkit.tracking import NbToolkitWarning, _check_name, _require
+from nbtoolkit.tracking import NbToolkitWarning, _require, check_name
 
 
 def check_artifact_name(name: str) -> str:
     """Validate an artifact name: a relative POSIX path without ``..``, control characters or ``\\``."""
-    _check_name(name, "Artifact")
+    check_name(name, "Artifact")
     p = PurePosixPath(name)
     if p.is_absolute() or "\\" in name or any(part in ("..", "") for part in name.split("/")) or name.startswith("."):
         raise InputError(

@@ -14,7 +14,8 @@ survive pickling across processes (sweeps run in worker processes and on Dask cl
     │   ├── RunNotFoundError        no run (or baseline) matches an id, prefix or name
     │   │   └── AmbiguousRunIdError a prefix matches several runs
     │   ├── ParameterError          unknown or malformed notebook parameters
-    │   └── NoActiveRunError        log_* called outside a run
+    │   ├── NoActiveRunError        log_* called outside a run
+    │   └── SignatureError          input to Bundle.predict does not match the model's signature
     ├── StoreError                  the project store cannot serve the request
     │   ├── SchemaVersionError      store written by a newer nbtoolkit
     │   └── ArtifactIntegrityError  an artifact's bytes do not match its digest
@@ -24,6 +25,9 @@ survive pickling across processes (sweeps run in worker processes and on Dask cl
         ├── GateError               the run is not vetted for export
         │   └── PromotionRefused    a promotion or rollback failed its gates
         └── BundleIntegrityError    a bundle was changed, is incomplete or unsafe
+
+    UserWarning
+    └── NbToolkitWarning            recorded differently from how it was given (not an error)
 """
 
 from __future__ import annotations
@@ -141,6 +145,26 @@ class NoActiveRunError(InputError):
         return (
             f"nbtk.{self.function}() needs an active run. Call it inside an %%experiment cell "
             "or a `with nbtk.start_run('name'):` block."
+        )
+
+
+class SignatureError(InputError):
+    """Input passed to ``Bundle.predict`` does not match the model's signature.
+
+    Attributes:
+        problems: one line per mismatch, each naming the column (or the shape / dtype).
+    """
+
+    problems: list[str]
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__(problems=list(problems))
+
+    def describe(self) -> str:
+        return (
+            "Input does not match the model's signature (signature.json): "
+            + "; ".join(self.problems)
+            + ". Pass data shaped like the sample input logged with the model."
         )
 
 
@@ -268,3 +292,7 @@ class PromotionRefused(GateError):
     def describe(self) -> str:
         lines = "\n".join(f"  - {u}" for u in self.unmet)
         return f"Promotion of {self.model} {self.version} to {self.alias} refused:\n{lines}"
+
+
+class NbToolkitWarning(UserWarning):
+    """Something was recorded differently from how it was given (e.g. a repr for a non-JSON value)."""

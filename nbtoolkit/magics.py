@@ -16,10 +16,20 @@ from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, magics_class
+from IPython.display import display
 
 from nbtoolkit import _json
+from nbtoolkit.declaration import LiteralAssignment, build_declaration, literal_assignment_nodes
+from nbtoolkit.display import RunSummary
 from nbtoolkit.errors import InputError
-from nbtoolkit.notebook import PAPERMILL_INJECTED_HEADER, literal_values, parameter_names
+from nbtoolkit.notebook import (
+    PAPERMILL_INJECTED_HEADER,
+    literal_values,
+    parameter_names,
+    parameters_cell,
+)
+from nbtoolkit.tracking import close_run, open_run, status_for
+from nbtoolkit.widgets.progress import attach_progress
 
 
 def detect_notebook_path(user_ns: dict[str, Any]) -> str | None:
@@ -45,8 +55,6 @@ def _notebooks_matching_history(user_ns: dict[str, Any], *, limit: int = 50) -> 
     history = {s.strip() for s in user_ns.get("In", []) or [] if isinstance(s, str) and s.strip()}
     if not history:
         return []
-    from nbtoolkit.notebook import parameters_cell
-
     found = []
     for path in sorted(Path.cwd().glob("*.ipynb"))[:limit]:
         try:
@@ -84,18 +92,32 @@ def notebook_parameters(user_ns: dict[str, Any], notebook_path: str | None, inje
     return out
 
 
-def _top_literals(tree: ast.Module) -> list[tuple[int, str, Any]]:
-    """(index, name, value) of the leading ``name = literal`` statements."""
-    found = []
-    for i, node in enumerate(tree.body):
-        if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
-            break
-        try:
-            value = ast.literal_eval(node.value)
-        except (ValueError, SyntaxError, TypeError, RecursionError):
-            break
-        found.append((i, node.targets[0].id, value))
-    return found
+def _assigned_name(node: ast.stmt) -> str | None:
+    """The one plain name a statement assigns (``a = ...`` or ``a: T = ...``), else ``None``."""
+    target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else (
+        node.target if isinstance(node, ast.AnnAssign) else None)
+    return target.id if isinstance(target, ast.Name) else None
+
+
+def _apply_cell_literals(tree: ast.Module | None, literals: list[LiteralAssignment],
+                         injected: dict[str, Any], params: dict[str, Any],
+                         user_ns: dict[str, Any]) -> None:
+    """Record the cell's top literals as params; the runner's injected values win over them.
+
+    An injected name's assignment is replaced by ``pass`` in ``tree`` so the cell's default
+    does not overwrite the runner's value.
+    """
+    dropped = {(a.lineno, a.name) for a in literals if a.name in injected}
+    for a in literals:
+        if a.name in injected:
+            params[a.name] = user_ns[a.name] = injected[a.name]
+        else:
+            params[a.name] = a.value
+    if tree is None or not dropped:
+        return
+    for index, node in enumerate(tree.body):
+        if (node.lineno, _assigned_name(node)) in dropped:
+            tree.body[index] = ast.Pass(lineno=node.lineno, col_offset=node.col_offset)
 
 
 def run_experiment_cell(shell: Any, line: str, cell: str) -> Any:
@@ -104,18 +126,13 @@ def run_experiment_cell(shell: Any, line: str, cell: str) -> Any:
     Returns:
         The :class:`~nbtoolkit.display.RunSummary` that was displayed.
     """
-    from IPython.display import display
-
-    from nbtoolkit.declaration import build_declaration
-    from nbtoolkit.display import RunSummary
-    from nbtoolkit.tracking import close_run, open_run, status_for
-
     try:
         declaration, body = build_declaration(line, cell)
     except InputError as exc:
         raise UsageError(str(exc)) from None
 
     user_ns = shell.user_ns
+    literals = literal_assignment_nodes(body)
     # IPython syntax in the body (%time, !cmd) becomes plain Python, line numbers unchanged
     body = shell.transform_cell(body) if hasattr(shell, "transform_cell") else body
     try:
@@ -126,23 +143,13 @@ def run_experiment_cell(shell: Any, line: str, cell: str) -> Any:
     injected = injected_parameters(user_ns)
     notebook_path = detect_notebook_path(user_ns)
     params = notebook_parameters(user_ns, notebook_path, injected)
-    if tree is not None:
-        for index, name, value in _top_literals(tree):
-            if name in injected:
-                # the runner's value wins over the cell's default: drop the assignment
-                params[name] = injected[name]
-                user_ns[name] = injected[name]
-                tree.body[index] = ast.Pass(lineno=tree.body[index].lineno, col_offset=0)
-            else:
-                params[name] = value
+    _apply_cell_literals(tree, literals, injected, params, user_ns)
 
     source = "papermill" if os.environ.get("NBTOOLKIT_RUN_ID") else "kernel"
     try:
         run = open_run(declaration, source=source, notebook_path=notebook_path, params=params)
     except InputError as exc:
         raise UsageError(str(exc)) from None
-
-    from nbtoolkit.widgets.progress import attach_progress
 
     progress = attach_progress(run)  # live step-metric display, created on the first step
     filename = shell.compile.cache(cell) if hasattr(shell, "compile") else "<experiment>"

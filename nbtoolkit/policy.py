@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from nbtoolkit.config import Settings, load_settings
-from nbtoolkit.display import esc, fmt_number
 from nbtoolkit.errors import ConfigError
+from nbtoolkit.html import PALETTE, colour, esc, fmt_number
 
 if TYPE_CHECKING:
     from nbtoolkit.store import RunRecord
@@ -145,7 +145,7 @@ def padded(html_text: str) -> str:
 
     Safe on generated HTML only: user text in it is escaped, so no literal tags come from data.
     """
-    cell = 'style="padding:2px 10px;text-align:left;border-bottom:1px solid #d0d7de"'
+    cell = f'style="padding:2px 10px;text-align:left;border-bottom:1px solid {PALETTE["border"]}"'
     return (
         html_text.replace("<table>", '<table style="border-collapse:collapse;margin:4px 0">')
         .replace("<td>", f"<td {cell}>")
@@ -156,20 +156,20 @@ def padded(html_text: str) -> str:
 def sla_table_html(report: SlaReport) -> str:
     """An HTML table: one row per rule with observed, allowed and pass/breach (escaped)."""
     if not report.rules:
-        return '<p style="color:#57606a">No SLA configured ([tool.nbtoolkit.sla]).</p>'
+        return f'<p style="color:{PALETTE["grey"]}">No SLA configured ([tool.nbtoolkit.sla]).</p>'
     breached = {(b.metric, b.bound) for b in report.breaches}
     rows = []
     for r in report.rules:
         if r.metric in report.missing:
-            state, color = "not measured", "#9a6700"
+            state = "not measured"
         elif (r.metric, r.bound) in breached:
-            state, color = "breach", "#cf222e"
+            state = "breach"
         else:
-            state, color = "ok", "#1a7f37"
+            state = "ok"
         op = "≥" if r.bound == "min" else "≤"
         rows.append(
             f"<tr><td>{esc(r.metric)}</td><td>{fmt_number(report.observed.get(r.metric))}</td>"
-            f"<td>{op} {fmt_number(r.limit)}</td><td><b style=\"color:{color}\">{esc(state)}</b></td></tr>"
+            f"<td>{op} {fmt_number(r.limit)}</td><td><b style=\"color:{colour(state)}\">{esc(state)}</b></td></tr>"
         )
     return padded(
         "<table><thead><tr><th>metric</th><th>observed</th>"

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from nbtoolkit.config import Settings
-from nbtoolkit.display import esc
 from nbtoolkit.errors import InputError
+from nbtoolkit.html import esc
 from nbtoolkit.store import Store, open_store
 from nbtoolkit.store.models import ModelVersion, Move
 

@@ -1,10 +1,9 @@
-"""The active run and the ``log_*`` API.
+"""Opening and closing runs, the stack of active runs, and the ``log_*`` API.
 
 A run is opened by the ``%%experiment`` magic, by :func:`start_run` in scripts, or adopted from a
 runner (``nbtk run`` pre-creates the run and passes ``NBTOOLKIT_RUN_ID`` to the kernel, so the
-kernel's data and the runner's data are one run). Metric values are buffered in memory and
-flushed in batches by a background thread (every second, and at the end), which also keeps the
-run's heartbeat fresh so a dead process is detected.
+kernel's data and the runner's data are one run). The run itself, its buffered metrics and its
+verdict at closing live in :mod:`nbtoolkit.active_run`.
 """
 
 from __future__ import annotations
@@ -12,199 +11,26 @@ from __future__ import annotations
 import contextlib
 import os
 import random
-import threading
-import time
+import sys
 import traceback
-import warnings
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from nbtoolkit import _json
+from nbtoolkit.active_run import ActiveRun, check_name, clean_params, jsonable_param
 from nbtoolkit.baselines import resolve_baseline
 from nbtoolkit.config import Settings, load_settings
-from nbtoolkit.errors import InputError, NoActiveRunError
+from nbtoolkit.declaration import Declaration, make_declaration
+from nbtoolkit.envlock import EnvLock, capture_lock
+from nbtoolkit.errors import InputError, NbToolkitWarning, NoActiveRunError
+from nbtoolkit.notebook import notebook_hash
+from nbtoolkit.store import DataRef, Store, open_store
 
-if TYPE_CHECKING:
-    from nbtoolkit.declaration import Declaration
-    from nbtoolkit.envlock import EnvLock
-    from nbtoolkit.store import Store
-    from nbtoolkit.verdict import Verdict
-
-FLUSH_INTERVAL_S = 1.0
-HEARTBEAT_INTERVAL_S = 15.0
-MAX_BUFFER = 50_000
-
-
-class NbToolkitWarning(UserWarning):
-    """Something was recorded differently from how it was given (e.g. a repr for a non-JSON value)."""
-
-
-def _check_name(name: Any, what: str) -> str:
-    if not isinstance(name, str) or not name:
-        raise InputError(f"{what} names must be non-empty strings, got {name!r}.")
-    if len(name) > 255:
-        raise InputError(f"{what} name {name[:40]!r}... is {len(name)} characters; use at most 255.")
-    bad = next((c for c in name if ord(c) < 32 or ord(c) == 127), None)
-    if bad is not None:
-        raise InputError(f"{what} name {name!r} contains the control character {bad!r}; remove it.")
-    return name
-
-
-def _metric_value(name: str, value: Any) -> float:
-    if isinstance(value, bool):
-        return float(value)
-    try:
-        result = float(value)
-    except (TypeError, ValueError):
-        raise InputError(
-            f"Metric {name!r} must be a number (int, float or numpy scalar), got "
-            f"{type(value).__name__}; log text with nbtk.log_params or tags instead."
-        ) from None
-    if getattr(value, "ndim", 0) not in (0, None):
-        raise InputError(f"Metric {name!r} must be a single number, got an array; log one value per step.")
-    return result
-
-
-def jsonable_param(name: str, value: Any) -> Any:
-    """JSON form of a parameter value; a repr (with a warning) when it has none."""
-    try:
-        return _json.to_jsonable(value)
-    except (_json.NotSerializable, RecursionError):
-        warnings.warn(
-            f"Parameter {name!r} ({type(value).__name__}) is not JSON-serialisable; recorded as its repr.",
-            NbToolkitWarning,
-            stacklevel=3,
-        )
-        return repr(value)
-
-
-@dataclass
-class ActiveRun:
-    """A run being recorded in this process. Returned by :func:`start_run` and :func:`current_run`."""
-
-    run_id: str
-    experiment: str
-    store: Store
-    settings: Settings
-    declaration: Declaration
-    baseline_run_id: str | None = None
-    baseline_reason: str | None = None
-    lock: EnvLock | None = None
-    params: dict[str, Any] = field(default_factory=dict)
-    metrics: dict[str, float] = field(default_factory=dict)
-    status: str = "running"
-    verdict: Verdict | None = None
-    error: str | None = None
-    _steps: dict[str, int] = field(default_factory=dict)
-    _buffer: list[tuple[str, float, int | None, float]] = field(default_factory=list)
-    _buffer_lock: threading.Lock = field(default_factory=threading.Lock)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-    _listeners: list[Callable[[str, float, int | None], None]] = field(default_factory=list)
-
-    # -------------------------------------------------------------- background flushing
-    def _start_flusher(self) -> None:
-        self._thread = threading.Thread(target=self._flush_loop, name=f"nbtk-flush-{self.run_id[:8]}", daemon=True)
-        self._thread.start()
-
-    def _flush_loop(self) -> None:
-        last_beat = time.monotonic()
-        while not self._stop.wait(FLUSH_INTERVAL_S):
-            try:
-                self.flush()
-                if time.monotonic() - last_beat >= HEARTBEAT_INTERVAL_S:
-                    self.store.heartbeat(self.run_id)
-                    last_beat = time.monotonic()
-            except Exception:  # never kill the user's cell from the background thread
-                traceback.print_exc()
-
-    def flush(self) -> None:
-        """Write buffered metric values to the store now."""
-        with self._buffer_lock:
-            batch, self._buffer = self._buffer, []
-        if batch:
-            self.store.log_metrics(self.run_id, batch)
-
-    def _stop_flusher(self) -> None:
-        self._stop.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=10)
-        self.flush()
-
-    # -------------------------------------------------------------- logging
-    def add_listener(self, fn: Callable[[str, float, int | None], None]) -> None:
-        """Call ``fn(name, value, step)`` for every metric value logged (live progress)."""
-        self._listeners.append(fn)
-
-    def remove_listener(self, fn: Callable[[str, float, int | None], None]) -> None:
-        with contextlib.suppress(ValueError):
-            self._listeners.remove(fn)
-
-    def log_metric(self, name: str, value: Any, step: int | None = None) -> None:
-        _check_name(name, "Metric")
-        fval = _metric_value(name, value)
-        if step is not None:
-            if isinstance(step, bool) or not isinstance(step, int):
-                try:
-                    step = int(step)  # numpy integers
-                except (TypeError, ValueError):
-                    raise InputError(f"step for metric {name!r} must be an integer, got {step!r}.") from None
-            last = self._steps.get(name)
-            if last is None or step >= last:
-                self._steps[name] = step
-                self.metrics[name] = fval
-        else:
-            self.metrics[name] = fval
-        with self._buffer_lock:
-            self._buffer.append((name, fval, step, time.time()))
-            full = len(self._buffer) >= MAX_BUFFER
-        if full:
-            self.flush()
-        for fn in self._listeners:
-            fn(name, fval, step)
-
-    def log_params(self, values: Mapping[str, Any]) -> None:
-        clean = {}
-        for name, value in values.items():
-            _check_name(name, "Parameter")
-            clean[name] = jsonable_param(name, value)
-        self.params.update(clean)
-        self.store.log_params(self.run_id, clean)
-
-    def set_tags(self, values: Mapping[str, Any]) -> None:
-        tags = {_check_name(k, "Tag"): str(v) for k, v in values.items()}
-        self.store.set_tags(self.run_id, tags)
-
-    # -------------------------------------------------------------- closing
-    def close(self, status: str, *, error: str | None = None) -> None:
-        """Flush, evaluate the verdict (for finished runs) and record the terminal status."""
-        from nbtoolkit.verdict import compute_verdict
-
-        self._stop_flusher()
-        verdict = None
-        try:
-            verdict = compute_verdict(self)
-        except Exception as exc:  # a verdict problem must not lose the run
-            warnings.warn(f"Could not evaluate the verdict: {exc}", NbToolkitWarning, stacklevel=2)
-        self.verdict = verdict
-        self.status = status
-        self.error = error
-        self.store.finish_run(
-            self.run_id,
-            status=status,
-            verdict=verdict.status if verdict is not None else None,
-            verdict_detail=verdict.to_dict() if verdict is not None else None,
-            error=error,
-        )
-
-    def record(self) -> Any:
-        """The stored :class:`~nbtoolkit.store.RunRecord` of this run."""
-        return self.store.get_runs([self.run_id])[0]
-
-    def __repr__(self) -> str:
-        return f"<ActiveRun {self.run_id[:8]} experiment={self.experiment!r} status={self.status!r}>"
-
+__all__ = [
+    "ActiveRun", "NbToolkitWarning", "check_name", "close_run", "current_run", "jsonable_param",
+    "log", "log_metric", "log_params", "open_run", "resolve_baseline", "seed", "set_tags",
+    "start_run", "status_for",
+]
 
 _stack: list[ActiveRun] = []
 _pending_seeds: dict[str, int] = {}
@@ -246,82 +72,27 @@ def open_run(
     environment lock, stores it (deduplicated) with the uncommitted git diff, and either creates
     a run or adopts the one a runner created for this kernel.
     """
-    from nbtoolkit.envlock import capture_lock
-    from nbtoolkit.notebook import notebook_hash
-    from nbtoolkit.store import DataRef, open_store
-
     settings = settings or load_settings()
     store = store or open_store(settings)
     baseline_run_id, baseline_reason = resolve_baseline(store, declaration.baseline)
-
     seeds = dict(_pending_seeds)
     if declaration.seed is not None:
         seeds["seed"] = declaration.seed
         _apply_seed(declaration.seed)
     lock = capture_lock(settings, notebook_path=notebook_path, seeds=seeds)
     store.put_lock(lock.hash, lock.to_dict())
-
-    nb_hash = None
-    if notebook_path:
-        with contextlib.suppress(OSError, ValueError):
-            nb_hash = notebook_hash(notebook_path)
-
-    runner_run_id, _ = _injected_from_env()
-    decl = declaration.to_dict()
-    clean_params: dict[str, Any] = {}
-    if runner_run_id and runner_run_id not in _adopted and store.run_exists(runner_run_id):
-        _adopted.add(runner_run_id)
-        run_id = runner_run_id
-        columns: dict[str, Any] = {
-            "declaration": decl,
-            "baseline_ref": declaration.baseline,
-            "baseline_run_id": baseline_run_id,
-            "lock_hash": lock.hash,
-        }
-        if nb_hash:  # keep the runner's hash when the kernel cannot read the notebook
-            columns["notebook_hash"] = nb_hash
-        store.adopt_run(run_id, experiment=declaration.experiment, **columns)
-    else:
-        clean_params = _clean_params(params or {})
-        run_id = store.create_run(
-            experiment=declaration.experiment,
-            declaration=decl,
-            source=source,
-            baseline_ref=declaration.baseline,
-            baseline_run_id=baseline_run_id,
-            notebook_path=str(notebook_path) if notebook_path else None,
-            notebook_hash=nb_hash,
-            lock_hash=lock.hash,
-            params=clean_params,
-        )
-        params = None  # recorded with the run
-
-    run = ActiveRun(
-        run_id=run_id,
-        experiment=declaration.experiment,
-        store=store,
-        settings=settings,
-        declaration=declaration,
-        baseline_run_id=baseline_run_id,
-        baseline_reason=baseline_reason,
-        lock=lock,
-    )
+    run_id, recorded = _create_or_adopt(
+        store, declaration, source=source, notebook_path=notebook_path, params=params,
+        baseline_run_id=baseline_run_id, lock_hash=lock.hash)
+    run = ActiveRun(run_id=run_id, experiment=declaration.experiment, store=store,
+                    settings=settings, declaration=declaration, baseline_run_id=baseline_run_id,
+                    baseline_reason=baseline_reason, lock=lock)
     try:
-        if lock.git_diff:
-            store.put_text_artifact(run_id, name="git.diff", kind="diff", text=lock.git_diff, media_type="text/x-diff")
-        dvc_refs = [
-            DataRef(str(d["path"]), str(d.get("source", "dvc")), str(d["md5"]), "md5", d.get("size"))
-            for d in (lock.data.get("data") or [])
-            if d.get("md5")
-        ]
-        store.add_datasets(run_id, dvc_refs)
-        if declaration.tags:
-            run.set_tags(declaration.tags)
-        if seeds:
-            store.merge_extra(run_id, {"seeds": seeds})
-        run.params.update(clean_params)
-        if params:
-            run.log_params(params)
+        _record_context(run, lock, seeds)
+        if recorded is not None:
+            run.params.update(recorded)  # stored with the new run
+        elif params:
+            run.log_params(params)  # an adopted run: log them now
     except BaseException:
         # never leave a run 'running' when opening it failed half-way
         store.finish_run(run_id, status="failed", error=traceback.format_exc(), only_if_running=True)
@@ -332,9 +103,66 @@ def open_run(
     return run
 
 
-def _clean_params(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Validated names and JSON forms of parameter values (see :meth:`ActiveRun.log_params`)."""
-    return {_check_name(name, "Parameter"): jsonable_param(name, value) for name, value in values.items()}
+def _create_or_adopt(
+    store: Store,
+    declaration: Declaration,
+    *,
+    source: str,
+    notebook_path: str | None,
+    params: Mapping[str, Any] | None,
+    baseline_run_id: str | None,
+    lock_hash: str,
+) -> tuple[str, dict[str, Any] | None]:
+    """Create the run row, or adopt the one a runner created for this kernel.
+
+    Returns:
+        ``(run_id, the params recorded with a new run)``; ``None`` for an adopted run, whose
+        params are still to log.
+    """
+    nb_hash = None
+    if notebook_path:
+        with contextlib.suppress(OSError, ValueError):
+            nb_hash = notebook_hash(notebook_path)
+    runner_run_id, _ = _injected_from_env()
+    decl = declaration.to_dict()
+    if runner_run_id and runner_run_id not in _adopted and store.run_exists(runner_run_id):
+        _adopted.add(runner_run_id)
+        columns: dict[str, Any] = {"declaration": decl, "baseline_ref": declaration.baseline,
+                                   "baseline_run_id": baseline_run_id, "lock_hash": lock_hash}
+        if nb_hash:  # keep the runner's hash when the kernel cannot read the notebook
+            columns["notebook_hash"] = nb_hash
+        store.adopt_run(runner_run_id, experiment=declaration.experiment, **columns)
+        return runner_run_id, None
+    recorded = clean_params(params or {})
+    run_id = store.create_run(
+        experiment=declaration.experiment,
+        declaration=decl,
+        source=source,
+        baseline_ref=declaration.baseline,
+        baseline_run_id=baseline_run_id,
+        notebook_path=str(notebook_path) if notebook_path else None,
+        notebook_hash=nb_hash,
+        lock_hash=lock_hash,
+        params=recorded,
+    )
+    return run_id, recorded
+
+
+def _record_context(run: ActiveRun, lock: EnvLock, seeds: Mapping[str, int]) -> None:
+    """Store what surrounds a new run: the git diff, DVC data, declared tags and seeds."""
+    store, run_id = run.store, run.run_id
+    if lock.git_diff:
+        store.put_text_artifact(run_id, name="git.diff", kind="diff", text=lock.git_diff, media_type="text/x-diff")
+    dvc_refs = [
+        DataRef(str(d["path"]), str(d.get("source", "dvc")), str(d["md5"]), "md5", d.get("size"))
+        for d in (lock.data.get("data") or [])
+        if d.get("md5")
+    ]
+    store.add_datasets(run_id, dvc_refs)
+    if run.declaration.tags:
+        run.set_tags(run.declaration.tags)
+    if seeds:
+        store.merge_extra(run_id, {"seeds": seeds})
 
 
 def close_run(run: ActiveRun, status: str, *, error: str | None = None) -> None:
@@ -384,8 +212,6 @@ def start_run(
         CriteriaError: a success criterion does not parse (before the block runs).
         RunNotFoundError: the baseline names nothing known (before the block runs).
     """
-    from nbtoolkit.declaration import make_declaration
-
     declaration = make_declaration(
         experiment,
         hypothesis=hypothesis,
@@ -437,8 +263,6 @@ def set_tags(tags: Mapping[str, Any] | None = None, /, **kwargs: Any) -> None:
 
 
 def _apply_seed(n: int) -> dict[str, int]:
-    import sys
-
     random.seed(n)
     applied = {"python": n}
     try:

@@ -12,19 +12,19 @@ close, and ``>``/``<`` need them to differ by more.
 
 from __future__ import annotations
 
-import dataclasses
-import html
 import math
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
+from nbtoolkit import stats
 from nbtoolkit.criteria import Criterion
+from nbtoolkit.html import colour, esc
+from nbtoolkit.stats.interval import Interval
 
 if TYPE_CHECKING:
     from nbtoolkit.store import Store
-    from nbtoolkit.tracking import ActiveRun
 
 Status = Literal["pass", "fail", "inconclusive"]
 VerdictStatus = Literal["supported", "rejected", "inconclusive"]
@@ -55,35 +55,6 @@ def _as_float(value: Any) -> float | None:
         return None if isinstance(value, (str, bytes)) else float(value)
     except (TypeError, ValueError):
         return None
-
-
-@dataclass(frozen=True)
-class Interval:
-    """A confidence interval, e.g. of the difference between a run's metric and its baseline's."""
-
-    low: float
-    high: float
-    level: float = 0.95
-    method: str = "bootstrap"
-    n_resamples: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.low > self.high:
-            raise ValueError(f"interval low {self.low} is above its high {self.high}")
-
-    def describe(self) -> str:
-        """Return e.g. ``"95% interval [0.001, 0.04]"``."""
-        return f"{self.level * 100:g}% interval [{self.low:.6g}, {self.high:.6g}]"
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-serialisable dict."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Interval:
-        """Rebuild from :meth:`to_dict` output."""
-        return cls(low=float(d["low"]), high=float(d["high"]), level=float(d.get("level", 0.95)),
-                   method=str(d.get("method", "bootstrap")), n_resamples=d.get("n_resamples"))
 
 
 @dataclass(frozen=True)
@@ -239,9 +210,7 @@ class Verdict:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        e = html.escape
-        colour = {"supported": "#1a7f37", "pass": "#1a7f37", "rejected": "#cf222e",
-                  "fail": "#cf222e", "inconclusive": "#9a6700"}
+        e = esc
 
         def num(x: float | None) -> str:
             return "" if x is None else e(_show(x))
@@ -250,7 +219,7 @@ class Verdict:
             f"<tr><td><code>{e(r.criterion.text)}</code></td><td>{num(r.observed)}</td>"
             f"<td>{num(r.baseline)}</td><td>{num(r.bar)}</td><td>{num(r.difference)}"
             f"{' ' + e(r.interval.describe()) if r.interval else ''}</td>"
-            f'<td style="color:{colour.get(r.status, "inherit")};font-weight:bold">'
+            f'<td style="color:{colour(r.status)};font-weight:bold">'
             f"{e(r.status)}</td><td>{e(r.reason)}</td></tr>"
             for r in self.results
         )
@@ -259,7 +228,7 @@ class Verdict:
         table = (f'<table class="nbtk-criteria"><thead><tr>{head}</tr></thead>'
                  f"<tbody>{rows}</tbody></table>") if rows else ""
         return (f'<div class="nbtk-verdict nbtk-verdict-{e(self.status)}"><p><strong '
-                f'style="color:{colour.get(self.status, "inherit")}">Verdict: {e(self.status)}'
+                f'style="color:{colour(self.status)}">Verdict: {e(self.status)}'
                 f"</strong> &mdash; {e(self.reason)}</p>{table}</div>")
 
 
@@ -322,15 +291,7 @@ def difference_intervals(
     """
     if baseline_run_id is None or not any(c.uses_baseline for c in criteria):
         return {}
-    try:
-        from nbtoolkit import stats
-    except ImportError:
-        return {}
-    compute = getattr(stats, "criteria_intervals", None)
-    if compute is None:
-        return {}
-    result: dict[str, Interval] = compute(store, run_id, baseline_run_id, criteria)
-    return result
+    return stats.criteria_intervals(store, run_id, baseline_run_id, criteria)
 
 
 def evaluate_run(
@@ -354,14 +315,3 @@ def evaluate_run(
         intervals=difference_intervals(store, run_id, baseline_run_id, criteria),
     )
 
-
-def compute_verdict(run: ActiveRun) -> Verdict:
-    """The verdict of an active run at the moment it closes."""
-    return evaluate_run(
-        run.store,
-        run.declaration.criteria,
-        run.metrics,
-        run_id=run.run_id,
-        baseline_run_id=run.baseline_run_id,
-        baseline_reason=run.baseline_reason or ("no baseline declared" if run.declaration.baseline is None else None),
-    )

@@ -12,8 +12,6 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 PACKAGE = Path(__file__).resolve().parents[1] / "nbtoolkit"
 
 
@@ -144,10 +142,6 @@ def test_export_stability_and_registry_form_no_circle() -> None:
     assert bad == [], "import cycles:\n" + _describe(bad)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="circles (b),(c) removed by the front-half change; also server <-> server.handlers (API_PREFIX)",
-)
 def test_the_package_has_no_import_cycle() -> None:
     found = cycles(import_graph())
     assert found == [], "import cycles:\n" + _describe(found)

@@ -54,6 +54,35 @@ def test_init_creates_store_and_config(tmp_path: Path) -> None:
     assert (root / ".gitignore").read_text(encoding="utf-8").count(".nbtoolkit/") == 1
 
 
+def test_init_keeps_an_existing_pyproject_as_written(tmp_path: Path) -> None:
+    root = tmp_path / "kept"
+    root.mkdir()
+    before = (
+        "# the project's own comment\n[project]\nname = \"kept\"   # aligned comment\n"
+        "\n[tool.ruff]\nline-length = 100\n"
+    )
+    (root / "pyproject.toml").write_text(before, encoding="utf-8")
+    out = _ok(nbtk_cli("init", cwd=root, env={"NBTOOLKIT_STORE": ""}))
+    assert "Added [tool.nbtoolkit]" in out
+    after = (root / "pyproject.toml").read_text(encoding="utf-8")
+    assert after.startswith(before)  # formatting and comments untouched
+    import tomllib
+
+    tool = tomllib.loads(after)["tool"]
+    assert tool["ruff"] == {"line-length": 100}
+    assert tool["nbtoolkit"]["export"] == {"require_reproduced": False}
+    assert "# where runs and artifacts live" in after
+
+
+def test_init_refuses_a_broken_pyproject(tmp_path: Path) -> None:
+    root = tmp_path / "broken"
+    root.mkdir()
+    (root / "pyproject.toml").write_text("[project\nname = 1\n", encoding="utf-8")
+    err = _usage_error(nbtk_cli("init", cwd=root, env={"NBTOOLKIT_STORE": ""}))
+    assert "pyproject.toml is not valid TOML" in err and "fix" in err
+    assert (root / "pyproject.toml").read_text(encoding="utf-8") == "[project\nname = 1\n"
+
+
 def test_runs_json_table_where_and_show(project: Path) -> None:
     a, b, c = _seed_runs(project)
     data = json.loads(_ok(nbtk_cli("runs", "--json", cwd=project)))

@@ -12,7 +12,8 @@ import pytest
 
 from nbtoolkit.criteria import Criterion, parse_criteria, parse_criterion
 from nbtoolkit.errors import CriteriaError, InputError
-from nbtoolkit.verdict import CriterionResult, Interval, Verdict, evaluate
+from nbtoolkit.stats import Interval
+from nbtoolkit.verdict import CriterionResult, Verdict, evaluate
 
 # ------------------------------------------------------------------------------ parsing forms
 

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import MutableMapping
+from pathlib import Path
 from typing import Any
 
 import click
 
+from nbtoolkit._io import atomic_write_text
 from nbtoolkit.cli import cli, settings_from, store_from
 from nbtoolkit.cli.lineage import find_sweep, lineage_lines, missing_run_or_sweep, show_sweep
-from nbtoolkit.errors import AmbiguousRunIdError, RunNotFoundError
-from nbtoolkit.store.lineage import LINEAGE_KINDS
+from nbtoolkit.errors import AmbiguousRunIdError, ConfigError, RunNotFoundError
+from nbtoolkit.html import fmt_number
+from nbtoolkit.store.lineage import LINEAGE_KINDS, lineage_kind
 
 TOOL_SECTION = """
 [tool.nbtoolkit]
@@ -34,11 +38,42 @@ def _console() -> Any:
 
 
 def _num(value: Any) -> str:
-    from nbtoolkit.display import fmt_number
-
     if isinstance(value, float) and math.isnan(value):
         return ""
     return fmt_number(value)
+
+
+def _add_tool_section(pyproject: Path) -> bool:
+    """Add :data:`TOOL_SECTION` to ``pyproject`` unless it has ``[tool.nbtoolkit]``.
+
+    The file is edited with tomlkit, so its formatting and comments stay as they were.
+
+    Returns:
+        Whether the section was added.
+
+    Raises:
+        ConfigError: the existing file is not valid TOML.
+    """
+    import tomlkit
+    from tomlkit.exceptions import TOMLKitError
+
+    text = pyproject.read_text(encoding="utf-8") if pyproject.exists() else ""
+    try:
+        doc = tomlkit.parse(text)
+    except TOMLKitError as exc:
+        raise ConfigError(f"{pyproject} is not valid TOML ({exc}); fix it, then run `nbtk init` again.") from None
+    tool = doc.get("tool")
+    if tool is not None and not isinstance(tool, MutableMapping):
+        raise ConfigError(f"`tool` in {pyproject} is not a table; make it one, then run `nbtk init` again.")
+    if tool is not None and "nbtoolkit" in tool:
+        return False
+    section = tomlkit.parse(TOOL_SECTION)["tool"]
+    if tool is None:
+        doc["tool"] = section
+    else:
+        tool["nbtoolkit"] = section["nbtoolkit"]
+    atomic_write_text(pyproject, tomlkit.dumps(doc))
+    return True
 
 
 @cli.command()
@@ -48,10 +83,7 @@ def init(ctx: click.Context) -> None:
     settings = settings_from(ctx)
     store = store_from(ctx)
     pyproject = settings.root / "pyproject.toml"
-    text = pyproject.read_text(encoding="utf-8") if pyproject.exists() else ""
-    if "[tool.nbtoolkit]" not in text:
-        with open(pyproject, "a", encoding="utf-8") as fh:
-            fh.write(TOOL_SECTION)
+    if _add_tool_section(pyproject):
         click.echo(f"Added [tool.nbtoolkit] to {pyproject}")
     gitignore = settings.root / ".gitignore"
     lines = gitignore.read_text(encoding="utf-8").splitlines() if gitignore.exists() else []
@@ -89,6 +121,11 @@ def new(ctx: click.Context, name: str, output: str | None, baseline: str | None,
         )
 
 
+#: the keys of each ``nbtk runs --json`` item taken from :meth:`RunRecord.to_dict` (plus the
+#: lineage ``kind`` and the ``sweep_id`` of a sweep child)
+RUNS_JSON_KEYS = ("run_id", "experiment", "status", "verdict", "started", "ended", "params", "metrics")
+
+
 @cli.command("runs")
 @click.option("--experiment", "-e", multiple=True, help="Only these experiments (repeatable).")
 @click.option("--status", multiple=True, help="Only these statuses (repeatable).")
@@ -105,7 +142,6 @@ def runs_cmd(ctx: click.Context, experiment: tuple[str, ...], status: tuple[str,
     sweep child), cached (served from the run cache), reproduction, test or monitor.
     """
     from nbtoolkit.query import runs
-    from nbtoolkit.store.records import iso
 
     store = store_from(ctx)
     sweep_id = None
@@ -117,24 +153,13 @@ def runs_cmd(ctx: click.Context, experiment: tuple[str, ...], status: tuple[str,
     frame = runs(list(experiment) or None, status=list(status) or None, kind=list(kinds) or None, sweep=sweep_id,
                  where=where, limit=limit, store=store)
     if as_json:
+        ids = [str(r) for r in frame["run_id"]] if len(frame) else []
+        records = {r.run_id: r for r in store.get_runs(ids)}
         out = []
-        for row in frame.to_dict(orient="records"):
-            params = {k[7:]: _plain(v) for k, v in row.items() if k.startswith("params.") and not _missing(v)}
-            metrics = {k[8:]: _plain(v) for k, v in row.items() if k.startswith("metrics.") and not _missing(v)}
-            out.append(
-                {
-                    "run_id": row["run_id"],
-                    "experiment": row["experiment"],
-                    "status": row["status"],
-                    "verdict": None if _missing(row["verdict"]) else row["verdict"],
-                    "started": iso(row["started"].timestamp()) if not _missing(row["started"]) else None,
-                    "ended": iso(row["ended"].timestamp()) if not _missing(row["ended"]) else None,
-                    "kind": row["kind"],
-                    "sweep_id": None if _missing(row["sweep_id"]) else row["sweep_id"],
-                    "params": params,
-                    "metrics": metrics,
-                }
-            )
+        for i in ids:
+            if i in records:
+                rec, d = records[i], records[i].to_dict(lineage=False)
+                out.append({**{key: d[key] for key in RUNS_JSON_KEYS}, "kind": lineage_kind(rec.kind), "sweep_id": rec.parent_id})
         click.echo(json.dumps(out, indent=2, default=str, allow_nan=True))
         return
     from rich.table import Table
@@ -170,18 +195,13 @@ def _missing(value: Any) -> bool:
         return False
 
 
-def _plain(value: Any) -> Any:
-    item = getattr(value, "item", None)
-    return item() if callable(item) else value
-
-
 @cli.command()
 @click.argument("run")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole record as JSON.")
 @click.pass_context
 def show(ctx: click.Context, run: str, as_json: bool) -> None:
     """Show everything recorded for RUN (a run id or unique prefix, or a sweep id)."""
-    from nbtoolkit.display import run_card_text
+    from nbtoolkit.store.card import run_card_text
 
     store = store_from(ctx)
     try:

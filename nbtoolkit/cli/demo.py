@@ -17,8 +17,8 @@ def demo(folder: Path, force: bool, jobs: int) -> None:
     """Run the demo end to end: notebooks, sweep, reproduce, reports, export, promote."""
     from nbtoolkit.config import load_settings
     from nbtoolkit.demo import run_demo
-    from nbtoolkit.display import run_card_text
     from nbtoolkit.store import open_store
+    from nbtoolkit.store.card import run_card_text
 
     result = run_demo(folder, force=force, jobs=jobs, echo=click.echo)
     store = open_store(load_settings(result.folder, store=result.folder / ".nbtoolkit"))

@@ -77,9 +77,9 @@ def _init_worker() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
     signal.signal(signal.SIGTERM, _on_sigterm)
     skip_unused_optional_imports(UNUSED_IN_WORKERS)
-    from nbtoolkit.execute.engine import _engine
+    from nbtoolkit.execute.engine import engine_name
 
-    _engine()  # import papermill/nbclient while the parent prepares the runs
+    engine_name()  # import papermill/nbclient while the parent prepares the runs
 
 
 class _LocalSession:

@@ -17,15 +17,27 @@ The split follows where each step may run:
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from nbtoolkit import _json
+from nbtoolkit.errors import InputError, StoreError
+from nbtoolkit.execute.engine import (
+    engine_name,
+    last_started_cell,
+    mark_cell,
+    own_cells,
+    source_index,
+    stderr_of,
+    strip_ansi,
+)
+from nbtoolkit.html import coloured, esc
 
 if TYPE_CHECKING:
     from nbtoolkit.config import Settings
@@ -102,7 +114,7 @@ class RunOutcome:
     output_path: str | None = None
     cached_from: str | None = None
     warnings: tuple[str, ...] = ()
-    store: Any = field(default=None, repr=False, compare=False)
+    store: Store | None = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -110,7 +122,13 @@ class RunOutcome:
         return self.status == "finished"
 
     def record(self) -> RunRecord:
-        """The stored run."""
+        """The stored run.
+
+        Raises:
+            StoreError: the outcome was built without a store.
+        """
+        if self.store is None:
+            raise StoreError(f"run {self.run_id[:8]}'s outcome carries no store; open one with nbtk.get_run.")
         return self.store.get_run(self.run_id)
 
     def describe_failure(self) -> str:
@@ -139,15 +157,12 @@ class RunOutcome:
         return f"<RunOutcome {self.run_id[:8]} {Path(self.notebook).name} status={self.status!r}{extra}{cached}>"
 
     def _repr_html_(self) -> str:
-        from html import escape
-
-        colour = "#1a7f37" if self.ok else "#cf222e"
-        body = f"<b>{escape(Path(self.notebook).name)}</b> run <code>{escape(self.run_id[:8])}</code>: "
-        body += f"<span style='color:{colour}'>{escape(self.status)}</span>"
+        body = f"<b>{esc(Path(self.notebook).name)}</b> run <code>{esc(self.run_id[:8])}</code>: "
+        body += coloured(self.status, "pass" if self.ok else "fail", bold=False)
         if self.verdict:
-            body += f", verdict {escape(self.verdict)}"
+            body += f", verdict {esc(self.verdict)}"
         if not self.ok:
-            body += f"<pre>{escape(self.describe_failure())}</pre>"
+            body += f"<pre>{esc(self.describe_failure())}</pre>"
         return f"<div>{body}</div>"
 
 
@@ -220,27 +235,26 @@ def kernel_env(job: RunJob) -> dict[str, str]:
 
 
 # ---------------------------------------------------------------------------------- execute
+@dataclass
+class _Ending:
+    """How an execution ended, filled in step by step (see :class:`JobResult`)."""
+
+    status: str = "finished"
+    error: str | None = None
+    ename: str | None = None
+    evalue: str | None = None
+    index: int | None = None
+    source: str | None = None
+    traceback: str | None = None
+    stopped: bool = False
+
+
 def execute_job(job: RunJob) -> JobResult:
     """Execute one run in a fresh kernel and return what happened (never raises for notebook errors).
 
     A ``KeyboardInterrupt`` in this process (Ctrl-C, or SIGTERM in a worker) stops the kernel,
     keeps the output notebook and returns status ``interrupted``.
     """
-    import nbformat
-    import papermill
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
-    from papermill.exceptions import PapermillExecutionError
-
-    from nbtoolkit.execute.engine import (
-        _engine,
-        _last_started_cell,
-        _mark_cell,
-        _own_cells,
-        _source_index,
-        _stderr_of,
-        _strip,
-    )
-
     started = time.perf_counter()
     tmpdir = None
     output = job.output
@@ -249,15 +263,44 @@ def execute_job(job: RunJob) -> JobResult:
         output = os.path.join(tmpdir, "output.ipynb")
     Path(output).parent.mkdir(parents=True, exist_ok=True)
     err_log = tempfile.NamedTemporaryFile(prefix="nbtk-kernel-", suffix=".log", delete=False)  # noqa: SIM115
-    status, error, ename, evalue, index = "finished", None, None, None, None
-    source = tb = None
-    stopped = False
+    ending = _execute(job, output, err_log)
+    duration = time.perf_counter() - started
+    err_log.close()
+    kernel_log = Path(err_log.name).read_text(encoding="utf-8", errors="replace")
+    os.unlink(err_log.name)
+    data = _read_output(output, ending, kernel_log) if os.path.exists(output) else None
+    if tmpdir is not None:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    return JobResult(
+        run_id=job.run_id,
+        status=ending.status,
+        duration=duration,
+        error=ending.error,
+        ename=ending.ename,
+        evalue=ending.evalue,
+        cell_index=ending.index,
+        cell_source=ending.source,
+        traceback=ending.traceback,
+        notebook_bytes=data,
+        stopped=ending.stopped,
+        host=socket.gethostname(),
+        pid=os.getpid(),
+    )
+
+
+def _execute(job: RunJob, output: str, err_log: IO[bytes]) -> _Ending:
+    """Run papermill on the job's notebook; map each way it can end to an :class:`_Ending`."""
+    import papermill
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    from papermill.exceptions import PapermillExecutionError
+
+    e = _Ending()
     try:
         papermill.execute_notebook(
             job.notebook,
             output,
             parameters=dict(job.parameters),
-            engine_name=_engine(),
+            engine_name=engine_name(),
             kernel_name=job.kernel,
             progress_bar=False,
             execution_timeout=job.timeout,
@@ -265,70 +308,52 @@ def execute_job(job: RunJob) -> JobResult:
             kernel_start={"env": kernel_env(job), "cwd": job.cwd, "stderr": err_log, "stdout": err_log},
         )
     except PapermillExecutionError as exc:
-        ename, evalue = exc.ename, exc.evalue
-        tb = _strip("\n".join(exc.traceback or []))
-        status = "interrupted" if exc.ename == "KeyboardInterrupt" else "failed"
-        index, source = exc.cell_index, exc.source
-        error = f"{exc.ename}: {exc.evalue}".rstrip(": ")
+        e.ename, e.evalue = exc.ename, exc.evalue
+        e.traceback = strip_ansi("\n".join(exc.traceback or []))
+        e.status = "interrupted" if exc.ename == "KeyboardInterrupt" else "failed"
+        e.index, e.source = exc.cell_index, exc.source
+        e.error = f"{exc.ename}: {exc.evalue}".rstrip(": ")
     except CellTimeoutError as exc:
-        status, ename, evalue = "timed_out", "CellTimeoutError", f"a cell ran longer than {job.timeout:g} s"
-        error = f"Timed out: {evalue} (--timeout {job.timeout:g}). {exc}"
+        e.status, e.ename = "timed_out", "CellTimeoutError"
+        e.evalue = f"a cell ran longer than {job.timeout:g} s"
+        e.error = f"Timed out: {e.evalue} (--timeout {job.timeout:g}). {exc}"
     except DeadKernelError as exc:
-        status, ename, evalue = "crashed", "DeadKernelError", "the kernel died"
-        error = f"The kernel died while executing ({exc})."
+        e.status, e.ename, e.evalue = "crashed", "DeadKernelError", "the kernel died"
+        e.error = f"The kernel died while executing ({exc})."
     except KeyboardInterrupt:
-        status, ename, evalue = "interrupted", "KeyboardInterrupt", "execution was interrupted"
-        error = "Interrupted from outside the notebook (Ctrl-C or the sweep stopped)."
-        stopped = True
+        e.status, e.ename, e.evalue = "interrupted", "KeyboardInterrupt", "execution was interrupted"
+        e.error = "Interrupted from outside the notebook (Ctrl-C or the sweep stopped)."
+        e.stopped = True
     except Exception as exc:  # kernel failed to start, bad notebook, ...
-        status, ename, evalue = "failed", type(exc).__name__, str(exc)
-        error = f"Could not execute the notebook: {type(exc).__name__}: {exc}"
-    duration = time.perf_counter() - started
-    err_log.close()
-    kernel_log = Path(err_log.name).read_text(encoding="utf-8", errors="replace")
-    os.unlink(err_log.name)
+        e.status, e.ename, e.evalue = "failed", type(exc).__name__, str(exc)
+        e.error = f"Could not execute the notebook: {type(exc).__name__}: {exc}"
+    return e
 
-    data = None
-    if os.path.exists(output):
-        nb = nbformat.read(output, as_version=4)
-        cells = _own_cells(nb)
-        if status == "failed" and index is not None and index < len(cells):
-            if ename == "CellExecutionError" and not evalue:
-                # no error output (e.g. a failing magic): say what it printed instead
-                printed = _strip(_stderr_of(cells[index])).strip()
-                evalue = printed or "the cell failed without printing an error"
-                error = f"{ename}: {evalue}"
-        if status in ("crashed", "timed_out"):
-            last = _last_started_cell(nb)
-            if last is not None:
-                source = "".join(nb.cells[last].source)
-                index = last
-                _mark_cell(nb, last, "The kernel died here" if status == "crashed" else "This cell timed out")
-                nbformat.write(nb, output)
-        if status == "crashed" and kernel_log.strip():
-            error = f"{error}\nKernel log (last lines):\n" + "\n".join(kernel_log.strip().splitlines()[-10:])
-        if index is not None:
-            index = _source_index(cells, index)
-        data = Path(output).read_bytes()
-    if tmpdir is not None:
-        import shutil
 
-        shutil.rmtree(tmpdir, ignore_errors=True)
-    return JobResult(
-        run_id=job.run_id,
-        status=status,
-        duration=duration,
-        error=error,
-        ename=ename,
-        evalue=evalue,
-        cell_index=index,
-        cell_source=source,
-        traceback=tb,
-        notebook_bytes=data,
-        stopped=stopped,
-        host=socket.gethostname(),
-        pid=os.getpid(),
-    )
+def _read_output(output: str, e: _Ending, kernel_log: str) -> bytes:
+    """Complete ``e`` from the executed notebook (marking where a kernel died) and return its bytes."""
+    import nbformat
+
+    nb = nbformat.read(output, as_version=4)
+    cells = own_cells(nb)
+    if e.status == "failed" and e.index is not None and e.index < len(cells):
+        if e.ename == "CellExecutionError" and not e.evalue:
+            # no error output (e.g. a failing magic): say what it printed instead
+            printed = strip_ansi(stderr_of(cells[e.index])).strip()
+            e.evalue = printed or "the cell failed without printing an error"
+            e.error = f"{e.ename}: {e.evalue}"
+    if e.status in ("crashed", "timed_out"):
+        last = last_started_cell(nb)
+        if last is not None:
+            e.source = "".join(nb.cells[last].source)
+            e.index = last
+            mark_cell(nb, last, "The kernel died here" if e.status == "crashed" else "This cell timed out")
+            nbformat.write(nb, output)
+    if e.status == "crashed" and kernel_log.strip():
+        e.error = f"{e.error}\nKernel log (last lines):\n" + "\n".join(kernel_log.strip().splitlines()[-10:])
+    if e.index is not None:
+        e.index = source_index(cells, e.index)
+    return Path(output).read_bytes()
 
 
 # ---------------------------------------------------------------------------------- finalize
@@ -435,7 +460,6 @@ def run_notebook(
     """
     from nbtoolkit.config import load_settings
     from nbtoolkit.envlock import capture_lock
-    from nbtoolkit.errors import InputError
     from nbtoolkit.execute.cache import cache_key, find_cached_run
     from nbtoolkit.execute.params import check_parameters
     from nbtoolkit.notebook import notebook_hash

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import ast
 import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from nbtoolkit.declaration import literal_assignment_nodes
 from nbtoolkit.errors import ParameterError
+from nbtoolkit.notebook import parameter_names
 
 __all__ = ["check_parameters", "known_parameters", "load_yaml_params", "merge_parameters", "resolve_value"]
 
@@ -81,20 +82,10 @@ def merge_parameters(
 
 def _experiment_literals(source: str) -> list[str]:
     """Leading ``name = literal`` names of an ``%%experiment`` cell body (after its docstring)."""
-    from nbtoolkit.magics import _top_literals
-
-    lines = source.splitlines()
+    lines = source.splitlines(keepends=True)
     if not lines or not lines[0].lstrip().startswith("%%experiment"):
         return []
-    try:
-        tree = ast.parse("\n".join(lines[1:]))
-    except SyntaxError:
-        return []
-    body = tree.body
-    first = body[0] if body else None
-    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
-        tree.body = body[1:]
-    return [name for _, name, _ in _top_literals(tree)]
+    return [a.name for a in literal_assignment_nodes("".join(lines[1:]))]
 
 
 def known_parameters(path: str | Path) -> tuple[list[str], bool]:
@@ -103,8 +94,6 @@ def known_parameters(path: str | Path) -> tuple[list[str], bool]:
     Returns:
         ``(names, has_parameters_cell)``.
     """
-    from nbtoolkit.notebook import parameter_names
-
     cell_names = parameter_names(path)
     names = list(cell_names or [])
     nb = json.loads(Path(path).read_text(encoding="utf-8"))

@@ -52,6 +52,7 @@ from nbtoolkit.export.manifest import (
 from nbtoolkit.export.model_card import card_context, render_model_card
 from nbtoolkit.export.release import release_plan
 from nbtoolkit.export.requirements import environment_yaml, requirements_lines
+from nbtoolkit.html import coloured, esc
 from nbtoolkit.redact import Redactor, default_redactor
 from nbtoolkit.report import write_run_report
 from nbtoolkit.store import ArtifactRef, RunRecord, Store, open_store
@@ -89,12 +90,10 @@ class ExportResult:
         return f"<ExportResult {self.manifest.get('model')} {self.version}{forced} at {self.path}>"
 
     def _repr_html_(self) -> str:
-        import html
-
-        forced = f" <b style='color:#cf222e'>forced: {html.escape(str(self.manifest.get('reason')))}</b>" if self.forced else ""
+        forced = " " + coloured(f"forced: {self.manifest.get('reason')}", "fail") if self.forced else ""
         return (
-            f"<div>Exported <b>{html.escape(str(self.manifest.get('model')))} {html.escape(self.version)}</b> "
-            f"({len(self.manifest.get('files', []))} files) to <code>{html.escape(str(self.path))}</code>{forced}</div>"
+            f"<div>Exported <b>{esc(str(self.manifest.get('model')))} {esc(self.version)}</b> "
+            f"({len(self.manifest.get('files', []))} files) to <code>{esc(str(self.path))}</code>{forced}</div>"
         )
 
 

@@ -30,33 +30,13 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from nbtoolkit.errors import BundleIntegrityError, InputError
+from nbtoolkit.errors import BundleIntegrityError, SignatureError
 from nbtoolkit.export.verify import open_bundle
 
 __all__ = ["Bundle", "SignatureError", "check_input", "load_bundle"]
 
 #: Libraries whose classes are trusted by default when loading skops models.
 TRUSTED_LIBRARIES = ("sklearn", "numpy", "scipy")
-
-
-class SignatureError(InputError):
-    """Input passed to ``Bundle.predict`` does not match the model's signature.
-
-    Attributes:
-        problems: one line per mismatch, each naming the column (or the shape / dtype).
-    """
-
-    problems: list[str]
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__(problems=list(problems))
-
-    def describe(self) -> str:
-        return (
-            "Input does not match the model's signature (signature.json): "
-            + "; ".join(self.problems)
-            + ". Pass data shaped like the sample input logged with the model."
-        )
 
 
 def _compatible(expected: str, got: Any) -> bool:

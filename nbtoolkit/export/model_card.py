@@ -12,17 +12,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from nbtoolkit._resources import templates_dir
+from nbtoolkit.html import PALETTE, fmt_number
+
 if TYPE_CHECKING:
     from nbtoolkit.store import RunRecord
-
-from nbtoolkit._resources import templates_dir
 
 __all__ = ["card_context", "render_model_card"]
 
 
 def _num(value: Any) -> str:
-    from nbtoolkit.display import fmt_number
-
     return fmt_number(value)
 
 
@@ -177,6 +176,7 @@ def render_model_card(context: Mapping[str, Any]) -> tuple[str, str]:
     md_env.filters["code"] = _md_code
     html_env = jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined,
                                   trim_blocks=True, lstrip_blocks=True)
+    html_env.globals["palette"] = PALETTE
     md = md_env.get_template("model_card.md.j2").render(**context)
     page = html_env.get_template("model_card.html.j2").render(**context)
     return md, page

@@ -13,6 +13,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from nbtoolkit._io import atomic_write_text
+from nbtoolkit.report.compare import compare
+from nbtoolkit.report.render import render
+from nbtoolkit.report.run import run_context
+from nbtoolkit.report.tables import index_context, sweep_context
+
 if TYPE_CHECKING:
     from nbtoolkit.store import RunRecord, Store
 
@@ -40,7 +46,7 @@ INDEX_SCRIPT = (
 def _store(store: Store | None) -> Store:
     if store is not None:
         return store
-    from nbtoolkit.store import open_store
+    from nbtoolkit.store import open_store  # the store loads SQLAlchemy: only when needed
 
     return open_store()
 
@@ -50,8 +56,6 @@ def _record(store: Store, run: str | RunRecord) -> RunRecord:
 
 
 def _write(path: str | Path, html: str) -> Path:
-    from nbtoolkit._io import atomic_write_text
-
     target = Path(path)
     atomic_write_text(target, html)
     return target
@@ -75,9 +79,6 @@ def render_run_report(run: str | RunRecord, *, store: Store | None = None,
     Raises:
         RunNotFoundError: a run id matches nothing.
     """
-    from nbtoolkit.report.render import render
-    from nbtoolkit.report.run import run_context
-
     store = _store(store)
     record = _record(store, run)
     base = _record(store, baseline) if baseline is not None else None
@@ -94,9 +95,6 @@ def write_run_report(run: str | RunRecord, path: str | Path, *, store: Store | N
 
 def render_comparison_report(a: str | RunRecord, b: str | RunRecord, *, store: Store | None = None) -> str:
     """Render the comparison of run ``b`` against reference run ``a`` as an HTML document."""
-    from nbtoolkit.report.compare import compare
-    from nbtoolkit.report.render import render
-
     comp = compare(a, b, store=_store(store))
     title = f"{comp.b.experiment} {comp.b.run_id[:8]} vs {comp.a.experiment} {comp.a.run_id[:8]}"
     return render("report_comparison.html.j2", kind="comparison", title=title, c=comp)
@@ -120,9 +118,6 @@ def write_comparison_report(a: str | RunRecord, b: str | RunRecord, path: str | 
 
 def render_sweep_report(sweep_id: str, *, store: Store | None = None, sort: str | None = None) -> str:
     """Render the sweep report: children sorted by the target metric, seed groups, plots."""
-    from nbtoolkit.report.render import render
-    from nbtoolkit.report.tables import sweep_context
-
     return render("report_sweep.html.j2", **sweep_context(_store(store), sweep_id, sort=sort))
 
 
@@ -144,9 +139,6 @@ def write_sweep_report(sweep_id: str, path: str | Path, *, store: Store | None =
 
 def render_index_report(*, store: Store | None = None) -> str:
     """Render the experiment log (every experiment, searchable offline)."""
-    from nbtoolkit.report.render import render
-    from nbtoolkit.report.tables import index_context
-
     return render("report_index.html.j2", inline_script=INDEX_SCRIPT, **index_context(_store(store)))
 
 

@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from nbtoolkit.stats import McNemarResult
+    from nbtoolkit.stats import Interval, McNemarResult
     from nbtoolkit.store import RunRecord, Store
-    from nbtoolkit.verdict import Interval
 
 _MISSING = object()
 

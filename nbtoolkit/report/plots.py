@@ -8,13 +8,15 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from nbtoolkit.html import PALETTE, SERIES_COLOURS
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from nbtoolkit.stats import Predictions
 
 MAX_PANELS = 12
-_COLORS = ("#0969da", "#cf222e", "#1a7f37", "#8250df", "#9a6700", "#57606a")
+_COLORS = SERIES_COLOURS
 
 
 def data_uri(data: bytes, media_type: str = "image/png") -> str:
@@ -129,7 +131,7 @@ def roc_pr_curves(curves: Mapping[str, Predictions]) -> str | None:
         roc_ax.plot(fpr, tpr, color=color, label=label, linewidth=1.5)
         rec, prec = _pr(t, s)
         pr_ax.step(rec, prec, where="post", color=color, label=label, linewidth=1.5)
-    roc_ax.plot([0, 1], [0, 1], color="#8c959f", linestyle=":", linewidth=1)
+    roc_ax.plot([0, 1], [0, 1], color=PALETTE["grey_light"], linestyle=":", linewidth=1)
     _style(roc_ax, "ROC curve", "false positive rate", "true positive rate")
     _style(pr_ax, "Precision-recall", "recall", "precision")
     roc_ax.legend(fontsize=8, loc="lower right")

@@ -15,7 +15,9 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from nbtoolkit._resources import templates_dir
-from nbtoolkit.display import fmt_number as fmt_num
+from nbtoolkit._version import __version__
+from nbtoolkit.html import PALETTE
+from nbtoolkit.html import fmt_number as fmt_num
 
 if TYPE_CHECKING:
     import jinja2
@@ -114,6 +116,7 @@ def environment() -> jinja2.Environment:
     env.filters.update(num=fmt_num, signed=fmt_signed, when=fmt_time, date=fmt_date,
                        duration=fmt_duration, size=fmt_size, value=fmt_value,
                        json_script=lambda v: markupsafe.Markup(json_for_script(v)))
+    env.globals["palette"] = PALETTE
     return env
 
 
@@ -126,7 +129,6 @@ def render(template: str, **context: Any) -> str:
     context["inline_script"] = markupsafe.Markup(script) if script else None
     context["csp"] = CSP.format(script=script_hash(script) if script else "'none'")
     context.setdefault("generated", _dt.datetime.now(tz=_dt.UTC).timestamp())
-    from nbtoolkit._version import __version__
 
     context.setdefault("tool_version", __version__)
     return env.get_template(template).render(**context)

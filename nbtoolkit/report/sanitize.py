@@ -116,4 +116,4 @@ def notebook_css() -> str:
     """Minimal CSS for the embedded notebook (pygments highlighting plus cell layout)."""
     from pygments.formatters import HtmlFormatter
 
-    return HtmlFormatter(style="default").get_style_defs(".nbtk-notebook .highlight")
+    return str(HtmlFormatter(style="default").get_style_defs(".nbtk-notebook .highlight"))

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 from typing import Any
 
-API_PREFIX = "nbtoolkit/api"
-
 
 def _jupyter_server_extension_points() -> list[dict[str, str]]:
     """Entry point Jupyter server uses to find this extension."""
@@ -33,7 +31,7 @@ def _jupyter_server_extension_points() -> list[dict[str, str]]:
 
 def _load_jupyter_server_extension(serverapp: Any) -> None:
     """Register the REST handlers on the running server."""
-    from nbtoolkit.server.handlers import setup_handlers
+    from nbtoolkit.server.handlers import API_PREFIX, setup_handlers  # tornado: only in the server
 
     setup_handlers(serverapp.web_app, root_dir=serverapp.root_dir)
     serverapp.log.info("nbtoolkit server extension loaded: /%s/", API_PREFIX)

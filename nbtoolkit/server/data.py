@@ -11,13 +11,13 @@ import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from nbtoolkit import _json
+from nbtoolkit.config import load_settings
 from nbtoolkit.errors import InputError
-
-if TYPE_CHECKING:
-    from nbtoolkit.store import RunRecord, Store
+from nbtoolkit.report import write_run_report
+from nbtoolkit.store import Store, open_store
 
 RUN_REF = re.compile(r"[0-9a-f]{4,32}")
 REPORTS_DIRNAME = "reports"
@@ -41,8 +41,6 @@ def open_project_store(root: str | Path) -> Store | None:
 
     Listing runs must not create a ``.nbtoolkit/`` folder in whatever folder Jupyter serves.
     """
-    from nbtoolkit.config import load_settings
-    from nbtoolkit.store import open_store
 
     settings = load_settings(Path(root))
     if settings.store_url is None and not (settings.store_path / "store.db").is_file():
@@ -148,20 +146,6 @@ def reports_dir(store: Store) -> Path:
     return store.path / REPORTS_DIRNAME
 
 
-def _fallback_report(record: RunRecord, path: Path) -> Path:
-    """A minimal static page (the run card) for when :mod:`nbtoolkit.report` is unavailable."""
-    from nbtoolkit._io import atomic_write_text
-    from nbtoolkit.display import esc, run_card_html
-
-    page = (
-        "<!doctype html><html><head><meta charset='utf-8'>"
-        f"<title>{esc(record.experiment)} {esc(record.short_id)}</title></head>"
-        f"<body style='font-family:system-ui,sans-serif'>{run_card_html(record)}</body></html>"
-    )
-    atomic_write_text(path, page)
-    return path
-
-
 def write_report(store: Store, ref: str, *, refresh: bool = False) -> Path:
     """Write (or reuse) the HTML report of a run into the store's ``reports/`` folder.
 
@@ -188,8 +172,4 @@ def write_report(store: Store, ref: str, *, refresh: bool = False) -> Path:
         changed = max([record.ended or 0.0, *(a.created for a in record.approvals)])
         if path.stat().st_mtime >= changed:
             return path
-    try:
-        from nbtoolkit.report import write_run_report
-    except ImportError:
-        return _fallback_report(record, path)
     return Path(write_run_report(record, path, store=store))

@@ -12,9 +12,12 @@ import tornado.web
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 
+from nbtoolkit import _json
 from nbtoolkit.errors import InputError, NbToolkitError, RunNotFoundError
-from nbtoolkit.server import API_PREFIX
 from nbtoolkit.server import data as D
+
+#: every route lives under the server's base URL plus this prefix
+API_PREFIX = "nbtoolkit/api"
 
 # Reports render plots; one at a time keeps matplotlib single-threaded and the server responsive.
 _report_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nbtk-report")
@@ -59,8 +62,6 @@ class _BaseHandler(APIHandler):
 
 def _jsonable(value: Any) -> Any:
     """Replace non-finite floats (NaN metrics) with strings so the JSON stays strict."""
-    from nbtoolkit import _json
-
     return json.loads(_json.dumps(value)) if value is not None else None
 
 

@@ -29,6 +29,7 @@ from nbtoolkit.errors import InputError
 from nbtoolkit.export.load import load_bundle
 from nbtoolkit.export.release import DEFAULT_SALT, DEFAULT_STEPS, check_steps, release_plan
 from nbtoolkit.export.verify import verify_bundle
+from nbtoolkit.html import PALETTE, colour, esc, fmt_number
 from nbtoolkit.policy import Sla, SlaReport, as_sla, padded
 from nbtoolkit.stability._common import (
     ModelHandle,
@@ -312,7 +313,8 @@ def timeline_png(steps: Sequence[CanaryStep], *, sla: Sla | None = None) -> byte
 
     fig = Figure(figsize=(6, 3), dpi=100)
     ax = fig.subplots()
-    colors = {"pass": "#1a7f37", "breach": "#cf222e", "no traffic": "#9a6700", "not run": "#d0d7de"}
+    colors = {"pass": colour("pass"), "breach": colour("breach"), "no traffic": colour("no traffic"),
+              "not run": PALETTE["border"]}
     xs = list(range(len(steps)))
     ax.bar(xs, [s.pct for s in steps], color=[colors[s.status] for s in steps])
     ax.set_xticks(xs, [f"{s.pct:g}%\n{s.status}" for s in steps], fontsize=8)
@@ -322,11 +324,11 @@ def timeline_png(steps: Sequence[CanaryStep], *, sla: Sla | None = None) -> byte
     lat = [s.measured.get("latency_p95_ms") for s in steps]
     if any(v is not None for v in lat):
         ax2 = ax.twinx()
-        ax2.plot([x for x, v in zip(xs, lat, strict=True) if v is not None], [v for v in lat if v is not None], "o-", color="#0969da")
-        ax2.set_ylabel("challenger p95 ms", color="#0969da")
+        ax2.plot([x for x, v in zip(xs, lat, strict=True) if v is not None], [v for v in lat if v is not None], "o-", color=PALETTE["blue"])
+        ax2.set_ylabel("challenger p95 ms", color=PALETTE["blue"])
         limit = next((r.limit for r in (sla.rules if sla else ()) if r.key == "max.latency_p95_ms"), None)
         if limit is not None:
-            ax2.axhline(limit, color="#0969da", linestyle="--", linewidth=1)
+            ax2.axhline(limit, color=PALETTE["blue"], linestyle="--", linewidth=1)
             ax2.set_ylim(0, max([limit, *(v for v in lat if v is not None)]) * 1.15)
     fig.tight_layout()
     buf = io.BytesIO()
@@ -353,8 +355,6 @@ def _record(store: Store, experiment: str, summary: dict[str, Any], steps: Seque
 def canary_section_html(summary: Mapping[str, Any], png: bytes = b"") -> str:
     """The canary report section (steps table, timeline image); all text escaped."""
     import base64
-
-    from nbtoolkit.display import esc, fmt_number
 
     if not summary:
         return "<p>No canary recorded.</p>"

@@ -23,6 +23,7 @@ from typing import Any
 
 from nbtoolkit.config import Settings
 from nbtoolkit.errors import InputError
+from nbtoolkit.html import PALETTE, colour, esc, fmt_number
 from nbtoolkit.policy import Sla, SlaReport, as_sla, padded, sla_table_html
 from nbtoolkit.stability._common import (
     ModelHandle,
@@ -396,8 +397,6 @@ def shadow_section_html(summary: Mapping[str, Any]) -> str:
 
     Every value coming from data or models is escaped.
     """
-    from nbtoolkit.display import esc, fmt_number
-
     if not summary:
         return "<p>No shadow test recorded.</p>"
     sla = SlaReport.from_dict(summary.get("sla") or {})
@@ -407,7 +406,7 @@ def shadow_section_html(summary: Mapping[str, Any]) -> str:
         f'challenger <b>{esc(summary["challenger"]["label"])}</b> on {summary.get("rows", 0)} rows '
         f'({summary.get("labelled", 0)} labelled); agreement <b>{_pct(agree)}</b>; '
         f'challenger errors <b>{summary.get("errors", {}).get("count", 0)}</b>; SLA '
-        f'<b style="color:{"#1a7f37" if sla.ok else "#cf222e"}">{"ok" if sla.ok else "breached"}</b></p>'
+        f'<b style="color:{colour("ok" if sla.ok else "breach")}">{"ok" if sla.ok else "breached"}</b></p>'
     )
     lat_rows = []
     for who in ("champion", "challenger"):
@@ -418,7 +417,7 @@ def shadow_section_html(summary: Mapping[str, Any]) -> str:
         lat_rows.append(f"<tr><td>{who}</td>{cells}<td>{mets}</td></tr>")
     table = (
         "<table><thead><tr><th>model</th><th>p50 ms</th><th>p95 ms</th><th>p99 ms</th><th>metrics (labelled rows)</th></tr></thead>"
-        f"<tbody>{''.join(lat_rows)}</tbody></table><p style=\"color:#57606a;font-size:smaller\">{esc(summary.get('latency_method', ''))}</p>"
+        f"<tbody>{''.join(lat_rows)}</tbody></table><p style=\"color:{PALETTE['grey']};font-size:smaller\">{esc(summary.get('latency_method', ''))}</p>"
     )
     sl = summary.get("slices", {})
     slice_html = ""
@@ -449,8 +448,6 @@ def _pct(value: float | None) -> str:
 
 
 def _key_text(key: Any) -> str:
-    from nbtoolkit.display import esc
-
     return "" if key is None else f" (key {esc(key)})"
 
 

@@ -22,6 +22,7 @@ from nbtoolkit.stats.bootstrap import (
     PairedDifference,
     paired_bootstrap,
 )
+from nbtoolkit.stats.interval import Interval
 from nbtoolkit.stats.metrics import (
     ALIASES,
     METRICS,
@@ -38,10 +39,10 @@ from nbtoolkit.stats.significance import GroupMetrics, McNemarResult, group_metr
 if TYPE_CHECKING:
     from nbtoolkit.criteria import Criterion
     from nbtoolkit.store import RunRecord, Store
-    from nbtoolkit.verdict import Interval
 
 __all__ = [
     "ALIASES", "DEFAULT_LEVEL", "DEFAULT_RESAMPLES", "DEFAULT_SEED", "METRICS", "GroupMetrics",
+    "Interval",
     "McNemarResult", "MetricSpec", "PairedDifference", "Predictions", "align",
     "computable_metrics", "criteria_intervals", "group_metrics", "load_predictions", "mcnemar",
     "metric_value", "paired_bootstrap", "paired_stats", "resolve_metric",

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from nbtoolkit.stats.interval import Interval
 from nbtoolkit.stats.metrics import MetricSpec, Predictions, resolve_metric
-
-if TYPE_CHECKING:
-    from nbtoolkit.verdict import Interval
 
 DEFAULT_RESAMPLES = 1000
 DEFAULT_LEVEL = 0.95
@@ -83,8 +81,6 @@ def paired_bootstrap(
         ValueError: the inputs are not aligned, or ``level``/``n_resamples`` are out of range.
     """
     import numpy as np
-
-    from nbtoolkit.verdict import Interval
 
     if len(a) != len(b) or not np.array_equal(a.y_true, b.y_true):
         raise ValueError("paired_bootstrap needs aligned predictions; call stats.align(a, b) first")

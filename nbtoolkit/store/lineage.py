@@ -144,7 +144,8 @@ class LineageRecords:
         if verdict is not None:
             cond.append(S.runs.c.verdict == verdict)
         q = select(S.runs.c.run_id).where(and_(*cond)).order_by(S.runs.c.started.desc()).limit(1)
-        return self._read(lambda conn: conn.execute(q).scalar())
+        found = self._read(lambda conn: conn.execute(q).scalar())
+        return None if found is None else str(found)
 
     def reproductions_of(self, run_id: str) -> list[dict[str, Any]]:
         """Every ``nbtk reproduce`` of ``run_id``, oldest first: run id, status, result, started."""

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as _dt
-import html
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from nbtoolkit.store.card import run_card_html
 
 if TYPE_CHECKING:
     from nbtoolkit.store.store import Store
@@ -148,9 +149,14 @@ class RunRecord:
             return None
         return self.store.get_lock(self.lock_hash)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, lineage: bool = True) -> dict[str, Any]:
         """JSON-compatible dict; ``run_id``, ``experiment``, ``status``, ``verdict``, ``started``,
-        ``ended``, ``params`` and ``metrics`` are the keys of ``nbtk runs --json``."""
+        ``ended``, ``params`` and ``metrics`` are the keys of ``nbtk runs --json``.
+
+        ``code`` (git commit, branch, dirty flag, diff artifact) and ``lineage`` (kind, sweep,
+        the run it was cached from or reproduces, its reproductions) read the store;
+        ``lineage=False`` leaves them ``None`` (listings of many runs).
+        """
         return {
             "run_id": self.run_id,
             "experiment": self.experiment,
@@ -164,8 +170,8 @@ class RunRecord:
             "source": self.source,
             "declaration": dict(self.declaration),
             "baseline": {"ref": self.baseline_ref, "run_id": self.baseline_run_id},
-            "code": self.store.code_version(self) if self.store is not None else None,
-            "lineage": self.store.run_lineage(self) if self.store is not None else None,
+            "code": self.store.code_version(self) if lineage and self.store is not None else None,
+            "lineage": self.store.run_lineage(self) if lineage and self.store is not None else None,
             "verdict_detail": self.verdict_detail,
             "notebook": {"path": self.notebook_path, "sha256": self.notebook_hash},
             "lock_hash": self.lock_hash,
@@ -188,14 +194,8 @@ class RunRecord:
         )
 
     def _repr_html_(self) -> str:
-        from nbtoolkit.display import run_card_html
-
         return run_card_html(self)
 
     def __str__(self) -> str:
         return repr(self)
 
-
-def escape(value: Any) -> str:
-    """HTML-escape any value's string form (quotes included)."""
-    return html.escape(str(value), quote=True)

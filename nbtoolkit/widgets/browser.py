@@ -7,11 +7,12 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nbtoolkit.display import esc, fmt_number, verdict_badge
 from nbtoolkit.errors import NbToolkitError
+from nbtoolkit.html import PALETTE, coloured, esc, fmt_number, verdict_badge
+from nbtoolkit.report.compare import compare
 
 if TYPE_CHECKING:
-    from nbtoolkit.store import RunRecord, Store
+    from nbtoolkit.store import Store
 
 ALL = "(all)"
 MAX_ROWS = 200
@@ -26,7 +27,7 @@ def _when(ts: float | None) -> str:
 def runs_table_html(runs: list[dict[str, Any]], *, max_metrics: int = 4) -> str:
     """An HTML table of run summaries (see :func:`nbtoolkit.server.data.run_summaries`)."""
     if not runs:
-        return '<div class="nbtk-browser-empty" style="color:#57606a">No runs match the filters.</div>'
+        return f'<div class="nbtk-browser-empty" style="color:{PALETTE["grey"]}">No runs match the filters.</div>'
     names: list[str] = []
     for run in runs:
         for name in run["metrics"]:
@@ -50,34 +51,9 @@ def runs_table_html(runs: list[dict[str, Any]], *, max_metrics: int = 4) -> str:
     )
 
 
-def side_by_side_html(a: RunRecord, b: RunRecord) -> str:
-    """A minimal comparison of two runs: verdicts, then every param and metric side by side."""
-
-    def section(title: str, left: dict[str, Any], right: dict[str, Any]) -> str:
-        rows = []
-        for key in sorted(set(left) | set(right)):
-            lv, rv = left.get(key), right.get(key)
-            changed = ' style="background:#fff8c5"' if lv != rv else ""
-            rows.append(f"<tr{changed}><td>{esc(key)}</td><td>{esc(fmt_number(lv))}</td>"
-                        f"<td>{esc(fmt_number(rv))}</td></tr>")
-        return f'<tr><th colspan="3" style="text-align:left">{esc(title)}</th></tr>' + "".join(rows)
-
-    head = (f"<tr><th></th><th>{esc(a.experiment)} <code>{esc(a.short_id)}</code></th>"
-            f"<th>{esc(b.experiment)} <code>{esc(b.short_id)}</code></th></tr>"
-            f"<tr><td>verdict</td><td>{verdict_badge(a.verdict, a.status)}</td>"
-            f"<td>{verdict_badge(b.verdict, b.status)}</td></tr>")
-    return ('<table class="nbtk-compare" style="border-collapse:collapse">'
-            f"{head}{section('params', a.params, b.params)}{section('metrics', a.metrics, b.metrics)}</table>")
-
-
 def compare_html(store: Store, a: str, b: str) -> str:
-    """HTML comparing two runs: ``nbtoolkit.report.compare.compare`` when available, else side by side."""
-    ra, rb = store.get_run(a), store.get_run(b)
-    try:
-        from nbtoolkit.report.compare import compare
-    except ImportError:  # the report stage is optional for the browser
-        return side_by_side_html(ra, rb)
-    return str(compare(ra, rb, store=store)._repr_html_())
+    """HTML comparing two runs (:func:`nbtoolkit.compare`'s rich output)."""
+    return compare(store.get_run(a), store.get_run(b), store=store)._repr_html_()
 
 
 def report_link(path: Path) -> str:
@@ -164,7 +140,9 @@ class RunBrowser:
 
     def filters(self) -> dict[str, Any]:
         """The current filters as keyword arguments of ``run_summaries``."""
-        pick = lambda w: None if w.value == ALL else w.value  # noqa: E731
+        def pick(widget: Any) -> Any:
+            return None if widget.value == ALL else widget.value
+
         return {"experiment": pick(self.experiment), "verdict": pick(self.verdict),
                 "status": pick(self.status_filter), "text": self.text.value.strip() or None}
 
@@ -203,7 +181,7 @@ class RunBrowser:
         try:
             html = compare_html(self.store, older.run_id, newer.run_id)  # the older run is the reference
         except NbToolkitError as exc:
-            self.message.value = f'<span class="nbtk-invalid" style="color:#cf222e">{esc(exc)}</span>'
+            self.message.value = coloured(str(exc), "fail", bold=False, css_class="nbtk-invalid")
             return ""
         self.message.value = ""
         self.output.value = f'<div class="nbtk-browser-comparison">{html}</div>'
@@ -220,7 +198,7 @@ class RunBrowser:
         try:
             path = write_report(self.store, picked[0], refresh=True)
         except NbToolkitError as exc:
-            self.message.value = f'<span class="nbtk-invalid" style="color:#cf222e">{esc(exc)}</span>'
+            self.message.value = coloured(str(exc), "fail", bold=False, css_class="nbtk-invalid")
             return None
         self.message.value = f"Report written: {report_link(path)}"
         return path

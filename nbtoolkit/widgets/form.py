@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from nbtoolkit.errors import NbToolkitError
+from nbtoolkit.html import colour, coloured, esc
 
 if TYPE_CHECKING:
     from nbtoolkit.store import Store
@@ -336,22 +337,21 @@ class ExperimentForm:
 
     def validate(self) -> FormCheck:
         """Re-check every field, mark invalid rows and refresh the preview."""
-        from nbtoolkit.display import esc
-
         check = check_form(self.name.value, self.criterion_rows(), hypothesis=self.hypothesis.value,
                            scope=self.scope.value, owner=self.owner.value, until=self.until.value,
                            baseline=self.baseline.value or None, body=self.body.value)
         for row, reason in zip(self.rows, check.row_errors, strict=True):
             empty = not row["metric"].value.strip()
             if reason:
-                row["status"].value = f'<span class="nbtk-invalid" style="color:#cf222e">✘ {esc(reason)}</span>'
+                row["status"].value = coloured(f"✘ {reason}", "fail", bold=False, css_class="nbtk-invalid")
             elif empty:
                 row["status"].value = ""
             else:
-                row["status"].value = '<span class="nbtk-valid" style="color:#1a7f37">✔</span>'
+                row["status"].value = coloured("✔", "pass", bold=False, css_class="nbtk-valid")
         shown = {k: v for k, v in check.errors.items() if k != "name" or self.name.value}
         self.messages.value = "".join(
-            f'<div class="nbtk-invalid" style="color:#cf222e">{esc(k)}: {esc(v)}</div>' for k, v in shown.items())
+            f'<div class="nbtk-invalid" style="color:{colour("fail")}">{esc(k)}: {esc(v)}</div>'
+            for k, v in shown.items())
         self.preview.value = check.cell
         self.insert_button.disabled = not check.ok
         return check
@@ -366,7 +366,7 @@ class ExperimentForm:
         """
         check = self.validate()
         if not check.ok:
-            self.status.value = '<span class="nbtk-invalid" style="color:#cf222e">Fix the marked fields first.</span>'
+            self.status.value = coloured("Fix the marked fields first.", "fail", bold=False, css_class="nbtk-invalid")
             return False
         from comm import create_comm
 
@@ -376,7 +376,7 @@ class ExperimentForm:
         def on_msg(msg: dict[str, Any]) -> None:
             answered["done"] = True
             if msg.get("content", {}).get("data", {}).get("inserted"):
-                self.status.value = '<span class="nbtk-inserted" style="color:#1a7f37">Inserted below the active cell.</span>'
+                self.status.value = coloured("Inserted below the active cell.", "pass", bold=False, css_class="nbtk-inserted")
             else:
                 self._copy_hint()
 

@@ -17,7 +17,7 @@ import os
 import time
 from typing import Any
 
-from nbtoolkit.display import esc, fmt_number
+from nbtoolkit.html import PALETTE, esc, fmt_number
 
 MIN_INTERVAL_S = 0.5
 RENDER_BUDGET = 0.02  # fraction of wall time spent rendering
@@ -46,7 +46,7 @@ def sparkline_svg(points: list[tuple[int, float]], *, width: int = 160, height: 
     )
     return (
         f'<svg class="nbtk-sparkline" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
-        f'xmlns="http://www.w3.org/2000/svg"><polyline fill="none" stroke="#0969da" stroke-width="1.5" '
+        f'xmlns="http://www.w3.org/2000/svg"><polyline fill="none" stroke="{PALETTE["blue"]}" stroke-width="1.5" '
         f'points="{coords}"/></svg>'
     )
 
@@ -155,7 +155,7 @@ class LiveProgress:
             )
         return (
             f'<div class="nbtk-progress" data-state="{state}" style="font-family:system-ui,sans-serif;'
-            'font-size:12px;border-left:3px solid #0969da;padding:2px 8px">'
+            f'font-size:12px;border-left:3px solid {PALETTE["blue"]};padding:2px 8px">'
             f"<div>{esc(self.experiment)} — {state}, {elapsed:.1f} s</div>"
             f'<table style="border-collapse:collapse">{"".join(rows)}</table></div>'
         )
