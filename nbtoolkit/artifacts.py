@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import warnings
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from nbtoolkit.errors import InputError
+from nbtoolkit.errors import ArtifactLinkError, InputError
 from nbtoolkit.tracking import NbToolkitWarning, _require, check_name
 
 
@@ -28,24 +29,63 @@ def check_artifact_name(name: str) -> str:
     return name
 
 
+def files_within(folder: Path) -> list[tuple[Path, str]]:
+    """Every regular file under ``folder`` as ``(path, relative POSIX name)``, sorted.
+
+    Symbolic links are followed only while they stay inside ``folder`` (checked on real paths);
+    a link out of bounds raises :class:`ArtifactLinkError` before anything is stored. Links
+    looping back to a folder already being walked are not walked twice.
+
+    Raises:
+        ArtifactLinkError: a link (to a file or folder) resolves outside ``folder``.
+    """
+    bound = folder.resolve()
+    found: list[tuple[Path, str]] = []
+
+    def walk(current: Path, prefix: str, seen: frozenset[Path]) -> None:
+        for entry in sorted(os.scandir(current), key=lambda e: e.name):
+            path = Path(entry.path)
+            real = path.resolve()
+            if entry.is_symlink() and not real.is_relative_to(bound):
+                raise ArtifactLinkError(str(path), str(real), str(folder))
+            name = f"{prefix}{entry.name}"
+            if entry.is_dir():
+                if real not in seen:
+                    walk(path, f"{name}/", seen | {real})
+            elif entry.is_file():
+                found.append((path, name))
+
+    walk(folder, "", frozenset({bound}))
+    return found
+
+
 def log_artifact(path: str | Path, name: str | None = None, *, kind: str = "artifact") -> list[Any]:
     """Copy a file (or every file of a folder) into the store as artifacts of the active run.
 
+    Every blob is stored (streamed, content-addressed, several files at once) before any row
+    references it: if one file fails, no row is recorded for the call.
+
     Returns:
         The recorded :class:`~nbtoolkit.store.ArtifactRef` objects.
+
+    Raises:
+        ArtifactLinkError: the folder holds a symbolic link pointing outside it (refused,
+            nothing is recorded).
+        DiskFullError: the artifact location ran out of space (nothing is recorded for that file).
     """
     run = _require("log_artifact")
     source = Path(path)
     if not source.exists():
         raise InputError(f"log_artifact: {source} does not exist; pass an existing file or folder.")
     base = check_artifact_name(name or source.name)
-    files = [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())
-    refs = []
-    for f in files:
-        art_name = base if f == source else f"{base}/{f.relative_to(source).as_posix()}"
-        digest, size = run.store.artifacts.put_file(f)
-        refs.append(run.store.add_artifact(run.run_id, name=art_name, kind=kind, digest=digest, size=size))
-    return refs
+    files = [(source, "")] if source.is_file() else files_within(source)
+    stored = run.store.artifacts.put_files([f for f, _ in files])  # every blob before any row
+    return [
+        run.store.add_artifact(
+            run.run_id, name=f"{base}/{relative}" if relative else base, kind=kind, digest=digest, size=size
+        )
+        for (_, relative), (digest, size) in zip(files, stored, strict=True)
+    ]
 
 
 def log_figure(figure: Any, name: str, *, dpi: int = 100) -> Any:

@@ -14,11 +14,15 @@ survive pickling across processes (sweeps run in worker processes and on Dask cl
     │   ├── RunNotFoundError        no run (or baseline) matches an id, prefix or name
     │   │   └── AmbiguousRunIdError a prefix matches several runs
     │   ├── ParameterError          unknown or malformed notebook parameters
+    │   ├── ArtifactLinkError       a folder given to log_artifact holds a link pointing outside it
     │   ├── NoActiveRunError        log_* called outside a run
     │   └── SignatureError          input to Bundle.predict does not match the model's signature
     ├── StoreError                  the project store cannot serve the request
     │   ├── SchemaVersionError      store written by a newer nbtoolkit
-    │   └── ArtifactIntegrityError  an artifact's bytes do not match its digest
+    │   ├── StoreCorruptError       the store database file is damaged (left untouched)
+    │   ├── ArtifactIntegrityError  an artifact's bytes do not match its digest
+    │   ├── ArtifactLocationError   blobs would be written outside their location (a symlinked folder)
+    │   └── DiskFullError           a write hit ENOSPC / EDQUOT / EIO; nothing was recorded
     ├── ExecutionError              the work itself failed: exit code 1
     │   └── NotebookExecutionError  a notebook cell raised (papermill / nbclient)
     └── HandoffError                export / verify / load refused
@@ -28,6 +32,7 @@ survive pickling across processes (sweeps run in worker processes and on Dask cl
 
     UserWarning
     └── NbToolkitWarning            recorded differently from how it was given (not an error)
+        └── StoreLocationWarning    the SQLite store sits on a network filesystem
 """
 
 from __future__ import annotations
@@ -148,6 +153,24 @@ class NoActiveRunError(InputError):
         )
 
 
+class ArtifactLinkError(InputError):
+    """A folder passed to ``log_artifact`` holds a symbolic link that points outside it."""
+
+    link: str
+    target: str
+    folder: str
+
+    def __init__(self, link: str, target: str, folder: str) -> None:
+        super().__init__(link=link, target=target, folder=folder)
+
+    def describe(self) -> str:
+        return (
+            f"log_artifact refuses {self.folder}: the link {self.link} points to {self.target}, "
+            "outside the folder, and links are never followed out of bounds. Copy the file into "
+            "the folder, or log it separately with its own log_artifact call."
+        )
+
+
 class SignatureError(InputError):
     """Input passed to ``Bundle.predict`` does not match the model's signature.
 
@@ -189,6 +212,24 @@ class SchemaVersionError(StoreError):
         )
 
 
+class StoreCorruptError(StoreError):
+    """The store's SQLite file is damaged; nbtoolkit refuses to open (or replace) it."""
+
+    path: str
+    finding: str
+
+    def __init__(self, path: str, finding: str) -> None:
+        super().__init__(path=path, finding=finding)
+
+    def describe(self) -> str:
+        finding = " ".join(self.finding.split())[:300]
+        return (
+            f"The store database {self.path} is damaged ({finding}); it was left untouched. "
+            "Run `nbtk store check` for details, then restore it from a copy made with "
+            "`nbtk store backup` (or move it aside to start an empty store)."
+        )
+
+
 class ArtifactIntegrityError(StoreError):
     """An artifact's content does not match its recorded digest."""
 
@@ -202,6 +243,41 @@ class ArtifactIntegrityError(StoreError):
         return (
             f"Artifact {self.path} does not match its sha256 {self.digest[:12]}...; it was "
             "changed or truncated on disk. Restore it from a backup or re-run the experiment."
+        )
+
+
+class ArtifactLocationError(StoreError):
+    """The artifact folder (or a folder under it) resolves outside the place it must stay in."""
+
+    path: str
+    real: str
+    bound: str
+
+    def __init__(self, path: str, real: str, bound: str) -> None:
+        super().__init__(path=path, real=real, bound=bound)
+
+    def describe(self) -> str:
+        return (
+            f"Refusing to write artifacts through {self.path}: it resolves to {self.real}, outside "
+            f"{self.bound}. Replace the symbolic link by a real folder, or set NBTOOLKIT_ARTIFACTS "
+            "to the location you mean."
+        )
+
+
+class DiskFullError(StoreError):
+    """A write failed because the disk is full (ENOSPC, EDQUOT) or failing (EIO)."""
+
+    path: str
+    reason: str
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(path=path, reason=reason)
+
+    def describe(self) -> str:
+        return (
+            f"The disk holding {self.path} is full or failing ({self.reason}); nothing was recorded "
+            "and temporary files were removed. Free some space (or point NBTOOLKIT_ARTIFACTS at a "
+            "larger location) and run again."
         )
 
 
@@ -296,3 +372,7 @@ class PromotionRefused(GateError):
 
 class NbToolkitWarning(UserWarning):
     """Something was recorded differently from how it was given (e.g. a repr for a non-JSON value)."""
+
+
+class StoreLocationWarning(NbToolkitWarning):
+    """The embedded SQLite store sits on a network filesystem, where WAL is unsafe."""

@@ -12,6 +12,7 @@ from typing import Any
 
 import nbformat
 import pytest
+from _servers import PostgresServer, postgres_bin, postgres_server
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_NOTEBOOKS = Path(__file__).resolve().parent / "notebooks"
@@ -61,6 +62,41 @@ def store(project: Path) -> Any:
     from nbtoolkit.store import open_store
 
     return open_store()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server on 127.0.0.1 for the whole session (skipped when not installed)."""
+    if postgres_bin() is None:
+        print("PostgreSQL tests skipped: initdb/pg_ctl not found (tests/run.sh installs postgresql)")
+        pytest.skip("PostgreSQL is not installed (tests/run.sh installs Debian's postgresql)")
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres: PostgresServer) -> str:
+    """The URL of a new, empty PostgreSQL database."""
+    return postgres.new_database()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest, project: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A fresh empty store of the project, once on SQLite and once on PostgreSQL.
+
+    For PostgreSQL ``NBTOOLKIT_STORE`` is the database URL, so kernels and ``nbtk``
+    subprocesses started by the test use the same database.
+    """
+    from nbtoolkit.store import open_store
+
+    if request.param == "postgresql":
+        server: PostgresServer = request.getfixturevalue("postgres")
+        monkeypatch.setenv("NBTOOLKIT_STORE", server.new_database())
+        # a server store keeps its blobs at an explicit artifact location (here: the project's)
+        monkeypatch.setenv("NBTOOLKIT_ARTIFACTS", str(project / ".nbtoolkit" / "artifacts"))
+    store = open_store()
+    yield store
+    store.dispose()
 
 
 def make_notebook(path: Path, *cells: str, parameters: str | None = None, metadata: dict[str, Any] | None = None) -> Path:

@@ -3,7 +3,8 @@
 #   bash tests/run.sh [extra pytest args]
 # Creates .venv (Python 3.11+), installs the project with its dev extra (this also builds the
 # JupyterLab extension, with Node.js from PyPI when the machine has none), installs Chromium
-# for the browser tests when running as root on Debian/Ubuntu, then runs pytest on 2 workers.
+# for the browser tests and PostgreSQL for the team-store tests when running as root on
+# Debian/Ubuntu, then runs pytest on 2 workers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,7 +13,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e ".[dev]"
+.venv/bin/python -m pip install --quiet -e ".[dev,team]"
 
 if ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
@@ -21,6 +22,18 @@ if ! command -v chromium >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
   else
     echo "Chromium is not installed and this is not a root Debian shell: browser tests will be skipped."
+  fi
+fi
+
+# PostgreSQL for the store tests on both backends (the tests start their own server on a
+# loopback port in a temporary folder; they only need the binaries)
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "Installing PostgreSQL for the team-store tests (apt-get)..."
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+  else
+    echo "PostgreSQL is not installed and this is not a root Debian shell: PostgreSQL tests will be skipped."
   fi
 fi
 

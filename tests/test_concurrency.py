@@ -1,4 +1,4 @@
-"""Many processes writing runs to one SQLite store at the same time."""
+"""Many processes writing runs to one store at the same time (SQLite file and PostgreSQL server)."""
 
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ RUNS_PER_WORKER = 25
 STEPS = 20
 
 
-def _worker(args: tuple[str, int]) -> tuple[list[str], list[str]]:
+def _worker(args: tuple[str, str, int]) -> tuple[list[str], list[str]]:
     """Record RUNS_PER_WORKER runs; return (run ids, error tracebacks)."""
-    root, worker = args
+    root, location, worker = args
     os.chdir(root)
-    os.environ["NBTOOLKIT_STORE"] = str(Path(root) / ".nbtoolkit")
+    os.environ["NBTOOLKIT_STORE"] = location
     import nbtoolkit as nbtk
 
     ids: list[str] = []
@@ -40,8 +40,10 @@ def _worker(args: tuple[str, int]) -> tuple[list[str], list[str]]:
 
 
 @pytest.mark.slow
-def test_eight_processes_write_two_hundred_runs(project: Path, store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_eight_processes_write_two_hundred_runs(project: Path, backend: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
+
+    store = backend
     import types
 
     if getattr(sys.modules["__main__"], "__spec__", None) is None and not hasattr(sys.modules["__main__"], "__file__"):
@@ -49,7 +51,7 @@ def test_eight_processes_write_two_hundred_runs(project: Path, store: Any, monke
         monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))
     ctx = mp.get_context("spawn")
     with ctx.Pool(WORKERS) as pool:
-        results = pool.map(_worker, [(str(project), w) for w in range(WORKERS)])
+        results = pool.map(_worker, [(str(project), store.location, w) for w in range(WORKERS)])
     errors = [e for _, errs in results for e in errs]
     assert errors == []
     ids = [rid for got, _ in results for rid in got]

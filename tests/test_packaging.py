@@ -11,7 +11,12 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 
 # conda-forge names where they differ from PyPI
-CONDA_NAMES = {"dask[distributed]": ["dask", "distributed"], "jupyter_server": ["jupyter_server"]}
+CONDA_NAMES = {
+    "dask[distributed]": ["dask", "distributed"],
+    "jupyter_server": ["jupyter_server"],
+    "moto[server]": ["moto"],
+    "psycopg[binary]": ["psycopg"],
+}
 
 
 def _split(requirement: str) -> tuple[str, str]:
@@ -22,7 +27,8 @@ def _split(requirement: str) -> tuple[str, str]:
 
 def _pyproject_requirements() -> dict[str, str]:
     data = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    reqs = list(data["project"]["dependencies"]) + list(data["project"]["optional-dependencies"]["dev"])
+    extras = data["project"]["optional-dependencies"]
+    reqs = list(data["project"]["dependencies"]) + list(extras["dev"]) + list(extras.get("team", []))
     out: dict[str, str] = {}
     for req in reqs:
         name, bound = _split(req)

@@ -43,6 +43,30 @@ def test_pyproject_declares_the_engine_for_papermill(tmp_path: Path) -> None:
     assert found == "nbtoolkit.execute.papermill_engine:NbToolkitEngine"
 
 
-def test_the_probe_fails_without_the_entry_point(tmp_path: Path) -> None:
-    found = _papermill_engine_from(tmp_path / "site", {"other": "papermill.engines:NBClientEngine"})
-    assert "No engine named 'nbtoolkit'" in found
+def test_the_installed_package_registers_the_engine_for_papermill() -> None:
+    # a fresh interpreter that never imports nbtoolkit: papermill alone finds the engine
+    code = (
+        "import sys; from papermill.engines import papermill_engines;"
+        "e = papermill_engines.get_engine('nbtoolkit');"
+        "print(e.__module__ + ':' + e.__qualname__, 'nbtoolkit.execute.engine' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["nbtoolkit.execute.papermill_engine:NbToolkitEngine", "False"]
+
+
+def test_the_probe_fails_without_the_entry_point() -> None:
+    code = textwrap.dedent("""
+        import sys
+        from importlib import metadata
+        from papermill.engines import PapermillEngines
+        registry = PapermillEngines()
+        for ep in metadata.entry_points(group="papermill.engine"):
+            if ep.name != "nbtoolkit":
+                registry.register(ep.name, ep.load())
+        try:
+            registry.get_engine("nbtoolkit")
+        except Exception as exc:
+            print(exc)
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "No engine named 'nbtoolkit'" in done.stdout

@@ -23,6 +23,12 @@ DATA = Path(__file__).resolve().parent / "data"
 
 
 @pytest.fixture
+def store(backend):
+    """Every registry test runs on SQLite and on PostgreSQL (see conftest's ``backend``)."""
+    return backend
+
+
+@pytest.fixture
 def two_versions(project, store, tmp_path):
     """cancer 1.0.0 (logistic) and 1.0.1 (GBM), each from a real clean run."""
     m = demo_models()
@@ -155,7 +161,7 @@ def test_parallel_promotes_keep_one_consistent_chain(project, store, tmp_path):
     for i in range(8):
         for minor in (0, 1):
             register(store, tmp_path / "pb", m["lr"], model="par", version=f"2.{minor}.{i}", run_id=rid)
-    env = {**os.environ, "NBTOOLKIT_STORE": str(project / ".nbtoolkit")}
+    env = {**os.environ, "NBTOOLKIT_STORE": store.location}
     procs = [subprocess.Popen([sys.executable, "-c", _WORKER, str(i)], cwd=project, env=env, stderr=subprocess.PIPE, text=True) for i in range(8)]
     errs = [p.communicate(timeout=120)[1] for p in procs]
     assert all(p.returncode == 0 for p in procs), errs

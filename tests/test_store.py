@@ -14,6 +14,12 @@ DATA = Path(__file__).resolve().parent / "data"
 LEGACY_RUN = "0123456789abcdef0123456789abcdef"
 
 
+@pytest.fixture
+def store(backend):
+    """The store-level tests below run on SQLite and on PostgreSQL (see conftest's ``backend``)."""
+    return backend
+
+
 def _fresh(path: Path):
     from nbtoolkit.store import Store
 

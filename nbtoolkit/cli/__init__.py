@@ -38,9 +38,12 @@ COMMANDS: dict[str, str] = {
     "shadow": "nbtoolkit.cli.stability:shadow",
     "canary": "nbtoolkit.cli.stability:canary",
     "status": "nbtoolkit.cli.stability:status",
+    "monitor": "nbtoolkit.cli.monitor:monitor_cmd",
+    "abtest": "nbtoolkit.cli.monitor:abtest_cmd",
     "approve": "nbtoolkit.cli.handoff:approve",
     "export": "nbtoolkit.cli.handoff:export_cmd",
     "verify": "nbtoolkit.cli.handoff:verify_cmd",
+    "store": "nbtoolkit.cli.store:store_cmd",
 }
 
 
@@ -62,6 +65,23 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except NbToolkitError as exc:
             fail(str(exc), exc.exit_code)
+        except Exception as exc:
+            # a raw database error (sqlite3 / SQLAlchemy) is typed here, never a traceback
+            if not _is_database_error(exc):
+                raise
+            from nbtoolkit.store.engine import typed_store_error
+
+            typed = typed_store_error(exc)
+            if typed is None:
+                raise
+            fail(str(typed), typed.exit_code)
+
+
+def _is_database_error(exc: BaseException) -> bool:
+    sqlite3 = sys.modules.get("sqlite3")
+    if sqlite3 is not None and isinstance(exc, sqlite3.DatabaseError):
+        return True
+    return type(exc).__module__.startswith("sqlalchemy")
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -74,9 +94,9 @@ def fail(message: str, code: int = 2) -> None:
 @click.version_option(__version__, prog_name="nbtk")
 @click.option(
     "--store",
-    type=click.Path(file_okay=False),
+    type=str,
     envvar="NBTOOLKIT_STORE",
-    help="Store folder (default: .nbtoolkit/ in the project root).",
+    help="Store folder or database URL, e.g. postgresql://user@host/db (default: .nbtoolkit/ in the project root).",
 )
 @click.pass_context
 def cli(ctx: click.Context, store: str | None) -> None:

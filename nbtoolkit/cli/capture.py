@@ -90,7 +90,7 @@ def init(ctx: click.Context) -> None:
     if ".nbtoolkit/" not in lines and store.path.resolve().is_relative_to(settings.root.resolve()):
         with open(gitignore, "a", encoding="utf-8") as fh:
             fh.write(("\n" if lines and lines[-1] else "") + ".nbtoolkit/\n")
-    click.echo(f"Store ready at {store.path} (schema v{store.schema_version})")
+    click.echo(f"Store ready at {store.location_display} (schema v{store.schema_version})")
 
 
 @cli.command()
@@ -102,12 +102,20 @@ def init(ctx: click.Context) -> None:
 @click.option("--owner", default="", help="Who owns the experiment.")
 @click.option("--until", type=click.DateTime(formats=["%Y-%m-%d"]), help="Time box (YYYY-MM-DD; default two weeks).")
 @click.option("--force", is_flag=True, help="Replace an existing file.")
+@click.option("--from-monitor", "from_monitor", default=None, metavar="RUN",
+              help="Start from a monitor run's finding: hypothesis, baseline MODEL@production and data window.")
 @click.pass_context
-def new(ctx: click.Context, name: str, output: str | None, baseline: str | None, hypothesis: str, scope: str, owner: str, until: Any, force: bool) -> None:
+def new(ctx: click.Context, name: str, output: str | None, baseline: str | None, hypothesis: str, scope: str, owner: str,
+        until: Any, force: bool, from_monitor: str | None) -> None:
     """Create a new experiment notebook NAME.ipynb from the template."""
     from nbtoolkit.baselines import baseline_exists
     from nbtoolkit.scaffold import new_experiment_notebook
 
+    if from_monitor:
+        from nbtoolkit.monitor.record import finding
+
+        found = finding(store_from(ctx), from_monitor)
+        hypothesis, baseline, scope = hypothesis or found["hypothesis"], baseline or found["baseline"], scope or found["scope"]
     path = new_experiment_notebook(
         name, path=output, baseline=baseline, hypothesis=hypothesis, scope=scope, owner=owner,
         until=until.date() if until else None, force=force,

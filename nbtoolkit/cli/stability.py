@@ -13,6 +13,7 @@ from nbtoolkit.cli import cli, settings_from, store_from
 from nbtoolkit.errors import InputError
 from nbtoolkit.stability import promotion
 from nbtoolkit.stability.cadence import status as get_status
+from nbtoolkit.stability.canary import SLA_SOURCES
 from nbtoolkit.stability.canary import canary as run_canary
 from nbtoolkit.stability.shadow import shadow as run_shadow
 
@@ -140,11 +141,26 @@ def shadow(ctx: click.Context, champion: str, challenger: str, data: Path, label
 @click.option("--model", default=None, help="Registry model: roll its alias back on a halt.")
 @click.option("--alias", default="production", show_default=True, help="Registry alias of the release.")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write the timeline PNG here.")
+@click.option("--sla", "sla_rules", multiple=True, metavar="BOUND.METRIC=NUMBER",
+              help="SLA rule instead of [tool.nbtoolkit.sla], e.g. max.latency_p95_ms=50 (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_context
 def canary(ctx: click.Context, champion: str, challenger: str, data: Path, key: str, label: str | None, steps: str | None,
-           model: str | None, alias: str, plot: Path | None, as_json: bool) -> None:
-    """Simulate a canary release of CHALLENGER over DATA replayed in order. Exits 1 when it halts."""
+           model: str | None, alias: str, plot: Path | None, sla_rules: tuple[str, ...], as_json: bool) -> None:
+    """Simulate a canary release of CHALLENGER over DATA replayed in order. Exits 1 when it halts.
+
+    The SLA is --sla, else the current [tool.nbtoolkit.sla], else the
+    bundle's frozen release.json plan; the output says which one is in effect.
+    """
+    sla: dict[str, float] | None = None
+    if sla_rules:
+        sla = {}
+        for text in sla_rules:
+            name, _, value = text.partition("=")
+            try:
+                sla[name.strip()] = float(value)
+            except ValueError:
+                raise InputError(f"--sla {text!r} must be BOUND.METRIC=NUMBER, e.g. max.error_rate=0.01.") from None
     step_values = None
     if steps:
         try:
@@ -155,12 +171,18 @@ def canary(ctx: click.Context, champion: str, challenger: str, data: Path, key: 
     if bundle is None and "@" in challenger:  # a registry ref: its bundle's release.json is the plan
             bundle = registry.resolve(challenger, store=store_from(ctx)).path
     result = run_canary(champion, challenger, data, key=key, y=label, steps=step_values, bundle=bundle, model=model,
-                        alias=alias, settings=settings_from(ctx), store=store_from(ctx))
+                        alias=alias, sla=sla, settings=settings_from(ctx), store=store_from(ctx))
     if plot is not None:
         plot.write_bytes(result.png)
     if as_json:
         click.echo(json.dumps({**result.summary, "run_id": result.run_id}, indent=2, default=str))
     else:
+        rules = ", ".join(f"{k} {v:g}" for k, v in result.plan["sla"].items()) or "no rules"
+        click.echo(f"SLA in effect: {SLA_SOURCES[result.summary['sla_source']]}: {rules}")
+        frozen = result.summary.get("frozen_plan_sla")
+        if frozen and result.summary["sla_source"] != "plan" and frozen != result.plan["sla"]:
+            click.echo("  (the bundle's frozen release.json plan differs and is not in effect: "
+                       + ", ".join(f"{k} {v:g}" for k, v in frozen.items()) + ")")
         for s in result.steps:
             extra = "; ".join(b.describe() for b in (s.sla.breaches if s.sla is not None else ()))
             click.echo(f"  {s.pct:>5g} %  {s.challenger_rows:>6}/{s.rows:<6} {s.status}{'  ' + extra if extra else ''}")

@@ -12,24 +12,12 @@ from typing import Any
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 ERROR_TAG = "papermill-error-cell-tag"
+#: the name under which pyproject.toml registers :class:`~nbtoolkit.execute.papermill_engine.NbToolkitEngine`
+ENGINE_NAME = "nbtoolkit"
 
 
 def engine_name() -> str:
-    """The name of nbtoolkit's papermill engine (:mod:`nbtoolkit.execute.papermill_engine`).
-
-    papermill registers it from the ``papermill.engine`` entry point of the installed package.
-    An install whose metadata predates that entry point (an editable install not reinstalled)
-    gets it registered here, through papermill's public ``register``.
-    """
-    from papermill.engines import papermill_engines
-    from papermill.exceptions import PapermillException
-
-    from nbtoolkit.execute.papermill_engine import ENGINE_NAME, NbToolkitEngine
-
-    try:
-        papermill_engines.get_engine(ENGINE_NAME)
-    except PapermillException:
-        papermill_engines.register(ENGINE_NAME, NbToolkitEngine)
+    """The name papermill knows nbtoolkit's engine by (its ``papermill.engine`` entry point)."""
     return ENGINE_NAME
 
 

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from nbtoolkit._registry import Registry
 from nbtoolkit.errors import InputError
+from nbtoolkit.execute.engine import engine_name
 
 __all__ = ["EXECUTORS", "DaskExecutor", "Executor", "ExecutorSession", "LocalExecutor"]
 
@@ -77,9 +78,10 @@ def _init_worker() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
     signal.signal(signal.SIGTERM, _on_sigterm)
     skip_unused_optional_imports(UNUSED_IN_WORKERS)
-    from nbtoolkit.execute.engine import engine_name
+    # import papermill's engines (and nbclient) while the parent prepares the runs
+    from papermill.engines import papermill_engines
 
-    engine_name()  # import papermill/nbclient while the parent prepares the runs
+    papermill_engines.get_engine(engine_name())
 
 
 class _LocalSession:

@@ -16,8 +16,6 @@ from papermill.clientwrap import PapermillNotebookClient
 from papermill.engines import NBClientEngine
 from papermill.utils import merge_kwargs, remove_args
 
-ENGINE_NAME = "nbtoolkit"
-
 
 class NbToolkitEngine(NBClientEngine):  # type: ignore[misc]  # papermill ships no type hints
     """papermill's nbclient engine, with the kernel started in the run's env and cwd."""

@@ -483,7 +483,7 @@ def run_notebook(
         run_id=run_id,
         notebook=str(nb_path),
         parameters=params,
-        store_path=str(store.path.resolve()),
+        store_path=store.location,
         cwd=str(Path(cwd).resolve() if cwd else nb_path.parent),
         output=str(Path(output).resolve()) if output else None,
         kernel=kernel,

@@ -284,7 +284,7 @@ def reproduce(
         )
         store.update_run(run_id, experiment=original.experiment, notebook_path=str(nb_abs))
         job = RunJob(
-            run_id=run_id, notebook=str(notebook), parameters=params, store_path=str(store.path.resolve()),
+            run_id=run_id, notebook=str(notebook), parameters=params, store_path=store.location,
             cwd=str(notebook.parent), kernel=kernel, timeout=timeout,
         )
         outcome = finalize_run(store, job, execute_job(job))

@@ -269,7 +269,7 @@ def _serve_cached(store: Store, settings: Settings, plan: _Plan, outcome: SweepO
         hit = None if force else find_cached_run(store, key, root=settings.root)
         if hit is None:
             template = RunJob(
-                run_id="", notebook=str(plan.nb_path), parameters=dict(point), store_path=str(store.path.resolve()),
+                run_id="", notebook=str(plan.nb_path), parameters=dict(point), store_path=store.location,
                 cwd=str(Path(opts["cwd"]).resolve() if opts["cwd"] else plan.nb_path.parent), kernel=opts["kernel"],
                 timeout=opts["timeout"], flags=opts["flags"],
             )

@@ -138,7 +138,7 @@ def experiment_summaries(store: Store | None, *, recent: int = 5) -> dict[str, A
             group["recent"].append({k: v for k, v in run.items() if k not in ("params", "metrics")})
     state = [(r["run_id"], r["status"], r["verdict"]) for r in runs]
     signature = hashlib.sha256(json.dumps(state).encode()).hexdigest()[:16]
-    return {"experiments": list(groups.values()), "signature": signature, "store": str(store.path)}
+    return {"experiments": list(groups.values()), "signature": signature, "store": store.location_display}
 
 
 def reports_dir(store: Store) -> Path:

@@ -15,6 +15,7 @@ from jupyter_server.utils import url_path_join
 from nbtoolkit import _json
 from nbtoolkit.errors import InputError, NbToolkitError, RunNotFoundError
 from nbtoolkit.server import data as D
+from nbtoolkit.server.monitor_api import MonitorHandler
 
 #: every route lives under the server's base URL plus this prefix
 API_PREFIX = "nbtoolkit/api"
@@ -149,5 +150,6 @@ def setup_handlers(web_app: Any, *, root_dir: str) -> None:
         (url_path_join(base, "runs"), RunsHandler, kwargs),
         (url_path_join(base, r"runs/([^/]+)"), RunHandler, kwargs),
         (url_path_join(base, r"runs/([^/]+)/report"), ReportHandler, kwargs),
+        (url_path_join(base, r"monitor/([^/]+)"), MonitorHandler, kwargs),
         (url_path_join(base, r"(.*)"), NotFoundHandler, kwargs),
     ])

@@ -12,7 +12,7 @@ from typing import Any
 
 from nbtoolkit.stability._common import ModelHandle
 
-__all__ = ["Errors", "call_batches", "call_isolated"]
+__all__ = ["Errors", "call_batches", "call_isolated", "sample_positions", "time_rows"]
 
 
 #: Per-row failures: ``(row index, exception type name, message)``.
@@ -84,3 +84,33 @@ def call_batches(handle: ModelHandle, method: str, X: Any, batch_size: int, *, i
         blocks.append(fn(part))
         lat[start:stop] = (clock() - t0) * 1000.0 / (stop - start)
     return blocks, ok, lat, errors
+
+
+def sample_positions(n: int, size: int) -> list[int]:
+    """``size`` row positions spread evenly over ``n`` rows (all rows when ``n <= size``)."""
+    if n <= size:
+        return list(range(n))
+    step = n / size
+    return [int(i * step) for i in range(size)]
+
+
+def time_rows(fn: Any, X: Any, positions: list[int]) -> tuple[Any, Any]:
+    """Call ``fn`` on each row at ``positions`` alone, timing each call (a request of one row).
+
+    Returns:
+        ``(latency ms per sampled row, ok mask)``; a row the model raised on is not ok.
+    """
+    import numpy as np
+
+    lat = np.empty(len(positions), dtype=float)
+    ok = np.ones(len(positions), dtype=bool)
+    clock = time.perf_counter
+    take = X.iloc
+    for j, i in enumerate(positions):
+        t0 = clock()
+        try:
+            fn(take[i : i + 1])
+        except Exception:  # noqa: BLE001 - a failing challenger row is an error, counted elsewhere
+            ok[j] = False
+        lat[j] = (clock() - t0) * 1000.0
+    return lat, ok

@@ -30,7 +30,7 @@ from nbtoolkit.export.load import load_bundle
 from nbtoolkit.export.release import DEFAULT_SALT, DEFAULT_STEPS, check_steps, release_plan
 from nbtoolkit.export.verify import verify_bundle
 from nbtoolkit.html import PALETTE, colour, esc, fmt_number
-from nbtoolkit.policy import Sla, SlaReport, as_sla, padded
+from nbtoolkit.policy import Sla, SlaReport, as_sla, load_sla, padded
 from nbtoolkit.stability._common import (
     ModelHandle,
     as_model,
@@ -238,7 +238,8 @@ def canary(
         steps: challenger shares in percent (default: the bundle's plan, else 1, 5, 25, 50, 100).
         key: routing key column (or aligned array) — required.
         y: labels column or array (missing values = unlabelled); enables metric SLAs.
-        sla: thresholds (default: the bundle's plan, else ``[tool.nbtoolkit.sla]``).
+        sla: thresholds (default: the current ``[tool.nbtoolkit.sla]``, else the bundle's frozen
+            plan; see :func:`sla_in_effect` and ``summary["sla_source"]``).
         bundle: a challenger bundle whose ``release.json`` supplies steps, SLA and salt.
         salt: bucketing salt (default: the plan's, else ``"nbtoolkit"``).
         batch_size: rows per challenger call (1 = per-request latency).
@@ -255,7 +256,7 @@ def canary(
     if challenger is None and bundle is not None:
         challenger = bundle
     plan_steps = check_steps(steps if steps is not None else plan_in.get("steps") or DEFAULT_STEPS)
-    rule = as_sla(sla if sla is not None else (plan_in.get("sla") or None), settings)
+    rule, sla_source = sla_in_effect(sla, plan_in.get("sla") or None, settings)
     salt = salt or (plan_in.get("routing") or {}).get("salt") or DEFAULT_SALT
     if key is None:
         raise InputError("canary needs key=COLUMN (or an array): the routing key hashed into buckets.")
@@ -282,10 +283,38 @@ def canary(
         "challenger": {"label": chall.label, **chall.source}, "rows": traffic.rows, "salt": salt, "batch_size": batch_size,
         "steps": [s.to_dict() for s in results], "halted": halted_at is not None, "halted_at": halted_at,
         "rollback": rollback_move, "plan": plan, "seconds": time.time() - t0,
+        "sla_source": sla_source, "frozen_plan_sla": plan_in.get("sla") if bundle is not None else None,
     }
     png = timeline_png(results, sla=rule)
     run_id = _record(store, experiment, summary, results, png) if record and store is not None else None
     return CanaryResult(results, halted_at is not None, halted_at, routed, rollback_move, plan, run_id, summary, png)
+
+
+#: where the SLA a canary checks came from (``summary["sla_source"]``)
+SLA_SOURCES = {
+    "argument": "given explicitly (sla= / --sla)",
+    "policy": "the current [tool.nbtoolkit.sla]",
+    "plan": "the bundle's frozen release.json plan (no [tool.nbtoolkit.sla] configured)",
+    "none": "none: no SLA configured and no release.json plan",
+}
+
+
+def sla_in_effect(sla: Sla | Mapping[str, Any] | None, plan_sla: Mapping[str, Any] | None,
+                  settings: Settings | None) -> tuple[Sla, str]:
+    """The SLA a canary checks and its source (a key of :data:`SLA_SOURCES`).
+
+    A release is judged by the project's policy as it is now, not as it was at export: an
+    explicit ``sla`` first, then the current ``[tool.nbtoolkit.sla]``; the SLA frozen in the
+    bundle's ``release.json`` applies only when no policy is configured.
+    """
+    if sla is not None:
+        return as_sla(sla, settings), "argument"
+    current = load_sla(settings)
+    if current:
+        return current, "policy"
+    if plan_sla:
+        return as_sla(plan_sla, settings), "plan"
+    return current, "none"
 
 
 def _registry_rollback(store: Store, settings: Settings | None, model: str, alias: str, source: Mapping[str, Any], by: str,
@@ -375,11 +404,12 @@ def canary_section_html(summary: Mapping[str, Any], png: bytes = b"") -> str:
         )
     img = f'<img alt="canary timeline" src="data:image/png;base64,{base64.b64encode(png).decode()}">' if png else ""
     rules = ", ".join(f"{esc(k)} {fmt_number(v)}" for k, v in ((summary.get("plan") or {}).get("sla") or {}).items()) or "none configured"
+    source = f" — {esc(SLA_SOURCES[summary['sla_source']])}" if summary.get("sla_source") in SLA_SOURCES else ""
     return padded(
         f'<div class="nbtk-canary"><h3>Canary</h3><p>{esc(summary["challenger"]["label"])} vs {esc(summary["champion"]["label"])}: '
         f"<b>{esc(state)}</b>{rb_html}</p>"
         "<table><thead><tr><th>share</th><th>challenger rows</th><th>p95 ms</th><th>error rate</th><th>metrics</th><th>status</th><th>breaches</th></tr></thead>"
-        f"<tbody>{''.join(rows)}</tbody></table>{img}<p>SLA: {rules}</p></div>"
+        f"<tbody>{''.join(rows)}</tbody></table>{img}<p>SLA: {rules}{source}</p></div>"
     )
 
 

@@ -1,7 +1,9 @@
 """The project store: runs, metrics, artifacts, environment locks, approvals and exports.
 
-``open_store()`` finds the project's ``.nbtoolkit/`` (see :mod:`nbtoolkit.config`), creates or
-upgrades it, marks runs whose process died as ``crashed``, and returns a :class:`Store`.
+``open_store()`` finds the project's store (see :mod:`nbtoolkit.config`): the embedded SQLite
+file in ``.nbtoolkit/`` or a server database named by a SQLAlchemy URL (``postgresql://...``).
+It creates or upgrades the schema when needed, marks runs whose process died as ``crashed``,
+and returns a :class:`Store`. A damaged SQLite file is refused, never replaced.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import os
 import threading
 from pathlib import Path
 
-from nbtoolkit.config import Settings, load_settings
+from nbtoolkit.config import Settings, is_url, load_settings
 from nbtoolkit.store.models import ModelVersion, Move
 from nbtoolkit.store.records import (
     STATUSES,
@@ -40,7 +42,7 @@ __all__ = [
     "open_store",
 ]
 
-_cache: dict[tuple[str, str | None, int], Store] = {}
+_cache: dict[tuple[str, str | None, str | None, int], Store] = {}
 _cache_lock = threading.Lock()
 
 
@@ -49,21 +51,29 @@ def open_store(settings: Settings | None = None, *, path: str | Path | None = No
 
     Args:
         settings: resolved settings; default :func:`~nbtoolkit.config.load_settings`.
-        path: explicit store folder (wins over settings).
+        path: explicit store folder or database URL (wins over settings).
 
     Returns:
-        A :class:`Store`, cached per process and folder.
+        A :class:`Store`, cached per process and location.
+
+    Raises:
+        StoreCorruptError: the SQLite file is damaged (it is left untouched).
+        StoreError: the database cannot be reached, or its driver is not installed.
     """
     if settings is None:
         settings = load_settings(store=path) if path is not None else load_settings()
-    folder = Path(path) if path is not None else settings.store_path
-    key = (str(folder.resolve()), settings.store_url, os.getpid())
+    elif path is not None and is_url(str(path)):
+        settings = load_settings(settings.root, store=path)
+    folder = settings.store_path if path is None or settings.store_url is not None else Path(path)
+    key = (str(folder.resolve()), settings.store_url, settings.artifacts, os.getpid())
     with _cache_lock:
         store = _cache.get(key)
         if store is None or not (folder / "store.db").exists() and settings.store_url is None:
             from nbtoolkit.redact import default_redactor
 
-            store = Store(folder, url=settings.store_url, redactor=default_redactor(settings))
+            store = Store(
+                folder, url=settings.store_url, redactor=default_redactor(settings), artifacts=settings.artifacts
+            )
             _cache[key] = store
         return store
 

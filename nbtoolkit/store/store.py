@@ -15,15 +15,29 @@ from sqlalchemy import and_, delete, func, insert, inspect, select, update
 from sqlalchemy.engine import Connection
 
 from nbtoolkit import _json
-from nbtoolkit.errors import SchemaVersionError
+from nbtoolkit.errors import SchemaVersionError, StoreCorruptError, StoreError
 from nbtoolkit.store import schema as S
-from nbtoolkit.store.artifacts import ArtifactStore
+from nbtoolkit.store.artifacts import blob_store_for
 from nbtoolkit.store.cache import RunCopies
-from nbtoolkit.store.engine import enable_wal, make_engines, pid_alive, process_start_time, transact
+from nbtoolkit.store.engine import (
+    describe_engine,
+    disk_is_full,
+    enable_wal,
+    insert_ignore,
+    is_disk_full_error,
+    lock_for_migration,
+    make_engines,
+    migration_engine,
+    pid_alive,
+    process_start_time,
+    transact,
+)
 from nbtoolkit.store.lineage import LineageRecords
+from nbtoolkit.store.maintenance import StoreMaintenance
 from nbtoolkit.store.models import ModelRecords
 from nbtoolkit.store.reads import RunReads
 from nbtoolkit.store.records import Approval, ArtifactRef, DataRef
+from nbtoolkit.store.sqlite_file import check_database_file, warn_if_network_filesystem
 from nbtoolkit.store.sweeps import SweepRecords
 
 #: A run whose heartbeat is older than this, on another host, is considered crashed.
@@ -35,7 +49,7 @@ MetricRow = tuple[str, float, "int | None", float]  # (name, value, step, timest
 
 def _ensure_experiment(conn: Connection, name: str, now: float) -> None:
     if conn.execute(select(S.experiments.c.name).where(S.experiments.c.name == name)).first() is None:
-        conn.execute(insert(S.experiments).values(name=name, created=now))
+        insert_ignore(conn, S.experiments, [{"name": name, "created": now}])
 
 
 def new_id() -> str:
@@ -43,22 +57,35 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
-class Store(RunReads, ModelRecords, SweepRecords, RunCopies, LineageRecords):
+class Store(RunReads, ModelRecords, SweepRecords, RunCopies, LineageRecords, StoreMaintenance):
     """One project store.
 
     Args:
         path: the store folder (``.nbtoolkit/``); created when missing.
         url: optional SQLAlchemy URL of a server database; default SQLite ``path/store.db``.
         redactor: scrubs secrets from every text written (see :mod:`nbtoolkit.redact`).
+        artifacts: where blobs go, a folder or fsspec URL (default ``path/artifacts``).
+
+    Opening writes nothing unless the schema must be created or upgraded, or runs of dead
+    processes must be marked ``crashed`` (skipped when the disk is full), so reading works on
+    a full disk. A damaged SQLite file raises :class:`~nbtoolkit.errors.StoreCorruptError`
+    and is never replaced.
     """
 
-    def __init__(self, path: str | Path, *, url: str | None = None, redactor: Any = None) -> None:
+    def __init__(
+        self, path: str | Path, *, url: str | None = None, redactor: Any = None, artifacts: str | None = None
+    ) -> None:
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         self.db_path = self.path / "store.db"
         self.url = url
-        self._reader, self._writer = make_engines(url, str(self.db_path))
-        self.artifacts = ArtifactStore(self.path / "artifacts")
+        low_disk = False
+        if url is None:
+            check_database_file(self.db_path)
+            warn_if_network_filesystem(self.path)
+            low_disk = self.db_path.is_file() and disk_is_full(str(self.path))
+        self._reader, self._writer = make_engines(url, str(self.db_path), low_disk=low_disk)
+        self.artifacts = blob_store_for(artifacts, store_path=self.path, store_url=url)
         self._redactor = redactor
         self._lock_cache: dict[str, Any] = {}
         self._stored_locks: set[str] = set()
@@ -66,21 +93,57 @@ class Store(RunReads, ModelRecords, SweepRecords, RunCopies, LineageRecords):
         self._probe_lock = threading.Lock()
         self.listing_cache: dict[Any, tuple[int, Any]] = {}  # see nbtoolkit.query.runs
         self._local = threading.local()
-        enable_wal(self._writer)
+        if not low_disk:
+            enable_wal(self._writer)
         self._migrate()
-        self.recover_stale_runs()
+        try:
+            self.recover_stale_runs()
+        except StoreError as exc:
+            if not is_disk_full_error(exc):
+                raise
+
+    def __repr__(self) -> str:
+        return f"Store({self.location_display!r})"
+
+    @property
+    def location(self) -> str:
+        """What ``NBTOOLKIT_STORE`` must say to open this store again (folder or database URL)."""
+        return self.url if self.url is not None else str(self.path.resolve())
+
+    @property
+    def location_display(self) -> str:
+        """The store's location, safe to print (a server URL without its password)."""
+        return str(self.path) if self.url is None else describe_engine(self._writer)
 
     # ------------------------------------------------------------------ schema
+    def _found_version(self, conn: Connection) -> int | None:
+        if "meta" not in set(inspect(conn).get_table_names()):
+            return None
+        value = conn.execute(select(S.meta.c.value).where(S.meta.c.key == "schema_version")).scalar()
+        return None if value is None else int(value)
+
     def _migrate(self) -> None:
+        found = self._read(self._found_version)
+        if found is not None and found > S.SCHEMA_VERSION:
+            raise SchemaVersionError(found, S.SCHEMA_VERSION, self.location_display)
+        if found == S.SCHEMA_VERSION:
+            return  # nothing to write: reading works on a full disk or a read-only copy
+
         def run(conn: Connection) -> None:
+            lock_for_migration(conn)
             tables = set(inspect(conn).get_table_names())
             if "meta" not in tables:
+                ours = tables & set(S.metadata.tables)
+                if ours:
+                    raise StoreCorruptError(
+                        self.location_display, f"it holds store tables ({', '.join(sorted(ours))}) but no schema version"
+                    )
                 S.metadata.create_all(conn)
                 conn.execute(insert(S.meta).values(key="schema_version", value=str(S.SCHEMA_VERSION)))
                 return
             found = int(conn.execute(select(S.meta.c.value).where(S.meta.c.key == "schema_version")).scalar_one())
             if found > S.SCHEMA_VERSION:
-                raise SchemaVersionError(found, S.SCHEMA_VERSION, str(self.path))
+                raise SchemaVersionError(found, S.SCHEMA_VERSION, self.location_display)
             for version in range(found, S.SCHEMA_VERSION):
                 S.MIGRATIONS[version](conn)
             if found != S.SCHEMA_VERSION:
@@ -88,7 +151,7 @@ class Store(RunReads, ModelRecords, SweepRecords, RunCopies, LineageRecords):
                     update(S.meta).where(S.meta.c.key == "schema_version").values(value=str(S.SCHEMA_VERSION))
                 )
 
-        transact(self._writer, run)
+        transact(migration_engine(self._writer), run)
 
     @property
     def schema_version(self) -> int:
@@ -395,7 +458,11 @@ class Store(RunReads, ModelRecords, SweepRecords, RunCopies, LineageRecords):
         media_type: str | None = None,
         meta: Mapping[str, Any] | None = None,
     ) -> ArtifactRef:
-        """Record that ``run_id`` produced the blob ``digest`` under ``name`` (replacing one of that name)."""
+        """Record that ``run_id`` produced the blob ``digest`` under ``name`` (replacing one of that name).
+
+        The blob must already be at the artifact location: no row ever points at a missing blob.
+        """
+        self.artifacts.require(digest)
         row = {
             "run_id": run_id,
             "name": name,
@@ -454,8 +521,7 @@ class Store(RunReads, ModelRecords, SweepRecords, RunCopies, LineageRecords):
             text = _json.canonical(clean)
 
             def run(conn: Connection) -> None:
-                if conn.execute(select(S.locks.c.lock_hash).where(S.locks.c.lock_hash == lock_hash)).first() is None:
-                    conn.execute(insert(S.locks).values(lock_hash=lock_hash, created=time.time(), body=text))
+                insert_ignore(conn, S.locks, [{"lock_hash": lock_hash, "created": time.time(), "body": text}])
 
             self._write(run)
         self._stored_locks.add(lock_hash)

@@ -1,0 +1,113 @@
+"""Real servers for the tests: a throw-away PostgreSQL cluster on a loopback port.
+
+The server comes from the distribution's packages (``tests/run.sh`` installs Debian's
+``postgresql``). It refuses to run as root, so as root it runs as the ``postgres`` user
+through ``runuser``. It lives in a temporary data folder and is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def postgres_bin() -> Path | None:
+    """The folder holding ``initdb`` and ``pg_ctl`` (newest major version), or ``None``."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
+    if found:
+        return Path(found[-1]).parent
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb else None
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _as_server_user(cmd: list[str]) -> list[str]:
+    if os.geteuid() == 0:
+        return ["runuser", "-u", "postgres", "--", *cmd]
+    return cmd
+
+
+@dataclass
+class PostgresServer:
+    """A running PostgreSQL cluster (superuser ``postgres``, trust authentication on 127.0.0.1)."""
+
+    bin: Path
+    data: Path
+    port: int
+
+    def url(self, database: str = "postgres", *, password: str | None = None) -> str:
+        """A SQLAlchemy URL for ``database`` (psycopg 3 driver)."""
+        auth = "postgres" if password is None else f"postgres:{password}"
+        return f"postgresql+psycopg://{auth}@127.0.0.1:{self.port}/{database}"
+
+    def admin(self, sql: str) -> None:
+        """Run ``sql`` as the superuser in autocommit mode (CREATE/DROP DATABASE...)."""
+        import psycopg
+
+        with psycopg.connect(host="127.0.0.1", port=self.port, user="postgres", dbname="postgres", autocommit=True) as con:
+            con.execute(sql)
+
+    def new_database(self) -> str:
+        """Create an empty database; return its URL."""
+        name = f"nbtk_{uuid.uuid4().hex[:12]}"
+        self.admin(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+
+@contextmanager
+def postgres_server() -> Iterator[PostgresServer]:
+    """Start a PostgreSQL cluster in a temporary folder; stop it and delete the folder after.
+
+    Raises:
+        RuntimeError: the binaries are missing or the server did not start (with its log).
+    """
+    bindir = postgres_bin()
+    if bindir is None:
+        raise RuntimeError("PostgreSQL is not installed (apt-get install postgresql; tests/run.sh does it)")
+    if os.geteuid() == 0 and shutil.which("runuser") is None:
+        raise RuntimeError("running as root needs runuser to start PostgreSQL as the postgres user")
+    root = Path(tempfile.mkdtemp(prefix="nbtk-pg-"))
+    data = root / "data"
+    data.mkdir()
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres")
+        shutil.chown(data, "postgres")
+    port = free_port()
+    log = root / "server.log"
+    env = {**os.environ, "LC_ALL": "C", "LANG": "C"}
+    try:
+        subprocess.run(
+            _as_server_user([str(bindir / "initdb"), "-D", str(data), "--auth=trust", "-U", "postgres", "-E", "UTF8"]),
+            check=True, capture_output=True, env=env, cwd=root,
+        )
+        options = f"-p {port} -k {root} -h 127.0.0.1 -c max_connections=200 -c fsync=off"
+        started = subprocess.run(
+            _as_server_user([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "60", "-o", options, "start"]),
+            capture_output=True, text=True, env=env, cwd=root,
+        )
+        if started.returncode != 0:
+            text = log.read_text(errors="replace") if log.exists() else started.stderr
+            raise RuntimeError(f"PostgreSQL did not start: {text[-2000:]}")
+        yield PostgresServer(bindir, data, port)
+    finally:
+        if (data / "postmaster.pid").exists():
+            subprocess.run(
+                _as_server_user([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"]),
+                capture_output=True, env=env, cwd=root,
+            )
+        shutil.rmtree(root, ignore_errors=True)
