@@ -1,18 +1,14 @@
-"""Lineage in the store: run kinds, pinned baselines, reproductions and sweep summaries.
+"""Lineage in the store: run kinds, pinned baselines, reproductions, code versions.
 
-Every run row has a ``kind`` naming where it came from. The stored kinds and the lineage
-kind users see and filter on (``nbtk runs --kind``):
+Every run row has a ``kind`` naming where it came from. The lineage kind users see and filter
+on (``nbtk runs --kind``), and the stored ``runs.kind`` values it covers:
 
-========================  ===============  =====================================
-stored ``runs.kind``      lineage kind     what it is
-========================  ===============  =====================================
-experiment, papermill     ``experiment``   an original run (a kernel, ``nbtk run``)
-sweep                     ``sweep``        a child of ``nbtk sweep``
-cached                    ``cached``       a run-cache hit: a copy of ``origin_run_id``
-reproduction              ``reproduction`` ``nbtk reproduce`` of ``origin_run_id``
-test                      ``test``         an ``nbtk test`` smoke run
-shadow, canary            ``monitor``      a shadow or canary evaluation
-========================  ===============  =====================================
+* ``experiment`` (experiment, papermill): an original run, from a kernel or ``nbtk run``;
+* ``sweep`` (sweep): a child of ``nbtk sweep``;
+* ``cached`` (cached): a run-cache hit, a copy of ``origin_run_id``;
+* ``reproduction`` (reproduction): ``nbtk reproduce`` of ``origin_run_id``;
+* ``test`` (test): an ``nbtk test`` smoke run;
+* ``monitor`` (shadow, canary, monitor, abtest): an evaluation of a deployed model.
 
 Only ``experiment`` runs are *original*: a baseline named by experiment resolves among them.
 """
@@ -42,7 +38,7 @@ LINEAGE_KINDS: dict[str, tuple[str, ...]] = {
     "cached": ("cached",),
     "reproduction": ("reproduction",),
     "test": ("test",),
-    "monitor": ("shadow", "canary"),
+    "monitor": ("shadow", "canary", "monitor", "abtest"),
 }
 #: stored kinds a baseline given by experiment name may resolve to
 ORIGINAL_KINDS = LINEAGE_KINDS["experiment"]
