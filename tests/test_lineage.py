@@ -257,3 +257,13 @@ def test_single_run_cache_kinds_sweeps_listing_and_stable_baseline(project: Path
     text = nbtk_cli("show", cand_rec.run_id[:8], cwd=project).stdout
     assert f"baseline: small -> run {forced_id[:8]}" in text
     assert resolve_baseline(store, f"sweep:{sweep.sweep_id[:8]}:best") == (best_child.run_id, None)
+
+
+def test_kind_names_map_to_stored_kinds() -> None:
+    from nbtoolkit.store.lineage import lineage_kind, stored_kinds
+
+    assert [lineage_kind(k) for k in ("papermill", "experiment", "sweep", "cached", "shadow", "abtest", "monitor")] == [
+        "experiment", "experiment", "sweep", "cached", "monitor", "monitor", "monitor"]
+    assert stored_kinds(["experiment", "cached"]) == ["experiment", "papermill", "cached"]
+    with pytest.raises(InputError, match="Unknown run kind 'copies'; use one of: experiment, sweep, cached"):
+        stored_kinds("copies")
