@@ -107,11 +107,11 @@ def test_sweep_best_follows_the_target_metric_direction(store: Any) -> None:
         Declaration("cand", baseline="sweep:1a1a:worst")
 
 
-def test_v3_store_upgrades_naming_cached_copies_and_sweep_children(tmp_path: Path) -> None:
+def test_v4_store_upgrades_naming_cached_copies_and_sweep_children(tmp_path: Path) -> None:
     from nbtoolkit.store import schema as S
     from nbtoolkit.store.store import Store
 
-    folder = tmp_path / "v3"
+    folder = tmp_path / "v4"
     st = Store(folder)
     t = time.time()
     st.create_sweep("5e" * 16, notebook="nb.ipynb", spec={})
@@ -121,15 +121,15 @@ def test_v3_store_upgrades_naming_cached_copies_and_sweep_children(tmp_path: Pat
     rep = _run(st, "e", kind="reproduction", origin_run_id=original, started=t + 2)
     st.dispose()
     con = sqlite3.connect(folder / "store.db")
-    # what a v3 store held: copies and sweep children recorded with their source's kind
+    # what a v4 store held: copies and sweep children recorded with their source's kind
     con.executescript(
         "DROP TABLE baseline_pins; UPDATE runs SET kind='papermill' WHERE kind IN ('cached', 'sweep');"
-        "UPDATE meta SET value='3' WHERE key='schema_version';"
+        "UPDATE meta SET value='4' WHERE key='schema_version';"
     )
     con.commit()
     con.close()
     st = Store(folder)
-    assert st.schema_version == S.SCHEMA_VERSION == 4
+    assert st.schema_version == S.SCHEMA_VERSION == 5
     kinds = {rid: st.get_run(rid).kind for rid in (original, child, copy, rep)}
     assert kinds == {original: "papermill", child: "sweep", copy: "cached", rep: "reproduction"}
     assert st.baseline_pin("e") is None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import MutableMapping
 from pathlib import Path
@@ -15,6 +14,7 @@ from nbtoolkit.cli import cli, settings_from, store_from
 from nbtoolkit.cli.lineage import find_sweep, lineage_lines, missing_run_or_sweep, show_sweep
 from nbtoolkit.errors import AmbiguousRunIdError, ConfigError, RunNotFoundError
 from nbtoolkit.html import fmt_number
+from nbtoolkit.redact import public_json
 from nbtoolkit.store.lineage import LINEAGE_KINDS, lineage_kind
 
 TOOL_SECTION = """
@@ -168,7 +168,7 @@ def runs_cmd(ctx: click.Context, experiment: tuple[str, ...], status: tuple[str,
             if i in records:
                 rec, d = records[i], records[i].to_dict(lineage=False)
                 out.append({**{key: d[key] for key in RUNS_JSON_KEYS}, "kind": lineage_kind(rec.kind), "sweep_id": rec.parent_id})
-        click.echo(json.dumps(out, indent=2, default=str, allow_nan=True))
+        click.echo(public_json(out, indent=2))
         return
     from rich.table import Table
 
@@ -223,7 +223,7 @@ def show(ctx: click.Context, run: str, as_json: bool) -> None:
         show_sweep(store, found, as_json=as_json)
         return
     if as_json:
-        click.echo(json.dumps(record.to_dict(), indent=2, default=str))
+        click.echo(public_json(record.to_dict(), indent=2))
         return
     click.echo(run_card_text(record))
     d = record.to_dict()
@@ -264,7 +264,7 @@ def env_show(ctx: click.Context, run: str, as_json: bool) -> None:
         raise click.UsageError(f"Run {record.run_id[:8]} has no environment lock.")
     data = lock.to_dict()
     if as_json:
-        click.echo(json.dumps(data, indent=2, sort_keys=True))
+        click.echo(public_json(data, indent=2, sort_keys=True))
         return
     py = data.get("python", {})
     click.echo(f"lock {lock.hash[:12]}  python {py.get('version')}  {data.get('platform', {}).get('system', '')}")

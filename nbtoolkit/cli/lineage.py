@@ -18,6 +18,7 @@ from nbtoolkit.baselines import (
 )
 from nbtoolkit.cli import cli, store_from
 from nbtoolkit.errors import InputError, RunNotFoundError
+from nbtoolkit.redact import public_json
 from nbtoolkit.store.lineage import KIND_LABELS, lineage_kind
 from nbtoolkit.store.records import iso
 
@@ -58,8 +59,8 @@ def baseline_show(ctx: click.Context, experiment: str, as_json: bool) -> None:
     pin = store.baseline_pin(experiment)
     run_id, reason = resolve_baseline(store, experiment)
     if as_json:
-        click.echo(json.dumps({"experiment": experiment, "run_id": run_id, "reason": reason,
-                               "pinned": pin.to_dict() if pin else None}, indent=2))
+        click.echo(public_json({"experiment": experiment, "run_id": run_id, "reason": reason,
+                                "pinned": pin.to_dict() if pin else None}, indent=2))
         return
     if pin is not None:
         note = f" ({pin.note})" if pin.note else ""
@@ -107,7 +108,7 @@ def sweeps_cmd(ctx: click.Context, limit: int | None, as_json: bool) -> None:
     store = store_from(ctx)
     rows = sweep_rows(store, store.list_sweeps(limit=limit))
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        click.echo(public_json(rows, indent=2))
         return
     table = Table(title=f"{len(rows)} sweep(s)")
     for col in ("sweep", "notebook", "created", "status", "points", "done", "failed", "cached", "best run"):
@@ -137,7 +138,7 @@ def show_sweep(store: Any, sweep: Any, *, as_json: bool) -> None:
              "cached_from": r.origin_run_id if r.kind == "cached" else None} for r in children]
     kids.sort(key=lambda k: (k["index"] is None, k["index"] or 0))
     if as_json:
-        click.echo(json.dumps({**summary, "spec": sweep.spec, "children": kids}, indent=2, default=str))
+        click.echo(public_json({**summary, "spec": sweep.spec, "children": kids}, indent=2))
         return
     best = summary["best"]
     click.echo(f"sweep {sweep.sweep_id}  {summary['status']}")

@@ -26,7 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 metadata = MetaData()
 
@@ -216,8 +216,48 @@ alias_history = Table(
     Index("ix_alias_history_model_alias", "model", "alias", "id"),
 )
 
+# v4: the prediction log of `nbtk serve` (with labels joined by feedback) and review comments
+predictions = Table(
+    "predictions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("request_id", String(32), nullable=False),
+    Column("row_id", String(255), nullable=False),
+    Column("key", String(255)),
+    Column("model", String(128), nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("arm", String(16), nullable=False),  # champion | challenger
+    Column("ts", Float, nullable=False),
+    Column("latency_ms", Float, nullable=False),
+    Column("ok", Integer, nullable=False),
+    Column("error", Text),
+    Column("input_hash", String(64), nullable=False),
+    Column("inputs", Text),  # JSON, only when logging inputs is configured
+    Column("prediction", Text),  # JSON
+    Column("score", Float),
+    Column("proba", Text),  # JSON list
+    Column("label", Text),  # JSON, joined by feedback
+    Column("label_ts", Float),
+    Index("ix_predictions_model_ts", "model", "ts"),
+    Index("ix_predictions_model_row", "model", "row_id"),
+    Index("ix_predictions_model_key", "model", "key"),
+)
 
-# v4: pinned baselines (``nbtk baseline set``)
+comments = Table(
+    "comments",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("target_kind", String(16), nullable=False),  # run | version | experiment
+    Column("target", String(255), nullable=False),
+    Column("by", String(255), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("rating", Integer),
+    Column("created", Float, nullable=False),
+    Index("ix_comments_target", "target_kind", "target"),
+)
+
+
+# v5: pinned baselines (``nbtk baseline set``)
 baseline_pins = Table(
     "baseline_pins",
     metadata,
@@ -243,13 +283,19 @@ def _v2_to_v3(conn: Connection) -> None:
 
 
 def _v3_to_v4(conn: Connection) -> None:
-    """v4 adds ``baseline_pins`` and names each run's lineage in ``runs.kind``.
+    """v4 adds the serving prediction log and review comments (serve stage)."""
+    predictions.create(conn, checkfirst=True)
+    comments.create(conn, checkfirst=True)
 
-    Run kinds before v4 did not tell a cached copy or a sweep child from the run it copies or
+
+def _v4_to_v5(conn: Connection) -> None:
+    """v5 adds ``baseline_pins`` and names each run's lineage in ``runs.kind``.
+
+    Run kinds before v5 did not tell a cached copy or a sweep child from the run it copies or
     a single ``nbtk run``; they become ``cached`` (a run-cache hit: ``extra.cached`` with an
     ``origin_run_id``) and ``sweep`` (a child whose ``parent_id`` is a sweep).
     """
-    baseline_pins.create(conn)
+    baseline_pins.create(conn, checkfirst=True)
     conn.execute(
         update(runs)
         .where(and_(runs.c.origin_run_id.is_not(None), runs.c.kind.not_in(["reproduction", "test"]),
@@ -264,4 +310,4 @@ def _v3_to_v4(conn: Connection) -> None:
 
 
 #: MIGRATIONS[v] upgrades a store at version v to version v + 1.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5}
