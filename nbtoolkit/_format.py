@@ -15,8 +15,10 @@ A leaf module (standard library only). Rules:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nbtoolkit.verdict import CriterionResult
 
 MISSING = "—"
 SIGNIFICANT = 4
@@ -116,24 +118,22 @@ def fmt_interval(low: Any, high: Any, decimals: int | None = None, *,
     return text if level is None else f"{text} {level * 100:g}%"
 
 
-def criterion_cells(result: Mapping[str, Any]) -> dict[str, str]:
-    """The numbers of one criterion result (``CriterionResult.to_dict()``) as shared-decimal text.
+def criterion_cells(result: CriterionResult) -> dict[str, str]:
+    """The numbers of one criterion result as shared-decimal text.
 
     Returns:
         ``observed``, ``target`` (operator and bar, e.g. ``>= 0.9588``), ``baseline``,
         ``difference`` and ``interval`` (``[-0.0230, +0.0000] 95%``); ``—`` where a number does
         not apply (absolute criteria have no baseline, difference or interval).
     """
-    crit = result.get("criterion") or {}
-    observed, bar, base = result.get("observed"), result.get("bar"), result.get("baseline")
+    observed, bar, base = result.observed, result.bar, result.baseline
     d = metric_decimals(observed, bar, base)
-    interval = result.get("interval") or None
-    op = crit.get("op", "")
+    interval = result.interval
     return {
         "observed": fmt_fixed(observed, d),
-        "target": f"{op} {fmt_fixed(bar, d)}".strip() if bar is not None else MISSING,
+        "target": f"{result.criterion.op} {fmt_fixed(bar, d)}".strip() if bar is not None else MISSING,
         "baseline": fmt_fixed(base, d),
-        "difference": fmt_signed(result.get("difference"), d),
-        "interval": (fmt_interval(interval.get("low"), interval.get("high"), d,
-                                  level=interval.get("level")) if interval else MISSING),
+        "difference": fmt_signed(result.difference, d),
+        "interval": (fmt_interval(interval.low, interval.high, d, level=interval.level)
+                     if interval is not None else MISSING),
     }

@@ -44,9 +44,8 @@ class SweepBest:
 
 def target_metric(record: RunRecord) -> tuple[str, bool] | None:
     """``(metric, higher_is_better)`` of a run's first success criterion, or ``None``."""
-    success = record.declaration.get("success") or ()
     try:
-        criteria = parse_criteria(success if isinstance(success, str) else list(success))
+        criteria = parse_criteria(list(record.declaration.success))
     except InputError:
         return None
     if not criteria:

@@ -1,35 +1,43 @@
-"""``%%experiment`` declarations: the cell's leading docstring and the magic's options.
+"""``%%experiment`` declarations: the validated :class:`Declaration` record.
 
 The declaration is the cell's leading docstring (keys ``Hypothesis``, ``Success``, ``Scope``,
-``Owner``, ``Until``; anything else is free description) plus the magic's options. Top-of-cell
-``name = <literal>`` statements are the cell's parameters. Everything here is plain Python
-(``ast``, ``tokenize``, ``argparse``); the magic is a thin adapter over :func:`build_declaration`
-and :func:`literal_assignments`.
+``Owner``, ``Until``; anything else is free description) plus the magic's options; reading the
+cell's source is :mod:`nbtoolkit.cell_source`. :func:`build_declaration` joins the two and is
+what the magic calls; :func:`make_declaration` is the keyword form used by ``start_run``;
+:meth:`Declaration.from_stored` reads one back from the store without ever failing.
 """
 
 from __future__ import annotations
 
-import ast
 import datetime
-import inspect
-import io
 import re
-import shlex
-import tokenize
 import unicodedata
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from nbtoolkit.baselines import SWEEP_REF
+from nbtoolkit.cell_source import (
+    DOCSTRING_KEYS,
+    MAGIC_USAGE,
+    LiteralAssignment,
+    literal_assignment_nodes,
+    literal_assignments,
+    parse_docstring,
+    parse_magic_line,
+    split_cell,
+    split_texts,
+)
 from nbtoolkit.criteria import Criterion, parse_criteria
-from nbtoolkit.errors import DeclarationError
+from nbtoolkit.errors import DeclarationError, NbToolkitError
+
+__all__ = [
+    "DOCSTRING_KEYS", "MAGIC_USAGE", "NAME_MAX_LENGTH", "Declaration", "LiteralAssignment",
+    "build_declaration", "literal_assignment_nodes", "literal_assignments", "make_declaration",
+    "parse_docstring", "parse_magic_line", "split_cell", "validate_name",
+]
 
 NAME_MAX_LENGTH = 128
-MAGIC_USAGE = ("%%experiment NAME [--baseline RUN] [--hypothesis TEXT] [--success CRITERION]... "
-               "[--scope TEXT] [--owner NAME] [--until YYYY-MM-DD] [--tag KEY=VALUE]... [--seed N]")
-DOCSTRING_KEYS: tuple[str, ...] = ("hypothesis", "success", "scope", "owner", "until")
-_KEY_LINE = re.compile(r"^(hypothesis|success|scope|owner|until)[ \t]*:(.*)$", re.IGNORECASE)
 
 
 def _suggest_name(name: str) -> str:
@@ -102,19 +110,17 @@ def check_baseline_ref(ref: str) -> str:
     return "@".join(validate_name(p, what="baseline") for p in ref.split("@", 1))
 
 
-def _split_texts(texts: Any) -> tuple[str, ...]:
-    """One stripped entry per criterion from strings holding ';' or newlines."""
-    items = [texts] if isinstance(texts, str) else list(texts)
-    return tuple(part.strip() for item in items for line in str(item).splitlines()
-                 for part in line.split(";") if part.strip())
-
 
 @dataclass(frozen=True)
 class Declaration:
     """What an experiment is meant to show, declared before its code runs.
 
-    Constructing one validates it (names, criteria, date, tags, seed), so every instance is
-    valid; ``success`` is split into one entry per criterion, ``until`` may be an ISO string.
+    Constructing one validates it (names, criteria, date, tags, seed), so every instance built
+    by code is valid; ``success`` is split into one entry per criterion, ``until`` may be an ISO
+    string. Records read back from the store go through :meth:`from_stored`, which never fails:
+    a run without a declaration gets the *empty* declaration (``declared`` is false, every field
+    empty), and what an old or damaged stored declaration holds that does not validate is kept,
+    as stored, in ``extra``.
 
     Attributes:
         experiment: the experiment name.
@@ -127,6 +133,8 @@ class Declaration:
         baseline: a run id (or prefix), experiment name or registry alias to compare with.
         tags: free key/value labels.
         seed: the random seed to set before the body runs.
+        extra: stored keys this version does not know or could not validate (see
+            :meth:`from_stored`); empty for declarations built by code.
     """
 
     experiment: str
@@ -139,6 +147,7 @@ class Declaration:
     baseline: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict, hash=False)
     seed: int | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         def put(name: str, value: Any) -> None:
@@ -147,7 +156,7 @@ class Declaration:
         put("experiment", validate_name(self.experiment))
         if self.baseline is not None:
             put("baseline", check_baseline_ref(self.baseline))
-        put("success", _split_texts(self.success))
+        put("success", split_texts(self.success))
         parse_criteria(self.success)
         if isinstance(self.until, str):
             put("until", _parse_until(self.until))
@@ -159,27 +168,92 @@ class Declaration:
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)
                                       or self.seed < 0):
             raise DeclarationError(f"The seed must be a non-negative integer, got {self.seed!r}.")
+        put("extra", dict(self.extra))
 
     @property
     def criteria(self) -> list[Criterion]:
         """The parsed success criteria."""
         return parse_criteria(self.success)
 
+    @property
+    def declared(self) -> bool:
+        """Whether the run declared anything (``False`` for the empty declaration)."""
+        return bool(self.experiment)
+
     def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-serialisable dict; :meth:`from_dict` reverses it."""
+        """Return a JSON-serialisable dict; :meth:`from_stored` reverses it.
+
+        The empty declaration gives ``{}``; values kept in ``extra`` are written back under
+        their stored keys, so a stored declaration round-trips unchanged.
+        """
+        if not self.declared:
+            return dict(self.extra)
         return {
             "experiment": self.experiment, "hypothesis": self.hypothesis,
             "success": list(self.success), "scope": self.scope, "owner": self.owner,
             "until": self.until.isoformat() if self.until else None,
             "description": self.description, "baseline": self.baseline,
-            "tags": dict(self.tags), "seed": self.seed,
+            "tags": dict(self.tags), "seed": self.seed, **self.extra,
         }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Declaration:
-        """Rebuild from :meth:`to_dict` output (unknown keys are ignored)."""
-        known = {k: d[k] for k in cls.__dataclass_fields__ if k in d and d[k] is not None}
+        """Rebuild from :meth:`to_dict` output, validating it (unknown keys are ignored).
+
+        Raises:
+            DeclarationError: a field is invalid.
+            CriteriaError: a success criterion does not parse.
+        """
+        known = {k: d[k] for k in _FIELDS if k in d and d[k] is not None}
         return cls(**known)
+
+    @classmethod
+    def from_stored(cls, d: Mapping[str, Any] | None, *, experiment: str = "") -> Declaration:
+        """Read a stored declaration back without ever raising (listings must not crash).
+
+        Each field is validated on its own; a field that fails (a criterion the redactor masked,
+        a name older versions allowed, a value of the wrong type) and every unknown key go to
+        ``extra`` unchanged, and the field keeps its empty default.
+
+        Args:
+            d: the stored dict (``None`` or ``{}`` for a run that declared nothing).
+            experiment: the run's experiment, used when the stored dict names none.
+
+        Returns:
+            The declaration; the empty declaration when ``d`` is empty.
+        """
+        data = dict(d or {})
+        extra = {k: v for k, v in data.items() if k not in _FIELDS}
+        if not data:
+            return _with_experiment(cls(experiment=_PROBE, extra=extra), "")
+        name = str(data.get("experiment") or experiment)
+        try:
+            name = validate_name(name)
+        except DeclarationError:
+            pass  # a name an older version allowed: kept as stored, like the run's column
+        good: dict[str, Any] = {}
+        for key in _FIELDS - {"experiment", "extra"}:
+            value = data.get(key)
+            if value is None:
+                continue
+            try:
+                if key in _TEXT_FIELDS and not isinstance(value, str):
+                    raise DeclarationError(f"{key} is not text")
+                good[key] = getattr(cls(experiment=_PROBE, **{key: value}), key)
+            except (NbToolkitError, TypeError, ValueError, AttributeError):
+                extra[key] = value
+        return _with_experiment(cls(experiment=_PROBE, extra=extra, **good), name)
+
+
+_FIELDS = frozenset(Declaration.__dataclass_fields__)
+_TEXT_FIELDS = frozenset({"hypothesis", "scope", "owner", "description", "baseline"})
+_PROBE = "probe"  # a valid name to validate one field at a time with
+
+
+def _with_experiment(declaration: Declaration, name: str) -> Declaration:
+    """Set a (possibly unvalidated) stored experiment name on a declaration read back."""
+    object.__setattr__(declaration, "experiment", name)
+    return declaration
 
 
 def make_declaration(
@@ -210,7 +284,7 @@ def make_declaration(
     """
     if isinstance(until, str):
         until = _parse_until(until) if until.strip() else None
-    return Declaration(experiment=experiment, hypothesis=hypothesis, success=_split_texts(success),
+    return Declaration(experiment=experiment, hypothesis=hypothesis, success=split_texts(success),
                        scope=scope, owner=owner, until=until, description=description,
                        baseline=baseline, tags=dict(tags or {}), seed=seed)
 
@@ -222,267 +296,6 @@ def _parse_until(text: str) -> datetime.date:
         raise DeclarationError(f"Until {text!r} is not a date; write it as YYYY-MM-DD, "
                                "e.g. 'Until: 2026-12-10' or --until 2026-12-10.") from None
 
-
-def parse_docstring(doc: str) -> dict[str, Any]:
-    """Split a declaration docstring into its fields.
-
-    ``Hypothesis``, ``Success``, ``Scope``, ``Owner`` and ``Until`` (any case) start a line as
-    ``Key: value``. The value continues on the following lines up to the next key line or a
-    blank line (after a blank line, only indented lines continue it). ``Success`` keeps one
-    criterion per line or ``;``-separated part; other values are joined with spaces. Every
-    other line is free description.
-
-    Args:
-        doc: the docstring's text.
-
-    Returns:
-        ``{"hypothesis": str, "success": list[str], "scope": str, "owner": str,
-        "until": str, "description": str}``; absent fields are empty.
-
-    Raises:
-        DeclarationError: a key other than ``Success`` appears twice.
-    """
-    parts: dict[str, list[str]] = {key: [] for key in DOCSTRING_KEYS}
-    description: list[str] = []
-    current: str | None = None
-    after_blank = False
-    for line in inspect.cleandoc(doc or "").splitlines():
-        match = _KEY_LINE.match(line)
-        if match:
-            current, after_blank = match.group(1).lower(), False
-            if current != "success" and parts[current]:
-                raise DeclarationError(f"{match.group(1)} appears twice in the docstring; "
-                                       "keep one such line.")
-            parts[current].append(match.group(2).strip())
-        elif not line.strip():
-            after_blank = True
-            description.append("")
-        elif current is not None and (not after_blank or line[:1].isspace()):
-            parts[current].append(line.strip())
-        else:
-            current = None
-            description.append(line.rstrip())
-    result: dict[str, Any] = {key: " ".join(p for p in parts[key] if p) for key in DOCSTRING_KEYS}
-    result["success"] = list(_split_texts(parts["success"]))
-    result["description"] = re.sub(r"\n{3,}", "\n\n", "\n".join(description)).strip()
-    return result
-
-
-def _logical_lines(source: str) -> Iterator[tuple[int, int]]:
-    """Yield ``(first_row, last_row)`` of each top-level statement line, lazily.
-
-    Tokenising lazily means IPython syntax (``!ls``, ``%time``) further down does not matter.
-    Stops at an indented line or a tokenizer error.
-    """
-    start: int | None = None
-    try:
-        for tok in tokenize.generate_tokens(io.StringIO(source).readline):
-            if tok.type in (tokenize.NL, tokenize.COMMENT):
-                continue
-            if tok.type in (tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER):
-                return
-            start = tok.start[0] if start is None else start
-            if tok.type == tokenize.NEWLINE:
-                yield start, tok.end[0]
-                start = None
-    except (tokenize.TokenError, SyntaxError):
-        return
-
-
-def _parse_rows(lines: list[str], first: int, last: int) -> list[ast.stmt] | None:
-    try:
-        return ast.parse("".join(lines[first - 1:last])).body
-    except SyntaxError:
-        return None
-
-
-def _docstring_of(stmt: ast.stmt) -> str | None:
-    if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant):
-        return stmt.value.value if isinstance(stmt.value.value, str) else None
-    return None
-
-
-def split_cell(cell: str) -> tuple[str | None, str]:
-    """Separate a cell's leading docstring from the rest of its source.
-
-    The body keeps the cell's layout: the docstring's lines become blank lines, so line numbers
-    in tracebacks from the body are those of the original cell. Comments may precede the
-    docstring. Cells that do not parse as Python (IPython syntax further down) still work.
-
-    Args:
-        cell: the cell's source without the ``%%experiment`` line.
-
-    Returns:
-        ``(docstring, body)``; ``docstring`` is ``None`` when the cell does not start with one
-        (the body is then the cell unchanged).
-    """
-    lines = io.StringIO(cell).readlines()
-    first_line = next(_logical_lines(cell), None)
-    if first_line is None:
-        return None, cell
-    stmts = _parse_rows(lines, *first_line)
-    doc = _docstring_of(stmts[0]) if stmts is not None and len(stmts) == 1 else None
-    if doc is None:
-        return None, cell
-    first, last = first_line
-    blanked = ["\n"] * (last - first + 1)
-    if not lines[last - 1].endswith("\n"):
-        blanked[-1] = ""
-    return doc, "".join(lines[: first - 1] + blanked + lines[last:])
-
-
-@dataclass(frozen=True)
-class LiteralAssignment:
-    """One top-of-cell ``name = <literal>`` statement.
-
-    Attributes:
-        name: the assigned name.
-        value: the literal's value.
-        lineno: first line of the statement (1-based, in the source given).
-        end_lineno: last line of the statement.
-    """
-
-    name: str
-    value: Any
-    lineno: int
-    end_lineno: int
-
-
-def _is_plain(value: Any) -> bool:
-    """Whether a literal is a plain parameter value (JSON-like: no bytes, sets or complex)."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return True
-    if isinstance(value, (list, tuple)):
-        return all(_is_plain(v) for v in value)
-    if isinstance(value, dict):
-        return all(isinstance(k, (str, int, float, bool)) and _is_plain(v)
-                   for k, v in value.items())
-    return False
-
-
-def literal_assignment_nodes(body: str) -> list[LiteralAssignment]:
-    """Find the consecutive top-of-cell literal assignments, with their line numbers.
-
-    A statement counts when it is ``name = LITERAL`` or ``name: T = LITERAL`` with one plain
-    name as target and a value ``ast.literal_eval`` accepts and that is JSON-like: numbers
-    (negative too), strings, booleans, ``None``, and lists, tuples and dicts of those. Blank
-    lines and comments are skipped; a leading docstring is skipped; the scan stops at the
-    first other statement. ``a = 1; b = 2`` on one line counts as two.
-
-    Args:
-        body: cell source, usually the body returned by :func:`split_cell`.
-
-    Returns:
-        The assignments in source order (a name assigned twice appears twice).
-    """
-    lines = io.StringIO(body).readlines()
-    found: list[LiteralAssignment] = []
-    first_statement = True
-    for first, last in _logical_lines(body):
-        stmts = _parse_rows(lines, first, last)
-        if stmts is None:
-            break
-        for stmt in stmts:
-            if first_statement and _docstring_of(stmt) is not None:
-                first_statement = False
-                continue
-            first_statement = False
-            if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
-                target, node = stmt.targets[0], stmt.value
-            elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None and stmt.simple:
-                target, node = stmt.target, stmt.value
-            else:
-                return found
-            try:
-                value = ast.literal_eval(node)
-            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-                return found
-            if not isinstance(target, ast.Name) or not _is_plain(value):
-                return found
-            end = stmt.end_lineno or stmt.lineno
-            found.append(LiteralAssignment(target.id, value, first + stmt.lineno - 1,
-                                           first + end - 1))
-    return found
-
-
-def literal_assignments(body: str) -> dict[str, Any]:
-    """Return the top-of-cell literal assignments as ``{name: value}`` in source order.
-
-    See :func:`literal_assignment_nodes` for what counts and for line numbers. A name assigned
-    twice keeps its last value.
-
-    Args:
-        body: cell source, usually the body returned by :func:`split_cell`.
-    """
-    return {a.name: a.value for a in literal_assignment_nodes(body)}
-
-
-def _magic_parser() -> Any:
-    import argparse  # only the magic needs it
-
-    class Parser(argparse.ArgumentParser):
-        def error(self, message: str) -> Any:  # argparse would print and sys.exit
-            raise DeclarationError(f"%%experiment: {message}.\nusage: {MAGIC_USAGE}")
-
-    p = Parser(prog="%%experiment", usage=MAGIC_USAGE.replace("%", "%%"), add_help=False,
-               allow_abbrev=False, exit_on_error=False)
-    p.add_argument("name", nargs="?")
-    for option, metavar in [("--baseline", "RUN"), ("--hypothesis", "TEXT"), ("--scope", "TEXT"),
-                            ("--owner", "NAME"), ("--until", "YYYY-MM-DD")]:
-        p.add_argument(option, metavar=metavar)
-    p.add_argument("--success", metavar="CRITERION", action="append")
-    p.add_argument("--tag", metavar="KEY=VALUE", action="append")
-    p.add_argument("--seed", metavar="N", type=int)
-    return p
-
-
-def parse_magic_line(line: str) -> tuple[str, dict[str, Any]]:
-    """Parse the ``%%experiment`` line.
-
-    ``NAME [--baseline RUN] [--hypothesis TEXT] [--success CRITERION]... [--scope TEXT]
-    [--owner NAME] [--until YYYY-MM-DD] [--tag KEY=VALUE]... [--seed N]``, split like a shell.
-
-    Args:
-        line: the text after ``%%experiment``.
-
-    Returns:
-        ``(name, options)``; ``options`` holds only the options given: ``success`` as a list,
-        ``tags`` as a dict (from ``--tag``), ``seed`` as an int, the rest as strings.
-        Names are not validated here (see :func:`build_declaration`).
-
-    Raises:
-        DeclarationError: the line does not parse; the message includes the usage.
-    """
-    import argparse
-
-    parser = _magic_parser()
-    usage = f"usage: {MAGIC_USAGE}"
-    try:
-        args = shlex.split(line)
-    except ValueError as exc:
-        raise DeclarationError(f"%%experiment: cannot split the options ({exc}); check the "
-                               f"quotes.\n{usage}") from None
-    try:
-        ns = parser.parse_args(args)
-    except argparse.ArgumentError as exc:
-        raise DeclarationError(f"%%experiment: {exc}.\n{usage}") from None
-    if not ns.name:
-        raise DeclarationError(f"%%experiment: the experiment name is missing.\n{usage}")
-    options: dict[str, Any] = {k: v for k, v in vars(ns).items()
-                               if v is not None and k not in ("name", "tag")}
-    if ns.tag is not None:
-        tags: dict[str, str] = {}
-        for raw in ns.tag:
-            key, sep, value = raw.partition("=")
-            if not sep or not key.strip():
-                raise DeclarationError(f"--tag {raw!r} must be KEY=VALUE, e.g. --tag team=growth.")
-            if key.strip() in tags:
-                raise DeclarationError(f"--tag {key.strip()!r} is given twice; keep one.")
-            tags[key.strip()] = value
-        options["tags"] = tags
-    if ns.seed is not None and ns.seed < 0:
-        raise DeclarationError(f"--seed must be a non-negative integer, got {ns.seed}.")
-    return ns.name, options
 
 
 def build_declaration(line: str, cell: str) -> tuple[Declaration, str]:
@@ -511,7 +324,7 @@ def build_declaration(line: str, cell: str) -> tuple[Declaration, str]:
     declaration = Declaration(
         experiment=name,
         hypothesis=opts.get("hypothesis", fields["hypothesis"]),
-        success=(*fields["success"], *_split_texts(opts.get("success", ()))),
+        success=(*fields["success"], *split_texts(opts.get("success", ()))),
         scope=opts.get("scope", fields["scope"]),
         owner=opts.get("owner", fields["owner"]),
         until=_parse_until(until_text) if until_text else None,

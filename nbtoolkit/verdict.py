@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
 from nbtoolkit import stats
 from nbtoolkit.criteria import Criterion
+from nbtoolkit.errors import NbToolkitError
 from nbtoolkit.html import colour, esc
 from nbtoolkit.stats.interval import Interval
 
@@ -203,6 +204,20 @@ class Verdict:
             raise ValueError(f"invalid verdict status {d.get('status')!r}")
         results = tuple(CriterionResult.from_dict(r) for r in d.get("results", ()))
         return cls(status=d["status"], results=results, reason=str(d.get("reason", "")))
+
+    @classmethod
+    def from_stored(cls, d: Mapping[str, Any] | None) -> Verdict | None:
+        """Read a stored verdict back without raising: ``None`` when absent or unreadable.
+
+        An unreadable detail (written by hand or by a pre-release version) is not a reason to
+        fail a listing; the run's ``verdict`` status column still says what was decided.
+        """
+        if not d:
+            return None
+        try:
+            return cls.from_dict(d)
+        except (NbToolkitError, ValueError, TypeError, KeyError, AttributeError):
+            return None
 
     def __repr__(self) -> str:
         lines = [f"Verdict: {self.status} - {self.reason}"]

@@ -166,7 +166,7 @@ def test_experiment_form_marks_errors_and_inserts_a_cell_that_runs(lab: dict[str
         result.wait_for()
         assert re.search(r"ui-form\s+supported", result.inner_text())
         run = store(lab).get_run(store(lab).latest_run("ui-form"))
-        assert run.declaration["owner"] == "ana" and run.metrics["acc"] == 0.97
+        assert run.declaration.owner == "ana" and run.metrics["acc"] == 0.97
 
 
 def test_run_browser_filters_and_compares_two_runs(lab: dict[str, Any]) -> None:

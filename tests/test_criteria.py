@@ -372,6 +372,16 @@ def test_verdict_from_dict_refuses_bad_status_and_warns_on_newer_schema() -> Non
     assert v.status == "supported"
 
 
+def test_verdict_from_stored_never_raises() -> None:
+    v = _verdict({"a": 2, "b": 0})
+    assert Verdict.from_stored(json.loads(json.dumps(v.to_dict()))) == v
+    assert Verdict.from_stored(None) is None and Verdict.from_stored({}) is None
+    for unreadable in ({"criteria": []}, {"status": "supported", "results": [{"criterion": {}}]},
+                       {"status": "supported", "results": [{"criterion": {"text": "a >>= 1"}, "status": "pass"}]},
+                       {"status": "rejected", "results": 7}):
+        assert Verdict.from_stored(unreadable) is None
+
+
 def test_repr_lists_each_criterion() -> None:
     text = repr(_verdict({"a": 0, "b": 2}))
     assert text.splitlines()[0].startswith("Verdict: rejected")

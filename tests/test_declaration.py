@@ -369,6 +369,32 @@ def test_declaration_round_trips_through_json_and_pickle() -> None:
     assert hash(decl) == hash(Declaration.from_dict(data))
 
 
+def test_from_stored_reads_back_every_declaration_it_wrote() -> None:
+    decl, _ = build_declaration("exp --baseline base --tag team=growth --seed 7", DESIGN_CELL)
+    stored = json.loads(json.dumps(decl.to_dict()))
+    assert Declaration.from_stored(stored) == decl and Declaration.from_stored(stored).to_dict() == stored
+
+
+def test_from_stored_keeps_what_does_not_validate_in_extra() -> None:
+    stored = {"experiment": "a b", "hypothesis": 42, "success": "x >>= 1; y >= 2", "owner": "ana",
+              "until": "2026-13-01", "tags": {"bad key": "v"}, "seed": True, "notes": ["free"]}
+    decl = Declaration.from_stored(stored, experiment="ignored-when-stored")
+    assert decl.experiment == "a b" and decl.owner == "ana" and decl.declared
+    assert (decl.hypothesis, decl.success, decl.until, dict(decl.tags), decl.seed) == ("", (), None, {}, None)
+    assert decl.extra == {k: v for k, v in stored.items() if k not in ("experiment", "owner")}
+    assert {k: decl.to_dict()[k] for k in stored} == stored  # nothing stored is lost on the way out
+    partial = Declaration.from_stored({"hypothesis": "only"}, experiment="from-run")
+    assert partial.experiment == "from-run" and partial.hypothesis == "only" and partial.extra == {}
+
+
+def test_empty_declaration_for_runs_that_declared_nothing() -> None:
+    for stored in (None, {}):
+        empty = Declaration.from_stored(stored, experiment="plain")
+        assert not empty.declared and empty.to_dict() == {} and empty.criteria == []
+        assert empty.experiment == "" and empty.hypothesis == "" and empty.until is None
+    assert Declaration.from_stored({}) == Declaration.from_stored(None)
+
+
 def test_declaration_validates_on_construction() -> None:
     with pytest.raises(DeclarationError):
         Declaration(experiment="a/b")

@@ -39,15 +39,16 @@ def test_baseline_then_challenger(project: Path, store: Any) -> None:
     assert ch.experiment == "cancer-gbm" and ch.status == "finished", ch.error
     assert ch.baseline_ref == "cancer-logreg" and ch.baseline_run_id == base.run_id
     detail = ch.verdict_detail
-    assert ch.verdict in ("supported", "rejected", "inconclusive") and detail["status"] == ch.verdict
-    texts = [r["criterion"]["text"] for r in detail["results"]]
+    assert detail is not None and ch.verdict in ("supported", "rejected", "inconclusive")
+    assert detail.status == ch.verdict
+    texts = [r.criterion.text for r in detail.results]
     assert any("baseline.roc_auc" in t for t in texts)
-    against_base = next(r for r in detail["results"] if "baseline.roc_auc" in r["criterion"]["text"])
+    against_base = next(r for r in detail.results if "baseline.roc_auc" in r.criterion.text)
     # the bar is the baseline run's value shifted by the criterion's margin
-    assert against_base["baseline"] == pytest.approx(base.metrics["roc_auc"])
-    margin = float(against_base["criterion"]["text"].replace(" ", "").split("baseline.roc_auc")[1] or 0)
-    assert against_base["bar"] == pytest.approx(base.metrics["roc_auc"] + margin)
-    assert against_base["observed"] == pytest.approx(ch.metrics["roc_auc"])
+    assert against_base.baseline == pytest.approx(base.metrics["roc_auc"])
+    margin = float(against_base.criterion.text.replace(" ", "").split("baseline.roc_auc")[1] or 0)
+    assert against_base.bar == pytest.approx(base.metrics["roc_auc"] + margin)
+    assert against_base.observed == pytest.approx(ch.metrics["roc_auc"])
     n = ch.params["n_estimators"]
     assert n == 100 and len(ch.metric_history("staged_roc_auc")) == n
     kinds = {a.kind for a in ch.artifacts}

@@ -151,7 +151,7 @@ def test_model_card_shows_intervals_and_escapes_run_content(project: Path, store
 
     evil = "Trees win <script>alert(1)</script> <img src=x onerror=alert(2)>"
     run_id = make_run(hypothesis=evil, sample=False)
-    detail = store.get_run(run_id).verdict_detail
+    detail = store.get_run(run_id).verdict_detail.to_dict()
     detail["results"][0]["interval"] = {"low": -0.0123, "high": 0.0456, "level": 0.95, "method": "bootstrap",
                                         "n_resamples": 1000}
     store.update_run(run_id, verdict_detail=detail)

@@ -71,9 +71,9 @@ nbtk.log(extra_metric=1.5)
     assert rec.params == {"learning_rate": 0.1, "n_estimators": 200, "label": "gbm"}
     assert rec.metrics == {"roc_auc": 0.93, "accuracy": 0.7, "fit_seconds": 2.0, "extra_metric": 1.5}
     d = rec.declaration
-    assert d["hypothesis"] == "boosting beats <b>the</b> baseline"
-    assert d["scope"] == "feature set v3" and d["owner"] == "cli-owner" and str(d["until"]).startswith("2030-01-31")
-    assert [c["text"] if isinstance(c, dict) else c for c in d["success"]][-1].replace(" ", "") == "fit_seconds<=30"
+    assert d.hypothesis == "boosting beats <b>the</b> baseline"
+    assert d.scope == "feature set v3" and d.owner == "cli-owner" and str(d.until) == "2030-01-31"
+    assert d.success[-1].replace(" ", "") == "fit_seconds<=30"
     assert rec.tags == {"team": "growth"}
     assert rec.source == "kernel"
     # the namespace keeps the cell's variables

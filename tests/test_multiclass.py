@@ -20,6 +20,7 @@ from sklearn import metrics as skm
 from nbtoolkit import stats
 from nbtoolkit._format import criterion_cells, fmt_interval, fmt_number
 from nbtoolkit.errors import InputError
+from nbtoolkit.verdict import CriterionResult
 
 RNG = np.random.default_rng(11)
 N, K = 300, 5
@@ -124,8 +125,9 @@ def test_log_predictions_refuses_duplicated_ids_and_stores_the_task(project: Pat
             nbtk.log_predictions(Y, STRONG, ids=["same"] * N)
         with pytest.raises(InputError, match="sum to 1"):
             nbtk.log_predictions(Y, STRONG * 0.5)
-        ref = nbtk.log_predictions(Y, STRONG, ids=IDS)
-    assert ref.meta["task"] == "multiclass" and ref.meta["classes"] == K
+        nbtk.log_predictions(Y, STRONG, ids=IDS)  # returns None; the reference is on the run
+    ref = store.get_run(run.run_id).artifact("predictions")
+    assert ref is not None and ref.meta["task"] == "multiclass" and ref.meta["classes"] == K
     loaded = stats.load_predictions(store, store.get_run(run.run_id))
     assert loaded is not None and loaded.task == "multiclass" and loaded.y_pred.shape == (N, K)
     assert list(loaded.labels) == list(range(K))
@@ -224,15 +226,15 @@ def test_numbers_are_formatted_for_people() -> None:
     assert fmt_number(12345.6) == "12346" and fmt_number(0.000123456) == "0.0001235"
     assert fmt_number(0.5) == "0.5" and fmt_number(3) == "3" and fmt_number(float("nan")) == "NaN"
     assert fmt_number(None) == "—" and fmt_number(2.5e-7) == "2.5e-07"
-    cells = criterion_cells({
-        "criterion": {"text": "accuracy >= baseline.accuracy - 0.01", "op": ">=",
-                      "baseline_metric": "accuracy"},
+    cells = criterion_cells(CriterionResult.from_dict({
+        "criterion": {"text": "accuracy >= baseline.accuracy - 0.01"}, "status": "pass", "passed": True,
         "observed": 0.96888, "baseline": 0.97111, "bar": 0.96111, "difference": -0.00222,
         "interval": {"low": -0.02304, "high": 3.521e-06, "level": 0.95},
-    })
+    }))
     assert cells == {"observed": "0.9689", "target": ">= 0.9611", "baseline": "0.9711",
                      "difference": "-0.0022", "interval": "[-0.0230, +0.0000] 95%"}
-    wide = criterion_cells({"criterion": {"op": "<="}, "observed": 1234.6, "bar": 1500})
+    wide = criterion_cells(CriterionResult.from_dict({"criterion": {"text": "fit_seconds <= 1500"},
+                                                      "status": "pass", "observed": 1234.6, "bar": 1500}))
     assert wide["observed"] == "1235" and wide["target"] == "<= 1500" and wide["interval"] == "—"
 
 
@@ -269,9 +271,11 @@ def test_digits_notebooks_in_real_kernels_and_nbtk_report(project: Path, store: 
     assert forest.artifact("predictions").meta["task"] == "multiclass"
     detail = forest.verdict_detail
     assert forest.verdict == "supported", detail
-    by_text = {r["criterion"]["text"]: r for r in detail["results"]}
+    assert detail is not None
+    by_text = {r.criterion.text: r for r in detail.results}
     for text in ("accuracy >= baseline.accuracy + 0.05", "log_loss <= baseline.log_loss"):
-        assert by_text[text]["interval"]["method"] == "paired bootstrap", by_text[text]
+        interval = by_text[text].interval
+        assert interval is not None and interval.method == "paired bootstrap", by_text[text]
     # the logged values are scikit-learn's; the report recomputes the same from the predictions
     pred = stats.load_predictions(store, forest)
     assert pred is not None and pred.y_pred.shape[1] == 10

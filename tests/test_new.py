@@ -23,9 +23,9 @@ def test_new_notebook_runs_and_records_its_declaration(project: Path, store: obj
     frame = runs(experiment="churn-gbm", store=store)  # type: ignore[arg-type]
     assert len(frame) == 1
     record = get_run(frame["run_id"][0], store=store)  # type: ignore[arg-type]
-    assert record.declaration["hypothesis"] == "GBM beats the bar"
-    assert record.declaration["owner"] == "ana" and record.declaration["scope"] == "feature set v3"
-    assert str(record.declaration["until"]).startswith("2030-01-31")
+    assert record.declaration.hypothesis == "GBM beats the bar"
+    assert record.declaration.owner == "ana" and record.declaration.scope == "feature set v3"
+    assert str(record.declaration.until) == "2030-01-31"
     assert record.params["seed"] == 3
     assert record.metrics["score"] == 0.0 and record.verdict == "rejected"
 

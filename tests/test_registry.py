@@ -188,7 +188,7 @@ def test_v1_store_upgrades_to_latest_keeping_runs(tmp_path):
     rec = st.get_run("0123456789abcdef0123456789abcdef")
     assert (rec.experiment, rec.status, rec.verdict) == ("legacy-exp", "finished", "supported")
     assert rec.params == {"C": 1.0} and rec.metrics == {"roc_auc": 0.93} and rec.cache_key is None
-    assert rec.declaration["hypothesis"] == "v1 runs survive upgrades"
+    assert rec.declaration.hypothesis == "v1 runs survive upgrades"
     tables = {r[0] for r in sqlite3.connect(folder / "store.db").execute("select name from sqlite_master where type='table'")}
     assert {"sweeps", "aliases", "alias_history"} <= tables
     # the upgraded store works for the registry

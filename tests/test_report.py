@@ -396,3 +396,19 @@ def test_report_modules_import_nothing_heavy() -> None:
             "'nbformat', 'pandas', 'sqlalchemy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_run_report_of_a_damaged_stored_declaration_shows_what_was_stored(store: Any) -> None:
+    from nbtoolkit.report import render_run_report
+
+    damaged = {"experiment": "old-exp", "hypothesis": "<b>kept</b> as stored", "owner": "ana",
+               "success": ["acc >>= 0.9"], "until": "soon", "legacy_note": "from v0.1"}
+    run_id = store.create_run(experiment="old-exp", declaration=damaged)
+    store.finish_run(run_id, status="finished", verdict="supported", verdict_detail={"criteria": []})
+    doc = soup(render_run_report(run_id))
+    assert doc.select_one(".hypothesis").get_text() == "<b>kept</b> as stored"  # escaped text, no markup
+    assert doc.select_one(".owner").get_text() == "ana" and doc.select_one(".hypothesis b") is None
+    # the unreadable criteria are not re-evaluated: the stored verdict column is what is shown
+    banner = doc.select_one(".verdict-banner").get_text()
+    assert banner.startswith("Verdict: supported") and "no criteria results were stored" in banner
+    assert "No success criteria were declared" in doc.get_text()

@@ -163,7 +163,7 @@ def test_planted_secrets_reach_no_sink(project: Path, tmp_path: Path, monkeypatc
     # the run is real and meaningful; ordinary names survive
     assert rec.verdict == "supported" and rec.params["key"] == "user_id" and rec.params["author"] == "ann"
     assert rec.params["max_tokens"] == 512 and rec.params["db"] == "postgres://db.example.com:5432/prod"
-    assert rec.declaration["owner"] == "https://git.example.com/team"
+    assert rec.declaration.owner == "https://git.example.com/team"
     out_text = (project / "out.ipynb").read_text(encoding="utf-8")
     assert "HF_TOKEN = ***" in out_text and "typed key: ***" in out_text and "DATABASE_URL = postgres://db.example.com" in out_text
 

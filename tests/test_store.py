@@ -63,7 +63,7 @@ def test_v1_store_is_upgraded_in_place_and_keeps_its_run(tmp_path: Path) -> None
     # the fixture is shared with tests/test_registry.py (one run, one param, one metric)
     assert rec.params == {"C": 1.0}
     assert rec.metrics == {"roc_auc": 0.93}
-    assert rec.declaration["hypothesis"] == "v1 runs survive upgrades"
+    assert rec.declaration.hypothesis == "v1 runs survive upgrades"
     assert rec.started == 1700000000.0 and rec.ended == 1700000060.0
     assert rec.cache_key is None
     # the upgraded store takes new runs next to the old one
@@ -203,3 +203,53 @@ def test_stale_running_run_of_dead_process_is_marked_crashed(store) -> None:
     rec = store.get_run(rid)
     assert rec.status == "crashed" and rec.ended is not None and "ended without closing" in rec.error
     assert store.get_run(live).status == "running"
+
+
+DAMAGED_DECLARATION = {"experiment": "old exp", "hypothesis": "kept as stored", "success": ["acc >>= 0.9"],
+                       "until": "soon", "seed": -3, "legacy_note": "from v0.1"}
+
+
+def test_damaged_or_missing_declaration_and_verdict_load_without_crashing(store) -> None:
+    """Rows an older version (or a hand edit) wrote never break a read; nothing stored is lost."""
+    from nbtoolkit.store.card import run_card_html, run_card_text
+
+    old = store.create_run(experiment="old-exp", declaration=DAMAGED_DECLARATION)
+    store.finish_run(old, status="finished", verdict="supported", verdict_detail={"criteria": []})
+    bare = store.create_run(experiment="bare", kind="papermill")
+    store.finish_run(bare, status="finished")
+
+    rec = store.get_run(old)
+    decl = rec.declaration
+    assert decl.declared and decl.experiment == "old exp" and decl.hypothesis == "kept as stored"
+    assert decl.success == () and decl.until is None and decl.seed is None and decl.criteria == []
+    assert decl.extra == {"success": ["acc >>= 0.9"], "until": "soon", "seed": -3, "legacy_note": "from v0.1"}
+    assert rec.verdict == "supported" and rec.verdict_detail is None  # unreadable detail: the column stays
+    shown = rec.to_dict()["declaration"]
+    assert {k: shown[k] for k in DAMAGED_DECLARATION} == DAMAGED_DECLARATION  # round-trips unchanged
+    assert "kept as stored" in run_card_text(rec) and "kept as stored" in run_card_html(rec)
+
+    empty = store.get_run(bare)
+    assert not empty.declaration.declared and empty.declaration.hypothesis == ""
+    assert empty.to_dict()["declaration"] == {} and empty.verdict_detail is None
+    assert empty.hypothesis == "" and "bare" in run_card_text(empty)
+
+    rows, _, _ = store.query_runs()
+    by_id = {r["run_id"]: r["declaration"] for r in rows}
+    assert by_id[old] == decl and not by_id[bare].declared
+
+
+def test_stored_declaration_and_verdict_come_back_typed(store) -> None:
+    from nbtoolkit.declaration import make_declaration
+    from nbtoolkit.verdict import Verdict, evaluate
+
+    decl = make_declaration("typed", hypothesis="h", success="acc >= 0.5; acc >= baseline.acc",
+                            until="2030-01-31", tags={"team": "ml"}, seed=7)
+    verdict = evaluate(decl.criteria, {"acc": 0.9}, baseline={"acc": 0.95})
+    run_id = store.create_run(experiment="typed", declaration=decl.to_dict())
+    store.finish_run(run_id, status="finished", verdict=verdict.status, verdict_detail=verdict.to_dict())
+    rec = store.get_run(run_id)
+    assert rec.declaration == decl and rec.declaration.extra == {}
+    assert isinstance(rec.verdict_detail, Verdict) and rec.verdict_detail == verdict
+    assert rec.verdict_detail.status == "rejected" and rec.verdict_detail.results[1].baseline == 0.95
+    assert rec.to_dict()["declaration"] == decl.to_dict()
+    assert rec.to_dict()["verdict_detail"] == verdict.to_dict()

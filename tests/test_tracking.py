@@ -55,7 +55,7 @@ def test_start_run_records_everything(project: Path, store: Any) -> None:
     assert rec.metrics["auc"] == 0.8 and rec.metrics["loss"] == 0.2
     assert rec.metric_history("loss") == [(i, 1.0 / (i + 1)) for i in range(5)]
     assert rec.tags == {"team": "ml"}
-    assert rec.declaration["hypothesis"] == "it records" and rec.declaration["owner"] == "me"
+    assert rec.declaration.hypothesis == "it records" and rec.declaration.owner == "me"
     assert rec.extra["seeds"]["seed"] == 7
     assert rec.lock_hash and rec.lock() is not None
     arts = {a.name: a for a in rec.artifacts}
@@ -113,7 +113,7 @@ def test_verdicts_absolute_and_against_baselines(project: Path, store: Any) -> N
     assert r.baseline_run_id == base_old and r.verdict.status == "supported"
     rec = nbtk.get_run(r.run_id)
     assert rec.baseline_run_id == base_old and rec.baseline_ref == base_old[:7]
-    assert rec.verdict_detail["status"] == "supported"
+    assert rec.verdict_detail is not None and rec.verdict_detail.status == "supported"
     # a metric that was never logged -> inconclusive
     with nbtk.start_run("ch", success="auc >= baseline.auc") as r:
         pass

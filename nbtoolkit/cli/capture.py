@@ -228,9 +228,11 @@ def show(ctx: click.Context, run: str, as_json: bool) -> None:
     click.echo(run_card_text(record))
     d = record.to_dict()
     click.echo(f"  status: {record.status}   started: {d['started']}   ended: {d['ended']}")
-    for key in ("scope", "owner", "until"):
-        if record.declaration.get(key):
-            click.echo(f"  {key}: {record.declaration[key]}")
+    decl = record.declaration
+    for key, value in (("scope", decl.scope), ("owner", decl.owner),
+                       ("until", decl.until.isoformat() if decl.until else "")):
+        if value:
+            click.echo(f"  {key}: {value}")
     if record.notebook_path:
         click.echo(f"  notebook: {record.notebook_path}")
     for line in lineage_lines(d):

@@ -56,16 +56,24 @@ def _params(files: tuple[str, ...], yamls: tuple[str, ...], pairs: tuple[tuple[s
 @click.option("--flag", "flag_items", multiple=True, metavar="NAME=VALUE", help="Feature flag, passed as NBTOOLKIT_FLAG_<NAME> and recorded.")
 @click.option("--allow-unknown", is_flag=True, help="Inject parameters the notebook does not define.")
 @click.option("--force", is_flag=True, help="Execute even when the run cache holds a finished run with the same inputs.")
+@click.option("--help-notebook", is_flag=True, help="List the notebook's parameters (type, default, help) like papermill, and exit.")
 @click.pass_context
-def run_cmd(ctx: click.Context, notebook: str, pairs: tuple[tuple[str, str], ...], files: tuple[str, ...], yamls: tuple[str, ...], output: str | None, kernel: str | None, cwd: str | None, timeout: float | None, flag_items: tuple[str, ...], allow_unknown: bool, force: bool) -> None:
+def run_cmd(ctx: click.Context, notebook: str, pairs: tuple[tuple[str, str], ...], files: tuple[str, ...], yamls: tuple[str, ...], output: str | None, kernel: str | None, cwd: str | None, timeout: float | None, flag_items: tuple[str, ...], allow_unknown: bool, force: bool, help_notebook: bool) -> None:
     """Execute NOTEBOOK with papermill and record it as one run.
 
     A finished run with the same notebook code, parameters, flags, environment and data is
     reused from the run cache (recorded as a cached copy); --force executes anyway.
     """
     from nbtoolkit.execute.papermill_run import run_notebook
-    from nbtoolkit.execute.params import check_parameters
+    from nbtoolkit.execute.params import check_parameters, describe_parameters
 
+    if help_notebook:
+        if not Path(notebook).is_file():
+            raise click.BadParameter(f"{notebook} does not exist; pass the path of an .ipynb file.", param_hint="NOTEBOOK")
+        click.echo(ctx.command.get_usage(ctx))
+        click.echo("")
+        click.echo(describe_parameters(notebook))
+        return
     params = _params(files, yamls, pairs)
     if Path(notebook).is_file():
         for warning in check_parameters(notebook, params, allow_unknown=allow_unknown):

@@ -236,59 +236,22 @@ def reproduce(
         InputError: the run has no lock, no git commit or no notebook to re-execute.
     """
     from nbtoolkit.config import load_settings
-    from nbtoolkit.envlock import capture_lock
-    from nbtoolkit.execute.cache import cache_key
-    from nbtoolkit.execute.papermill_run import RunJob, execute_job, finalize_run, prepare_run
-    from nbtoolkit.notebook import notebook_hash
     from nbtoolkit.store import open_store
 
     settings = settings or load_settings()
     store = store or open_store(settings)
     original = store.get_run(run_ref)
-    lock = original.lock()
-    git = (lock.data.get("git") or {}) if lock is not None else {}
-    if lock is None or not git.get("commit"):
-        raise InputError(f"Run {original.run_id[:8]} has no environment lock with a git commit; only runs recorded in a git repository can be reproduced.")
-    if not original.notebook_path:
-        raise InputError(f"Run {original.run_id[:8]} records no notebook; only notebook runs can be reproduced.")
-    git_root = Path(git.get("root") or settings.root).resolve()
-    nb_abs = Path(original.notebook_path)
-    if not nb_abs.is_absolute():
-        nb_abs = settings.root / nb_abs
-    try:
-        nb_rel = nb_abs.resolve().relative_to(git_root)
-    except ValueError:
-        raise InputError(f"The notebook {original.notebook_path} is outside the git repository {git_root}.") from None
-
+    commit, git_root, nb_abs, nb_rel = _locate(original, settings)
     tmp = Path(tempfile.mkdtemp(prefix="nbtk-reproduce-"))
     tree = tmp / "tree"
-    _git(git_root, "worktree", "add", "--detach", "--quiet", str(tree), str(git["commit"]))
+    _git(git_root, "worktree", "add", "--detach", "--quiet", str(tree), commit)
     try:
-        diff = original.artifact("git.diff")
-        if diff is not None:
-            patch = tmp / "recorded.diff"
-            patch.write_bytes(store.artifacts.read_bytes(diff.digest))
-            if patch.stat().st_size:
-                _git(tree, "apply", "--whitespace=nowarn", str(patch))
-        data_drift, _notes = _restore_data(original, lock.data, git_root, settings.root, tree)
+        data_drift = _prepare_tree(store, original, git_root, settings.root, tree, tmp)
         notebook = tree / nb_rel
         if not notebook.is_file():
-            raise InputError(f"{nb_rel} does not exist at commit {str(git['commit'])[:12]}; it was never committed.")
-        params = _injected_params(original, notebook)
-        tree_settings = settings.with_overrides(root=tree / (settings.root.resolve().relative_to(git_root) if settings.root.resolve().is_relative_to(git_root) else Path()))
-        new_lock = capture_lock(tree_settings, notebook_path=notebook)
-        nb_hash = notebook_hash(notebook)
-        run_id = prepare_run(
-            store, tree_settings, notebook, params, lock=new_lock, nb_hash=nb_hash, key=cache_key(nb_hash, params, new_lock),
-            kind="reproduction", origin_run_id=original.run_id, extra={"reproduction_of": original.run_id},
-        )
-        store.update_run(run_id, experiment=original.experiment, notebook_path=str(nb_abs))
-        job = RunJob(
-            run_id=run_id, notebook=str(notebook), parameters=params, store_path=store.location,
-            cwd=str(notebook.parent), kernel=kernel, timeout=timeout,
-        )
-        outcome = finalize_run(store, job, execute_job(job))
-        store.update_run(run_id, kind="reproduction", notebook_path=str(nb_abs))
+            raise InputError(f"{nb_rel} does not exist at commit {commit[:12]}; it was never committed.")
+        run_id, outcome = _run_in_tree(store, settings, original, tree, notebook, nb_abs, git_root,
+                                       kernel=kernel, timeout=timeout)
     finally:
         subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=git_root, capture_output=True)
         subprocess.run(["git", "worktree", "prune"], cwd=git_root, capture_output=True)
@@ -307,6 +270,77 @@ def reproduce(
     store.merge_extra(run_id, {"reproduction": {**rep.to_dict(), "rtol": rtol, "atol": atol}})
     store.merge_extra(original.run_id, {"reproduction": {"result": result, "run_id": run_id, "drift": len(drift)}})
     return rep
+
+
+def _locate(original: RunRecord, settings: Settings) -> tuple[str, Path, Path, Path]:
+    """The recorded commit, the git root, and the notebook's absolute and repository paths.
+
+    Raises:
+        InputError: the run has no lock with a commit, no notebook, or one outside the repository.
+    """
+    lock = original.lock()
+    git = (lock.data.get("git") or {}) if lock is not None else {}
+    if lock is None or not git.get("commit"):
+        raise InputError(f"Run {original.run_id[:8]} has no environment lock with a git commit; only runs recorded in a git repository can be reproduced.")
+    if not original.notebook_path:
+        raise InputError(f"Run {original.run_id[:8]} records no notebook; only notebook runs can be reproduced.")
+    git_root = Path(git.get("root") or settings.root).resolve()
+    nb_abs = Path(original.notebook_path)
+    if not nb_abs.is_absolute():
+        nb_abs = settings.root / nb_abs
+    try:
+        nb_rel = nb_abs.resolve().relative_to(git_root)
+    except ValueError:
+        raise InputError(f"The notebook {original.notebook_path} is outside the git repository {git_root}.") from None
+    return str(git["commit"]), git_root, nb_abs, nb_rel
+
+
+def _prepare_tree(store: Store, original: RunRecord, git_root: Path, project_root: Path, tree: Path,
+                  tmp: Path) -> list[str]:
+    """Apply the run's recorded uncommitted changes and restore its data; returns data drift."""
+    diff = original.artifact("git.diff")
+    if diff is not None:
+        patch = tmp / "recorded.diff"
+        patch.write_bytes(store.artifacts.read_bytes(diff.digest))
+        if patch.stat().st_size:
+            _git(tree, "apply", "--whitespace=nowarn", str(patch))
+    lock = original.lock()
+    data_drift, _notes = _restore_data(original, lock.data if lock is not None else {}, git_root,
+                                       project_root, tree)
+    return data_drift
+
+
+def _run_in_tree(store: Store, settings: Settings, original: RunRecord, tree: Path, notebook: Path,
+                 nb_abs: Path, git_root: Path, *, kernel: str | None,
+                 timeout: float | None) -> tuple[str, RunOutcome]:
+    """Execute the notebook of the prepared worktree as a ``reproduction`` run of ``original``.
+
+    Returns:
+        ``(new run id, execution outcome)``.
+    """
+    from nbtoolkit.envlock import capture_lock
+    from nbtoolkit.execute.cache import cache_key
+    from nbtoolkit.execute.papermill_run import RunJob, execute_job, finalize_run, prepare_run
+    from nbtoolkit.notebook import notebook_hash
+
+    params = _injected_params(original, notebook)
+    root = settings.root.resolve()
+    project_rel = root.relative_to(git_root) if root.is_relative_to(git_root) else Path()
+    tree_settings = settings.with_overrides(root=tree / project_rel)
+    new_lock = capture_lock(tree_settings, notebook_path=notebook)
+    nb_hash = notebook_hash(notebook)
+    run_id = prepare_run(
+        store, tree_settings, notebook, params, lock=new_lock, nb_hash=nb_hash, key=cache_key(nb_hash, params, new_lock),
+        kind="reproduction", origin_run_id=original.run_id, extra={"reproduction_of": original.run_id},
+    )
+    store.update_run(run_id, experiment=original.experiment, notebook_path=str(nb_abs))
+    job = RunJob(
+        run_id=run_id, notebook=str(notebook), parameters=params, store_path=store.location,
+        cwd=str(notebook.parent), kernel=kernel, timeout=timeout,
+    )
+    outcome = finalize_run(store, job, execute_job(job))
+    store.update_run(run_id, kind="reproduction", notebook_path=str(nb_abs))
+    return run_id, outcome
 
 
 def _compare(original: dict[str, float], new: dict[str, float], *, rtol: float, atol: float, ignore: set[str]) -> list[MetricComparison]:

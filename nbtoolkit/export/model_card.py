@@ -16,7 +16,9 @@ from nbtoolkit._resources import templates_dir
 from nbtoolkit.html import PALETTE, fmt_number
 
 if TYPE_CHECKING:
+    from nbtoolkit.stats.interval import Interval
     from nbtoolkit.store import RunRecord
+    from nbtoolkit.verdict import Verdict
 
 __all__ = ["card_context", "render_model_card"]
 
@@ -25,35 +27,27 @@ def _num(value: Any) -> str:
     return fmt_number(value)
 
 
-def _interval(d: Mapping[str, Any] | None) -> str | None:
-    if not d:
-        return None
-    try:
-        level = float(d.get("level", 0.95)) * 100
-        method = d.get("method") or "bootstrap"
-        return f"{level:g}% {method} interval [{float(d['low']):.4g}, {float(d['high']):.4g}]"
-    except (KeyError, TypeError, ValueError):
-        return None
+def _interval(interval: Interval | None) -> str:
+    if interval is None:
+        return ""
+    return (f"{interval.level * 100:g}% {interval.method} interval "
+            f"[{interval.low:.4g}, {interval.high:.4g}]")
 
 
-def _criteria(detail: Mapping[str, Any] | None) -> list[dict[str, Any]]:
-    rows = []
-    for r in (detail or {}).get("results", []) or []:
-        if not isinstance(r, Mapping):
-            continue
-        crit = r.get("criterion") or {}
-        rows.append(
-            {
-                "text": crit.get("text", "") if isinstance(crit, Mapping) else str(crit),
-                "observed": _num(r.get("observed")),
-                "baseline": _num(r.get("baseline")) if r.get("baseline") is not None else "",
-                "difference": _num(r.get("difference")) if r.get("difference") is not None else "",
-                "interval": _interval(r.get("interval")) or "",
-                "status": str(r.get("status", "")),
-                "reason": str(r.get("reason", "")),
-            }
-        )
-    return rows
+def _criteria(verdict: Verdict | None) -> list[dict[str, Any]]:
+    return [
+        {
+            "text": r.criterion.text,
+            "metric": r.criterion.metric,
+            "observed": _num(r.observed),
+            "baseline": _num(r.baseline) if r.baseline is not None else "",
+            "difference": _num(r.difference) if r.difference is not None else "",
+            "interval": _interval(r.interval),
+            "status": r.status,
+            "reason": r.reason,
+        }
+        for r in (verdict.results if verdict is not None else ())
+    ]
 
 
 def _limitations(
@@ -61,12 +55,11 @@ def _limitations(
 ) -> list[str]:
     decl = record.declaration
     out: list[str] = []
-    for key in ("limitations", "limits"):
-        if decl.get(key):
-            out.append(str(decl[key]))
-    scope = decl.get("scope")
-    if scope:
-        out.append(f"Validated only within its declared scope: {scope}. Do not use it outside that scope without a new experiment.")
+    for key in ("limitations", "limits"):  # free keys some teams store with the declaration
+        if decl.extra.get(key):
+            out.append(str(decl.extra[key]))
+    if decl.scope:
+        out.append(f"Validated only within its declared scope: {decl.scope}. Do not use it outside that scope without a new experiment.")
     else:
         out.append("No scope was declared: the conditions under which the model was validated are not documented.")
     for c in criteria:
@@ -74,8 +67,8 @@ def _limitations(
             out.append(f"Criterion '{c['text']}' did not pass ({c['status']}): {c['reason']}")
     if criteria and not any(c["interval"] for c in criteria):
         out.append("Metrics are point estimates on one test split; no confidence interval was computed (log predictions to get one).")
-    if decl.get("until"):
-        out.append(f"The experiment was declared valid until {decl['until']}; re-evaluate the model after that date.")
+    if decl.until:
+        out.append(f"The experiment was declared valid until {decl.until.isoformat()}; re-evaluate the model after that date.")
     if signature.get("kind") == "unknown":
         out.append("No sample input was logged with the model: its input signature is unknown and inputs cannot be validated.")
     if not model_info.get("safe", True):
@@ -103,9 +96,9 @@ def card_context(
     from nbtoolkit.store.records import iso
 
     decl = record.declaration
-    detail = record.verdict_detail or {}
+    detail = record.verdict_detail
     criteria = _criteria(detail)
-    criteria_metrics = {c["text"].split()[0] for c in criteria if c["text"]}
+    criteria_metrics = {c["metric"] for c in criteria}
     metrics = [{"name": k, "value": _num(v), "criterion": k in criteria_metrics} for k, v in sorted(record.metrics.items())]
     lock = lock_data or {}
     git = lock.get("git") or {}
@@ -118,12 +111,12 @@ def card_context(
         "experiment": record.experiment,
         "status": record.status,
         "verdict": record.verdict or "none",
-        "verdict_reason": str(detail.get("reason", "")) if isinstance(detail, Mapping) else "",
-        "hypothesis": decl.get("hypothesis") or "",
-        "scope": decl.get("scope") or "",
-        "description": decl.get("description") or "",
-        "owner": decl.get("owner") or "",
-        "until": decl.get("until") or "",
+        "verdict_reason": detail.reason if detail is not None else "",
+        "hypothesis": decl.hypothesis,
+        "scope": decl.scope,
+        "description": decl.description,
+        "owner": decl.owner,
+        "until": decl.until.isoformat() if decl.until else "",
         "baseline": record.baseline_ref or "",
         "baseline_run_id": record.baseline_run_id or "",
         "criteria": criteria,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import time
 from collections.abc import Callable
@@ -11,18 +10,18 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from nbtoolkit.report.compare import Comparison
     from nbtoolkit.store import RunRecord, Store
+    from nbtoolkit.verdict import Verdict
 
 CHILD_TIMEOUT_S = 600
 IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp", "image/svg+xml"}
 
 
-def criteria_rows(record: RunRecord, store: Store, baseline: RunRecord | None) -> tuple[dict[str, Any] | None, bool]:
+def criteria_rows(record: RunRecord, store: Store, baseline: RunRecord | None) -> tuple[Verdict | None, bool]:
     """The verdict to show: the stored one, or re-evaluated against an explicit other baseline.
 
     Returns:
-        ``(verdict dict or None, recomputed)``.
+        ``(verdict or None, recomputed)``.
     """
-    from nbtoolkit.criteria import parse_criteria
     from nbtoolkit.verdict import evaluate_run
 
     if record.status != "finished":  # a failed or interrupted run has no verdict
@@ -31,27 +30,24 @@ def criteria_rows(record: RunRecord, store: Store, baseline: RunRecord | None) -
     stored = record.verdict_detail
     if stored and (baseline is None or baseline.run_id == declared):
         return stored, False
-    try:
-        criteria = parse_criteria(record.declaration.get("success") or [])
-    except Exception:  # an old or damaged declaration: show what was stored
-        return stored, False
+    if "success" in record.declaration.extra:
+        return stored, False  # stored criteria this version cannot read: show what was stored
     reason = None if baseline is not None else "no baseline run to compare with"
-    verdict = evaluate_run(store, criteria, record.metrics, run_id=record.run_id,
+    verdict = evaluate_run(store, record.declaration.criteria, record.metrics, run_id=record.run_id,
                            baseline_run_id=baseline.run_id if baseline else None,
                            baseline_reason=reason)
-    return verdict.to_dict(), True
+    return verdict, True
 
 
 def time_box(record: RunRecord) -> dict[str, Any]:
     """The declared decision date and whether it has passed."""
-    until = record.declaration.get("until")
-    info: dict[str, Any] = {"until": until, "overdue": False, "days_left": None}
-    if until:
-        with contextlib.suppress(ValueError, TypeError):
-            day = _dt.date.fromisoformat(str(until))
-            today = _dt.datetime.now(tz=_dt.UTC).date()
-            info["days_left"] = (day - today).days
-            info["overdue"] = day < today and record.verdict not in ("supported", "rejected")
+    until = record.declaration.until
+    info: dict[str, Any] = {"until": until.isoformat() if until else None, "overdue": False,
+                            "days_left": None}
+    if until is not None:
+        today = _dt.datetime.now(tz=_dt.UTC).date()
+        info["days_left"] = (until - today).days
+        info["overdue"] = until < today and record.verdict not in ("supported", "rejected")
     return info
 
 
@@ -239,7 +235,7 @@ def run_context(record: RunRecord, store: Store, baseline: RunRecord | None, *,
         curves[f"baseline ({baseline.run_id[:8]})"] = base_pred
     groups: list[stats.GroupMetrics] = []
     if pred is not None and pred.groups is not None:
-        wanted = [c.get("criterion", {}).get("metric") for c in (verdict or {}).get("results", [])]
+        wanted = [r.criterion.metric for r in verdict.results] if verdict else []
         names = [m for m in dict.fromkeys([*wanted, *stats.computable_metrics(pred)[:2]]) if m]
         for name in names:
             gm = stats.group_metrics(pred, name)
@@ -253,7 +249,7 @@ def run_context(record: RunRecord, store: Store, baseline: RunRecord | None, *,
         "kind": "run",
         "title": f"{record.experiment} — run {record.run_id[:8]}",
         "r": record,
-        "decl": record.declaration or {},
+        "decl": record.declaration,
         "baseline": baseline,
         "baseline_is_declared": baseline is None or baseline.run_id == record.baseline_run_id,
         "verdict": verdict,

@@ -15,6 +15,7 @@ from typing import Any
 
 from nbtoolkit import _json
 from nbtoolkit.config import load_settings
+from nbtoolkit.declaration import Declaration
 from nbtoolkit.errors import InputError
 from nbtoolkit.report import write_run_report
 from nbtoolkit.store import Store, open_store
@@ -49,7 +50,7 @@ def open_project_store(root: str | Path) -> Store | None:
 
 
 def _row_summary(row: dict[str, Any], params: dict[str, Any], metrics: dict[str, float]) -> dict[str, Any]:
-    decl = _json.loads(row.get("declaration"), {}) or {}
+    decl: Declaration = row["declaration"]
     return {
         "run_id": row["run_id"],
         "experiment": row["experiment"],
@@ -58,8 +59,8 @@ def _row_summary(row: dict[str, Any], params: dict[str, Any], metrics: dict[str,
         "started": row["started"],
         "ended": row["ended"],
         "kind": row["kind"],
-        "hypothesis": str(decl.get("hypothesis", "") or ""),
-        "baseline": decl.get("baseline"),
+        "hypothesis": decl.hypothesis,
+        "baseline": decl.baseline,
         "params": params,
         "metrics": metrics,
     }

@@ -14,7 +14,9 @@ from jupyter_server.utils import url_path_join
 from nbtoolkit.errors import InputError, NbToolkitError, RunNotFoundError
 from nbtoolkit.redact import public_json
 from nbtoolkit.server import data as D
+from nbtoolkit.server.comments_api import CommentsForHandler
 from nbtoolkit.server.monitor_api import MonitorHandler
+from nbtoolkit.server.production_api import ProductionHandler
 
 #: every route lives under the server's base URL plus this prefix
 API_PREFIX = "nbtoolkit/api"
@@ -111,7 +113,7 @@ class CommentsHandler(_BaseHandler):
     def get(self, ref: str) -> None:
         store, ref = self.run_store(ref)
         try:
-            self.send_json(_jsonable(D.run_comments(store, ref)))
+            self.send_json(D.run_comments(store, ref))
         except NbToolkitError as exc:
             raise self.fail(exc) from None
 
@@ -159,5 +161,7 @@ def setup_handlers(web_app: Any, *, root_dir: str) -> None:
         (url_path_join(base, r"runs/([^/]+)/report"), ReportHandler, kwargs),
         (url_path_join(base, r"runs/([^/]+)/comments"), CommentsHandler, kwargs),
         (url_path_join(base, r"monitor/([^/]+)"), MonitorHandler, kwargs),
+        (url_path_join(base, "production"), ProductionHandler, kwargs),
+        (url_path_join(base, "comments"), CommentsForHandler, kwargs),
         (url_path_join(base, r"(.*)"), NotFoundHandler, kwargs),
     ])

@@ -22,8 +22,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from nbtoolkit import _json, registry
+from nbtoolkit import registry
 from nbtoolkit.config import Settings, load_settings
+from nbtoolkit.declaration import Declaration
 from nbtoolkit.policy import DAY, Policy, cadence_block, load_policy, utc_date
 from nbtoolkit.store import Store, open_store
 
@@ -102,15 +103,6 @@ class StatusReport:
         return f"<StatusReport open={len(self.open)} past_due={len(self.past_due)} blocked={len(self.blocked)}>"
 
 
-def _until_date(value: Any) -> _dt.date | None:
-    if not value:
-        return None
-    try:
-        return _dt.date.fromisoformat(str(value)[:10])
-    except ValueError:
-        return None
-
-
 def status(*, store: Store | None = None, settings: Settings | None = None, now: float | None = None) -> StatusReport:
     """Open and past-due experiments, promotions blocked by cadence, and current aliases."""
     settings = settings or load_settings()
@@ -127,12 +119,12 @@ def status(*, store: Store | None = None, settings: Settings | None = None, now:
 
     open_: list[OpenExperiment] = []
     for name, r in sorted(latest.items()):
-        decl = _json.loads(r["declaration"], {})
-        until = _until_date(decl.get("until"))
+        decl: Declaration = r["declaration"]
+        until = decl.until
         conclusive = r["verdict"] in CONCLUSIVE and r["status"] == "finished"
         if conclusive and (until is None or until < today):
             continue
-        open_.append(OpenExperiment(name, r["run_id"], r["verdict"], until.isoformat() if until else None, str(decl.get("owner") or ""),
+        open_.append(OpenExperiment(name, r["run_id"], r["verdict"], until.isoformat() if until else None, decl.owner,
                                     past_due=not conclusive and until is not None and until < today))
     blocked: list[BlockedPromotion] = []
     aliases: dict[str, dict[str, str]] = {}

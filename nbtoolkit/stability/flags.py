@@ -34,9 +34,12 @@ import os
 import re
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nbtoolkit.errors import ConfigError, InputError
+
+if TYPE_CHECKING:
+    from nbtoolkit.config import Settings
 
 _lock = threading.Lock()
 _seen: dict[str, Any] = {}
@@ -49,7 +52,7 @@ def env_name(name: str, prefix: str = "NBTOOLKIT_FLAG_") -> str:
     return prefix + re.sub(r"[^0-9A-Za-z]", "_", name).upper()
 
 
-def _config(settings: Any) -> dict[str, Any]:
+def _config(settings: Settings | None) -> dict[str, Any]:
     if settings is not None:
         return settings.section("flags")
     from nbtoolkit.config import find_root, load_settings
@@ -107,7 +110,7 @@ def _off(default: Any) -> Any:
 
 
 def resolve_flag(
-    name: str, default: Any = False, *, key: Any = None, settings: Any = None, environ: Mapping[str, str] | None = None
+    name: str, default: Any = False, *, key: Any = None, settings: Settings | None = None, environ: Mapping[str, str] | None = None
 ) -> tuple[Any, str, Any]:
     """Resolve a flag: ``(value, source, setting)``.
 
@@ -146,14 +149,15 @@ def resolve_flag(
                 f"Flag {name!r} is a {pct:g}% rollout; pass the key it is rolled out by: "
                 f"nbtk.flag({name!r}, {default!r}, key={value.get('key', 'user_id')})."
             )
-        from nbtoolkit.stability._common import DEFAULT_SALT, in_share
+        from nbtoolkit.export.release import DEFAULT_SALT
+        from nbtoolkit.stability._common import in_share
 
         on = in_share(key, float(pct), salt=str(value.get("salt", DEFAULT_SALT)))
         return (value.get("value", True) if on else default), "rollout", {**dict(value), "from": source}
     return value, source, value
 
 
-def flag(name: str, default: Any = False, *, key: Any = None, settings: Any = None) -> Any:
+def flag(name: str, default: Any = False, *, key: Any = None, settings: Settings | None = None) -> Any:
     """The value of feature flag ``name``.
 
     Args:

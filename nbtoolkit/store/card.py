@@ -14,6 +14,7 @@ from nbtoolkit.html import PALETTE, colour, esc, fmt_number, verdict_badge
 
 if TYPE_CHECKING:
     from nbtoolkit.store.records import RunRecord
+    from nbtoolkit.verdict import Verdict
 
 GREY = PALETTE["grey"]
 
@@ -28,18 +29,16 @@ def no_verdict_reason(status: str) -> str:
     return f"No verdict: the run {status.replace('_', ' ')} before its criteria could be judged."
 
 
-def criteria_rows_html(detail: Mapping[str, Any] | None) -> str:
+def criteria_rows_html(verdict: Verdict | None) -> str:
     """One row per criterion: observed, target, baseline value, difference, interval, reason."""
-    results = (detail or {}).get("results", [])
+    results = verdict.results if verdict is not None else ()
     if not results:
         reason = "no success criteria declared"
         return f'<tr><td colspan="{len(_CRITERIA_HEAD)}" style="color:{GREY}">{esc(reason)}</td></tr>'
     rows = []
     for r in results:
-        crit = r.get("criterion", {})
-        status = r.get("status", "")
-        mark = {"pass": "✔", "fail": "✘", "inconclusive": "?"}.get(status, "?")
-        color = colour(status if status in ("pass", "fail") else "inconclusive")
+        mark = {"pass": "✔", "fail": "✘"}.get(r.status, "?")
+        color = colour(r.status)
         cells = criterion_cells(r)
         nums = "".join(f'<td class="nbtk-{k}" style="text-align:right;font-variant-numeric:tabular-nums">'
                        f"{esc(cells[k])}</td>"
@@ -47,8 +46,8 @@ def criteria_rows_html(detail: Mapping[str, Any] | None) -> str:
         rows.append(
             "<tr>"
             f'<td style="color:{color};font-weight:700">{mark}</td>'
-            f"<td><code>{esc(crit.get('text', ''))}</code></td>{nums}"
-            f'<td style="color:{GREY}">{esc(r.get("reason", ""))}</td>'
+            f"<td><code>{esc(r.criterion.text)}</code></td>{nums}"
+            f'<td style="color:{GREY}">{esc(r.reason)}</td>'
             "</tr>"
         )
     return "".join(rows)
@@ -60,7 +59,7 @@ def _pairs(values: Mapping[str, Any]) -> str:
 
 def run_card_html(record: RunRecord) -> str:
     """The summary card shown under an ``%%experiment`` cell (and as a RunRecord's HTML repr)."""
-    decl = record.declaration or {}
+    hypothesis = record.declaration.hypothesis
     params = record.params or {}
     metrics = record.metrics or {}
     head = (
@@ -68,7 +67,7 @@ def run_card_html(record: RunRecord) -> str:
         f"{verdict_badge(record.verdict, record.status)} "
         f'<span style="color:{GREY};font-family:monospace">run {esc(record.run_id[:12])}</span></div>'
     )
-    hyp = f'<div style="margin-top:4px"><i>{esc(decl.get("hypothesis", ""))}</i></div>' if decl.get("hypothesis") else ""
+    hyp = f'<div style="margin-top:4px"><i>{esc(hypothesis)}</i></div>' if hypothesis else ""
     baseline = ""
     if record.baseline_ref:
         target = record.baseline_run_id[:12] if record.baseline_run_id else "not found"
@@ -103,26 +102,24 @@ def run_card_text(record: RunRecord) -> str:
     lines = [f"{record.experiment}  [{state}]  run {record.run_id[:12]}"]
     if record.status not in _JUDGED:
         lines.append(f"  {no_verdict_reason(record.status)}")
-    if record.declaration.get("hypothesis"):
-        lines.append(f"  hypothesis: {record.declaration['hypothesis']}")
+    if record.declaration.hypothesis:
+        lines.append(f"  hypothesis: {record.declaration.hypothesis}")
     if record.kind == "cached" and record.origin_run_id:
         lines.append(f"  cached copy of run {record.origin_run_id[:12]} (served from the run cache, not re-executed)")
     if record.baseline_ref:
         target = f"run {record.baseline_run_id[:12]}" if record.baseline_run_id else "no run found"
         lines.append(f"  baseline: {record.baseline_ref} ({target})")
-    for r in (record.verdict_detail or {}).get("results", []):
-        status = r.get("status")
-        mark = {"pass": "PASS", "fail": "FAIL"}.get(status, "????")
-        text = r.get("criterion", {}).get("text", "")
+    for r in record.verdict_detail.results if record.verdict_detail is not None else ():
+        mark = {"pass": "PASS", "fail": "FAIL"}.get(r.status, "????")
         cells = criterion_cells(r)
         numbers = f"observed {cells['observed']}  target {cells['target']}"
-        if r.get("criterion", {}).get("baseline_metric"):
+        if r.criterion.baseline_metric:
             numbers += (f"  baseline {cells['baseline']}  difference {cells['difference']}"
                         f"  interval {cells['interval']}")
-        lines.append(f"  {mark} {text}")
+        lines.append(f"  {mark} {r.criterion.text}")
         lines.append(f"       {numbers}")
-        if status != "pass":
-            lines.append(f"       {r.get('reason', '')}")
+        if r.status != "pass":
+            lines.append(f"       {r.reason}")
     if record.params:
         lines.append("  params: " + ", ".join(f"{k}={fmt_number(v)}" for k, v in sorted(record.params.items())))
     if record.metrics:

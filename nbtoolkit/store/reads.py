@@ -7,18 +7,23 @@ store's ``_read`` transaction helper and its schema.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from sqlalchemy import and_, func, select
 from sqlalchemy.engine import Connection, Engine
 
 from nbtoolkit import _json
+from nbtoolkit.declaration import Declaration
 from nbtoolkit.errors import AmbiguousRunIdError, InputError, RunNotFoundError
 from nbtoolkit.store import schema as S
 from nbtoolkit.store.records import Approval, ArtifactRef, DataRef, RunRecord
+from nbtoolkit.verdict import Verdict
 
 if TYPE_CHECKING:
     from nbtoolkit.store.store import Store
+
+
+T = TypeVar("T")
 
 
 class RunReads:
@@ -26,7 +31,9 @@ class RunReads:
 
     # provided by Store: the read engine and ``_read(fn)`` (``fn(conn)`` in a read transaction)
     _reader: Engine
-    _read: Callable[[Callable[[Connection], Any]], Any]
+
+    if TYPE_CHECKING:
+        def _read(self, fn: Callable[[Connection], T]) -> T: ...
 
     def metric_history(self, run_id: str, name: str) -> list[tuple[int, float]]:
         rows = self._read(
@@ -84,7 +91,7 @@ class RunReads:
             .order_by(S.exports.c.created.desc())
             .limit(1)
         )
-        return self._read(lambda conn: conn.execute(q).scalar())
+        return cast("str | None", self._read(lambda conn: conn.execute(q).scalar()))
 
     def experiment_names(self) -> list[str]:
         return list(self._read(lambda conn: conn.execute(select(S.experiments.c.name).order_by(S.experiments.c.name)).scalars().all()))
@@ -97,7 +104,7 @@ class RunReads:
         if status is not None:
             cond.append(S.runs.c.status == status)
         q = select(S.runs.c.run_id).where(and_(*cond)).order_by(S.runs.c.started.desc()).limit(1)
-        return self._read(lambda conn: conn.execute(q).scalar())
+        return cast("str | None", self._read(lambda conn: conn.execute(q).scalar()))
 
     def run_exists(self, run_id: str) -> bool:
         return bool(self._read(lambda conn: conn.execute(select(func.count()).where(S.runs.c.run_id == run_id)).scalar()))
@@ -179,7 +186,9 @@ class RunReads:
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
         """Fast tabular read for listings: ``(run rows, param rows, metric rows)``.
 
-        Rows are plain dicts; param values are JSON text, metrics carry ``value``/``special``.
+        Rows are plain dicts; a run row's ``declaration`` is a
+        :class:`~nbtoolkit.declaration.Declaration` (read with ``Declaration.from_stored``),
+        param values are JSON text, metrics carry ``value``/``special``.
         """
         cond = []
         for column, value in ((S.runs.c.experiment, experiment), (S.runs.c.status, status), (S.runs.c.kind, kind)):
@@ -207,7 +216,7 @@ class RunReads:
             q = q.limit(limit)
 
         def run(conn: Connection) -> tuple[list[Any], list[Any], list[Any]]:
-            runs = [dict(r) for r in conn.execute(q).mappings()]
+            runs = [_with_declaration(dict(r)) for r in conn.execute(q).mappings()]
             if not runs:
                 return runs, [], []
             if cond or limit is not None:
@@ -273,6 +282,13 @@ def _group_rows(data: dict[str, list[Any]]) -> dict[str, dict[str, Any]]:
     return by_id
 
 
+def _with_declaration(row: dict[str, Any]) -> dict[str, Any]:
+    """A run row with its stored declaration JSON read into a :class:`Declaration`."""
+    stored = _json.loads(row["declaration"], {})
+    row["declaration"] = Declaration.from_stored(stored, experiment=row["experiment"])
+    return row
+
+
 def _to_record(b: dict[str, Any], store: Store) -> RunRecord:
     """One :class:`RunRecord` from a run row and its grouped children."""
     r = b["row"]
@@ -286,11 +302,11 @@ def _to_record(b: dict[str, Any], store: Store) -> RunRecord:
         ended=r["ended"],
         notebook_path=r["notebook_path"],
         notebook_hash=r["notebook_hash"],
-        declaration=_json.loads(r["declaration"], {}),
+        declaration=Declaration.from_stored(_json.loads(r["declaration"], {}), experiment=r["experiment"]),
         baseline_ref=r["baseline_ref"],
         baseline_run_id=r["baseline_run_id"],
         verdict=r["verdict"],
-        verdict_detail=_json.loads(r["verdict_detail"]),
+        verdict_detail=Verdict.from_stored(_json.loads(r["verdict_detail"])),
         lock_hash=r["lock_hash"],
         parent_id=r["parent_id"],
         origin_run_id=r["origin_run_id"],

@@ -6,7 +6,9 @@ import datetime as _dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from nbtoolkit.declaration import Declaration
 from nbtoolkit.store.card import run_card_html
+from nbtoolkit.verdict import Verdict
 
 if TYPE_CHECKING:
     from nbtoolkit.store.store import Store
@@ -84,7 +86,10 @@ class RunRecord:
     """Everything recorded about one run.
 
     Obtained from :func:`nbtoolkit.get_run` or :meth:`Store.get_run`. Metric values are the last
-    value of each series; :meth:`metric_history` returns a whole step series.
+    value of each series; :meth:`metric_history` returns a whole step series. ``declaration`` is
+    a :class:`~nbtoolkit.declaration.Declaration` (the empty one when the run declared nothing,
+    see :meth:`Declaration.from_stored`) and ``verdict_detail`` a
+    :class:`~nbtoolkit.verdict.Verdict` (``None`` when none was stored or it is unreadable).
     """
 
     run_id: str
@@ -96,11 +101,11 @@ class RunRecord:
     ended: float | None
     notebook_path: str | None
     notebook_hash: str | None
-    declaration: dict[str, Any]
+    declaration: Declaration
     baseline_ref: str | None
     baseline_run_id: str | None
     verdict: str | None
-    verdict_detail: dict[str, Any] | None
+    verdict_detail: Verdict | None
     lock_hash: str | None
     parent_id: str | None
     origin_run_id: str | None
@@ -128,7 +133,7 @@ class RunRecord:
 
     @property
     def hypothesis(self) -> str:
-        return str(self.declaration.get("hypothesis", ""))
+        return self.declaration.hypothesis
 
     def artifact(self, name: str) -> ArtifactRef | None:
         """Return the artifact called ``name``, or ``None``."""
@@ -168,11 +173,11 @@ class RunRecord:
             "metrics": dict(self.metrics),
             "kind": self.kind,
             "source": self.source,
-            "declaration": dict(self.declaration),
+            "declaration": self.declaration.to_dict(),
             "baseline": {"ref": self.baseline_ref, "run_id": self.baseline_run_id},
             "code": self.store.code_version(self) if lineage and self.store is not None else None,
             "lineage": self.store.run_lineage(self) if lineage and self.store is not None else None,
-            "verdict_detail": self.verdict_detail,
+            "verdict_detail": self.verdict_detail.to_dict() if self.verdict_detail else None,
             "notebook": {"path": self.notebook_path, "sha256": self.notebook_hash},
             "lock_hash": self.lock_hash,
             "parent_id": self.parent_id,

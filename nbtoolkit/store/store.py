@@ -9,7 +9,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import and_, delete, func, insert, inspect, select, update
 from sqlalchemy.engine import Connection
@@ -71,6 +71,9 @@ def _refuse_changed_params(stored: Mapping[str, str], rows: Sequence[Mapping[str
 def new_id() -> str:
     """Return a new 32-hex-character run id."""
     return uuid.uuid4().hex
+
+
+T = TypeVar("T")
 
 
 class Store(RunReads, ModelRecords, SweepRecords, RunCopies, LineageRecords, StoreMaintenance, PredictionLog):
@@ -212,13 +215,13 @@ class Store(RunReads, ModelRecords, SweepRecords, RunCopies, LineageRecords, Sto
     def _redact_text(self, text: str | None) -> str | None:
         if text is None or self._redactor is None:
             return text
-        return self._redactor.redact_text(text)
+        return str(self._redactor.redact_text(text))
 
-    def _write(self, fn: Callable[[Connection], Any]) -> Any:
+    def _write(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn(conn)`` in a write transaction (lock taken up front, retried when busy)."""
         return transact(self._writer, fn)
 
-    def _read(self, fn: Callable[[Connection], Any]) -> Any:
+    def _read(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn(conn)`` in a read transaction."""
         return transact(self._reader, fn)
 
