@@ -102,11 +102,12 @@ def test_logged_text_files_are_scrubbed_and_binary_files_kept(project: Path, mon
     (folder / "weights.bin").write_bytes(binary)
     late = project / "late.log"
     with nbtk.start_run("files") as run:
-        refs = {r.name: r for r in nbtk.log_artifact(folder)}
+        nbtk.log_artifact(folder)
         monkeypatch.setenv("LATE_API_KEY", "late-exported-value-42")  # exported after the run began
         late.write_text("calling with late-exported-value-42\n", encoding="utf-8")
         nbtk.log_artifact(late)
     store = run.store
+    refs = {r.name: r for r in store.get_run(run.run_id).artifacts}
     text = store.artifacts.read_bytes(refs["outputs/config.yaml"].digest).decode()
     assert text == "model: bert\ntoken: ***\nurl: https://h.example/x\nkey: user_id\n"
     assert store.artifacts.read_bytes(refs["outputs/weights.bin"].digest) == binary
