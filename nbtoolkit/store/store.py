@@ -7,7 +7,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,8 @@ from nbtoolkit import _json
 from nbtoolkit.errors import SchemaVersionError, StoreCorruptError, StoreError
 from nbtoolkit.store import schema as S
 from nbtoolkit.store.artifacts import blob_store_for
+from nbtoolkit.store.attachments import RunAttachments
+from nbtoolkit.store.blobstore import BlobStore
 from nbtoolkit.store.cache import RunCopies
 from nbtoolkit.store.engine import (
     describe_engine,
@@ -35,7 +37,6 @@ from nbtoolkit.store.engine import (
 from nbtoolkit.store.maintenance import StoreMaintenance
 from nbtoolkit.store.models import ModelRecords
 from nbtoolkit.store.reads import RunReads
-from nbtoolkit.store.records import Approval, ArtifactRef, DataRef
 from nbtoolkit.store.sqlite_file import check_database_file, warn_if_network_filesystem
 from nbtoolkit.store.sweeps import SweepRecords
 
@@ -56,7 +57,7 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
-class Store(RunReads, ModelRecords, SweepRecords, RunCopies, StoreMaintenance):
+class Store(RunReads, RunAttachments, ModelRecords, SweepRecords, RunCopies, StoreMaintenance):
     """One project store.
 
     Args:
@@ -84,7 +85,8 @@ class Store(RunReads, ModelRecords, SweepRecords, RunCopies, StoreMaintenance):
             warn_if_network_filesystem(self.path)
             low_disk = self.db_path.is_file() and disk_is_full(str(self.path))
         self._reader, self._writer = make_engines(url, str(self.db_path), low_disk=low_disk)
-        self.artifacts = blob_store_for(artifacts, store_path=self.path, store_url=url)
+        self._artifacts_setting = artifacts
+        self._blobs: BlobStore | None = None
         self._redactor = redactor
         self._lock_cache: dict[str, Any] = {}
         self._stored_locks: set[str] = set()
@@ -103,6 +105,19 @@ class Store(RunReads, ModelRecords, SweepRecords, RunCopies, StoreMaintenance):
 
     def __repr__(self) -> str:
         return f"Store({self.location_display!r})"
+
+    @property
+    def artifacts(self) -> BlobStore:
+        """The blob store, opened on first use.
+
+        Raises:
+            ConfigError: a server store without an artifact location (see
+                :func:`~nbtoolkit.store.artifacts.artifact_location`). Listing and reading run
+                records work without one; starting a run or touching a blob does not.
+        """
+        if self._blobs is None:
+            self._blobs = blob_store_for(self._artifacts_setting, store_path=self.path, store_url=self.url)
+        return self._blobs
 
     @property
     def location(self) -> str:
@@ -228,8 +243,10 @@ class Store(RunReads, ModelRecords, SweepRecords, RunCopies, StoreMaintenance):
         """Insert a new ``running`` run and return its id.
 
         ``lock_hash`` and ``params`` (JSON-compatible values) are written in the same
-        transaction, so opening a run costs one round trip.
+        transaction, so opening a run costs one round trip. A server store without an artifact
+        location is refused here, before any row is written.
         """
+        self.artifacts  # noqa: B018 - opens the blob store or raises ConfigError
         rid = run_id or new_id()
         now = time.time()
         own_pid = os.getpid() if pid is None else pid
@@ -444,106 +461,3 @@ class Store(RunReads, ModelRecords, SweepRecords, RunCopies, StoreMaintenance):
             conn.execute(insert(S.tags), rows)
 
         self._write(run)
-
-    # ------------------------------------------------------------------ artifacts / data / locks
-    def add_artifact(
-        self,
-        run_id: str,
-        *,
-        name: str,
-        kind: str,
-        digest: str,
-        size: int,
-        media_type: str | None = None,
-        meta: Mapping[str, Any] | None = None,
-    ) -> ArtifactRef:
-        """Record that ``run_id`` produced the blob ``digest`` under ``name`` (replacing one of that name).
-
-        The blob must already be at the artifact location: no row ever points at a missing blob.
-        """
-        self.artifacts.require(digest)
-        row = {
-            "run_id": run_id,
-            "name": name,
-            "kind": kind,
-            "digest": digest,
-            "size": size,
-            "media_type": media_type,
-            "meta": _json.dumps(self._redact(dict(meta or {}))),
-            "created": time.time(),
-        }
-
-        def run(conn: Connection) -> None:
-            conn.execute(delete(S.artifacts).where(and_(S.artifacts.c.run_id == run_id, S.artifacts.c.name == name)))
-            conn.execute(insert(S.artifacts).values(**row))
-
-        self._write(run)
-        return ArtifactRef(name, kind, digest, size, media_type, dict(meta or {}))
-
-    def put_text_artifact(self, run_id: str, *, name: str, kind: str, text: str, media_type: str = "text/plain", meta: Mapping[str, Any] | None = None) -> ArtifactRef:
-        """Redact, store and record a text artifact."""
-        data = (self._redact_text(text) or "").encode("utf-8")
-        digest, size = self.artifacts.put_bytes(data)
-        return self.add_artifact(run_id, name=name, kind=kind, digest=digest, size=size, media_type=media_type, meta=meta)
-
-    def add_datasets(self, run_id: str, refs: Iterable[DataRef]) -> None:
-        rows = [
-            {"run_id": run_id, "path": r.path, "source": r.source, "digest": r.digest, "algo": r.algo, "size": r.size}
-            for r in refs
-        ]
-        if not rows:
-            return
-
-        def run(conn: Connection) -> None:
-            for r in rows:
-                conn.execute(
-                    delete(S.datasets).where(
-                        and_(S.datasets.c.run_id == run_id, S.datasets.c.path == r["path"], S.datasets.c.source == r["source"])
-                    )
-                )
-            conn.execute(insert(S.datasets), rows)
-
-        self._write(run)
-
-    def put_lock(self, lock_hash: str, body: Mapping[str, Any]) -> str:
-        """Store a lock body once per hash; return the hash."""
-        # Most runs reuse the previous run's environment: skip the (costly) redaction and
-        # serialisation of a lock this store already holds.
-        if lock_hash in self._stored_locks:
-            return lock_hash
-        exists = self._read(
-            lambda conn: conn.execute(select(S.locks.c.lock_hash).where(S.locks.c.lock_hash == lock_hash)).first()
-        )
-        if exists is None:
-            # the lock was redacted at capture; scrub values again but keep package names intact
-            clean = dict(body) if self._redactor is None else self._redactor.redact_obj(dict(body), mask_secret_keys=False)
-            text = _json.canonical(clean)
-
-            def run(conn: Connection) -> None:
-                insert_ignore(conn, S.locks, [{"lock_hash": lock_hash, "created": time.time(), "body": text}])
-
-            self._write(run)
-        self._stored_locks.add(lock_hash)
-        return lock_hash
-
-    def get_lock_body(self, lock_hash: str) -> dict[str, Any] | None:
-        body = self._read(lambda conn: conn.execute(select(S.locks.c.body).where(S.locks.c.lock_hash == lock_hash)).scalar())
-        return _json.loads(body) if body else None
-
-    def get_lock(self, lock_hash: str) -> Any:
-        """Return the :class:`~nbtoolkit.envlock.EnvLock` stored under ``lock_hash`` (or ``None``)."""
-        if lock_hash not in self._lock_cache:
-            body = self.get_lock_body(lock_hash)
-            if body is None:
-                return None
-            from nbtoolkit.envlock import EnvLock
-
-            self._lock_cache[lock_hash] = EnvLock.from_dict(body)
-        return self._lock_cache[lock_hash]
-
-    # ------------------------------------------------------------------ approvals
-    def add_approval(self, run_id: str, *, by: str, note: str = "") -> Approval:
-        now = time.time()
-        note = self._redact_text(note) or ""
-        self._write(lambda conn: conn.execute(insert(S.approvals).values(run_id=run_id, by=by, note=note, created=now)))
-        return Approval(run_id, by, note, now)
