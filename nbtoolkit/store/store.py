@@ -272,6 +272,7 @@ class Store(RunReads, RunAttachments, ModelRecords, SweepRecords, RunCopies, Sto
             "lock_hash": lock_hash,
         }
         param_rows = self._param_rows(rid, params or {})
+        row["params_json"] = S.params_summary((r["name"], r["value"]) for r in param_rows)
 
         def run(conn: Connection) -> None:
             _ensure_experiment(conn, experiment, now)
@@ -412,6 +413,7 @@ class Store(RunReads, RunAttachments, ModelRecords, SweepRecords, RunCopies, Sto
         def run(conn: Connection) -> None:
             conn.execute(delete(S.params).where(and_(S.params.c.run_id == run_id, S.params.c.name.in_(list(values)))))
             conn.execute(insert(S.params), rows)
+            S.refresh_summary(conn, [run_id], with_metrics=False)
 
         self._write(run)
 
@@ -446,6 +448,7 @@ class Store(RunReads, RunAttachments, ModelRecords, SweepRecords, RunCopies, Sto
                     delete(S.metrics).where(and_(S.metrics.c.run_id == run_id, S.metrics.c.name.in_([e["name"] for e in fresh])))
                 )
                 conn.execute(insert(S.metrics), fresh)
+                S.refresh_summary(conn, [run_id], with_params=False)
             if steps:
                 conn.execute(insert(S.metric_steps), steps)
 
