@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from nbtoolkit import _json
 from nbtoolkit.config import Settings
-from nbtoolkit.errors import InputError, NbToolkitWarning
+from nbtoolkit.errors import InputError, NbToolkitWarning, ParameterError
 from nbtoolkit.verdict import Verdict, evaluate_run
 
 if TYPE_CHECKING:
@@ -58,6 +58,11 @@ def metric_value(name: str, value: Any) -> float:
         return float(value)
     try:
         result = float(value)
+    except OverflowError:
+        raise InputError(
+            f"Metric {name!r} = {value!r:.60} is too large for a 64-bit float; log it scaled "
+            "(e.g. its logarithm) or as a parameter string."
+        ) from None
     except (TypeError, ValueError):
         raise InputError(
             f"Metric {name!r} must be a number (int, float or numpy scalar), got "
@@ -69,16 +74,23 @@ def metric_value(name: str, value: Any) -> float:
 
 
 def jsonable_param(name: str, value: Any) -> Any:
-    """JSON form of a parameter value; a repr (with a warning) when it has none."""
+    """JSON form of a parameter value; a repr (with a warning) when it has none.
+
+    Raises:
+        ParameterError: the value is over :data:`~nbtoolkit._json.MAX_PARAM_CHARS` characters
+            or holds an integer beyond 64 bits (see :func:`~nbtoolkit._json.check_param`).
+    """
     try:
-        return _json.to_jsonable(value)
+        clean = _json.to_jsonable(value)
     except (_json.NotSerializable, RecursionError):
         warnings.warn(
             f"Parameter {name!r} ({type(value).__name__}) is not JSON-serialisable; recorded as its repr.",
             NbToolkitWarning,
             stacklevel=3,
         )
-        return repr(value)
+        clean = repr(value)
+    _json.check_param(name, clean)
+    return clean
 
 
 def clean_params(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -174,8 +186,20 @@ class ActiveRun:
             fn(name, fval, step)
 
     def log_params(self, values: Mapping[str, Any]) -> None:
-        """Record parameters (JSON forms; a repr with a warning for the rest)."""
+        """Record parameters (JSON forms; a repr with a warning for the rest).
+
+        Raises:
+            ParameterError: a parameter already holds a different value in this run, or a
+                value is over the length limit or holds an integer beyond 64 bits.
+        """
         clean = clean_params(values)
+        for name, value in clean.items():
+            if name in self.params and _json.dumps(self.params[name]) != _json.dumps(value):
+                raise ParameterError(
+                    f"Parameter {name!r} is already {_json.dumps(self.params[name])[:200]} in this run; "
+                    f"it cannot become {_json.dumps(value)[:200]}. Parameters are a record: log the "
+                    "new value under another name, or start a new run."
+                )
         self.params.update(clean)
         self.store.log_params(self.run_id, clean)
 
@@ -186,11 +210,12 @@ class ActiveRun:
 
     # -------------------------------------------------------------- closing
     def close(self, status: str, *, error: str | None = None) -> None:
-        """Flush, evaluate the verdict and record the terminal status."""
+        """Flush, evaluate the verdict (finished runs only) and record the terminal status."""
         self._stop_flusher()
         verdict = None
         try:
-            verdict = self._verdict()
+            # a run that raised, was interrupted or crashed has no verdict: its metrics are partial
+            verdict = self._verdict() if status == "finished" else None
         except Exception as exc:  # a verdict problem must not lose the run
             warnings.warn(f"Could not evaluate the verdict: {exc}", NbToolkitWarning, stacklevel=2)
         self.verdict = verdict

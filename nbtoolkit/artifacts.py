@@ -14,6 +14,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from nbtoolkit.errors import ArtifactLinkError, InputError
+from nbtoolkit.stats.predictions import check_predictions
 from nbtoolkit.tracking import NbToolkitWarning, _require, check_name
 
 
@@ -79,7 +80,7 @@ def log_artifact(path: str | Path, name: str | None = None, *, kind: str = "arti
         raise InputError(f"log_artifact: {source} does not exist; pass an existing file or folder.")
     base = check_artifact_name(name or source.name)
     files = [(source, "")] if source.is_file() else files_within(source)
-    stored = run.store.artifacts.put_files([f for f, _ in files])  # every blob before any row
+    stored = run.store.put_artifact_files([f for f, _ in files])  # every blob before any row
     return [
         run.store.add_artifact(
             run.run_id, name=f"{base}/{relative}" if relative else base, kind=kind, digest=digest, size=size
@@ -138,44 +139,54 @@ def log_model(model: Any, name: str = "model", *, sample_input: Any = None, seri
 
 
 def log_predictions(
-    y_true: Any, y_pred_or_score: Any, *, ids: Any = None, groups: Any = None, name: str = "predictions"
+    y_true: Any, y_pred_or_score: Any, *, ids: Any = None, groups: Any = None,
+    name: str = "predictions", task: str | None = None, labels: Any = None,
 ) -> Any:
-    """Record per-example labels and predictions (or scores) for confidence intervals.
+    """Record per-example labels and predictions for per-task metrics and confidence intervals.
+
+    Binary, multiclass and regression outputs are supported; the task is inferred from the data
+    or declared with ``task``. Everything is checked here, so a report never crashes later.
 
     Args:
-        y_true: true labels or values.
-        y_pred_or_score: predicted labels, or scores/probabilities of the positive class.
+        y_true: true labels or values, one per example.
+        y_pred_or_score: predicted labels; scores or probabilities of the positive class; the
+            ``(n, k)`` matrix of ``model.predict_proba(X)``; or regression values.
         ids: example ids (default: positions); runs compared on the same ids get paired intervals.
         groups: a group label per example, for per-group metrics.
+        name: artifact name.
+        task: ``"binary"``, ``"multiclass"`` or ``"regression"`` (default: inferred).
+        labels: the class of each probability column (``model.classes_``) when the columns are
+            not simply ``0..k-1`` or the sorted true labels.
+
+    Raises:
+        InputError: shapes disagree, labels or predictions hold NaN, probability rows do not sum
+            to 1, ids are duplicated, or the declared task contradicts the data.
     """
     import numpy as np
 
     run = _require("log_predictions")
     check_artifact_name(name)
-    yt = np.asarray(y_true)
-    yp = np.asarray(y_pred_or_score)
-    n = len(yt)
-    if yp.shape[0] != n:
-        raise InputError(f"log_predictions: y_true has {n} rows but predictions have {yp.shape[0]}; pass aligned arrays.")
-    arrays: dict[str, Any] = {"y_true": yt, "y_pred": yp}
+    pred = check_predictions(y_true, y_pred_or_score, task=task, labels=labels)
+    n = len(pred)
+    arrays: dict[str, Any] = {"y_true": pred.y_true, "y_pred": pred.y_pred, "task": np.array(pred.task)}
+    if pred.labels is not None:
+        arrays["labels"] = np.asarray(pred.labels)
     if ids is not None:
         id_arr = np.asarray(ids).astype(str)
-        if len(id_arr) != n:
+        if id_arr.ndim != 1 or len(id_arr) != n:
             raise InputError(f"log_predictions: ids has {len(id_arr)} entries for {n} rows.")
-        if len(set(id_arr.tolist())) != n:
-            raise InputError("log_predictions: ids must be unique (one per example).")
+        if len(np.unique(id_arr)) != n:
+            raise InputError("log_predictions: ids must be unique (one per example); "
+                             f"{n - len(np.unique(id_arr))} are repeated.")
         arrays["ids"] = id_arr
     if groups is not None:
         g = np.asarray(groups).astype(str)
-        if len(g) != n:
+        if g.ndim != 1 or len(g) != n:
             raise InputError(f"log_predictions: groups has {len(g)} entries for {n} rows.")
         arrays["groups"] = g
-    if yt.dtype == object or yp.dtype == object:
-        raise InputError("log_predictions: labels and predictions must be numeric or string arrays, not objects.")
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     digest, size = run.store.artifacts.put_bytes(buf.getvalue())
-    is_score = bool(np.issubdtype(yp.dtype, np.floating) and yp.ndim == 1 and not np.all(np.isin(yp, (0.0, 1.0))))
     return run.store.add_artifact(
         run.run_id,
         name=name,
@@ -183,7 +194,9 @@ def log_predictions(
         digest=digest,
         size=size,
         media_type="application/x-npz",
-        meta={"rows": n, "has_ids": ids is not None, "has_groups": groups is not None, "scores": is_score},
+        meta={"rows": n, "has_ids": ids is not None, "has_groups": groups is not None,
+              "scores": pred.has_scores, "task": pred.task,
+              "classes": len(pred.classes) if pred.task != "regression" else None},
     )
 
 

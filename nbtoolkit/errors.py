@@ -16,7 +16,8 @@ survive pickling across processes (sweeps run in worker processes and on Dask cl
     │   ├── ParameterError          unknown or malformed notebook parameters
     │   ├── ArtifactLinkError       a folder given to log_artifact holds a link pointing outside it
     │   ├── NoActiveRunError        log_* called outside a run
-    │   └── SignatureError          input to Bundle.predict does not match the model's signature
+    │   ├── SignatureError          input to Bundle.predict does not match the model's signature
+    │   └── BadScoringRequest       a request to `nbtk serve` it cannot answer (HTTP 400)
     ├── StoreError                  the project store cannot serve the request
     │   ├── SchemaVersionError      store written by a newer nbtoolkit
     │   ├── StoreCorruptError       the store database file is damaged (left untouched)
@@ -189,6 +190,26 @@ class SignatureError(InputError):
             + "; ".join(self.problems)
             + ". Pass data shaped like the sample input logged with the model."
         )
+
+
+class BadScoringRequest(InputError):
+    """A scoring request ``nbtk serve`` cannot answer: HTTP 400 with MLflow's error body.
+
+    Attributes:
+        message: what is wrong with the request and how to fix it (names the column).
+    """
+
+    message: str
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message=message)
+
+    def describe(self) -> str:
+        return self.message
+
+    def body(self) -> dict[str, str]:
+        """MLflow's error body."""
+        return {"error_code": "BAD_REQUEST", "message": self.message}
 
 
 class StoreError(NbToolkitError):

@@ -3,14 +3,19 @@
 Every rich output (run cards, verdict tables, widgets, server pages, stability summaries), the
 report and model-card templates (as ``palette`` in Jinja) and the lab extension's CSS use these
 colours, so a state looks the same everywhere. This module is a leaf: it imports nothing of the
-package, so any stage (the store included) may use it.
+package but the leaf :mod:`nbtoolkit._format` (number text), so any stage (the store included)
+may use it.
 """
 
 from __future__ import annotations
 
 import html
-import math
 from typing import Any
+
+from nbtoolkit._format import fmt_number
+
+__all__ = ["PALETTE", "SERIES_COLOURS", "STATE_COLOURS", "badge", "colour", "coloured", "esc",
+           "fmt_number", "verdict_badge"]
 
 #: Named colours (GitHub Primer light), used by Python outputs and templates.
 PALETTE: dict[str, str] = {
@@ -57,21 +62,6 @@ SERIES_COLOURS = (PALETTE["blue"], PALETTE["red"], PALETTE["green"], PALETTE["pu
 def esc(value: Any) -> str:
     """HTML-escape any value's text form (quotes included)."""
     return html.escape(str(value), quote=True)
-
-
-def fmt_number(value: Any, digits: int = 4) -> str:
-    """Compact number text: ``—`` for missing values, readable NaN and infinities."""
-    if value is None:
-        return "—"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "NaN"
-        if math.isinf(value):
-            return "∞" if value > 0 else "−∞"
-        return f"{value:.{digits}g}"
-    return str(value)
 
 
 def colour(state: str | None) -> str:

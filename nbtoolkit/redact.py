@@ -14,18 +14,23 @@ Everything is replaced by :data:`MASK`. Nothing here imports heavy modules.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import re
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from nbtoolkit import _json
+from nbtoolkit._io import atomic_write_bytes
 from nbtoolkit.config import DEFAULT_SECRET_PATTERNS
 
 if TYPE_CHECKING:
     from nbtoolkit.config import Settings
 
-__all__ = ["MASK", "MIN_SECRET_LENGTH", "Redactor", "default_redactor"]
+__all__ = ["MASK", "MIN_SECRET_LENGTH", "LiveRedactor", "Redactor", "count_masks", "default_redactor", "public_json",
+           "redact_notebook_file", "redacted_text_file"]
 
 #: What a redacted secret is replaced with.
 MASK = "***"
@@ -35,29 +40,51 @@ MASK = "***"
 MIN_SECRET_LENGTH = 6
 
 # ``scheme://userinfo@`` -- greedy up to the last ``@`` of the authority, so a password that
-# itself contains ``@`` is removed whole.
-_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^\s/?#\"'<>`]*)@")
+# itself contains ``@`` is removed whole. The lookbehind lets a match start only where a run of
+# scheme characters starts, which keeps the scan linear over long base64 images.
+_SCHEME = r"(?<![A-Za-z0-9+.\-])[A-Za-z][A-Za-z0-9+.\-]*://"
+_URL_USERINFO = re.compile(rf"(?P<scheme>{_SCHEME})(?P<userinfo>[^\s/?#\"'<>`]*)@")
 # ``?name=value`` / ``&name=value`` inside a URL.
 _URL_QUERY_PARAM = re.compile(r"(?P<lead>[?&;])(?P<name>[^=&#\s\"'<>`]+)=(?P<value>[^&#\s\"'<>`]*)")
-_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s\"'<>`]+")
+_URL = re.compile(rf"{_SCHEME}[^\s\"'<>`]+")
 
-# High-confidence token formats, scrubbed even when they are not in the environment.
-_TOKEN_FORMATS = re.compile(
-    "|".join(
-        (
-            r"\bgh[pousr]_[A-Za-z0-9]{36,}\b",  # GitHub tokens
-            r"\bgithub_pat_[A-Za-z0-9_]{22,}\b",  # GitHub fine-grained tokens
-            r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b",  # AWS access key ids
-            r"\bxox[abprs]-[A-Za-z0-9-]{10,}",  # Slack tokens
-            r"\bpypi-[A-Za-z0-9_-]{50,}",  # PyPI API tokens
-            r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----",
-        )
-    ),
-    re.DOTALL,
+# High-confidence token formats, scrubbed even when they are not in the environment. Each
+# starts with a literal, so the regex engine can skip ahead; the word boundary before it is
+# checked in :func:`_mask_token` (a leading ``\b`` would make every position a candidate).
+_TOKEN_FORMATS = tuple(
+    re.compile(pattern, re.DOTALL)
+    for pattern in (
+        r"gh[pousr]_[A-Za-z0-9]{36,}\b",  # GitHub tokens
+        r"github_pat_[A-Za-z0-9_]{22,}\b",  # GitHub fine-grained tokens
+        r"(?:AKIA|ASIA)[0-9A-Z]{16}\b",  # AWS access key ids
+        r"xox[abprs]-[A-Za-z0-9-]{10,}",  # Slack tokens
+        r"pypi-[A-Za-z0-9_-]{50,}",  # PyPI API tokens
+        r"hf_[A-Za-z0-9]{20,}",  # Hugging Face tokens
+        r"sk-(?:proj-|ant-|live-|test-)?[A-Za-z0-9_-]{20,}",  # OpenAI / Anthropic / Stripe keys
+        r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----",
+    )
 )
+
+
+def _mask_token(match: re.Match[str]) -> str:
+    """MASK for a token that starts at a word boundary; the text itself inside a longer word."""
+    before = match.string[match.start() - 1] if match.start() else ""
+    return match.group(0) if before.isalnum() or before == "_" else MASK
+
+
+def _mask_tokens(text: str) -> str:
+    for pattern in _TOKEN_FORMATS:
+        text = pattern.sub(_mask_token, text)
+    return text
+
 
 # A user name alone carries no secret in this one conventional case (``ssh://git@github.com``).
 _HARMLESS_USERINFO = frozenset({"git"})
+
+# Fragments that name a secret only together with another word (``api_key``, ``APIKEY``,
+# ``oauth_token``): a name that is just ``key`` or ``auth`` is a setting such as a flag's
+# ``key = "user_id"``, not a credential.
+_BARE_HARMLESS = frozenset({"KEY", "AUTH"})
 
 
 def _secret_items(
@@ -121,9 +148,12 @@ class Redactor:
             True when a word of the name (split at ``_``, ``-``, ``.``, digits and camelCase
             humps) equals a pattern or ends with one (``APIKEY``, ``OAUTH``), so that
             ``GITHUB_TOKEN`` and ``dbPassword`` are secret while ``author`` and ``max_tokens``
-            are not.
+            are not. A name that is only ``key`` or ``auth`` is a setting (a flag's
+            ``key = "user_id"``), not a secret.
         """
         words = _WORDS.findall(_CAMEL.sub(r"\1_\2", name))
+        if len(words) == 1 and words[0].upper() in _BARE_HARMLESS:
+            return False
         # plurals count for long fragments (CREDENTIALS, SECRETS), not for TOKEN/KEY (max_tokens)
         return any(
             w.upper().endswith(p) or (len(p) >= 6 and w.upper().endswith(p + "S"))
@@ -165,7 +195,7 @@ class Redactor:
         text = self.redact_url(text)
         if self._value_re is not None:
             text = self._value_re.sub(MASK, text)
-        return _TOKEN_FORMATS.sub(MASK, text)
+        return _mask_tokens(text)
 
     def redact_obj(self, obj: Any, *, mask_secret_keys: bool = True) -> Any:
         """Return a redacted deep copy of JSON-like data.
@@ -254,3 +284,130 @@ def default_redactor(
     )
     env = os.environ if environ is None else environ
     return _cached_redactor(patterns, _secret_items(patterns, env))
+
+
+class LiveRedactor:
+    """A redactor that follows the environment: each call uses the variables set right now.
+
+    A store opened at the top of a notebook must still scrub a token the notebook exports into
+    ``os.environ`` later; this looks the current :func:`default_redactor` up (a cached, cheap
+    call) on every use.
+
+    Args:
+        settings: project settings supplying ``secret_patterns`` (default: the built-in list).
+    """
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self._settings = settings
+
+    def current(self) -> Redactor:
+        """The :class:`Redactor` for the environment as it is now."""
+        return default_redactor(self._settings)
+
+    @property
+    def patterns(self) -> tuple[str, ...]:
+        """The upper-case name fragments treated as secret."""
+        return self.current().patterns
+
+    def is_secret_name(self, name: str) -> bool:
+        """See :meth:`Redactor.is_secret_name`."""
+        return self.current().is_secret_name(name)
+
+    def redact_url(self, url: str) -> str:
+        """See :meth:`Redactor.redact_url`."""
+        return self.current().redact_url(url)
+
+    def redact_text(self, text: str) -> str:
+        """See :meth:`Redactor.redact_text`."""
+        return self.current().redact_text(text)
+
+    def redact_obj(self, obj: Any, *, mask_secret_keys: bool = True) -> Any:
+        """See :meth:`Redactor.redact_obj`."""
+        return self.current().redact_obj(obj, mask_secret_keys=mask_secret_keys)
+
+    def __repr__(self) -> str:
+        return f"LiveRedactor({self.current()!r})"
+
+
+def count_masks(text: str) -> int:
+    """Return how many :data:`MASK` placeholders ``text`` holds (a count, never the values)."""
+    return text.count(MASK)
+
+
+def redact_notebook_file(path: str | Path, redactor: Redactor | LiveRedactor) -> bytes:
+    """Scrub an executed notebook file in place (atomically) and return its new bytes.
+
+    Every string of the notebook JSON (sources, outputs, metadata) goes through
+    :meth:`Redactor.redact_obj`; keys are names of notebook fields, never masked.
+
+    Args:
+        path: the ``.ipynb`` file.
+        redactor: the redactor to apply.
+
+    Returns:
+        The bytes now in the file.
+    """
+    raw = Path(path).read_bytes()
+    notebook = json.loads(raw)
+    clean = redactor.redact_obj(notebook, mask_secret_keys=False)
+    if clean == notebook:
+        return raw
+    data = (json.dumps(clean, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
+    atomic_write_bytes(path, data)
+    return data
+
+
+def public_json(value: Any, *, indent: int | None = None, sort_keys: bool = False) -> str:
+    """JSON text for anything nbtoolkit prints or serves: secrets scrubbed, always valid JSON.
+
+    The one output path of ``nbtk runs/show/env show --json`` and the REST API: every string
+    goes through :func:`default_redactor` (values only -- keys such as ``max_tokens`` are names,
+    and the store masked secret-named values on the way in), then
+    :func:`nbtoolkit._json.dumps_strict` writes it (NaN/±inf as ``null`` plus a ``"nonfinite"``
+    note).
+
+    Args:
+        value: JSON-like data.
+        indent: pretty-print with this indent.
+        sort_keys: sort object keys.
+
+    Returns:
+        The JSON text.
+    """
+    clean = default_redactor().redact_obj(value, mask_secret_keys=False)
+    return _json.dumps_strict(clean, indent=indent, sort_keys=sort_keys)
+
+
+#: Files logged as artifacts whose text is scrubbed before it is stored (by suffix).
+TEXT_SUFFIXES = frozenset({
+    ".txt", ".log", ".out", ".err", ".json", ".jsonl", ".ndjson", ".yaml", ".yml", ".toml", ".cfg",
+    ".ini", ".conf", ".env", ".properties", ".md", ".rst", ".ipynb", ".py", ".sh", ".sql", ".html",
+    ".htm", ".xml", ".csv", ".tsv", ".diff", ".patch",
+})
+#: Larger text files are stored as they are (scrubbing them would cost more than the write).
+MAX_TEXT_FILE_BYTES = 16 * 1024 * 1024
+
+
+def redacted_text_file(path: str | Path, redactor: Redactor | LiveRedactor) -> bytes | None:
+    """Return the scrubbed bytes of a text file when scrubbing changed it, else ``None``.
+
+    Only files with a :data:`TEXT_SUFFIXES` suffix, valid UTF-8 and at most
+    :data:`MAX_TEXT_FILE_BYTES` are read; anything else (models, images, archives) is left to be
+    copied as it is.
+
+    Args:
+        path: the file about to be stored.
+        redactor: the redactor to apply.
+
+    Returns:
+        The UTF-8 bytes to store instead of the file, or ``None`` to store the file unchanged.
+    """
+    source = Path(path)
+    if source.suffix.lower() not in TEXT_SUFFIXES or source.stat().st_size > MAX_TEXT_FILE_BYTES:
+        return None
+    try:
+        text = source.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        return None
+    clean = redactor.redact_text(text)
+    return None if clean == text else clean.encode("utf-8")

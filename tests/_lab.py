@@ -1,9 +1,11 @@
 """Start a real Jupyter server / JupyterLab for the UI tests (temp Jupyter folders, a token).
 
 The nbtoolkit lab extension is made visible to the server by linking the built
-``nbtoolkit/labextension`` into the temp ``JUPYTER_DATA_DIR/labextensions/nbtoolkit`` (the
-same thing ``jupyter labextension develop`` does); the server extension is enabled by a
-config file in the temp ``JUPYTER_CONFIG_DIR``. When the build is missing it is built with
+``nbtoolkit/labextension`` of this checkout into a temp ``<JUPYTER_PATH>/labextensions/nbtoolkit``
+(the same thing ``jupyter labextension develop`` does). ``JUPYTER_PATH`` comes first in Jupyter's
+search path, ahead of the environment's ``share/jupyter`` (which a virtualenv otherwise
+prefers), so the server loads this checkout's build even where another nbtoolkit is installed.
+The server extension is enabled by a config file in the temp ``JUPYTER_CONFIG_DIR``. When the build is missing it is built with
 ``npm ci && npm run build:prod`` (what ``pip install -e .`` does), or the test fails saying so.
 """
 
@@ -76,7 +78,7 @@ class JupyterServer:
         names = {
             "JUPYTER_CONFIG_DIR": "config", "JUPYTER_DATA_DIR": "data", "JUPYTER_RUNTIME_DIR": "runtime",
             "JUPYTERLAB_SETTINGS_DIR": "settings", "JUPYTERLAB_WORKSPACES_DIR": "workspaces",
-            "IPYTHONDIR": "ipython",
+            "IPYTHONDIR": "ipython", "JUPYTER_PATH": "jupyter-path",
         }
         out = {}
         for var, name in names.items():
@@ -90,7 +92,7 @@ class JupyterServer:
         (config / "jupyter_server_config.json").write_text(
             json.dumps({"ServerApp": {"jpserver_extensions": {"nbtoolkit.server": True}}}), encoding="utf-8")
         if self.lab:
-            link = Path(dirs["JUPYTER_DATA_DIR"]) / "labextensions" / "nbtoolkit"
+            link = Path(dirs["JUPYTER_PATH"]) / "labextensions" / "nbtoolkit"
             link.parent.mkdir(parents=True, exist_ok=True)
             if not link.exists():
                 link.symlink_to(ensure_labextension_built(), target_is_directory=True)

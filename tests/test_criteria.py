@@ -266,7 +266,7 @@ def test_absolute_criteria_do_not_need_a_baseline() -> None:
         ("d >= baseline.d + 0.02", 0.02, 0.04, "pass", "clears"),  # touching counts for >=
         ("d > baseline.d + 0.02", 0.02, 0.04, "inconclusive", "straddles"),
         ("d >= baseline.d + 0.02", 0.001, 0.04, "inconclusive",
-         "95% interval [0.001, 0.04] of the difference straddles the bar 0.02"),
+         "95% interval [+0.0010, +0.0400] of the difference straddles the bar 0.02"),
         ("d >= baseline.d + 0.02", -0.01, 0.01, "fail", "lies entirely below the bar 0.02"),
         ("d <= baseline.d", -0.2, -0.1, "pass", "clears the bar 0"),
         ("d <= baseline.d", -0.2, 0.1, "inconclusive", "straddles the bar 0"),
@@ -309,7 +309,7 @@ def test_interval_rejects_low_above_high() -> None:
 def test_interval_level_appears_in_the_reason() -> None:
     r = _one("d >= baseline.d", {"d": 2.0}, baseline={"d": 1.0},
              intervals={"d": Interval(-0.1, 0.3, level=0.9)})
-    assert r.reason.startswith("90% interval [-0.1, 0.3]")
+    assert r.reason.startswith("90% interval [-0.100, +0.300]")
 
 
 # ------------------------------------------------------------------------------ verdict rules

@@ -346,3 +346,33 @@ def test_skops_untrusted_function_must_be_accepted_explicitly(pristine: dict[str
     assert "numpy.nan_to_num" in str(info.value) and "sklearn.tree._tree.Tree" not in str(info.value)
     bundle = load_bundle(path, trusted_types=["numpy.nan_to_num"])
     assert len(bundle.predict(X[:3])) == 3
+
+
+def test_corrupt_skops_file_with_a_matching_manifest_is_a_bundle_integrity_error(bundle: Path) -> None:
+    model = bundle / "model" / "model.skops"
+    model.write_bytes(b"PK\x03\x04 this is not a zip archive any more")
+
+    def rehash(data: dict[str, Any]) -> None:  # a consistent manifest: only loading can tell
+        for entry in data["files"]:
+            if entry["path"] == "model/model.skops":
+                entry["sha256"] = hashlib.sha256(model.read_bytes()).hexdigest()
+                entry["size"] = model.stat().st_size
+
+    rewrite_manifest(bundle, rehash)
+    from nbtoolkit import load_bundle, verify_bundle
+
+    assert verify_bundle(bundle).ok
+    with pytest.raises(BundleIntegrityError) as info:
+        load_bundle(bundle)
+    text = str(info.value)
+    assert "model/model.skops: not a readable skops file (BadZipFile" in text and "export it again" in text
+
+
+@pytest.mark.parametrize("target", ["../outside.skops", "model_card.md.missing", None])
+def test_verify_refuses_a_model_file_outside_the_listed_files(bundle: Path, target: str | None) -> None:
+    def tamper(data: dict[str, Any]) -> None:
+        data["model_file"]["file"] = target
+
+    rewrite_manifest(bundle, tamper)
+    problems = problems_of(bundle)
+    assert problems == [f"MANIFEST.json: model_file {target!r} is not a file of the bundle (it must be one of the listed files)"]

@@ -146,3 +146,58 @@ def test_default_redactor_is_cached_and_follows_the_environment() -> None:
     changed = default_redactor(settings, environ={"SERVICE_TOKEN": "tok-bbbbbbbb"})
     assert changed is not first
     assert changed.redact_text("tok-aaaaaaaa tok-bbbbbbbb") == f"tok-aaaaaaaa {MASK}"
+
+
+def test_hugging_face_and_openai_style_keys_are_masked_without_the_environment() -> None:
+    r = Redactor(environ={})
+    hf, sk, proj = "hf_" + "Ab1" * 10, "sk-" + "Zz9" * 10, "sk-proj-" + "Q1w" * 10
+    out = r.redact_text(f"{hf} {sk} {proj} sk-learn task-abcdefghijklmnopqrstuvwxyz xoxb-1234567890-abc")
+    assert hf not in out and sk not in out and proj not in out and "xoxb-1234567890" not in out
+    assert "sk-learn" in out and "task-abcdefghijklmnopqrstuvwxyz" in out and out.count(MASK) == 4
+
+
+def test_a_bare_key_or_auth_setting_is_not_a_secret(redactor: Redactor) -> None:
+    flag = {"new_ranker": {"rollout": 25, "key": "user_id"}, "routing": {"Key": "user_id", "auth": "basic"}}
+    assert redactor.redact_obj(flag) == flag
+    assert redactor.redact_obj({"api_key": "user_id", "private_key": "x"}) == {"api_key": MASK, "private_key": MASK}
+
+
+def test_live_redactor_scrubs_a_secret_exported_after_it_was_made(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nbtoolkit.redact import LiveRedactor
+
+    live = LiveRedactor()
+    monkeypatch.delenv("LATE_API_TOKEN", raising=False)
+    assert live.redact_text("value latevalue-123456") == "value latevalue-123456"
+    monkeypatch.setenv("LATE_API_TOKEN", "latevalue-123456")
+    assert live.redact_text("value latevalue-123456") == f"value {MASK}"
+    assert live.redact_obj({"note": "latevalue-123456"}) == {"note": MASK}
+
+
+def test_redact_notebook_file_rewrites_only_when_something_is_masked(tmp_path: Path) -> None:
+    import json
+
+    from nbtoolkit.redact import redact_notebook_file
+
+    r = Redactor(environ={"HF_TOKEN": "hf-value-123456"})
+    nb = {"cells": [{"cell_type": "code", "source": "print(1)", "metadata": {},
+                     "outputs": [{"output_type": "stream", "name": "stdout", "text": "tok hf-value-123456\n"}]}],
+          "metadata": {"key": "user_id"}, "nbformat": 4, "nbformat_minor": 5}
+    path = tmp_path / "out.ipynb"
+    path.write_text(json.dumps(nb), encoding="utf-8")
+    data = redact_notebook_file(path, r)
+    assert data == path.read_bytes() and b"hf-value-123456" not in data
+    clean = json.loads(data)
+    assert clean["cells"][0]["outputs"][0]["text"] == f"tok {MASK}\n" and clean["metadata"] == {"key": "user_id"}
+    before = path.stat().st_mtime_ns
+    assert redact_notebook_file(path, r) == data and path.stat().st_mtime_ns == before  # already clean: untouched
+
+
+def test_public_json_is_redacted_and_strict(monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from nbtoolkit.redact import public_json
+
+    monkeypatch.setenv("WANDB_API_KEY", "wandb-secret-98765")
+    text = public_json({"note": "key wandb-secret-98765", "max_tokens": 5, "key": "user_id", "m": float("nan")})
+    assert json.loads(text) == {"note": f"key {MASK}", "max_tokens": 5, "key": "user_id", "m": None,
+                                "nonfinite": {"/m": "NaN"}}

@@ -133,8 +133,11 @@ def test_run_report_content(pair: tuple[Any, Any, Any], tmp_path: Path) -> None:
     assert [r.find("code").get_text() for r in rows] == ["roc_auc >= baseline.roc_auc + 0.02", "accuracy >= 0.6"]
     iv = cand.verdict.results[0].interval
     cells = [td.get_text(" ", strip=True) for td in rows[0].find_all("td")]
-    assert cells[1] == f"{cand.verdict.results[0].bar:.4g}"
-    assert cells[5].startswith(f"[+{iv.low:.4g}, +{iv.high:.4g}]") and "95%" in cells[5]
+    first = cand.verdict.results[0]
+    assert cells[1] == f">= {first.bar:.4f}"  # target: operator and bar, 4 decimals for a ~0.75 AUC
+    assert cells[2] == f"{first.observed:.4f}" and cells[3] == f"{first.baseline:.4f}"
+    assert cells[4] == f"{first.difference:+.4f}"
+    assert cells[5].startswith(f"[{iv.low:+.4f}, {iv.high:+.4f}]") and "95%" in cells[5]
     assert cells[6].endswith(cand.verdict.results[0].status)
     assert "no interval" not in rows[1].select_one(".interval").get_text()  # absolute criterion: —
     # parameters: changed vs baseline first, unchanged last
@@ -237,7 +240,8 @@ def test_comparison_report_and_inline_compare(pair: tuple[Any, Any, Any], tmp_pa
     assert "lr" in repr(comp) and "roc_auc" in repr(comp)
     doc = soup(write_comparison_report(base.run_id, cand.run_id, tmp_path / "cmp.html"))
     rows = {r.find("code").get_text(): r for r in doc.select("table.metrics-diff tbody tr")}
-    assert rows["roc_auc"].select_one(".interval").get_text().startswith(f"[+{roc.interval.low:.4g}")
+    assert rows["roc_auc"].select_one(".interval").get_text().startswith(
+        f"[{roc.interval.low:+.4f}, {roc.interval.high:+.4f}]")
     assert "no interval" in rows["loss"].select_one(".interval").get_text()
     # "only what changed" comes before the unchanged parameters
     text = doc.get_text()

@@ -87,3 +87,27 @@ def test_planted_secrets_never_reach_the_store(project: Path, tmp_path: Path, mo
     raw = _all_store_bytes(store.path)
     for secret in PLANTED:
         assert secret.encode() not in raw
+
+
+def test_logged_text_files_are_scrubbed_and_binary_files_kept(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import nbtoolkit as nbtk
+
+    monkeypatch.setenv("HF_TOKEN", "hf-planted-file-value-0123")
+    folder = project / "outputs"
+    folder.mkdir()
+    (folder / "config.yaml").write_text(
+        "model: bert\ntoken: hf-planted-file-value-0123\nurl: https://u:pw-planted-9876@h.example/x\nkey: user_id\n",
+        encoding="utf-8")
+    binary = bytes(range(256)) + b"hf-planted-file-value-0123"  # not text: stored byte for byte
+    (folder / "weights.bin").write_bytes(binary)
+    late = project / "late.log"
+    with nbtk.start_run("files") as run:
+        refs = {r.name: r for r in nbtk.log_artifact(folder)}
+        monkeypatch.setenv("LATE_API_KEY", "late-exported-value-42")  # exported after the run began
+        late.write_text("calling with late-exported-value-42\n", encoding="utf-8")
+        nbtk.log_artifact(late)
+    store = run.store
+    text = store.artifacts.read_bytes(refs["outputs/config.yaml"].digest).decode()
+    assert text == "model: bert\ntoken: ***\nurl: https://h.example/x\nkey: user_id\n"
+    assert store.artifacts.read_bytes(refs["outputs/weights.bin"].digest) == binary
+    assert store.artifacts.read_bytes(store.get_run(run.run_id).artifact("late.log").digest) == b"calling with ***\n"

@@ -161,3 +161,18 @@ def test_listing_a_folder_without_store_does_not_create_one(tmp_path: Path) -> N
     assert store is None
     assert experiment_summaries(store)["experiments"] == []
     assert not (tmp_path / ".nbtoolkit").exists()
+
+
+def test_run_comments_for_the_sidebar(server: Any) -> None:
+    from nbtoolkit.store import open_store
+
+    srv, ids, root = server
+    store = open_store(path=root / ".nbtoolkit")
+    store.add_comment("run", ids["better"], by="rita", text="<i>great</i> lift", rating=5)
+    store.add_comment("experiment", "cancer-gbm", by="sam", text="keep the depth small")
+    store.add_comment("run", ids["worse"], by="lee", text="not this one")
+    status, _, data = api(srv, f"runs/{ids['better'][:8]}/comments")
+    assert status == 200 and data["run_id"] == ids["better"]
+    assert [(c["by"], c["text"], c["rating"]) for c in data["comments"]] == [
+        ("rita", "<i>great</i> lift", 5), ("sam", "keep the depth small", None)]
+    assert api(srv, "runs/ffffffff/comments")[0] == 404

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import MutableMapping
 from pathlib import Path
@@ -14,6 +13,7 @@ from nbtoolkit._io import atomic_write_text
 from nbtoolkit.cli import cli, settings_from, store_from
 from nbtoolkit.errors import ConfigError
 from nbtoolkit.html import fmt_number
+from nbtoolkit.redact import public_json
 
 TOOL_SECTION = """
 [tool.nbtoolkit]
@@ -141,7 +141,7 @@ def runs_cmd(ctx: click.Context, experiment: tuple[str, ...], status: tuple[str,
         ids = [str(r) for r in frame["run_id"]] if len(frame) else []
         records = {r.run_id: r.to_dict() for r in store.get_runs(ids)}
         out = [{key: records[i][key] for key in RUNS_JSON_KEYS} for i in ids if i in records]
-        click.echo(json.dumps(out, indent=2, default=str, allow_nan=True))
+        click.echo(public_json(out, indent=2))
         return
     from rich.table import Table
 
@@ -185,7 +185,7 @@ def show(ctx: click.Context, run: str, as_json: bool) -> None:
 
     record = store_from(ctx).get_run(run)
     if as_json:
-        click.echo(json.dumps(record.to_dict(), indent=2, default=str))
+        click.echo(public_json(record.to_dict(), indent=2))
         return
     click.echo(run_card_text(record))
     d = record.to_dict()
@@ -224,7 +224,7 @@ def env_show(ctx: click.Context, run: str, as_json: bool) -> None:
         raise click.UsageError(f"Run {record.run_id[:8]} has no environment lock.")
     data = lock.to_dict()
     if as_json:
-        click.echo(json.dumps(data, indent=2, sort_keys=True))
+        click.echo(public_json(data, indent=2, sort_keys=True))
         return
     py = data.get("python", {})
     click.echo(f"lock {lock.hash[:12]}  python {py.get('version')}  {data.get('platform', {}).get('system', '')}")

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from nbtoolkit.cli import cli, settings_from, store_from
+from nbtoolkit.redact import public_json
 
 EXIT_INTERRUPTED = 130
 
@@ -201,13 +202,11 @@ def sweep_cmd(ctx: click.Context, notebook: str | None, grid: tuple[str, ...], r
 @click.pass_context
 def reproduce_cmd(ctx: click.Context, run: str, rtol: float, atol: float, strict: bool, ignore: tuple[str, ...], timeout: float | None, as_json: bool) -> None:
     """Re-execute RUN at its recorded commit and report metric agreement and drift."""
-    import json
-
     from nbtoolkit.execute.reproduction import reproduce
 
     rep = reproduce(run, rtol=rtol, atol=atol, ignore_metrics=ignore, timeout=timeout, store=store_from(ctx), settings=settings_from(ctx))
     if as_json:
-        click.echo(json.dumps(rep.to_dict(), indent=2, default=str))
+        click.echo(public_json(rep.to_dict(), indent=2))
     else:
         for line in rep.summary_lines():
             click.echo(line)

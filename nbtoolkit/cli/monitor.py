@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from nbtoolkit.monitor.record import (
 from nbtoolkit.monitor.record import rollback_on_breach as roll_back_alias
 from nbtoolkit.monitor.windows import parse_duration
 from nbtoolkit.policy import load_sla
+from nbtoolkit.redact import public_json
 from nbtoolkit.stats import resolve_metric
 
 
@@ -117,7 +117,7 @@ def monitor_cmd(ctx: click.Context, model: str, version: str | None, window: str
     if output:
         atomic_write_text(Path(output), render_dashboard(result, run_id=run_id, rollback=moved))
     if as_json:
-        click.echo(json.dumps({**result.to_dict(), "run_id": run_id, "rollback": moved}, indent=2, allow_nan=False))
+        click.echo(public_json({**result.to_dict(), "run_id": run_id, "rollback": moved}, indent=2))
     else:
         click.echo(f"{model}: {sum(w.traffic.rows for w in result.overall)} rows in {len(result.windows)} window report(s); "
                    f"monitor run {run_id}")
@@ -159,7 +159,7 @@ def abtest_cmd(ctx: click.Context, model: str, a: str, b: str, success: tuple[st
     if output:
         atomic_write_text(Path(output), render_abtest(result))
     if as_json:
-        click.echo(json.dumps({**result.to_dict(), "run_id": run_id}, indent=2, allow_nan=False))
+        click.echo(public_json({**result.to_dict(), "run_id": run_id}, indent=2))
     else:
         how = f"paired on {result.n_pairs} shared rows" if result.paired else f"unpaired: {result.n_a} vs {result.n_b} rows"
         click.echo(f"{model} {b} vs {a} ({how})")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import click
 from nbtoolkit import registry
 from nbtoolkit.cli import cli, settings_from, store_from
 from nbtoolkit.errors import InputError
+from nbtoolkit.redact import public_json
 from nbtoolkit.stability import promotion
 from nbtoolkit.stability.cadence import status as get_status
 from nbtoolkit.stability.canary import SLA_SOURCES
@@ -32,7 +32,7 @@ def registry_cmd(ctx: click.Context, name: str | None, as_json: bool) -> None:
     """List models, their exported versions and aliases (staging, production, custom)."""
     entries = registry.models(name, store=store_from(ctx))
     if as_json:
-        click.echo(json.dumps([e.to_dict() for e in entries], indent=2))
+        click.echo(public_json([e.to_dict() for e in entries], indent=2))
         return
     if not entries:
         click.echo(f"No exported versions of {name!r}." if name else "No models yet: export a run with `nbtk export RUN --model NAME`.")
@@ -86,7 +86,7 @@ def history(ctx: click.Context, name: str, alias: str | None, as_json: bool) -> 
     """Every move of model NAME's aliases: who, when, why."""
     moves = registry.history(name, alias=alias, store=store_from(ctx))
     if as_json:
-        click.echo(json.dumps([m.to_dict() for m in moves], indent=2))
+        click.echo(public_json([m.to_dict() for m in moves], indent=2))
         return
     if not moves:
         click.echo(f"No alias of {name!r} was ever moved.")
@@ -115,7 +115,7 @@ def shadow(ctx: click.Context, champion: str, challenger: str, data: Path, label
     result = run_shadow(champion, challenger, data, y=label, key=key, slice_by=slice_by, batch_size=batch_size,
                         settings=settings_from(ctx), store=store_from(ctx))
     if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2, default=str))
+        click.echo(public_json(result.to_dict(), indent=2))
     else:
         s = result.summary
         agree = "n/a" if result.agreement is None else f"{100 * result.agreement:.2f} %"
@@ -175,7 +175,7 @@ def canary(ctx: click.Context, champion: str, challenger: str, data: Path, key: 
     if plot is not None:
         plot.write_bytes(result.png)
     if as_json:
-        click.echo(json.dumps({**result.summary, "run_id": result.run_id}, indent=2, default=str))
+        click.echo(public_json({**result.summary, "run_id": result.run_id}, indent=2))
     else:
         rules = ", ".join(f"{k} {v:g}" for k, v in result.plan["sla"].items()) or "no rules"
         click.echo(f"SLA in effect: {SLA_SOURCES[result.summary['sla_source']]}: {rules}")
@@ -201,7 +201,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
     """Open and past-due experiments, promotions blocked by cadence, current aliases."""
     report = get_status(settings=settings_from(ctx), store=store_from(ctx))
     if as_json:
-        click.echo(json.dumps(report.to_dict(), indent=2, default=str))
+        click.echo(public_json(report.to_dict(), indent=2))
         return
     for line in report.lines():
         click.echo(line)

@@ -38,6 +38,7 @@ from nbtoolkit.execute.engine import (
     strip_ansi,
 )
 from nbtoolkit.html import coloured, esc
+from nbtoolkit.redact import default_redactor, redact_notebook_file
 
 if TYPE_CHECKING:
     from nbtoolkit.config import Settings
@@ -269,6 +270,8 @@ def execute_job(job: RunJob) -> JobResult:
     kernel_log = Path(err_log.name).read_text(encoding="utf-8", errors="replace")
     os.unlink(err_log.name)
     data = _read_output(output, ending, kernel_log) if os.path.exists(output) else None
+    if data is not None:  # the one redaction of the executed notebook: the -o file and the stored copy
+        data = redact_notebook_file(output, default_redactor(environ=kernel_env(job)))
     if tmpdir is not None:
         shutil.rmtree(tmpdir, ignore_errors=True)
     return JobResult(

@@ -24,7 +24,9 @@ import hashlib
 import html
 import importlib
 import json
+import pickle
 import tempfile
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -78,7 +80,8 @@ def check_input(X: Any, signature: dict[str, Any]) -> Any:
             problems.append("missing columns: " + ", ".join(repr(n) for n in missing))
         if extra:
             problems.append("extra columns: " + ", ".join(repr(n) for n in extra))
-        dtypes = {str(c): X.dtypes.iloc[i] for i, c in enumerate(X.columns)}
+        frame_dtypes = X.dtypes  # computed once: pandas rebuilds the Series on every access
+        dtypes = {str(c): frame_dtypes.iloc[i] for i, c in enumerate(X.columns)}
         wrong = [f"{n!r} expected {d}, got {dtypes[n]}" for n, d in columns if n in dtypes and not _compatible(d, dtypes[n])]
         if wrong:
             problems.append("wrong dtypes: " + "; ".join(wrong))
@@ -207,6 +210,21 @@ class Bundle:
         return f"<div><b>nbtoolkit bundle (verified)</b><table>{body}</table></div>"
 
 
+def _load_model(ser: Any, model_path: Path, *, trust: bool, trusted_types: Sequence[str] | None,
+                where: tuple[str, str]) -> Any:
+    """Deserialise the model file; a file the serialiser cannot read is a BundleIntegrityError."""
+    trusted: list[str] = list(trusted_types or ())
+    try:
+        if ser.name == "skops":
+            untrusted = ser.untrusted_types(model_path)
+            trusted += untrusted if trust else [t for t in untrusted if _is_library_class(t)]
+        return ser.load(model_path, trusted=sorted(set(trusted)))
+    except (zipfile.BadZipFile, pickle.UnpicklingError, EOFError, KeyError, ValueError) as exc:
+        raise BundleIntegrityError(where[0], [
+            f"{where[1]}: not a readable {ser.name} file ({type(exc).__name__}: {str(exc)[:120]}); the "
+            "bundle is damaged: export it again from the run"]) from exc
+
+
 def load_bundle(path: str | Path, *, trust: bool = False, trusted_types: Sequence[str] | None = None) -> Bundle:
     """Verify a bundle (folder or ``.tar.gz``), then load its model.
 
@@ -246,11 +264,8 @@ def load_bundle(path: str | Path, *, trust: bool = False, trusted_types: Sequenc
             # Load from a private copy whose hash is checked again, so a file swapped between
             # verification and loading is never deserialised.
             model_path = _private_copy(root.joinpath(*PurePosixPath(model_rel).parts), Path(private), entry.sha256, str(path))
-            trusted: list[str] = list(trusted_types or ())
-            if ser.name == "skops":
-                untrusted = ser.untrusted_types(model_path)
-                trusted += untrusted if trust else [t for t in untrusted if _is_library_class(t)]
-            model = ser.load(model_path, trusted=sorted(set(trusted)))
+            model = _load_model(ser, model_path, trust=trust, trusted_types=trusted_types,
+                                where=(str(path), model_rel))
 
         def read_json(name: str) -> dict[str, Any] | None:
             if name not in verified:

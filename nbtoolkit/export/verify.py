@@ -165,6 +165,7 @@ def verify_folder(root: Path) -> tuple[dict[str, Any], list[FileEntry], list[str
     special_names = {name for name, _ in special}
     disk = set(on_disk) - {MANIFEST_NAME}
     listed = {e.path for e in entries}
+    problems += _model_file_problems(manifest, listed)
     verified: list[FileEntry] = []
     for entry in entries:
         if entry.path not in disk:
@@ -184,6 +185,17 @@ def verify_folder(root: Path) -> tuple[dict[str, Any], list[FileEntry], list[str
     for name in sorted(disk - listed):
         problems.append(f"{name}: extra file not listed in the manifest")
     return manifest, verified, problems
+
+
+def _model_file_problems(manifest: dict[str, Any], listed: set[str]) -> list[str]:
+    """The manifest's ``model_file`` must name a file the manifest lists (never ``../x``)."""
+    info = manifest.get("model_file")
+    if info is None:
+        return []
+    model_rel = info.get("file") if isinstance(info, dict) else None
+    if isinstance(model_rel, str) and model_rel in listed:
+        return []
+    return [f"{MANIFEST_NAME}: model_file {model_rel!r} is not a file of the bundle (it must be one of the listed files)"]
 
 
 def _member_name(member: tarfile.TarInfo) -> str:

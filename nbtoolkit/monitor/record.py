@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nbtoolkit import registry
+from nbtoolkit import _json, registry
 from nbtoolkit._io import sha256_file
 from nbtoolkit.config import load_settings
 from nbtoolkit.errors import InputError
@@ -132,7 +132,7 @@ def record_monitor(store: Any, result: MonitorResult, *, source: dict[str, Any] 
     rows.append(("sla_ok", 1.0 if result.ok else 0.0, None, now))
     store.log_metrics(run_id, rows)
     store.put_text_artifact(run_id, name=RESULT_ARTIFACT, kind="monitor",
-                            text=json.dumps(result.to_dict(), allow_nan=False), media_type="application/json")
+                            text=_json.dumps_strict(result.to_dict()), media_type="application/json")
     store.finish_run(run_id, status="finished")
     return run_id
 

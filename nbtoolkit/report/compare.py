@@ -12,8 +12,10 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from nbtoolkit._format import fmt_fixed, fmt_interval, fmt_signed, metric_decimals
+
 if TYPE_CHECKING:
-    from nbtoolkit.stats import Interval, McNemarResult
+    from nbtoolkit.stats import Interval, McNemarResult, Predictions
     from nbtoolkit.store import RunRecord, Store
 
 _MISSING = object()
@@ -50,6 +52,7 @@ class MetricChange:
     interval: Interval | None = None
     paired_difference: float | None = None
     higher_is_better: bool | None = None
+    no_interval_reason: str | None = None
 
     @property
     def significant(self) -> bool:
@@ -78,6 +81,51 @@ class Comparison:
     code_changes: list[tuple[str, str, str]] = field(default_factory=list)
     data_changes: list[tuple[str, str, str]] = field(default_factory=list)
     stats_error: str | None = None
+    #: the candidate's and the reference's predictions, when both were read (for curves)
+    pred_b: Predictions | None = field(default=None, repr=False)
+    pred_a: Predictions | None = field(default=None, repr=False)
+
+    @property
+    def task(self) -> str | None:
+        """The prediction task (``binary``, ``multiclass``, ``regression``) when known."""
+        return self.pred_b.task if self.pred_b is not None else None
+
+    @property
+    def mcnemar_note(self) -> str:
+        """McNemar's result in words, naming which run is right alone; or why there is none.
+
+        The test runs on (candidate, reference): ``only_a`` counts the examples only the
+        candidate classifies correctly, ``only_b`` those only the reference does.
+        """
+        m = self.mcnemar
+        if m is not None:
+            return (f"Accuracy: {m.describe()}: the candidate alone is right on {m.only_a} "
+                    f"example{'s' if m.only_a != 1 else ''}, the reference alone on {m.only_b}.")
+        if not self.shared_examples:
+            return ""
+        if self.task == "regression":
+            return ("McNemar's test does not apply: these are regression predictions, and the "
+                    "test compares which examples each classifier gets right.")
+        return "McNemar's test does not apply: the predictions hold no class labels."
+
+    @property
+    def recommendation(self) -> str:
+        """One plain line: which run to keep, why, and how sure (see :func:`recommend`)."""
+        return recommend(self)
+
+    def plots(self) -> dict[str, str | None]:
+        """Both runs' curves overlaid: stepped metrics, and ROC / precision-recall when binary."""
+        from nbtoolkit.report import plots
+
+        labels = (f"candidate ({self.b.run_id[:8]})", f"reference ({self.a.run_id[:8]})")
+        names = sorted(n for n in self.b.metric_steps.keys() | self.a.metric_steps.keys()
+                       if self.b.metric_steps.get(n) is not None or self.a.metric_steps.get(n) is not None)
+        series = {n: self.b.metric_history(n) for n in names}
+        base = {n: self.a.metric_history(n) for n in names}
+        curves = {label: p for label, p in zip(labels, (self.pred_b, self.pred_a), strict=True)
+                  if p is not None}
+        return {"steps": plots.safe_plot(plots.step_curves, series, baseline=base, labels=labels),
+                "curves": plots.safe_plot(plots.roc_pr_curves, curves) if curves else None}
 
     @property
     def changed_params(self) -> list[ParamChange]:
@@ -113,6 +161,7 @@ class Comparison:
                         for m in self.metrics],
             "env": self.env_changes, "code": self.code_changes, "data": self.data_changes,
             "mcnemar": vars(self.mcnemar) if self.mcnemar else None,
+            "task": self.task, "recommendation": self.recommendation,
         }
 
     def html_fragment(self) -> str:
@@ -134,12 +183,62 @@ class Comparison:
             lines.append(f"  param {p.name}: {p.a!r} -> {p.b!r} ({p.status})")
         for m in self.metrics:
             if m.difference is not None:
-                extra = f" {m.interval.describe()}" if m.interval else ""
-                lines.append(f"  metric {m.name}: {m.a:.6g} -> {m.b:.6g} (diff {m.difference:+.4g}{extra})")
+                d = metric_decimals(m.a, m.b)
+                extra = (f" {fmt_interval(m.interval.low, m.interval.high, d, level=m.interval.level)}"
+                         if m.interval else "")
+                lines.append(f"  metric {m.name}: {fmt_fixed(m.a, d)} -> {fmt_fixed(m.b, d)} "
+                             f"(diff {fmt_signed(m.difference, d)}{extra})")
         lines += [f"  env {line}" for line in self.env_changes]
         lines += [f"  code {k}: {x} -> {y}" for k, x, y in self.code_changes]
         lines += [f"  data {k}: {x} -> {y}" for k, x, y in self.data_changes]
+        lines.append(f"  recommendation: {self.recommendation}")
         return "\n".join(lines)
+
+
+def _evidence(m: MetricChange) -> str:
+    """``roc_auc +0.0412 (95% interval [+0.0213, +0.0608])`` for one metric."""
+    d = metric_decimals(m.a, m.b)
+    iv = m.interval
+    tail = f" (95% interval {fmt_interval(iv.low, iv.high, d)})" if iv is not None else ""
+    return f"{m.name} {fmt_signed(m.paired_difference if iv is not None else m.difference, d)}{tail}"
+
+
+def _how_sure(directed: list[MetricChange], decisive: list[MetricChange]) -> str:
+    if decisive:
+        return "sure: the paired 95% interval excludes zero"
+    if any(m.interval is not None for m in directed):
+        return "not sure: the paired 95% intervals include zero"
+    return "not sure: single metric values only, no intervals (log predictions with ids for them)"
+
+
+def recommend(c: Comparison) -> str:
+    """Which run to keep, why, and how sure: one plain sentence for the end of the report.
+
+    The candidate is recommended when its verdict is ``supported`` and no metric with a known
+    direction is significantly worse; the reference is kept when the candidate did not finish,
+    was rejected, or is significantly worse somewhere; otherwise there is no clear winner.
+    "Sure" means a paired bootstrap interval excludes zero.
+    """
+    cand, ref = f"candidate {c.b.run_id[:8]}", f"reference {c.a.run_id[:8]}"
+    if c.b.status != "finished":
+        return f"Keep the {ref}: the {cand} {c.b.status} and has no verdict."
+    directed = [m for m in c.metrics + c.paired_metrics
+                if m.higher_is_better is not None and m.difference is not None]
+    better = [m for m in directed if m.significant and (m.interval.low > 0) == m.higher_is_better]  # type: ignore[union-attr]
+    worse = [m for m in directed if m.significant and m not in better]
+    if worse or c.b.verdict == "rejected":
+        why = (f"it is worse on {', '.join(_evidence(m) for m in worse[:2])}" if worse
+               else "its verdict is rejected")
+        return f"Keep the {ref}: {why}; {_how_sure(directed, worse)}."
+    if c.b.verdict == "supported":
+        why = (f"its verdict is supported and it is better on "
+               f"{', '.join(_evidence(m) for m in better[:2])}" if better
+               else "its verdict is supported")
+        return f"Adopt the {cand}: {why}; {_how_sure(directed, better)}."
+    shown = ", ".join(_evidence(m) for m in directed[:2])
+    return (f"No clear winner between the {cand} and the {ref}: its verdict is "
+            f"{c.b.verdict or 'missing'}{' (' + shown + ')' if shown else ''}; "
+            f"{_how_sure(directed, better)}.")
 
 
 def _num(v: Any) -> float | None:
@@ -176,6 +275,28 @@ def _env(comp: Comparison, a: RunRecord, b: RunRecord) -> None:
             comp.code_changes.append((key, _short(value[0]), _short(value[1])))
 
 
+def _paired(comp: Comparison, store: Store) -> dict[str, Any]:
+    """Read both runs' predictions into ``comp`` and pair them: differences by metric name.
+
+    Unreadable predictions leave the comparison on point values with ``stats_error`` saying why.
+    """
+    from nbtoolkit import stats
+
+    try:
+        comp.pred_b, comp.pred_a = stats.load_predictions(store, comp.b), stats.load_predictions(store, comp.a)
+        pair = (stats.align(comp.pred_b, comp.pred_a)
+                if comp.pred_b is not None and comp.pred_a is not None else None)
+        if pair is None:
+            return {}
+        cand, ref = pair
+        diffs = stats.paired_bootstrap(cand, ref, stats.computable_metrics(cand))
+        comp.mcnemar, comp.shared_examples = stats.mcnemar(cand, ref), len(cand)
+        return diffs
+    except Exception as exc:  # unreadable predictions: compare on point values, say why
+        comp.stats_error = f"{type(exc).__name__}: {exc}"
+        return {}
+
+
 def compare(a: str | RunRecord, b: str | RunRecord, *, store: Store | None = None) -> Comparison:
     """Compare run ``b`` (candidate) with run ``a`` (reference), "only what changed" first.
 
@@ -200,12 +321,7 @@ def compare(a: str | RunRecord, b: str | RunRecord, *, store: Store | None = Non
     rb = b if not isinstance(b, str) else store.get_run(b)
     comp = Comparison(a=ra, b=rb, params=param_changes(ra.params, rb.params))
     comp.predictions = (bool(ra.artifacts_of("predictions")), bool(rb.artifacts_of("predictions")))
-    diffs: dict[str, stats.PairedDifference] = {}
-    if all(comp.predictions):
-        try:
-            diffs, comp.mcnemar, comp.shared_examples = stats.paired_stats(store, rb, ra)
-        except Exception as exc:  # unreadable predictions: compare on point values, say why
-            comp.stats_error = f"{type(exc).__name__}: {exc}"
+    diffs = _paired(comp, store) if all(comp.predictions) else {}
     used: set[str] = set()
     for name in sorted(ra.metrics.keys() | rb.metrics.keys()):
         va, vb = _num(ra.metrics.get(name)), _num(rb.metrics.get(name))
@@ -216,9 +332,12 @@ def compare(a: str | RunRecord, b: str | RunRecord, *, store: Store | None = Non
         diff = vb - va if va is not None and vb is not None else None
         if diff is not None and math.isnan(diff):
             diff = None
+        why = None
+        if pd is None and comp.pred_b is not None and comp.shared_examples:
+            why = stats.why_not(comp.pred_b, name)
         comp.metrics.append(MetricChange(
             name, va, vb, diff, pd.interval if pd else None, pd.difference if pd else None,
-            spec.higher_is_better if spec else None))
+            spec.higher_is_better if spec else None, why))
     for name, pd in diffs.items():
         if name not in used:
             comp.paired_metrics.append(MetricChange(name, pd.value_b, pd.value_a, pd.difference,

@@ -14,10 +14,19 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
+from nbtoolkit import _json
+from nbtoolkit._format import (
+    criterion_cells,
+    fmt_fixed,
+    fmt_interval,
+    fmt_signed,
+    metric_decimals,
+)
+from nbtoolkit._format import fmt_number as fmt_num
 from nbtoolkit._resources import templates_dir
 from nbtoolkit._version import __version__
 from nbtoolkit.html import PALETTE
-from nbtoolkit.html import fmt_number as fmt_num
+from nbtoolkit.redact import MASK, count_masks, default_redactor
 
 if TYPE_CHECKING:
     import jinja2
@@ -33,7 +42,7 @@ _SCRIPT_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\
 
 def json_for_script(value: Any) -> str:
     """JSON text safe inside ``<script>``: ``<``, ``>``, ``&``, U+2028 and U+2029 escaped."""
-    text = json.dumps(value, ensure_ascii=False, sort_keys=True, default=str, allow_nan=False)
+    text = _json.dumps_strict(value, sort_keys=True)
     return "".join(_SCRIPT_ESCAPES.get(ch, ch) for ch in text)
 
 
@@ -41,12 +50,6 @@ def script_hash(script: str) -> str:
     """The CSP source expression (``'sha256-...'``) allowing exactly this inline script."""
     digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
     return f"'sha256-{digest}'"
-
-
-def fmt_signed(value: Any, digits: int = 4) -> str:
-    """Like :func:`fmt_num` with an explicit ``+`` for positive numbers."""
-    text = fmt_num(value, digits)
-    return f"+{text}" if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else text
 
 
 def fmt_time(ts: Any) -> str:
@@ -113,10 +116,11 @@ def environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(num=fmt_num, signed=fmt_signed, when=fmt_time, date=fmt_date,
-                       duration=fmt_duration, size=fmt_size, value=fmt_value,
+    env.filters.update(num=fmt_num, signed=fmt_signed, fixed=fmt_fixed, when=fmt_time,
+                       date=fmt_date, duration=fmt_duration, size=fmt_size, value=fmt_value,
+                       criterion_cells=criterion_cells,
                        json_script=lambda v: markupsafe.Markup(json_for_script(v)))
-    env.globals["palette"] = PALETTE
+    env.globals.update(decimals=metric_decimals, interval_text=fmt_interval, palette=PALETTE)
     return env
 
 
@@ -129,6 +133,23 @@ def render(template: str, **context: Any) -> str:
     context["inline_script"] = markupsafe.Markup(script) if script else None
     context["csp"] = CSP.format(script=script_hash(script) if script else "'none'")
     context.setdefault("generated", _dt.datetime.now(tz=_dt.UTC).timestamp())
-
     context.setdefault("tool_version", __version__)
-    return env.get_template(template).render(**context)
+    return redact_html(env.get_template(template).render(**context))
+
+
+#: Where the base template says how many secrets the page shows masked.
+REDACTION_MARKER = "<!--nbtk:redactions-->"
+
+
+def redact_html(html: str) -> str:
+    """Scrub secrets from a rendered page and say, by count only, how many are masked.
+
+    Every report is written through here: the values of secret-named environment variables,
+    URL credentials and well-known token shapes become ``***`` even when a value slipped past
+    the store; the footer then states how many masked values the page holds.
+    """
+    clean = default_redactor().redact_text(html)
+    masked = count_masks(clean)
+    note = (f" {masked} secret value{'s' if masked != 1 else ''} masked as <code>{MASK}</code>."
+            if masked else "")
+    return clean.replace(REDACTION_MARKER, note, 1)

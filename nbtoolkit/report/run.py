@@ -25,11 +25,11 @@ def criteria_rows(record: RunRecord, store: Store, baseline: RunRecord | None) -
     from nbtoolkit.criteria import parse_criteria
     from nbtoolkit.verdict import evaluate_run
 
+    if record.status != "finished":  # a failed or interrupted run has no verdict
+        return None, False
     declared = record.baseline_run_id
     stored = record.verdict_detail
     if stored and (baseline is None or baseline.run_id == declared):
-        return stored, False
-    if record.status != "finished":
         return stored, False
     try:
         criteria = parse_criteria(record.declaration.get("success") or [])
@@ -191,6 +191,18 @@ def _predictions(store: Store, record: RunRecord) -> Any:
         return None
 
 
+def _prediction_metrics(pred: Any) -> list[tuple[str, float | None]]:
+    """The metrics that mean something for the predictions' task, computed from them."""
+    from nbtoolkit import stats
+
+    if pred is None:
+        return []
+    try:
+        return [(name, stats.metric_value(pred, name)) for name in stats.computable_metrics(pred)]
+    except Exception:  # odd arrays in an old artifact: the logged metrics still show
+        return []
+
+
 def _notebook_css() -> Any:
     import markupsafe
 
@@ -252,6 +264,9 @@ def run_context(record: RunRecord, store: Store, baseline: RunRecord | None, *,
         "step_plot": plots.safe_plot(plots.step_curves, series, baseline=base_series),
         "curves_plot": plots.safe_plot(plots.roc_pr_curves, curves) if pred is not None else None,
         "predictions_rows": len(pred) if pred is not None else None,
+        "predictions_task": pred.task if pred is not None else None,
+        "predictions_classes": len(pred.classes) if pred is not None else 0,
+        "prediction_metrics": _prediction_metrics(pred),
         "groups": groups,
         "figures": figures(record, store),
         "time_box": time_box(record),

@@ -11,6 +11,11 @@ base URL, all ``@tornado.web.authenticated``, JSON unless stated):
 ``GET /nbtoolkit/api/runs/<id>``            the full run record (``RunRecord.to_dict()``)
 ``GET /nbtoolkit/api/runs/<id>/report``     the run's static HTML report (``text/html``),
                                             written into the store's ``reports/`` folder
+``GET /nbtoolkit/api/monitor/<model>``      the newest monitor result of a model
+``GET /nbtoolkit/api/production``           registered models: aliases, newest move, the
+                                            production run and the newest monitor result
+``GET /nbtoolkit/api/comments``             comments on runs and experiments (``run=ID``,
+                                            ``experiment=NAME``, repeatable)
 =========================================  =================================================
 
 Run ids are hexadecimal (a full id or a unique prefix of at least 4 characters); anything

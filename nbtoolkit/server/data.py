@@ -173,3 +173,10 @@ def write_report(store: Store, ref: str, *, refresh: bool = False) -> Path:
         if path.stat().st_mtime >= changed:
             return path
     return Path(write_run_report(record, path, store=store))
+
+
+def run_comments(store: Store, ref: str) -> dict[str, Any]:
+    """Reviewers' comments on a run and on its experiment (for the sidebar), oldest first."""
+    record = store.get_run(ref)
+    found = store.comments("run", record.run_id) + store.comments("experiment", record.experiment)
+    return {"run_id": record.run_id, "comments": [c.to_dict() for c in sorted(found, key=lambda c: (c.created, c.id))]}

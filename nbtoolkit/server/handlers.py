@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -12,10 +11,12 @@ import tornado.web
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 
-from nbtoolkit import _json
 from nbtoolkit.errors import InputError, NbToolkitError, RunNotFoundError
+from nbtoolkit.redact import public_json
 from nbtoolkit.server import data as D
+from nbtoolkit.server.comments_api import CommentsForHandler
 from nbtoolkit.server.monitor_api import MonitorHandler
+from nbtoolkit.server.production_api import ProductionHandler
 
 #: every route lives under the server's base URL plus this prefix
 API_PREFIX = "nbtoolkit/api"
@@ -40,7 +41,8 @@ class _BaseHandler(APIHandler):
 
     def send_json(self, value: Any) -> None:
         self.set_header("Cache-Control", "no-store")
-        self.finish(json.dumps(value, default=str, allow_nan=False))
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.finish(public_json(value))
 
     def fail(self, exc: NbToolkitError) -> tornado.web.HTTPError:
         status = 404 if isinstance(exc, RunNotFoundError) else 400 if isinstance(exc, InputError) else 500
@@ -61,11 +63,6 @@ class _BaseHandler(APIHandler):
         return [v for v in self.get_query_arguments(name) if v]
 
 
-def _jsonable(value: Any) -> Any:
-    """Replace non-finite floats (NaN metrics) with strings so the JSON stays strict."""
-    return json.loads(_json.dumps(value)) if value is not None else None
-
-
 class ExperimentsHandler(_BaseHandler):
     """``GET /nbtoolkit/api/experiments[?recent=N]``."""
 
@@ -75,7 +72,7 @@ class ExperimentsHandler(_BaseHandler):
             recent = max(0, min(50, int(self.get_query_argument("recent", "5"))))
         except ValueError:
             raise tornado.web.HTTPError(400, "recent must be an integer") from None
-        self.send_json(_jsonable(D.experiment_summaries(self.store(), recent=recent)))
+        self.send_json(D.experiment_summaries(self.store(), recent=recent))
 
 
 class RunsHandler(_BaseHandler):
@@ -93,7 +90,7 @@ class RunsHandler(_BaseHandler):
             verdict=self.query("verdict"), text=self.get_query_argument("q", "") or None,
             limit=max(1, min(limit, 5000)),
         )
-        self.send_json(_jsonable({"runs": runs}))
+        self.send_json({"runs": runs})
 
 
 class RunHandler(_BaseHandler):
@@ -106,7 +103,19 @@ class RunHandler(_BaseHandler):
             record = store.get_run(ref)
         except NbToolkitError as exc:
             raise self.fail(exc) from None
-        self.send_json(_jsonable(record.to_dict()))
+        self.send_json(record.to_dict())
+
+
+class CommentsHandler(_BaseHandler):
+    """``GET /nbtoolkit/api/runs/<id>/comments``: reviewers' comments on the run and its experiment."""
+
+    @tornado.web.authenticated
+    def get(self, ref: str) -> None:
+        store, ref = self.run_store(ref)
+        try:
+            self.send_json(D.run_comments(store, ref))
+        except NbToolkitError as exc:
+            raise self.fail(exc) from None
 
 
 class ReportHandler(_BaseHandler):
@@ -150,6 +159,9 @@ def setup_handlers(web_app: Any, *, root_dir: str) -> None:
         (url_path_join(base, "runs"), RunsHandler, kwargs),
         (url_path_join(base, r"runs/([^/]+)"), RunHandler, kwargs),
         (url_path_join(base, r"runs/([^/]+)/report"), ReportHandler, kwargs),
+        (url_path_join(base, r"runs/([^/]+)/comments"), CommentsHandler, kwargs),
         (url_path_join(base, r"monitor/([^/]+)"), MonitorHandler, kwargs),
+        (url_path_join(base, "production"), ProductionHandler, kwargs),
+        (url_path_join(base, "comments"), CommentsForHandler, kwargs),
         (url_path_join(base, r"(.*)"), NotFoundHandler, kwargs),
     ])

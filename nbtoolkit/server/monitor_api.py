@@ -8,7 +8,6 @@ Always strict JSON (no NaN); 400 for a malformed name or window, 404 when there 
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from typing import Any
@@ -22,6 +21,7 @@ from nbtoolkit.monitor import monitor
 from nbtoolkit.monitor.record import latest_result, read_log
 from nbtoolkit.monitor.windows import parse_duration
 from nbtoolkit.policy import load_sla
+from nbtoolkit.redact import public_json
 from nbtoolkit.server.data import open_project_store
 
 _MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -63,5 +63,4 @@ class MonitorHandler(APIHandler):
         if result is None:
             raise tornado.web.HTTPError(404, f"No monitor run of {model!r} yet: run `nbtk monitor {model}`.")
         self.set_header("Cache-Control", "no-store")
-        # the result is built NaN-free; allow_nan=False makes any slip a 500, never invalid JSON
-        self.finish(json.dumps(result, default=str, allow_nan=False))
+        self.finish(public_json(result))

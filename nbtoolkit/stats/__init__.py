@@ -26,13 +26,20 @@ from nbtoolkit.stats.interval import Interval
 from nbtoolkit.stats.metrics import (
     ALIASES,
     METRICS,
+    TASK_METRICS,
     MetricSpec,
-    Predictions,
-    align,
     computable_metrics,
-    load_predictions,
     metric_value,
     resolve_metric,
+    why_not,
+)
+from nbtoolkit.stats.predictions import (
+    TASKS,
+    Predictions,
+    align,
+    check_predictions,
+    infer_task,
+    load_predictions,
 )
 from nbtoolkit.stats.significance import GroupMetrics, McNemarResult, group_metrics, mcnemar
 
@@ -41,11 +48,11 @@ if TYPE_CHECKING:
     from nbtoolkit.store import RunRecord, Store
 
 __all__ = [
-    "ALIASES", "DEFAULT_LEVEL", "DEFAULT_RESAMPLES", "DEFAULT_SEED", "METRICS", "GroupMetrics",
-    "Interval",
-    "McNemarResult", "MetricSpec", "PairedDifference", "Predictions", "align",
-    "computable_metrics", "criteria_intervals", "group_metrics", "load_predictions", "mcnemar",
-    "metric_value", "paired_bootstrap", "paired_stats", "resolve_metric",
+    "ALIASES", "DEFAULT_LEVEL", "DEFAULT_RESAMPLES", "DEFAULT_SEED", "METRICS", "TASKS",
+    "TASK_METRICS", "GroupMetrics", "Interval", "McNemarResult", "MetricSpec", "PairedDifference",
+    "Predictions", "align", "check_predictions", "computable_metrics", "criteria_intervals",
+    "group_metrics", "infer_task", "load_predictions", "mcnemar", "metric_value",
+    "paired_bootstrap", "paired_stats", "resolve_metric", "why_not",
 ]
 
 

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from nbtoolkit.stats.interval import Interval
-from nbtoolkit.stats.metrics import MetricSpec, Predictions, resolve_metric
+from nbtoolkit.stats.metrics import MetricFn, MetricSpec, resolve_metric
+from nbtoolkit.stats.predictions import Predictions
 
 DEFAULT_RESAMPLES = 1000
 DEFAULT_LEVEL = 0.95
@@ -88,28 +89,28 @@ def paired_bootstrap(
         raise ValueError(f"level must be between 0 and 1, got {level}")
     if n_resamples < 1:
         raise ValueError(f"n_resamples must be positive, got {n_resamples}")
-    todo: list[tuple[str, MetricSpec, tuple[Array, Array], tuple[Array, Array]]] = []
+    todo: list[tuple[str, MetricSpec, tuple[MetricFn, Array, Array], tuple[MetricFn, Array, Array]]] = []
     for m in metrics:
         spec = m if isinstance(m, MetricSpec) else resolve_metric(m)
         if spec is None:
             continue
-        va, vb = a.view(spec.needs), b.view(spec.needs)
-        if va is None or vb is None:
+        ra, rb = spec.prepare(a), spec.prepare(b)
+        if ra is None or rb is None:
             continue
-        todo.append((m if isinstance(m, str) else spec.name, spec, va, vb))
+        todo.append((m if isinstance(m, str) else spec.name, spec, ra, rb))
     n = len(a)
     if not todo or n == 0:
         return {}
     diffs: dict[str, list[Array]] = {name: [] for name, *_ in todo}
     for w in _resample_chunks(n, n_resamples, seed):
-        for name, spec, (ta, pa), (_, pb) in todo:
-            diffs[name].append(spec.fn(w, ta, pa) - spec.fn(w, ta, pb))
+        for name, _, (fa, ta, pa), (fb, tb, pb) in todo:
+            diffs[name].append(fa(w, ta, pa) - fb(w, tb, pb))
     alpha = (1 - level) / 2
     result: dict[str, PairedDifference] = {}
-    for name, spec, (ta, pa), (_, pb) in todo:
+    for name, spec, (fa, ta, pa), (fb, tb, pb) in todo:
         ones = np.ones((1, n))
-        value_a = float(spec.fn(ones, ta, pa)[0])
-        value_b = float(spec.fn(ones, ta, pb)[0])
+        value_a = float(fa(ones, ta, pa)[0])
+        value_b = float(fb(ones, tb, pb)[0])
         d = np.concatenate(diffs[name])
         d = d[~np.isnan(d)]
         interval = None

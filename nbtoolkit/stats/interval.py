@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from nbtoolkit._format import fmt_interval
+
 
 @dataclass(frozen=True)
 class Interval:
@@ -23,8 +25,8 @@ class Interval:
             raise ValueError(f"interval low {self.low} is above its high {self.high}")
 
     def describe(self) -> str:
-        """Return e.g. ``"95% interval [0.001, 0.04]"``."""
-        return f"{self.level * 100:g}% interval [{self.low:.6g}, {self.high:.6g}]"
+        """Return e.g. ``"95% interval [-0.0230, +0.0000]"`` (no exponents, both ends signed)."""
+        return f"{self.level * 100:g}% interval {fmt_interval(self.low, self.high)}"
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serialisable dict."""

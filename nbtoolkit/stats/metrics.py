@@ -1,24 +1,29 @@
-"""Metrics computable from logged predictions, vectorised over bootstrap resamples.
+"""The one metric registry: metrics computable from logged predictions, per task.
 
 Every metric reads a ``(resamples, n)`` matrix of example weights (how often each example was
 drawn), so one call evaluates all resamples with matrix products; the point value is the same
-call with a single row of ones.
+call with a single row of ones. Values equal scikit-learn's (``tests/test_stats.py`` and
+``tests/test_multiclass.py`` check each one against it).
+
+A metric only exists for the tasks where it means something: ``roc_auc`` is the binary AUC or,
+for multiclass, the macro one-vs-rest AUC; ``mae``/``rmse``/``r2`` are regression only, so a
+class label is never treated as a number. Experiments (verdicts, reports) and the shadow and
+canary checks of :mod:`nbtoolkit.stability` all compute metrics here.
 """
 
 from __future__ import annotations
 
-import io
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from nbtoolkit.store import RunRecord, Store
-
-_EPS = 1e-15
+from nbtoolkit.stats.predictions import Predictions, Task
 
 Array = Any  # numpy arrays; numpy is imported inside functions to keep imports cheap
+MetricFn = Callable[[Array, Array, Array], Array]
+#: probabilities are clipped to [eps, 1 - eps] before the log, as scikit-learn does
+_EPS = 2.220446049250313e-16
 
 
 @dataclass(frozen=True)
@@ -27,17 +32,33 @@ class MetricSpec:
 
     Attributes:
         name: canonical name (``roc_auc``).
-        needs: what it reads: ``"labels"`` (predicted classes), ``"scores"`` (binary scores),
-            ``"probs"`` (binary probabilities in [0, 1]) or ``"values"`` (regression).
         higher_is_better: the direction used for "worst group" and sorting.
-        fn: ``fn(weights, truth, pred) -> values``: ``weights`` is a ``(resamples, n)`` matrix
-            of how often each example was drawn, one metric value per row.
+        impl: per task, ``(needs, fn)``: ``needs`` is the view the metric reads (``"labels"``,
+            ``"scores"``, ``"probs"`` or ``"values"``, see :meth:`Predictions.view`) and
+            ``fn(weights, truth, pred) -> values`` one metric value per row of ``weights``.
     """
 
     name: str
-    needs: str
     higher_is_better: bool
-    fn: Callable[[Array, Array, Array], Array]
+    impl: Mapping[Task, tuple[str, MetricFn]]
+
+    @property
+    def needs(self) -> str:
+        """The view of the first task (kept for callers that only know binary metrics)."""
+        return next(iter(self.impl.values()))[0]
+
+    @property
+    def fn(self) -> MetricFn:
+        """The function of the first task (kept for callers that only know binary metrics)."""
+        return next(iter(self.impl.values()))[1]
+
+    def prepare(self, pred: Predictions) -> tuple[MetricFn, Array, Array] | None:
+        """``(fn, truth, pred)`` for ``pred``'s task, or ``None`` when it does not apply."""
+        if pred.task not in self.impl:
+            return None
+        needs, fn = self.impl[pred.task]
+        view = pred.view(needs)
+        return None if view is None else (fn, view[0], view[1])
 
 
 def _wmean(w: Array, x: Array) -> Array:
@@ -78,27 +99,30 @@ def _f1(w: Array, t: Array, p: Array) -> Array:
 def _roc_auc(w: Array, t: Array, s: Array) -> Array:
     """Weighted Mann-Whitney AUC per row (ties count one half); NaN where a row has one class.
 
-    Examples are sorted by score once; each resample only changes the weights, so a row costs
-    two cumulative sums instead of a sort.
+    Examples are sorted by score once and their weights summed per distinct score (``G``
+    groups); each row then costs one pass over ``n`` and a cumulative sum over ``G``, which for
+    probabilities of tree ensembles (few distinct values) is much smaller than ``n``.
     """
     import numpy as np
 
-    order = np.argsort(s, kind="mergesort")
-    ss, ts = s[order], t[order]
-    ws = w[:, order]
-    start = np.concatenate(([True], ss[1:] != ss[:-1]))
-    group = np.cumsum(start) - 1
-    first = np.nonzero(start)[0]
-    last = np.concatenate((first[1:], [len(ss)])) - 1
-    neg = ws * (~ts)
-    pos = ws * ts
-    cum = np.cumsum(neg, axis=1)
-    zero = np.zeros((w.shape[0], 1))
-    before = np.concatenate((zero, cum), axis=1)[:, first][:, group]
-    ties = cum[:, last][:, group] - before
-    n_pos, n_neg = pos.sum(axis=1), neg.sum(axis=1)
+    order = np.argsort(s)  # any order of equal scores will do: they are summed per score
+    ss, ts = s[order], t[order].astype(bool)
+    first = np.flatnonzero(np.concatenate(([True], ss[1:] != ss[:-1])))
+    ws = w.take(order, axis=1)  # take: several times faster than fancy indexing here
+    if len(first) == len(ss):  # no ties: negatives below a positive = all below - positives below
+        wp = ws[:, ts]
+        all_below = np.cumsum(ws, axis=1)[:, ts] - wp
+        num = np.einsum("ij,ij->i", wp, all_below - (np.cumsum(wp, axis=1) - wp))
+        n_pos = wp.sum(axis=1)
+        n_neg = ws.sum(axis=1) - n_pos
+    else:  # ties: weights summed per distinct score, a tie counts one half
+        pos = ws * ts
+        neg = np.add.reduceat(ws - pos, first, axis=1)
+        pos = np.add.reduceat(pos, first, axis=1)
+        num = np.einsum("ij,ij->i", pos, np.cumsum(neg, axis=1) - 0.5 * neg)
+        n_pos, n_neg = pos.sum(axis=1), neg.sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        auc = (pos * (before + 0.5 * ties)).sum(axis=1) / (n_pos * n_neg)
+        auc = num / (n_pos * n_neg)
     return np.where((n_pos > 0) & (n_neg > 0), auc, np.nan)
 
 
@@ -107,6 +131,67 @@ def _log_loss(w: Array, t: Array, p: Array) -> Array:
 
     q = np.clip(p, _EPS, 1 - _EPS)
     return _wmean(w, -np.where(t, np.log(q), np.log1p(-q)))
+
+
+def _onehot(codes: Array, k: int) -> Array:
+    import numpy as np
+
+    out = np.zeros((len(codes), k))
+    out[np.arange(len(codes)), codes.astype(int)] = 1.0
+    return out
+
+
+def _class_counts(w: Array, t: Array, p: Array) -> tuple[Array, Array, Array]:
+    """Per-class weighted ``(tp, fp, fn)``, each ``(resamples, classes)``; labels are codes."""
+    k = int(max(t.max(), p.max())) + 1
+    tt, pp = _onehot(t, k), _onehot(p, k)
+    tp = w @ (tt * pp)
+    return tp, w @ pp - tp, w @ tt - tp
+
+
+def _balanced_accuracy(w: Array, t: Array, p: Array) -> Array:
+    """Mean recall over the classes present in each resample's truth."""
+    import numpy as np
+
+    tp, _, fn = _class_counts(w, t, p)
+    support = tp + fn
+    present = support > 0
+    recall = np.where(present, tp / np.where(present, support, 1.0), 0.0)
+    return recall.sum(axis=1) / present.sum(axis=1)
+
+
+def _f1_per_class(w: Array, t: Array, p: Array) -> tuple[Array, Array, Array]:
+    tp, fp, fn = _class_counts(w, t, p)
+    den = 2 * tp + fp + fn
+    return _ratio(2 * tp, den), den > 0, tp + fn
+
+
+def _f1_macro(w: Array, t: Array, p: Array) -> Array:
+    """Mean F1 over the classes seen (true or predicted) in each resample."""
+    f1, seen, _ = _f1_per_class(w, t, p)
+    return (f1 * seen).sum(axis=1) / seen.sum(axis=1)
+
+
+def _f1_weighted(w: Array, t: Array, p: Array) -> Array:
+    """F1 per class weighted by its support (number of true examples)."""
+    f1, _, support = _f1_per_class(w, t, p)
+    return (f1 * support).sum(axis=1) / support.sum(axis=1)
+
+
+def _log_loss_multi(w: Array, t: Array, prob: Array) -> Array:
+    import numpy as np
+
+    q = np.clip(prob[np.arange(len(t)), t], _EPS, 1 - _EPS)
+    return _wmean(w, -np.log(q))
+
+
+def _roc_auc_ovr(w: Array, t: Array, prob: Array) -> Array:
+    """Macro one-vs-rest AUC over the classes of the truth (scikit-learn ``multi_class='ovr'``)."""
+    import numpy as np
+
+    classes = np.unique(t)
+    aucs = [_roc_auc(w, t == c, prob[:, c]) for c in classes]
+    return np.mean(np.stack(aucs), axis=0)
 
 
 def _mse(w: Array, t: Array, p: Array) -> Array:
@@ -125,26 +210,57 @@ def _rmse(w: Array, t: Array, p: Array) -> Array:
     return np.sqrt(_mse(w, t, p))
 
 
+def _r2(w: Array, t: Array, p: Array) -> Array:
+    """Weighted R² = 1 - SS_res / SS_tot; NaN where the true values are constant."""
+    import numpy as np
+
+    mean = _wmean(w, t)
+    ss_tot = w @ (t**2) - w.sum(axis=1) * mean**2
+    ss_res = w @ ((t - p) ** 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(ss_tot > 1e-12 * np.maximum(w @ (t**2), 1.0), 1 - ss_res / ss_tot, np.nan)
+
+
+_BIN: Task = "binary"
+_MULTI: Task = "multiclass"
+_REG: Task = "regression"
+
 METRICS: dict[str, MetricSpec] = {
     spec.name: spec
     for spec in (
-        MetricSpec("roc_auc", "scores", True, _roc_auc),
-        MetricSpec("accuracy", "labels", True, _accuracy),
-        MetricSpec("precision", "labels", True, _precision),
-        MetricSpec("recall", "labels", True, _recall),
-        MetricSpec("f1", "labels", True, _f1),
-        MetricSpec("log_loss", "probs", False, _log_loss),
-        MetricSpec("mse", "values", False, _mse),
-        MetricSpec("mae", "values", False, _mae),
-        MetricSpec("rmse", "values", False, _rmse),
+        MetricSpec("roc_auc", True, {_BIN: ("scores", _roc_auc), _MULTI: ("probs", _roc_auc_ovr)}),
+        MetricSpec("accuracy", True, {_BIN: ("labels", _accuracy), _MULTI: ("labels", _accuracy)}),
+        MetricSpec("balanced_accuracy", True, {_BIN: ("labels", _balanced_accuracy),
+                                               _MULTI: ("labels", _balanced_accuracy)}),
+        MetricSpec("precision", True, {_BIN: ("labels", _precision)}),
+        MetricSpec("recall", True, {_BIN: ("labels", _recall)}),
+        MetricSpec("f1", True, {_BIN: ("labels", _f1)}),
+        MetricSpec("f1_macro", True, {_BIN: ("labels", _f1_macro), _MULTI: ("labels", _f1_macro)}),
+        MetricSpec("f1_weighted", True, {_BIN: ("labels", _f1_weighted),
+                                         _MULTI: ("labels", _f1_weighted)}),
+        MetricSpec("log_loss", False, {_BIN: ("probs", _log_loss), _MULTI: ("probs", _log_loss_multi)}),
+        MetricSpec("mae", False, {_REG: ("values", _mae)}),
+        MetricSpec("rmse", False, {_REG: ("values", _rmse)}),
+        MetricSpec("mse", False, {_REG: ("values", _mse)}),
+        MetricSpec("r2", True, {_REG: ("values", _r2)}),
     )
 }
 ALIASES: dict[str, str] = {
-    "auc": "roc_auc", "rocauc": "roc_auc", "roc_auc_score": "roc_auc", "acc": "accuracy",
-    "accuracy_score": "accuracy", "f1_score": "f1", "logloss": "log_loss",
-    "cross_entropy": "log_loss", "mean_squared_error": "mse", "mean_absolute_error": "mae",
+    "auc": "roc_auc", "rocauc": "roc_auc", "roc_auc_score": "roc_auc", "roc_auc_ovr": "roc_auc",
+    "acc": "accuracy", "accuracy_score": "accuracy", "balanced_accuracy_score": "balanced_accuracy",
+    "bal_acc": "balanced_accuracy", "f1_score": "f1", "macro_f1": "f1_macro",
+    "weighted_f1": "f1_weighted", "logloss": "log_loss", "cross_entropy": "log_loss",
+    "mean_squared_error": "mse", "mean_absolute_error": "mae", "r2_score": "r2",
+    "root_mean_squared_error": "rmse",
 }
 _PREFIXES = ("val_", "valid_", "test_", "eval_", "holdout_")
+#: what each task reports by default, in this order (the report's first columns)
+TASK_METRICS: dict[Task, tuple[str, ...]] = {
+    _BIN: ("accuracy", "balanced_accuracy", "roc_auc", "log_loss", "f1", "precision", "recall",
+           "f1_macro", "f1_weighted"),
+    _MULTI: ("accuracy", "balanced_accuracy", "log_loss", "f1_macro", "f1_weighted", "roc_auc"),
+    _REG: ("mae", "rmse", "r2", "mse"),
+}
 
 
 def resolve_metric(name: str) -> MetricSpec | None:
@@ -162,148 +278,37 @@ def resolve_metric(name: str) -> MetricSpec | None:
     return None
 
 
-
-@dataclass(frozen=True)
-class Predictions:
-    """Per-example labels and predictions of one run (the ``predictions`` artifact)."""
-
-    y_true: Array
-    y_pred: Array
-    ids: Array | None = None
-    groups: Array | None = None
-
-    def __len__(self) -> int:
-        return int(len(self.y_true))
-
-    @property
-    def classes(self) -> list[Any]:
-        """Sorted distinct true labels."""
-        import numpy as np
-
-        return list(np.unique(self.y_true))
-
-    @property
-    def has_scores(self) -> bool:
-        """Whether ``y_pred`` holds continuous scores rather than class labels."""
-        import numpy as np
-
-        yp = self.y_pred
-        if yp.ndim != 1 or not np.issubdtype(yp.dtype, np.floating):
-            return False
-        if not self._numeric_truth:
-            return True
-        return not bool(np.all(np.isin(yp, np.unique(self.y_true))))
-
-    @property
-    def _numeric_truth(self) -> bool:
-        import numpy as np
-
-        return bool(np.issubdtype(self.y_true.dtype, np.number) or self.y_true.dtype == bool)
-
-    @property
-    def positive(self) -> Any:
-        """The positive class of a binary problem (``1`` for 0/1 labels, else the larger label)."""
-        classes = self.classes
-        if self._numeric_truth and set(classes) <= {0, 1}:
-            return 1
-        return classes[-1] if classes else 1
-
-    def view(self, needs: str) -> tuple[Array, Array] | None:
-        """``(truth, pred)`` arrays in the form a metric of kind ``needs`` reads, or ``None``."""
-        import numpy as np
-
-        yt, yp = self.y_true, self.y_pred
-        if needs == "values":
-            if not (self._numeric_truth and np.issubdtype(yp.dtype, np.number)) or yp.ndim != 1:
-                return None
-            return yt.astype(float), yp.astype(float)
-        classes = self.classes
-        if needs == "labels":
-            if self.has_scores:
-                if len(classes) > 2 or not self._numeric_truth:
-                    return None
-                cut = 0.5 if np.all((yp >= 0) & (yp <= 1)) else 0.0
-                return yt == self.positive, yp >= cut
-            if len(classes) <= 2 and set(np.unique(yp)) <= set(classes) | {self.positive}:
-                return yt == self.positive, yp == self.positive
-            return yt, yp
-        # scores / probs: binary truth only
-        if len(classes) > 2 or yp.ndim != 1 or not np.issubdtype(yp.dtype, np.number):
-            return None
-        score = yp.astype(float)
-        if needs == "probs" and not np.all((score >= 0) & (score <= 1)):
-            return None
-        return yt == self.positive, score
-
-
-def load_predictions(store: Store, record: RunRecord, *, name: str | None = None) -> Predictions | None:
-    """Load a run's predictions artifact (``name``, else ``predictions``, else the first one)."""
-    import numpy as np
-
-    refs = record.artifacts_of("predictions")
-    if not refs:
-        return None
-    ref = next((a for a in refs if a.name == (name or "predictions")), None)
-    if ref is None:
-        if name is not None:
-            return None
-        ref = refs[0]
-    with np.load(io.BytesIO(store.artifacts.read_bytes(ref.digest)), allow_pickle=False) as z:
-        files = set(z.files)
-        return Predictions(
-            y_true=z["y_true"], y_pred=z["y_pred"],
-            ids=z["ids"] if "ids" in files else None,
-            groups=z["groups"] if "groups" in files else None,
-        )
-
-
-def align(a: Predictions, b: Predictions) -> tuple[Predictions, Predictions] | None:
-    """Restrict two runs' predictions to the examples they share, in the same order.
-
-    Pairs on ``ids`` when both logged them, on positions when neither did and the labels match;
-    otherwise (or when the shared examples disagree on their true label) returns ``None``.
-    """
-    import numpy as np
-
-    if a.ids is not None and b.ids is not None:
-        shared, ia, ib = np.intersect1d(a.ids, b.ids, assume_unique=True, return_indices=True)
-        if len(shared) == 0:
-            return None
-    elif a.ids is None and b.ids is None and len(a) == len(b):
-        ia = ib = np.arange(len(a))
-    else:
-        return None
-    pa, pb = _take(a, ia), _take(b, ib)
-    if pa.y_true.dtype.kind != pb.y_true.dtype.kind or not np.array_equal(pa.y_true, pb.y_true):
-        return None
-    return pa, pb
-
-
-def _take(p: Predictions, idx: Array) -> Predictions:
-    return Predictions(
-        y_true=p.y_true[idx], y_pred=p.y_pred[idx],
-        ids=None if p.ids is None else p.ids[idx], groups=None if p.groups is None else p.groups[idx],
-    )
-
-
 def metric_value(pred: Predictions, metric: str | MetricSpec) -> float | None:
-    """One metric computed on all of ``pred``; ``None`` when it cannot be computed from it."""
+    """One metric computed on all of ``pred``; ``None`` when it does not apply to it."""
     spec = metric if isinstance(metric, MetricSpec) else resolve_metric(metric)
-    if spec is None:
+    if spec is None or len(pred) == 0:
         return None
-    view = pred.view(spec.needs)
-    if view is None or len(pred) == 0:
+    prepared = spec.prepare(pred)
+    if prepared is None:
         return None
     import numpy as np
 
-    value = float(spec.fn(np.ones((1, len(pred))), view[0], view[1])[0])
+    fn, truth, values = prepared
+    value = float(fn(np.ones((1, len(pred))), truth, values)[0])
     return None if math.isnan(value) else value
 
 
 def computable_metrics(pred: Predictions) -> list[str]:
-    """Names of the metrics that can be computed from ``pred``."""
-    classification = len(pred.classes) <= 2 and pred.view("labels") is not None
-    return [name for name, spec in METRICS.items()
-            if pred.view(spec.needs) is not None and not (classification and spec.needs == "values")]
+    """Names of the metrics that mean something for ``pred``'s task and can be computed."""
+    return [name for name in TASK_METRICS[pred.task] if METRICS[name].prepare(pred) is not None]
 
 
+def why_not(pred: Predictions, metric: str) -> str | None:
+    """Why ``metric`` cannot be computed from ``pred`` (one sentence), ``None`` when it can."""
+    spec = resolve_metric(metric)
+    if spec is None:
+        return f"{metric!r} is not a metric nbtoolkit computes from predictions"
+    if pred.task not in spec.impl:
+        tasks = " and ".join(spec.impl)
+        return f"{spec.name} is defined for {tasks} predictions, these are {pred.task}"
+    if spec.prepare(pred) is None:
+        needs = spec.impl[pred.task][0]
+        return {"probs": f"{spec.name} needs probabilities; the run logged labels",
+                "scores": f"{spec.name} needs scores; the run logged labels"}.get(
+                    needs, f"{spec.name} cannot be computed from these predictions")
+    return None

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from nbtoolkit.stats.metrics import Predictions, _take, metric_value, resolve_metric
+from nbtoolkit.stats.metrics import metric_value, resolve_metric
+from nbtoolkit.stats.predictions import Predictions, take
 
 
 @dataclass(frozen=True)
@@ -89,12 +90,12 @@ def group_metrics(pred: Predictions, metric: str) -> GroupMetrics | None:
     import numpy as np
 
     spec = resolve_metric(metric)
-    if spec is None or pred.groups is None or pred.view(spec.needs) is None:
+    if spec is None or pred.groups is None or spec.prepare(pred) is None:
         return None
     rows = []
     for g in np.unique(pred.groups):
         idx = np.nonzero(pred.groups == g)[0]
-        rows.append((str(g), len(idx), metric_value(_take(pred, idx), spec)))
+        rows.append((str(g), len(idx), metric_value(take(pred, idx), spec)))
     sign = 1.0 if spec.higher_is_better else -1.0
     rows.sort(key=lambda r: (r[2] is None, sign * (r[2] if r[2] is not None else 0.0)))
     defined = [(g, float(v)) for g, _, v in rows if v is not None]

@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 
 from nbtoolkit.config import Settings, is_url, load_settings
+from nbtoolkit.redact import LiveRedactor
 from nbtoolkit.store.models import ModelVersion, Move
 from nbtoolkit.store.records import (
     STATUSES,
@@ -69,10 +70,9 @@ def open_store(settings: Settings | None = None, *, path: str | Path | None = No
     with _cache_lock:
         store = _cache.get(key)
         if store is None or not (folder / "store.db").exists() and settings.store_url is None:
-            from nbtoolkit.redact import default_redactor
-
+            # live: a secret the notebook exports into os.environ after opening is scrubbed too
             store = Store(
-                folder, url=settings.store_url, redactor=default_redactor(settings), artifacts=settings.artifacts
+                folder, url=settings.store_url, redactor=LiveRedactor(settings), artifacts=settings.artifacts
             )
             _cache[key] = store
         return store

@@ -7,13 +7,15 @@ redactor.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, delete, insert, select
 from sqlalchemy.engine import Connection
 
 from nbtoolkit import _json
+from nbtoolkit.redact import redacted_text_file
 from nbtoolkit.store import schema as S
 from nbtoolkit.store.blobstore import BlobStore
 from nbtoolkit.store.engine import insert_ignore
@@ -78,6 +80,13 @@ class RunAttachments:
         digest, size = self.artifacts.put_bytes(data)
         return self.add_artifact(run_id, name=name, kind=kind, digest=digest, size=size, media_type=media_type, meta=meta)
 
+    def put_artifact_files(self, paths: Sequence[Path]) -> list[tuple[str, int]]:
+        """Store files as blobs, in order (text files scrubbed of secrets first; see
+        :func:`~nbtoolkit.redact.redacted_text_file`); returns their ``(sha256, size)``."""
+        clean = [None if self._redactor is None else redacted_text_file(p, self._redactor) for p in paths]
+        raw = iter(self.artifacts.put_files([p for p, c in zip(paths, clean, strict=True) if c is None]))
+        return [next(raw) if c is None else self.artifacts.put_bytes(c) for c in clean]
+
     def add_datasets(self, run_id: str, refs: Iterable[DataRef]) -> None:
         rows = [
             {"run_id": run_id, "path": r.path, "source": r.source, "digest": r.digest, "algo": r.algo, "size": r.size}
@@ -136,6 +145,6 @@ class RunAttachments:
     # ------------------------------------------------------------------ approvals
     def add_approval(self, run_id: str, *, by: str, note: str = "") -> Approval:
         now = time.time()
-        note = self._redact_text(note) or ""
+        note, by = self._redact_text(note) or "", self._redact_text(by) or ""
         self._write(lambda conn: conn.execute(insert(S.approvals).values(run_id=run_id, by=by, note=note, created=now)))
         return Approval(run_id, by, note, now)

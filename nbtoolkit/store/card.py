@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from nbtoolkit._format import criterion_cells
 from nbtoolkit.html import PALETTE, colour, esc, fmt_number, verdict_badge
 
 if TYPE_CHECKING:
@@ -17,31 +18,37 @@ if TYPE_CHECKING:
 GREY = PALETTE["grey"]
 
 
+_CRITERIA_HEAD = ("", "criterion", "observed", "target", "baseline", "difference", "interval", "why")
+#: run states that carry a verdict; a failed, interrupted or crashed run has none
+_JUDGED = ("finished", "running")
+
+
+def no_verdict_reason(status: str) -> str:
+    """Why a run that did not finish has no verdict (cards, CLI, reports say the same)."""
+    return f"No verdict: the run {status.replace('_', ' ')} before its criteria could be judged."
+
+
 def criteria_rows_html(detail: Mapping[str, Any] | None) -> str:
-    """Table rows, one per criterion result of a stored verdict."""
+    """One row per criterion: observed, target, baseline value, difference, interval, reason."""
     results = (detail or {}).get("results", [])
     if not results:
         reason = "no success criteria declared"
-        return f'<tr><td colspan="5" style="color:{GREY}">{esc(reason)}</td></tr>'
+        return f'<tr><td colspan="{len(_CRITERIA_HEAD)}" style="color:{GREY}">{esc(reason)}</td></tr>'
     rows = []
     for r in results:
         crit = r.get("criterion", {})
         status = r.get("status", "")
         mark = {"pass": "✔", "fail": "✘", "inconclusive": "?"}.get(status, "?")
         color = colour(status if status in ("pass", "fail") else "inconclusive")
-        interval = r.get("interval")
-        diff = ""
-        if r.get("difference") is not None:
-            diff = f"Δ {fmt_number(r['difference'])}"
-            if interval:
-                diff += f" [{fmt_number(interval.get('low'))}, {fmt_number(interval.get('high'))}]"
+        cells = criterion_cells(r)
+        nums = "".join(f'<td class="nbtk-{k}" style="text-align:right;font-variant-numeric:tabular-nums">'
+                       f"{esc(cells[k])}</td>"
+                       for k in ("observed", "target", "baseline", "difference", "interval"))
         rows.append(
             "<tr>"
             f'<td style="color:{color};font-weight:700">{mark}</td>'
-            f"<td><code>{esc(crit.get('text', ''))}</code></td>"
-            f"<td>{esc(fmt_number(r.get('observed')))}</td>"
-            f"<td>{esc(fmt_number(r.get('bar')))}</td>"
-            f'<td style="color:{GREY}">{esc(diff)} {esc(r.get("reason", ""))}</td>'
+            f"<td><code>{esc(crit.get('text', ''))}</code></td>{nums}"
+            f'<td style="color:{GREY}">{esc(r.get("reason", ""))}</td>'
             "</tr>"
         )
     return "".join(rows)
@@ -68,9 +75,11 @@ def run_card_html(record: RunRecord) -> str:
         baseline = f'<div style="color:{GREY}">baseline: {esc(record.baseline_ref)} ({esc(target)})</div>'
     crit = (
         '<table style="margin-top:6px;border-collapse:collapse">'
-        "<tr><th></th><th style=\"text-align:left\">criterion</th><th>observed</th><th>target</th><th></th></tr>"
+        "<tr>" + "".join(f"<th>{h}</th>" for h in _CRITERIA_HEAD) + "</tr>"
         f"{criteria_rows_html(record.verdict_detail)}</table>"
     )
+    if record.status not in _JUDGED:
+        crit = f'<div class="nbtk-no-verdict" style="color:{GREY}">{esc(no_verdict_reason(record.status))}</div>'
     extra = ""
     if params:
         extra += f'<div style="margin-top:4px"><b>params</b> {_pairs(params)}</div>'
@@ -87,16 +96,25 @@ def run_card_html(record: RunRecord) -> str:
 
 def run_card_text(record: RunRecord) -> str:
     """Plain-text version of the card (terminals, ``text/plain``)."""
-    verdict = record.verdict or "no verdict"
-    lines = [f"{record.experiment}  [{record.status}: {verdict}]  run {record.run_id[:12]}"]
+    state = f"{record.status}: {record.verdict or 'no verdict'}" if record.status in _JUDGED else record.status
+    lines = [f"{record.experiment}  [{state}]  run {record.run_id[:12]}"]
+    if record.status not in _JUDGED:
+        lines.append(f"  {no_verdict_reason(record.status)}")
     if record.declaration.get("hypothesis"):
         lines.append(f"  hypothesis: {record.declaration['hypothesis']}")
     for r in (record.verdict_detail or {}).get("results", []):
         status = r.get("status")
         mark = {"pass": "PASS", "fail": "FAIL"}.get(status, "????")
         text = r.get("criterion", {}).get("text", "")
-        detail = f"observed {fmt_number(r.get('observed'))}" if status == "pass" else r.get("reason", "")
-        lines.append(f"  {mark} {text}  ({detail})")
+        cells = criterion_cells(r)
+        numbers = f"observed {cells['observed']}  target {cells['target']}"
+        if r.get("criterion", {}).get("baseline_metric"):
+            numbers += (f"  baseline {cells['baseline']}  difference {cells['difference']}"
+                        f"  interval {cells['interval']}")
+        lines.append(f"  {mark} {text}")
+        lines.append(f"       {numbers}")
+        if status != "pass":
+            lines.append(f"       {r.get('reason', '')}")
     if record.params:
         lines.append("  params: " + ", ".join(f"{k}={fmt_number(v)}" for k, v in sorted(record.params.items())))
     if record.metrics:

@@ -28,7 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 metadata = MetaData()
 
@@ -74,7 +74,7 @@ runs = Table(
     Column("extra", Text, nullable=False, server_default="{}"),
     # v2: run cache key for papermill reruns and sweeps
     Column("cache_key", String(64), index=True),
-    # v4: per-run summary for listings, kept equal to the params / metrics rows on every write
+    # v5: per-run summary for listings, kept equal to the params / metrics rows on every write
     # (see refresh_summary): one JSON object of parameter values, one of last metric values
     Column("params_json", Text),
     Column("metrics_json", Text),
@@ -222,6 +222,46 @@ alias_history = Table(
     Index("ix_alias_history_model_alias", "model", "alias", "id"),
 )
 
+# v4: the prediction log of `nbtk serve` (with labels joined by feedback) and review comments
+predictions = Table(
+    "predictions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("request_id", String(32), nullable=False),
+    Column("row_id", String(255), nullable=False),
+    Column("key", String(255)),
+    Column("model", String(128), nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("arm", String(16), nullable=False),  # champion | challenger
+    Column("ts", Float, nullable=False),
+    Column("latency_ms", Float, nullable=False),
+    Column("ok", Integer, nullable=False),
+    Column("error", Text),
+    Column("input_hash", String(64), nullable=False),
+    Column("inputs", Text),  # JSON, only when logging inputs is configured
+    Column("prediction", Text),  # JSON
+    Column("score", Float),
+    Column("proba", Text),  # JSON list
+    Column("label", Text),  # JSON, joined by feedback
+    Column("label_ts", Float),
+    Index("ix_predictions_model_ts", "model", "ts"),
+    Index("ix_predictions_model_row", "model", "row_id"),
+    Index("ix_predictions_model_key", "model", "key"),
+)
+
+comments = Table(
+    "comments",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("target_kind", String(16), nullable=False),  # run | version | experiment
+    Column("target", String(255), nullable=False),
+    Column("by", String(255), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("rating", Integer),
+    Column("created", Float, nullable=False),
+    Index("ix_comments_target", "target_kind", "target"),
+)
+
 
 def _v1_to_v2(conn: Connection) -> None:
     """v2 adds the run-cache key and the sweeps table (re-execution stage)."""
@@ -234,6 +274,12 @@ def _v2_to_v3(conn: Connection) -> None:
     """v3 adds the model registry: ``aliases`` and ``alias_history`` (stability stage)."""
     aliases.create(conn)
     alias_history.create(conn)
+
+
+def _v3_to_v4(conn: Connection) -> None:
+    """v4 adds the serving prediction log and review comments (serve stage)."""
+    predictions.create(conn, checkfirst=True)
+    comments.create(conn, checkfirst=True)
 
 
 def params_summary(rows: Iterable[tuple[str, str]]) -> str | None:
@@ -280,8 +326,8 @@ def refresh_summary(conn: Connection, run_ids: Sequence[str], *, with_params: bo
     conn.execute(stmt, [{"rid": rid, **v} for rid, v in values.items()])
 
 
-def _v3_to_v4(conn: Connection) -> None:
-    """v4 adds the per-run summary columns read by listings, filled for every existing run."""
+def _v4_to_v5(conn: Connection) -> None:
+    """v5 adds the per-run summary columns read by listings, filled for every existing run."""
     present = {c["name"] for c in inspect(conn).get_columns("runs")}
     for column in ("params_json", "metrics_json"):
         if column not in present:  # a store rebuilt at an earlier version by a newer nbtoolkit has them
@@ -292,4 +338,4 @@ def _v3_to_v4(conn: Connection) -> None:
 
 
 #: MIGRATIONS[v] upgrades a store at version v to version v + 1.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5}

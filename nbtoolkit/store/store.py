@@ -15,7 +15,7 @@ from sqlalchemy import and_, delete, func, insert, inspect, select, update
 from sqlalchemy.engine import Connection
 
 from nbtoolkit import _json
-from nbtoolkit.errors import SchemaVersionError, StoreCorruptError, StoreError
+from nbtoolkit.errors import ParameterError, SchemaVersionError, StoreCorruptError, StoreError
 from nbtoolkit.store import schema as S
 from nbtoolkit.store.artifacts import blob_store_for
 from nbtoolkit.store.attachments import RunAttachments
@@ -36,6 +36,7 @@ from nbtoolkit.store.engine import (
 )
 from nbtoolkit.store.maintenance import StoreMaintenance
 from nbtoolkit.store.models import ModelRecords
+from nbtoolkit.store.predictions import PredictionLog
 from nbtoolkit.store.reads import RunReads
 from nbtoolkit.store.sqlite_file import check_database_file, warn_if_network_filesystem
 from nbtoolkit.store.sweeps import SweepRecords
@@ -52,12 +53,26 @@ def _ensure_experiment(conn: Connection, name: str, now: float) -> None:
         insert_ignore(conn, S.experiments, [{"name": name, "created": now}])
 
 
+def _refuse_changed_params(stored: Mapping[str, str], rows: Sequence[Mapping[str, Any]]) -> None:
+    """Raise when a row would change a parameter ``stored`` already holds (same value is fine)."""
+    for row in rows:
+        old = stored.get(row["name"])
+        if old is None or old == row["value"]:
+            continue
+        if _json.canonical(_json.loads(old)) != _json.canonical(_json.loads(row["value"])):
+            raise ParameterError(
+                f"Parameter {row['name']!r} is already {old[:200]} in this run; it cannot become "
+                f"{row['value'][:200]}. Parameters are a record: log the new value under another "
+                "name, or start a new run."
+            )
+
+
 def new_id() -> str:
     """Return a new 32-hex-character run id."""
     return uuid.uuid4().hex
 
 
-class Store(RunReads, RunAttachments, ModelRecords, SweepRecords, RunCopies, StoreMaintenance):
+class Store(RunReads, RunAttachments, ModelRecords, SweepRecords, RunCopies, StoreMaintenance, PredictionLog):
     """One project store.
 
     Args:
@@ -351,9 +366,11 @@ class Store(RunReads, RunAttachments, ModelRecords, SweepRecords, RunCopies, Sto
     ) -> bool:
         """Set a terminal status (and verdict); return False when ``only_if_running`` skipped it."""
         values: dict[str, Any] = {"status": status, "ended": time.time()}
-        if verdict is not None:
+        if status != "finished":  # a run that did not finish has no verdict, whatever ran before
+            values["verdict"] = values["verdict_detail"] = None
+        elif verdict is not None:
             values["verdict"] = verdict
-        if verdict_detail is not None:
+        if verdict_detail is not None and status == "finished":
             values["verdict_detail"] = _json.dumps(self._redact(dict(verdict_detail)))
         if error is not None:
             values["error"] = self._redact_text(error)
@@ -402,18 +419,27 @@ class Store(RunReads, RunAttachments, ModelRecords, SweepRecords, RunCopies, Sto
         ]
 
     def log_params(self, run_id: str, values: Mapping[str, Any]) -> None:
-        """Upsert parameters (values must already be JSON-compatible).
+        """Record parameters (values must already be JSON-compatible).
 
         Values of secret-looking names (``api_token``, ``db_password``...) are stored masked.
+        Logging a parameter again with the same value is a no-op.
+
+        Raises:
+            ParameterError: a parameter already holds a different value in this run.
         """
         rows = self._param_rows(run_id, values)
         if not rows:
             return
 
         def run(conn: Connection) -> None:
-            conn.execute(delete(S.params).where(and_(S.params.c.run_id == run_id, S.params.c.name.in_(list(values)))))
-            conn.execute(insert(S.params), rows)
-            S.refresh_summary(conn, [run_id], with_metrics=False)
+            names = [r["name"] for r in rows]
+            stored = dict(conn.execute(select(S.params.c.name, S.params.c.value).where(
+                and_(S.params.c.run_id == run_id, S.params.c.name.in_(names)))).all())
+            _refuse_changed_params(stored, rows)
+            fresh = [r for r in rows if r["name"] not in stored]
+            if fresh:
+                conn.execute(insert(S.params), fresh)
+                S.refresh_summary(conn, [run_id], with_metrics=False)
 
         self._write(run)
 

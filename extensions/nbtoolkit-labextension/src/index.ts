@@ -3,6 +3,10 @@
  *
  * - A left sidebar "Experiments": every experiment of the project store with its recent runs
  *   and verdict badges, polled every 5 s (only while visible) and on the refresh button.
+ *   Reviewers' comments and ratings (`nbtk comment`) show under their run or experiment
+ *   (./comments.ts).
+ * - A left sidebar "Production" (./production.ts): registered models, aliases and the newest
+ *   monitor result of each.
  * - Clicking a run opens its HTML report in a main-area tab. The HTML is fetched from the
  *   server extension and shown in an iframe with an empty `sandbox` attribute (no scripts,
  *   opaque origin): reports are static HTML.
@@ -17,15 +21,18 @@ import {
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
 import { MainAreaWidget } from '@jupyterlab/apputils';
-import { URLExt } from '@jupyterlab/coreutils';
 import {
   INotebookTracker,
   NotebookActions,
   NotebookPanel
 } from '@jupyterlab/notebook';
-import { Kernel, ServerConnection } from '@jupyterlab/services';
+import { Kernel } from '@jupyterlab/services';
 import { LabIcon, refreshIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
+
+import { el, requestAPI } from './api';
+import { CommentsLoader } from './comments';
+import { ProductionPanel } from './production';
 
 const PLUGIN_ID = 'nbtoolkit:plugin';
 const INSERT_COMMAND = 'nbtoolkit:insert-experiment-cell';
@@ -67,29 +74,6 @@ interface IExperimentsResponse {
   store: string | null;
 }
 
-/** Call the nbtoolkit server extension. */
-async function requestAPI(path: string): Promise<Response> {
-  const settings = ServerConnection.makeSettings();
-  const url = URLExt.join(settings.baseUrl, 'nbtoolkit', 'api', path);
-  let response: Response;
-  try {
-    response = await ServerConnection.makeRequest(url, {}, settings);
-  } catch (error) {
-    throw new ServerConnection.NetworkError(error as TypeError);
-  }
-  if (!response.ok) {
-    let message = response.statusText;
-    try {
-      const body = await response.json();
-      message = body.message || message;
-    } catch {
-      // not JSON: keep the status text
-    }
-    throw new Error(`${response.status}: ${message}`);
-  }
-  return response;
-}
-
 function badgeLabel(run: IRunSummary): string {
   if (run.status === 'running') {
     return 'running';
@@ -121,13 +105,12 @@ function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
 
-function el(tag: string, className: string, text?: string): HTMLElement {
-  const node = document.createElement(tag);
-  node.className = className;
-  if (text !== undefined) {
-    node.textContent = text; // never innerHTML: names and hypotheses are user text
-  }
-  return node;
+/** An empty box the comments loader fills (`data-run-id` or `data-experiment`). */
+function commentBox(key: 'runId' | 'experiment', value: string): HTMLElement {
+  const box = el('div', 'nbtk-comments');
+  box.dataset[key] = value;
+  box.hidden = true;
+  return box;
 }
 
 /** The "Experiments" sidebar. */
@@ -150,6 +133,7 @@ export class ExperimentsPanel extends Widget {
     header.appendChild(button);
     this._status = el('div', 'nbtk-status', 'Loading…');
     this._list = el('div', 'nbtk-list');
+    this._comments = new CommentsLoader(this._list);
     this.node.append(header, this._status, this._list);
     this._timer = window.setInterval(() => {
       if (this.isVisible) {
@@ -184,10 +168,12 @@ export class ExperimentsPanel extends Widget {
       : 'No runs yet: run an %%experiment cell.';
     if (!force && data.signature === this._signature) {
       this._updateTimes();
+      await this._comments.load(force);
       return;
     }
     this._signature = data.signature;
     this._render(data.experiments);
+    await this._comments.load(true);
   }
 
   private _render(experiments: IExperimentSummary[]): void {
@@ -203,6 +189,7 @@ export class ExperimentsPanel extends Widget {
         hyp.title = exp.hypothesis;
         box.appendChild(hyp);
       }
+      box.appendChild(commentBox('experiment', exp.name));
       for (const run of exp.recent) {
         const row = el('div', 'nbtk-run');
         row.dataset.runId = run.run_id;
@@ -224,7 +211,7 @@ export class ExperimentsPanel extends Widget {
             this._openReport(run);
           }
         });
-        box.appendChild(row);
+        box.append(row, commentBox('runId', run.run_id));
       }
       this._list.appendChild(box);
     }
@@ -240,6 +227,7 @@ export class ExperimentsPanel extends Widget {
   }
 
   private _openReport: (run: IRunSummary) => void;
+  private _comments: CommentsLoader;
   private _status: HTMLElement;
   private _list: HTMLElement;
   private _signature = '';
@@ -340,6 +328,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
     app.shell.add(panel, 'left', { rank: 600 });
     if (restorer) {
       restorer.add(panel, 'nbtoolkit-experiments');
+    }
+
+    const production = new ProductionPanel();
+    app.shell.add(production, 'left', { rank: 601 });
+    if (restorer) {
+      restorer.add(production, 'nbtoolkit-production');
     }
 
     app.commands.addCommand(REFRESH_COMMAND, {
