@@ -60,14 +60,14 @@ def files_within(folder: Path) -> list[tuple[Path, str]]:
     return found
 
 
-def log_artifact(path: str | Path, name: str | None = None, *, kind: str = "artifact") -> list[Any]:
+def log_artifact(path: str | Path, name: str | None = None, *, kind: str = "artifact") -> None:
     """Copy a file (or every file of a folder) into the store as artifacts of the active run.
 
     Every blob is stored (streamed, content-addressed, several files at once) before any row
     references it: if one file fails, no row is recorded for the call.
 
-    Returns:
-        The recorded :class:`~nbtoolkit.store.ArtifactRef` objects.
+    Like ``mlflow.log_artifact`` it returns None, so a call ending a cell prints nothing; the
+    references are on the run (``nbtk.get_run(id).artifacts``).
 
     Raises:
         ArtifactLinkError: the folder holds a symbolic link pointing outside it (refused,
@@ -81,16 +81,14 @@ def log_artifact(path: str | Path, name: str | None = None, *, kind: str = "arti
     base = check_artifact_name(name or source.name)
     files = [(source, "")] if source.is_file() else files_within(source)
     stored = run.store.put_artifact_files([f for f, _ in files])  # every blob before any row
-    return [
+    for (_, relative), (digest, size) in zip(files, stored, strict=True):
         run.store.add_artifact(
             run.run_id, name=f"{base}/{relative}" if relative else base, kind=kind, digest=digest, size=size
         )
-        for (_, relative), (digest, size) in zip(files, stored, strict=True)
-    ]
 
 
-def log_figure(figure: Any, name: str, *, dpi: int = 100) -> Any:
-    """Store a matplotlib figure as a PNG artifact (shown in reports)."""
+def log_figure(figure: Any, name: str, *, dpi: int = 100) -> None:
+    """Store a matplotlib figure as a PNG artifact (shown in reports); returns None like every ``log_*``."""
     run = _require("log_figure")
     check_artifact_name(name)
     if not hasattr(figure, "savefig"):
@@ -99,11 +97,11 @@ def log_figure(figure: Any, name: str, *, dpi: int = 100) -> Any:
     figure.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     digest, size = run.store.artifacts.put_bytes(buf.getvalue())
     art = name if name.endswith(".png") else f"{name}.png"
-    return run.store.add_artifact(run.run_id, name=art, kind="figure", digest=digest, size=size, media_type="image/png")
+    run.store.add_artifact(run.run_id, name=art, kind="figure", digest=digest, size=size, media_type="image/png")
 
 
-def log_model(model: Any, name: str = "model", *, sample_input: Any = None, serializer: str = "skops") -> Any:
-    """Serialise a model into the store (skops by default).
+def log_model(model: Any, name: str = "model", *, sample_input: Any = None, serializer: str = "skops") -> None:
+    """Serialise a model into the store (skops by default); returns None, so a cell ending with it prints nothing.
 
     Args:
         model: the fitted model.
@@ -135,17 +133,18 @@ def log_model(model: Any, name: str = "model", *, sample_input: Any = None, seri
         ser.dump(model, path)
         digest, size = run.store.artifacts.put_file(path)
     meta["filename"] = path.name
-    return run.store.add_artifact(run.run_id, name=name, kind="model", digest=digest, size=size, meta=meta)
+    run.store.add_artifact(run.run_id, name=name, kind="model", digest=digest, size=size, meta=meta)
 
 
 def log_predictions(
     y_true: Any, y_pred_or_score: Any, *, ids: Any = None, groups: Any = None,
     name: str = "predictions", task: str | None = None, labels: Any = None,
-) -> Any:
+) -> None:
     """Record per-example labels and predictions for per-task metrics and confidence intervals.
 
     Binary, multiclass and regression outputs are supported; the task is inferred from the data
     or declared with ``task``. Everything is checked here, so a report never crashes later.
+    Returns None, like every ``log_*`` call, so a cell ending with it prints nothing.
 
     Args:
         y_true: true labels or values, one per example.
@@ -187,7 +186,7 @@ def log_predictions(
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     digest, size = run.store.artifacts.put_bytes(buf.getvalue())
-    return run.store.add_artifact(
+    run.store.add_artifact(
         run.run_id,
         name=name,
         kind="predictions",

@@ -2,8 +2,8 @@
 
 ``nbtk demo`` copies the two demo notebooks (a logistic-regression baseline and a gradient
 boosting challenger on scikit-learn's breast-cancer data) into a new git repository, executes
-them with papermill, sweeps and reproduces the challenger, writes the reports, and approves,
-exports, verifies and promotes the challenger's model.
+them with papermill, sweeps and reproduces the challenger, approves, exports, verifies and
+promotes the challenger's model, and writes the reports last (so they show the approval).
 """
 
 from __future__ import annotations
@@ -69,9 +69,9 @@ def run_demo(folder: Path, *, force: bool = False, jobs: int = 2, echo: Callable
     """Run the whole demo pipeline in a new project ``folder`` and return what it produced.
 
     Steps: baseline and challenger notebooks (papermill), a parallel sweep of the challenger,
-    a reproduction of the challenger run, HTML reports (run, comparison, sweep, experiment log),
-    approval, export of a verified bundle, a prediction through the bundle, promotion to
-    ``production``.
+    a reproduction of the challenger run, approval, export of a verified bundle, a prediction
+    through the bundle, promotion to ``production``, and last the HTML reports (run,
+    comparison, sweep with one page per child, experiment log), so they show the final state.
     """
     from nbtoolkit.config import load_settings
     from nbtoolkit.execute import reproduce, run_notebook, sweep
@@ -115,14 +115,6 @@ def run_demo(folder: Path, *, force: bool = False, jobs: int = 2, echo: Callable
     result.extra["reproduction"] = rep.result
     echo(f"  {rep.result}" + "".join(f"\n    {line}" for line in rep.drift[:5]))
 
-    echo("• nbtk report (run, comparison, sweep, experiment log)")
-    result.reports = {
-        "run": write_run_report(challenger_id, reports / "challenger.html", store=store),
-        "comparison": write_comparison_report(baseline_id, challenger_id, reports / "comparison.html", store=store),
-        "sweep": write_sweep_report(str(swept.sweep_id), reports / "sweep.html", store=store),
-        "index": write_index_report(reports / "index.html", store=store),
-    }
-
     echo(f"• nbtk approve {challenger_id[:8]} --by demo-reviewer; nbtk export --model cancer-gbm")
     approve(challenger_id, by="demo-reviewer", note="Criteria met with intervals; reproduced.", store=store)
     exported = export_bundle(challenger_id, model="cancer-gbm", out_dir=folder / "bundles", store=store)
@@ -136,6 +128,16 @@ def run_demo(folder: Path, *, force: bool = False, jobs: int = 2, echo: Callable
 
     echo(f"• nbtk promote cancer-gbm {exported.version} --to production")
     promote("cancer-gbm", exported.version, to="production", by="demo-reviewer", reason="demo handoff", store=store, settings=settings)
+
+    # Reports last, so they show the approval and the reproduction instead of a stale state.
+    echo("• nbtk report (run, comparison, sweep, experiment log)")
+    result.reports = {
+        "run": write_run_report(challenger_id, reports / "challenger.html", store=store),
+        "comparison": write_comparison_report(baseline_id, challenger_id, reports / "comparison.html", store=store),
+        # a folder: the sweep page plus one linked report per child, which the log links to too
+        "sweep": write_sweep_report(str(swept.sweep_id), f"{reports}/", store=store),
+        "index": write_index_report(reports / "index.html", store=store),
+    }
     return result
 
 

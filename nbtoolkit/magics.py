@@ -19,12 +19,16 @@ from IPython.core.magic import Magics, cell_magic, magics_class
 from IPython.display import display
 
 from nbtoolkit import _json
-from nbtoolkit.declaration import LiteralAssignment, build_declaration, literal_assignment_nodes
+from nbtoolkit.declaration import (
+    LiteralAssignment,
+    build_declaration,
+    literal_assignment_nodes,
+    literal_assignments,
+)
 from nbtoolkit.display import RunSummary
 from nbtoolkit.errors import InputError
 from nbtoolkit.notebook import (
     PAPERMILL_INJECTED_HEADER,
-    literal_values,
     parameter_names,
     parameters_cell,
 )
@@ -71,7 +75,7 @@ def injected_parameters(user_ns: dict[str, Any]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for source in user_ns.get("In", []) or []:
         if isinstance(source, str) and source.lstrip().startswith(PAPERMILL_INJECTED_HEADER):
-            values.update(literal_values(source))
+            values.update(literal_assignments(source))
     env = _json.loads(os.environ.get("NBTOOLKIT_PARAMS"), {})
     if isinstance(env, dict):
         values.update(env)

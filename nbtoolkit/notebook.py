@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,41 +41,6 @@ def _cell_source(cell: dict[str, Any]) -> str:
     return "".join(source) if isinstance(source, list) else str(source)
 
 
-def assigned_names(source: str) -> list[str]:
-    """Names bound by top-level ``name = ...`` / ``name: T = ...`` statements, in order."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return []
-    names: list[str] = []
-    for node in tree.body:
-        targets: list[ast.expr] = []
-        if isinstance(node, ast.Assign):
-            targets = list(node.targets)
-        elif isinstance(node, ast.AnnAssign) and node.value is not None:
-            targets = [node.target]
-        for t in targets:
-            if isinstance(t, ast.Name) and t.id not in names:
-                names.append(t.id)
-    return names
-
-
-def literal_values(source: str) -> dict[str, Any]:
-    """``name = literal`` assignments anywhere at top level of ``source`` (later ones win)."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return {}
-    out: dict[str, Any] = {}
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            try:
-                out[node.targets[0].id] = ast.literal_eval(node.value)
-            except (ValueError, SyntaxError, TypeError, RecursionError):
-                continue
-    return out
-
-
 def parameters_cell(path: str | Path) -> str | None:
     """Source of the cell tagged ``parameters`` (papermill's convention), or ``None``."""
     nb = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -85,10 +50,75 @@ def parameters_cell(path: str | Path) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class NotebookParameter:
+    """One parameter as papermill infers it from the ``parameters`` cell.
+
+    ``type_name`` comes from an annotation (``a: float = 1``) or a ``# type: T`` comment and is
+    ``None`` when the cell does not say; ``default`` is the source text of the value; ``help`` is
+    the trailing comment.
+    """
+
+    name: str
+    type_name: str | None
+    default: str
+    help: str
+
+
+def inspect_parameters(path: str | Path) -> list[NotebookParameter] | None:
+    """The notebook's parameters as :func:`papermill.inspect_notebook` reads them.
+
+    Annotated (``a: float = 2.25  # help``) and commented (``# type: List[str] help``) cells
+    are understood; lines papermill cannot introspect are skipped, as papermill does. A notebook
+    without ``metadata.kernelspec`` is read with the Python translator (it runs on ``python3``).
+
+    Returns:
+        The parameters in cell order, or ``None`` when no cell is tagged ``parameters``.
+    """
+    import papermill
+    from papermill.translators import PythonTranslator
+
+    nb = json.loads(Path(path).read_text(encoding="utf-8"))
+    cell = next((c for c in nb.get("cells", []) if c.get("cell_type") == "code"
+                 and PARAMETERS_TAG in c.get("metadata", {}).get("tags", [])), None)
+    if cell is None:
+        return None
+    spec = nb.get("metadata", {}).get("kernelspec")
+    if isinstance(spec, dict) and spec.get("name"):
+        found = list(papermill.inspect_notebook(str(path)).values())
+    else:
+        import nbformat
+
+        cell = nbformat.from_dict({**cell, "source": _cell_source(cell)})
+        found = [p._asdict() for p in PythonTranslator.inspect(cell)]
+    return [NotebookParameter(name=p["name"], default=p["default"], help=p["help"],
+                              type_name=None if p["inferred_type_name"] == "None" else p["inferred_type_name"])
+            for p in found]
+
+
 def parameter_names(path: str | Path) -> list[str] | None:
-    """Names defined in the notebook's ``parameters`` cell; ``None`` when it has none."""
-    source = parameters_cell(path)
-    return None if source is None else assigned_names(source)
+    """Names papermill finds in the notebook's ``parameters`` cell; ``None`` when it has none."""
+    params = inspect_parameters(path)
+    return None if params is None else [p.name for p in params]
+
+
+def kernel_for(path: str | Path) -> tuple[str, str]:
+    """The kernel name and language to run a notebook with.
+
+    Both come from ``metadata.kernelspec`` (language also from ``language_info``); a notebook
+    saved without them runs on the current environment's ``python3`` kernel, which
+    jupyter_client always provides when ipykernel is installed.
+
+    Returns:
+        ``(kernel_name, language)``.
+    """
+    meta = json.loads(Path(path).read_text(encoding="utf-8")).get("metadata", {})
+    spec = meta.get("kernelspec") if isinstance(meta.get("kernelspec"), dict) else {}
+    info = meta.get("language_info") if isinstance(meta.get("language_info"), dict) else {}
+    name = spec.get("name")
+    language = spec.get("language") or info.get("name")
+    return (name if isinstance(name, str) and name else "python3",
+            language if isinstance(language, str) and language else "python")
 
 
 def notebook_metadata(path: str | Path) -> dict[str, Any]:

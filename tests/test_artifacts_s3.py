@@ -169,7 +169,8 @@ store = open_store()
 with nbtk.start_run("big-artifact") as run:
     nbtk.log_artifact("small.txt")  # warm up the client before measuring
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    ref = nbtk.log_artifact(path, "big.bin")[0]
+    nbtk.log_artifact(path, "big.bin")
+    ref = store.get_run(run.run_id).artifact("big.bin")
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     store.artifacts.fetch_to(ref.digest, path + ".back")
     fetched = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -35,11 +35,24 @@ def test_nbtk_demo_end_to_end(tmp_path: Path) -> None:
     assert challenger.extra["reproduction"]["result"] in ("reproduced", "drifted")
     assert [a.by for a in challenger.approvals] == ["demo-reviewer"]
 
-    for name in ("challenger", "comparison", "sweep", "index"):
-        page = folder / "reports" / f"{name}.html"
+    sweep_pages = list((folder / "reports").glob("sweep-*.html"))
+    assert len(sweep_pages) == 1
+    for page in [folder / "reports" / f"{name}.html" for name in ("challenger", "comparison", "index")] + sweep_pages:
         soup = BeautifulSoup(page.read_text(encoding="utf-8"), "html5lib")
-        assert soup.find("h1") is not None, name
+        assert soup.find("h1") is not None, page.name
         assert str(page) in res.stdout
+    # written after approval, export and reproduction: the reports are not stale
+    run_page = BeautifulSoup((folder / "reports" / "challenger.html").read_text(encoding="utf-8"), "html5lib")
+    generated = run_page.select_one("p.generated").get_text(" ", strip=True)
+    assert "approved by demo-reviewer" in generated and "reproduction " in generated, generated
+    sweep_links = BeautifulSoup(sweep_pages[0].read_text(encoding="utf-8"), "html5lib").select("a.run-report")
+    assert len(sweep_links) == 4 and all((folder / "reports" / a["href"]).is_file() for a in sweep_links)
+    log_links = BeautifulSoup((folder / "reports" / "index.html").read_text(encoding="utf-8"), "html5lib").select("a.run-report")
+    assert {a["href"] for a in sweep_links} <= {a["href"] for a in log_links}
+    # nbtoolkit's own outputs (reports, bundle) do not make the demo's git tree dirty
+    from nbtoolkit.envlock import capture_lock
+
+    assert capture_lock(load_settings(folder, store=folder / ".nbtoolkit"), environ={}).data["git"]["dirty"] is False
     assert not manifest["forced"]
     assert len(verify_bundle(bundle).files) == len(manifest["files"])
     assert registry.current("cancer-gbm", "production", store=store) == "0.1.0"

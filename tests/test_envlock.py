@@ -98,7 +98,7 @@ def test_dirty_repository_diff_is_captured_without_secrets(repo: Path) -> None:
 
     git = lock.data["git"]
     assert git["dirty"] is True
-    assert git["untracked"] == ["analysis.ipynb"]
+    assert [u["path"] for u in git["untracked"]] == ["analysis.ipynb"]
     assert lock.git_diff is not None
     assert "+LR = 0.2" in lock.git_diff and "-LR = 0.1" in lock.git_diff
     assert git["diff_sha256"] == hashlib.sha256(lock.git_diff.encode("utf-8")).hexdigest()
@@ -124,7 +124,8 @@ def test_untracked_file_alone_makes_tree_dirty_but_store_does_not(repo: Path) ->
     (repo / "new_module.py").write_text("x = 1\n")
     lock = capture_lock(make_settings(repo), environ={})
     assert lock.data["git"]["dirty"] is True
-    assert lock.data["git"]["untracked"] == ["new_module.py"]
+    assert lock.data["git"]["untracked"] == [
+        {"path": "new_module.py", "size": 6, "sha256": hashlib.sha256(b"x = 1\n").hexdigest()}]
     assert lock.git_diff is None
 
 

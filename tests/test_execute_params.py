@@ -96,3 +96,52 @@ def test_bad_grids_are_refused(items: list[str], message: str) -> None:
 def test_distribution_needs_random() -> None:
     with pytest.raises(ParameterError, match="--random"):
         expand_points(parse_grid(["lr=uniform(0,1)"]))
+
+
+def test_parameters_are_what_papermill_inspection_says() -> None:
+    from papermill import inspect_notebook
+
+    from nbtoolkit.notebook import inspect_parameters
+
+    path = NOTEBOOKS / "complex_parameters.ipynb"  # papermill's own test notebook
+    params = {p.name: p for p in inspect_parameters(path) or []}
+    assert list(params) == list(inspect_notebook(str(path))) == ["msg", "a", "b", "c"]
+    assert (params["a"].type_name, params["a"].default, params["a"].help) == ("float", "2.25", "Variable a")
+    assert (params["b"].type_name, params["b"].help) == ("List[str]", "Nice list")
+    assert params["msg"].type_name is None and params["c"].type_name == "NoneType"
+    # ``d = a == 3`` is marked "Not introspectable" in the cell and papermill skips it; so do we.
+    assert known_parameters(path) == (["msg", "a", "b", "c"], True)
+    assert inspect_parameters(NOTEBOOKS / "no_parameters_cell.ipynb") is None
+
+
+def test_notebook_without_kernelspec_is_inspected_as_python() -> None:
+    from nbtoolkit.notebook import inspect_parameters, kernel_for
+
+    path = NOTEBOOKS / "no_kernelspec.ipynb"
+    assert "kernelspec" not in __import__("json").loads(path.read_text())["metadata"]
+    params = inspect_parameters(path) or []
+    assert [(p.name, p.type_name, p.default, p.help) for p in params] == [
+        ("epochs", "int", "3", "passes over the data"), ("label", "str", "'base'", "run label")]
+    assert kernel_for(path) == ("python3", "python")
+    assert kernel_for(NOTEBOOKS / "complex_parameters.ipynb") == ("python3", "python")
+
+
+def test_help_notebook_lists_types_defaults_and_help() -> None:
+    from click.testing import CliRunner
+
+    from nbtoolkit.cli import cli
+
+    res = CliRunner().invoke(cli, ["run", "--help-notebook", str(NOTEBOOKS / "complex_parameters.ipynb")])
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert "Parameters inferred for notebook 'complex_parameters.ipynb':" in lines
+    assert "  msg: Unknown type (default None)" in lines
+    assert "  a: float (default 2.25)         Variable a" in lines
+    assert "  b: List[str] (default ['Hello','World'])" in lines and " " * 34 + "Nice list" in lines
+    res = CliRunner().invoke(cli, ["run", "--help-notebook", str(NOTEBOOKS / "params_all_types.ipynb")])
+    assert "Also settable (top literals of %%experiment cells):" in res.output
+    assert "  lr: float (default 0.1)" in res.output.splitlines()
+    res = CliRunner().invoke(cli, ["run", "--help-notebook", str(NOTEBOOKS / "no_parameters_cell.ipynb")])
+    assert "No cell tagged 'parameters'" in res.output
+    res = CliRunner().invoke(cli, ["run", "--help-notebook", "missing.ipynb"])
+    assert res.exit_code == 2 and "does not exist" in res.output

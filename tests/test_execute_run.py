@@ -170,3 +170,13 @@ def test_adopted_run_leaves_no_provisional_experiment(project: Path, store: Any)
     record = store.get_run(outcome.run_id)
     assert record.experiment != "small_experiment"
     assert store.experiment_names() == [record.experiment]
+
+
+def test_notebook_without_kernelspec_runs_on_python3(project: Path, store: Any) -> None:
+    nb = _nb(project, "no_kernelspec.ipynb")
+    assert "kernelspec" not in json.loads(nb.read_text())["metadata"]
+    res = nbtk_cli("run", str(nb), "-p", "epochs", "5", cwd=project)
+    assert res.returncode == 0, res.stderr
+    rec = store.get_run(store.query_runs()[0][0]["run_id"])
+    assert (rec.status, rec.verdict, rec.experiment) == ("finished", "supported", "no-kernelspec")
+    assert rec.params["epochs"] == 5 and rec.metrics["passes"] == 10

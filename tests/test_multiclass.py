@@ -124,8 +124,9 @@ def test_log_predictions_refuses_duplicated_ids_and_stores_the_task(project: Pat
             nbtk.log_predictions(Y, STRONG, ids=["same"] * N)
         with pytest.raises(InputError, match="sum to 1"):
             nbtk.log_predictions(Y, STRONG * 0.5)
-        ref = nbtk.log_predictions(Y, STRONG, ids=IDS)
-    assert ref.meta["task"] == "multiclass" and ref.meta["classes"] == K
+        nbtk.log_predictions(Y, STRONG, ids=IDS)  # returns None; the reference is on the run
+    ref = store.get_run(run.run_id).artifact("predictions")
+    assert ref is not None and ref.meta["task"] == "multiclass" and ref.meta["classes"] == K
     loaded = stats.load_predictions(store, store.get_run(run.run_id))
     assert loaded is not None and loaded.task == "multiclass" and loaded.y_pred.shape == (N, K)
     assert list(loaded.labels) == list(range(K))

@@ -55,12 +55,20 @@ def _params(files: tuple[str, ...], yamls: tuple[str, ...], pairs: tuple[tuple[s
 @click.option("--timeout", type=float, help="Per-cell timeout in seconds; the run ends timed_out.")
 @click.option("--flag", "flag_items", multiple=True, metavar="NAME=VALUE", help="Feature flag, passed as NBTOOLKIT_FLAG_<NAME> and recorded.")
 @click.option("--allow-unknown", is_flag=True, help="Inject parameters the notebook does not define.")
+@click.option("--help-notebook", is_flag=True, help="List the notebook's parameters (type, default, help) like papermill, and exit.")
 @click.pass_context
-def run_cmd(ctx: click.Context, notebook: str, pairs: tuple[tuple[str, str], ...], files: tuple[str, ...], yamls: tuple[str, ...], output: str | None, kernel: str | None, cwd: str | None, timeout: float | None, flag_items: tuple[str, ...], allow_unknown: bool) -> None:
+def run_cmd(ctx: click.Context, notebook: str, pairs: tuple[tuple[str, str], ...], files: tuple[str, ...], yamls: tuple[str, ...], output: str | None, kernel: str | None, cwd: str | None, timeout: float | None, flag_items: tuple[str, ...], allow_unknown: bool, help_notebook: bool) -> None:
     """Execute NOTEBOOK with papermill and record it as one run."""
     from nbtoolkit.execute.papermill_run import run_notebook
-    from nbtoolkit.execute.params import check_parameters
+    from nbtoolkit.execute.params import check_parameters, describe_parameters
 
+    if help_notebook:
+        if not Path(notebook).is_file():
+            raise click.BadParameter(f"{notebook} does not exist; pass the path of an .ipynb file.", param_hint="NOTEBOOK")
+        click.echo(ctx.command.get_usage(ctx))
+        click.echo("")
+        click.echo(describe_parameters(notebook))
+        return
     params = _params(files, yamls, pairs)
     if Path(notebook).is_file():
         for warning in check_parameters(notebook, params, allow_unknown=allow_unknown):

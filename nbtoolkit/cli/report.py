@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from nbtoolkit.cli import cli, fail, store_from
@@ -14,7 +16,8 @@ from nbtoolkit.cli import cli, fail, store_from
 @click.option("--index", "index", is_flag=True, help="The experiment log: every experiment, searchable.")
 @click.option("--sort", "sort_metric", metavar="METRIC[:asc|desc]",
               help="Sweep report: sort by this metric (default: the first criterion's metric).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="HTML file to write.")
+@click.option("-o", "--output", type=click.Path(), required=True,
+              help="HTML file to write; for --sweep and --index a folder (DIR/) also gets one page per run, linked.")
 @click.pass_context
 def report(ctx: click.Context, runs: tuple[str, ...], baseline: str | None, sweep_id: str | None,
            index: bool, sort_metric: str | None, output: str) -> None:
@@ -25,7 +28,9 @@ def report(ctx: click.Context, runs: tuple[str, ...], baseline: str | None, swee
     nbtk report RUN --baseline OTHER -o r.html  one run, compared with OTHER
     nbtk report A B -o compare.html             B compared with A (A is the reference)
     nbtk report --sweep ID -o sweep.html        every run of a sweep, sorted by the target metric
+    nbtk report --sweep ID -o reports/          the sweep page plus one linked page per child
     nbtk report --index -o log.html             the experiment log
+    nbtk report --index -o log/                 the log plus a linked report for every run it lists
     """
     from nbtoolkit import report as rep
 
@@ -37,6 +42,8 @@ def report(ctx: click.Context, runs: tuple[str, ...], baseline: str | None, swee
     if baseline and len(runs) != 1:
         fail("--baseline goes with exactly one RUN; to compare two runs write `nbtk report A B`")
     store = store_from(ctx)
+    if runs and (output.endswith(("/", "\\")) or Path(output).is_dir()):
+        fail(f"-o {output} is a folder; run and comparison reports are one file, e.g. -o report.html")
     if index:
         path = rep.write_index_report(output, store=store)
     elif sweep_id is not None:

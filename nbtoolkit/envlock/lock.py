@@ -221,6 +221,25 @@ def _data_md5(data: Mapping[str, Any]) -> dict[str, Any]:
     return {e["path"]: e.get("md5") for e in entries if isinstance(e, dict) and "path" in e}
 
 
+def _untracked_map(entries: Any) -> dict[str, str | None]:
+    """``{path: sha256 or None}`` from a lock's untracked list (older locks hold bare names)."""
+    out: dict[str, str | None] = {}
+    for entry in entries or []:
+        if isinstance(entry, str):
+            out[entry] = None
+        elif isinstance(entry, dict) and isinstance(entry.get("path"), str):
+            out[entry["path"]] = entry.get("sha256")
+    return out
+
+
+def _untracked_changes(old: Any, new: Any) -> list[str]:
+    """Untracked paths added, removed, or (both hashed) changed, as ``+ a.py`` / ``- b.py`` / ``~ c.py``."""
+    a, b = _untracked_map(old), _untracked_map(new)
+    lines = [f"- {p}" for p in sorted(set(a) - set(b))] + [f"+ {p}" for p in sorted(set(b) - set(a))]
+    lines += [f"~ {p}" for p in sorted(set(a) & set(b)) if a[p] and b[p] and a[p] != b[p]]
+    return lines
+
+
 def _code_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
     git_old, git_new = _section(old, "git"), _section(new, "git")
     code: dict[str, Any] = _changed(
@@ -229,6 +248,9 @@ def _code_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, A
     )
     if git_old.get("diff_sha256") != git_new.get("diff_sha256"):
         code["diff_changed"] = True
+    untracked = _untracked_changes(git_old.get("untracked"), git_new.get("untracked"))
+    if untracked:
+        code["untracked"] = untracked
     nb_old, nb_new = (
         _section(old, "notebook").get("sha256"),
         _section(new, "notebook").get("sha256"),
@@ -249,7 +271,8 @@ class LockDiff:
         python_changed: ``(old, new)`` interpreter, e.g. ``("CPython 3.11.7", "CPython 3.12.1")``.
         platform_changed: ``(old, new)`` "system release machine".
         code: only the keys that changed: ``commit``, ``branch``, ``dirty`` as ``(old, new)``,
-            ``diff_changed`` (True when the uncommitted diff differs), ``notebook`` as
+            ``diff_changed`` (True when the diff of tracked files differs), ``untracked``
+            (``["+ new.py", "- gone.py", "~ edited.txt"]``), ``notebook`` as
             ``(old sha256, new sha256)``.
         data: ``{path: (old md5, new md5)}`` for DVC entries changed, added (old None) or
             removed (new None).
@@ -287,6 +310,8 @@ class LockDiff:
                 lines.append(f"{section}+ {name} {after}".strip())
             elif sign == "-":
                 lines.append(f"{section}- {name} {before}".strip())
+            elif not before:  # a change with no "before" value, e.g. "uncommitted changes: differ"
+                lines.append(f"{section}~ {name}: {after}")
             else:
                 lines.append(f"{section}~ {name}: {before} -> {after}")
         return lines
@@ -306,6 +331,8 @@ class LockDiff:
         for key, value in self.code.items():
             if key == "diff_changed":
                 yield "code ", "~", "uncommitted changes", "", "differ"
+            elif key == "untracked":
+                yield "code ", "~", "untracked files", "", ", ".join(value)
             elif key in ("commit", "notebook"):
                 yield "code ", "~", key, _short(value[0]), _short(value[1])
             else:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from nbtoolkit import _json
+from nbtoolkit.envlock.written import record_written
 from nbtoolkit.errors import InputError, StoreError
 from nbtoolkit.execute.engine import (
     engine_name,
@@ -38,6 +39,7 @@ from nbtoolkit.execute.engine import (
     strip_ansi,
 )
 from nbtoolkit.html import coloured, esc
+from nbtoolkit.notebook import kernel_for
 from nbtoolkit.redact import default_redactor, redact_notebook_file
 
 if TYPE_CHECKING:
@@ -263,6 +265,8 @@ def execute_job(job: RunJob) -> JobResult:
         tmpdir = tempfile.mkdtemp(prefix="nbtk-run-")
         output = os.path.join(tmpdir, "output.ipynb")
     Path(output).parent.mkdir(parents=True, exist_ok=True)
+    if job.output:  # the executed notebook is nbtoolkit's: it never makes the git tree dirty
+        record_written(job.output, pending=True)
     err_log = tempfile.NamedTemporaryFile(prefix="nbtk-kernel-", suffix=".log", delete=False)  # noqa: SIM115
     ending = _execute(job, output, err_log)
     duration = time.perf_counter() - started
@@ -272,6 +276,8 @@ def execute_job(job: RunJob) -> JobResult:
     data = _read_output(output, ending, kernel_log) if os.path.exists(output) else None
     if data is not None:  # the one redaction of the executed notebook: the -o file and the stored copy
         data = redact_notebook_file(output, default_redactor(environ=kernel_env(job)))
+    if job.output:  # after the redaction rewrote it: the ledger holds the final content's hash
+        record_written(job.output)
     if tmpdir is not None:
         shutil.rmtree(tmpdir, ignore_errors=True)
     return JobResult(
@@ -299,12 +305,14 @@ def _execute(job: RunJob, output: str, err_log: IO[bytes]) -> _Ending:
 
     e = _Ending()
     try:
+        kernel, language = kernel_for(job.notebook)
         papermill.execute_notebook(
             job.notebook,
             output,
             parameters=dict(job.parameters),
             engine_name=engine_name(),
-            kernel_name=job.kernel,
+            kernel_name=job.kernel or kernel,
+            language=language,
             progress_bar=False,
             execution_timeout=job.timeout,
             start_timeout=job.start_timeout,
@@ -439,7 +447,7 @@ def run_notebook(
         parameters: values injected after the ``parameters`` cell (typed values, not strings).
         output: where to keep the executed notebook (it is stored as an artifact either way).
         cwd: the kernel's working directory (default: the notebook's folder).
-        kernel: kernel name (default: the notebook's kernelspec).
+        kernel: kernel name (default: the notebook's kernelspec, else ``python3``).
         timeout: per-cell execution timeout in seconds; a cell over it ends the run ``timed_out``.
         flags: feature flags, passed to the kernel as ``NBTOOLKIT_FLAG_<NAME>`` and recorded.
         allow_unknown: inject names the notebook does not define instead of refusing them.

@@ -9,9 +9,9 @@ from typing import Any
 
 from nbtoolkit.declaration import literal_assignment_nodes
 from nbtoolkit.errors import ParameterError
-from nbtoolkit.notebook import parameter_names
+from nbtoolkit.notebook import inspect_parameters, parameter_names
 
-__all__ = ["check_parameters", "known_parameters", "load_yaml_params", "merge_parameters", "resolve_value"]
+__all__ = ["check_parameters", "describe_parameters", "known_parameters", "load_yaml_params", "merge_parameters", "resolve_value"]
 
 
 def resolve_value(text: str) -> Any:
@@ -80,32 +80,62 @@ def merge_parameters(
     return out
 
 
-def _experiment_literals(source: str) -> list[str]:
-    """Leading ``name = literal`` names of an ``%%experiment`` cell body (after its docstring)."""
-    lines = source.splitlines(keepends=True)
-    if not lines or not lines[0].lstrip().startswith("%%experiment"):
-        return []
-    return [a.name for a in literal_assignment_nodes("".join(lines[1:]))]
-
-
 def known_parameters(path: str | Path) -> tuple[list[str], bool]:
-    """Names a run may set: the ``parameters`` cell's plus the ``%%experiment`` cells' top literals.
+    """Names a run may set: papermill's reading of the ``parameters`` cell plus the ``%%experiment`` top literals.
 
     Returns:
         ``(names, has_parameters_cell)``.
     """
     cell_names = parameter_names(path)
     names = list(cell_names or [])
-    nb = json.loads(Path(path).read_text(encoding="utf-8"))
-    for cell in nb.get("cells", []):
-        if cell.get("cell_type") != "code":
-            continue
-        src = cell.get("source", "")
-        src = "".join(src) if isinstance(src, list) else str(src)
-        for name in _experiment_literals(src):
-            if name not in names:
-                names.append(name)
+    names += [n for n in _experiment_defaults(path) if n not in names]
     return names, cell_names is not None
+
+
+def _experiment_defaults(path: str | Path) -> dict[str, Any]:
+    """Top-of-cell literals of every ``%%experiment`` cell, ``{name: default}`` in order."""
+    nb = json.loads(Path(path).read_text(encoding="utf-8"))
+    out: dict[str, Any] = {}
+    for cell in nb.get("cells", []):
+        src = cell.get("source", "") if cell.get("cell_type") == "code" else ""
+        src = "".join(src) if isinstance(src, list) else str(src)
+        lines = src.splitlines(keepends=True)
+        if lines and lines[0].lstrip().startswith("%%experiment"):
+            for a in literal_assignment_nodes("".join(lines[1:])):
+                out.setdefault(a.name, a.value)
+    return out
+
+
+def _help_line(definition: str, text: str) -> str:
+    """papermill's ``--help-notebook`` layout: help text in a column at 34, or on the next line."""
+    if len(definition) > 30:
+        return f"{definition}\n{34 * ' '}{text}" if text else definition
+    return f"{definition:<34}{text}".rstrip()
+
+
+def describe_parameters(path: str | Path) -> str:
+    """Text listing a notebook's parameters like ``papermill --help-notebook``.
+
+    The ``parameters`` cell is read by papermill (name, type, default, help); the
+    ``%%experiment`` cells' top literals, which a run may set too, follow in their own section.
+    """
+    name = Path(path).name
+    lines = [f"Parameters inferred for notebook '{name}':"]
+    params = inspect_parameters(path)
+    if params is None:
+        lines.append("  No cell tagged 'parameters'")
+    elif not params:
+        lines.append("  Can't infer anything about this notebook's parameters. It may not have any parameter defined.")
+    for p in params or []:
+        lines.append(_help_line(f"  {p.name}: {p.type_name or 'Unknown type'} (default {p.default})", p.help))
+    taken = {p.name for p in params or []}
+    extra = {k: v for k, v in _experiment_defaults(path).items() if k not in taken}
+    if extra:
+        lines.append("")
+        lines.append("Also settable (top literals of %%experiment cells):")
+        for key, value in extra.items():
+            lines.append(_help_line(f"  {key}: {type(value).__name__} (default {value!r})", ""))
+    return "\n".join(lines)
 
 
 def check_parameters(path: str | Path, parameters: Mapping[str, Any], *, allow_unknown: bool = False) -> list[str]:

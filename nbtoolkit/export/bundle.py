@@ -39,6 +39,7 @@ from typing import Any
 from nbtoolkit._io import sha256_bytes
 from nbtoolkit._version import __version__
 from nbtoolkit.config import Settings, load_settings
+from nbtoolkit.envlock.written import record_written
 from nbtoolkit.errors import HandoffError, InputError
 from nbtoolkit.export.approvals import run_ref
 from nbtoolkit.export.gates import enforce_gates
@@ -378,11 +379,13 @@ def _publish(plan: _Plan, build: Path, now: float) -> None:
     _fsync_tree(build)
     if plan.archive:
         _write_archive(build, plan.target, plan.bundle_name, now)
+        record_written(plan.target)
         return
     try:
         os.rename(build, plan.target)  # atomic; fails if a non-empty folder appeared meanwhile
     except OSError:
         raise InputError(f"{plan.target} already exists; bundles are immutable, choose another --version.") from None
+    record_written(plan.target)  # the bundle never makes the git tree dirty
 
 
 def _record(plan: _Plan, store: Store, manifest: dict[str, Any], manifest_text: str, notes: list[str], now: float) -> Path | None:

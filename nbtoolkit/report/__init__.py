@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nbtoolkit._io import atomic_write_text
+from nbtoolkit.envlock.written import record_written
 from nbtoolkit.report.compare import compare
 from nbtoolkit.report.render import render
 from nbtoolkit.report.run import run_context
-from nbtoolkit.report.tables import index_context, sweep_context
+from nbtoolkit.report.tables import index_context, run_report_name, sweep_context
 
 if TYPE_CHECKING:
     from nbtoolkit.store import RunRecord, Store
@@ -58,6 +59,7 @@ def _record(store: Store, run: str | RunRecord) -> RunRecord:
 def _write(path: str | Path, html: str) -> Path:
     target = Path(path)
     atomic_write_text(target, html)
+    record_written(target)  # the report never makes the git tree dirty
     return target
 
 
@@ -116,34 +118,90 @@ def write_comparison_report(a: str | RunRecord, b: str | RunRecord, path: str | 
     return _write(path, render_comparison_report(a, b, store=store))
 
 
-def render_sweep_report(sweep_id: str, *, store: Store | None = None, sort: str | None = None) -> str:
-    """Render the sweep report: children sorted by the target metric, seed groups, plots."""
-    return render("report_sweep.html.j2", **sweep_context(_store(store), sweep_id, sort=sort))
+def _is_folder(path: str | Path) -> bool:
+    """``-o DIR/`` (trailing slash) or an existing folder means "write a set of pages here"."""
+    return str(path).endswith(("/", "\\")) or Path(path).is_dir()
+
+
+def _existing_reports(folder: Path) -> set[str]:
+    return {p.name for p in folder.glob("run-*.html")} if folder.is_dir() else set()
+
+
+def _write_run_pages(store: Store, run_ids: list[str], folder: Path) -> list[Path]:
+    """Write one run report per id as ``folder/run-<id>.html``."""
+    written = []
+    for run_id in dict.fromkeys(run_ids):
+        written.append(write_run_report(run_id, folder / run_report_name(run_id), store=store))
+    return written
+
+
+def render_sweep_report(sweep_id: str, *, store: Store | None = None, sort: str | None = None,
+                        run_links: bool = False) -> str:
+    """Render the sweep report: the spec, children sorted by the target metric with a line on each
+    verdict, seed groups, plots (``run_links``: link each child to ``run-<id>.html`` beside it)."""
+    return render("report_sweep.html.j2", **sweep_context(_store(store), sweep_id, sort=sort, run_links=run_links))
 
 
 def write_sweep_report(sweep_id: str, path: str | Path, *, store: Store | None = None,
                        sort: str | None = None) -> Path:
     """Write the sweep report to ``path`` atomically.
 
+    With a folder (``reports/``: trailing slash, or an existing folder) the sweep page
+    ``sweep-<id>.html`` is written there together with one report per child
+    (``run-<id>.html``), each linked from the sweep page. With a file name, children link to
+    the ``run-<id>.html`` files that already sit next to it.
+
     Args:
         sweep_id: the sweep id (or a unique prefix).
-        path: the HTML file to write.
+        path: the HTML file, or a folder for the sweep page plus one page per child.
         store: the project store (default: the current project's).
         sort: sort by this metric instead of the first criterion's metric.
+
+    Returns:
+        The sweep page written.
 
     Raises:
         RunNotFoundError: no sweep has this id.
     """
-    return _write(path, render_sweep_report(sweep_id, store=store, sort=sort))
+    store = _store(store)
+    if not _is_folder(path):
+        target = Path(path)
+        context = sweep_context(store, sweep_id, sort=sort, run_links=True)
+        have = _existing_reports(target.parent)
+        for r in context["runs"]:
+            r["report"] = r["report"] if r["report"] in have else None
+        return _write(target, render("report_sweep.html.j2", **context))
+    folder = Path(path)
+    context = sweep_context(store, sweep_id, sort=sort, run_links=True)
+    _write_run_pages(store, [r["run_id"] for r in context["runs"]], folder)
+    return _write(folder / f"sweep-{context['sweep_id'][:12]}.html", render("report_sweep.html.j2", **context))
 
 
-def render_index_report(*, store: Store | None = None) -> str:
-    """Render the experiment log (every experiment, searchable offline)."""
-    return render("report_index.html.j2", inline_script=INDEX_SCRIPT, **index_context(_store(store)))
+def render_index_report(*, store: Store | None = None, reports: set[str] | frozenset[str] = frozenset()) -> str:
+    """Render the experiment log (every experiment, searchable offline).
+
+    ``reports``: run report file names beside the log; those runs link to them.
+    """
+    return render("report_index.html.j2", inline_script=INDEX_SCRIPT,
+                  **index_context(_store(store), reports=reports))
 
 
 def write_index_report(path: str | Path, *, store: Store | None = None) -> Path:
-    """Write the experiment log to ``path`` atomically."""
-    return _write(path, render_index_report(store=store))
+    """Write the experiment log to ``path`` atomically.
 
+    With a folder (``log/``: trailing slash, or an existing folder) ``index.html`` is written
+    there together with a report for every run the log lists (``run-<id>.html``), linked from
+    it. With a file name, runs link to ``run-<id>.html`` files that already exist next to it.
 
+    Returns:
+        The experiment log written.
+    """
+    store = _store(store)
+    if not _is_folder(path):
+        target = Path(path)
+        return _write(target, render_index_report(store=store, reports=_existing_reports(target.parent)))
+    folder = Path(path)
+    listed = index_context(store)
+    run_ids = [r["run_id"] for e in listed["experiments"] for r in e["runs"]]
+    pages = _write_run_pages(store, run_ids, folder)
+    return _write(folder / "index.html", render_index_report(store=store, reports={p.name for p in pages}))

@@ -271,6 +271,8 @@ def _env(comp: Comparison, a: RunRecord, b: RunRecord) -> None:
     for key, value in diff.code.items():
         if key == "diff_changed":
             comp.code_changes.append(("uncommitted changes", "", "differ"))
+        elif key == "untracked":
+            comp.code_changes.append(("untracked files", "", ", ".join(value)))
         elif isinstance(value, (list, tuple)) and len(value) == 2:
             comp.code_changes.append((key, _short(value[0]), _short(value[1])))
 

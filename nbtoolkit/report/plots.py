@@ -139,31 +139,109 @@ def roc_pr_curves(curves: Mapping[str, Predictions]) -> str | None:
     return figure_uri(fig)
 
 
-def param_vs_metric(runs: Sequence[Mapping[str, Any]], params: Sequence[str], metric: str) -> str | None:
+def _axis_values(xs: Sequence[Any]) -> tuple[list[float], list[float], list[str]] | None:
+    """Positions for a parameter axis: numbers as they are, anything else as categories.
+
+    Returns:
+        ``(positions, tick positions, tick labels)``, or None when there is nothing to place.
+    """
+    if not xs:
+        return None
+    if all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in xs):
+        ticks = sorted({float(x) for x in xs})
+        return [float(x) for x in xs], ticks, [_label(f"{t:g}", 12) for t in ticks]
+    cats = sorted({str(x) for x in xs})
+    pos = {c: float(i) for i, c in enumerate(cats)}
+    return [pos[str(x)] for x in xs], list(pos.values()), [_label(c, 12) for c in cats]
+
+
+def param_vs_metric(runs: Sequence[Mapping[str, Any]], params: Sequence[str], metric: str, *,
+                    higher: bool = True) -> str | None:
     """One panel per parameter: the metric of every run against that parameter's value.
 
-    ``runs`` items hold ``params`` and ``metrics`` dicts. Numeric parameters are scattered on a
-    numeric axis (log scale when they span several decades); others on a categorical axis.
+    ``runs`` items hold ``params`` and ``metrics`` dicts. Numeric parameters are placed on a
+    numeric axis (log scale when they span two decades or more), others on a categorical one;
+    ticks sit at the values tried; the mean per value is joined by a line and the best run
+    (``higher``: whether higher is better) is ringed, so the trend reads at a glance.
     """
     names = [p for p in params][:MAX_PANELS]
     points = [(r["params"], r["metrics"].get(metric)) for r in runs]
     points = [(p, m) for p, m in points if isinstance(m, (int, float)) and math.isfinite(m)]
     if not names or not points:
         return None
-    fig, axes = _figure(len(names), width=3.6, height=2.8)
+    best = (max if higher else min)(range(len(points)), key=lambda i: points[i][1])
+    fig, axes = _figure(len(names), width=4.0, height=3.2)
     for ax, name in zip(axes, names, strict=True):
-        xs = [p.get(name) for p, _ in points]
+        placed = _axis_values([p.get(name) for p, _ in points])
+        if placed is None:
+            continue
+        xs, ticks, tick_labels = placed
         ys = [m for _, m in points]
-        numeric = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in xs)
-        if numeric:
-            ax.scatter(xs, ys, s=14, color=_COLORS[0], alpha=0.75)
-            positive = [x for x in xs if x > 0]
-            if len(positive) == len(xs) and max(positive) / min(positive) >= 100:
-                ax.set_xscale("log")
-        else:
-            cats = sorted({str(x) for x in xs})
-            pos = {c: i for i, c in enumerate(cats)}
-            ax.scatter([pos[str(x)] for x in xs], ys, s=14, color=_COLORS[0], alpha=0.75)
-            ax.set_xticks(range(len(cats)), [_label(c, 14) for c in cats], rotation=30, ha="right")
-        _style(ax, f"{metric} vs {name}", name, metric)
+        ax.scatter(xs, ys, s=36, color=_COLORS[0], alpha=0.8, zorder=3)
+        means = {t: [y for x, y in zip(xs, ys, strict=True) if x == t] for t in ticks}
+        ax.plot(ticks, [sum(v) / len(v) for v in means.values()], color=_COLORS[0], alpha=0.5, linewidth=1.2,
+                label="mean per value")
+        ax.scatter([xs[best]], [ys[best]], s=110, facecolors="none", edgecolors=PALETTE["text"], linewidths=1.4,
+                   zorder=4, label="best run")
+        positive = [x for x in xs if x > 0]
+        numeric = all(isinstance(p.get(name), (int, float)) for p, _ in points)
+        if numeric and len(positive) == len(xs) and max(positive) / min(positive) >= 100:
+            ax.set_xscale("log")
+        if len(ticks) <= 12:
+            ax.set_xticks(ticks, tick_labels, rotation=30 if not numeric else 0, ha="right" if not numeric else "center")
+        _style(ax, f"{metric} by {name}", name, metric)
+        ax.legend(fontsize=7, loc="best")
+    return figure_uri(fig)
+
+
+def parallel_coordinates(runs: Sequence[Mapping[str, Any]], params: Sequence[str], metric: str, *,
+                         higher: bool = True) -> str | None:
+    """One line per run across an axis per parameter and a last axis for the metric.
+
+    Each axis is scaled to its own range and labelled with its values; lines are coloured by the
+    metric (dark = best), so the combinations that do well stand out. Meant for three or more
+    parameters, where one panel per parameter hides the interactions.
+    """
+    from matplotlib import colormaps
+
+    names = list(params)[:MAX_PANELS]
+    rows = [(r["params"], r["metrics"].get(metric)) for r in runs]
+    rows = [(p, m) for p, m in rows if isinstance(m, (int, float)) and math.isfinite(m)]
+    if len(names) < 2 or len(rows) < 2:
+        return None
+    columns: list[tuple[list[float], list[float], list[str]]] = []
+    for name in [*names, metric]:
+        values = [m for _, m in rows] if name == metric else [p.get(name) for p, _ in rows]
+        placed = _axis_values(values)
+        if placed is None:
+            return None
+        columns.append(placed)
+    scaled = []
+    for xs, _, _ in columns:
+        lo, hi = min(xs), max(xs)
+        scaled.append([(x - lo) / (hi - lo) if hi > lo else 0.5 for x in xs])
+    metric_col = columns[-1][0]
+    lo, hi = min(metric_col), max(metric_col)
+    cmap = colormaps["viridis_r" if higher else "viridis"]
+    fig, (ax,) = _figure(1, width=max(6.0, 1.6 * (len(names) + 1)), height=3.8)
+    order = sorted(range(len(rows)), key=lambda i: metric_col[i] if higher else -metric_col[i])
+    for i in order:  # best drawn last, on top
+        shade = (metric_col[i] - lo) / (hi - lo) if hi > lo else 1.0
+        ax.plot(range(len(columns)), [col[i] for col in scaled], color=cmap(shade), linewidth=1.6, alpha=0.85)
+    for j, (xs, ticks, tick_labels) in enumerate(columns):
+        ax.axvline(j, color=PALETTE["grey_light"], linewidth=1)
+        lo_j, hi_j = min(xs), max(xs)
+        shown = list(zip(ticks, tick_labels, strict=True))
+        if len(shown) > 6:
+            shown = [shown[0], shown[len(shown) // 2], shown[-1]]
+        for t, text in shown:
+            ax.text(j + 0.04, (t - lo_j) / (hi_j - lo_j) if hi_j > lo_j else 0.5, text, fontsize=7,
+                    va="center", color=PALETTE["text"], zorder=5,
+                    bbox={"facecolor": PALETTE["white"], "edgecolor": "none", "alpha": 0.85, "pad": 1})
+    ax.set_xticks(range(len(columns)), [_label(n, 16) for n in [*names, metric]], fontsize=8)
+    ax.set_yticks([])
+    ax.set_xlim(-0.1, len(columns) - 0.6)
+    ax.set_title(_label(f"Parallel coordinates: parameters and {metric} (dark = best)"), fontsize=10)
+    for side in ("top", "right", "left"):
+        ax.spines[side].set_visible(False)
     return figure_uri(fig)

@@ -82,8 +82,58 @@ def target_metric(runs: list[dict[str, Any]], sort: str | None) -> tuple[str | N
     return (names[0], metric_direction(names[0])) if names else (None, True)
 
 
-def sweep_context(store: Store, sweep_id: str, *, sort: str | None = None) -> dict[str, Any]:
-    """Everything the sweep template shows: sorted children, seed groups, plots."""
+def run_report_name(run_id: str) -> str:
+    """File name of a run's report written next to a sweep page or the experiment log."""
+    return f"run-{run_id[:12]}.html"
+
+
+def spec_rows(spec: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The sweep spec as ``(what, name, values)`` rows a reader can scan."""
+    rows: list[tuple[str, str, str]] = []
+    for name, axis in (spec.get("grid") or {}).items():
+        if isinstance(axis, list) or (isinstance(axis, dict) and "choice" in axis):
+            values = axis if isinstance(axis, list) else axis["choice"]
+            rows.append(("grid", name, ", ".join(_json.dumps(v) for v in values)))
+        elif isinstance(axis, dict) and "dist" in axis:
+            rows.append(("sampled", name, f"{axis['dist']} from {axis.get('low')} to {axis.get('high')}"))
+    for name, value in (spec.get("base") or {}).items():
+        rows.append(("fixed", name, _json.dumps(value)))
+    points = spec.get("points")
+    if isinstance(points, list):
+        how = f"{spec['random']} random samples (seed {spec.get('seed')})" if spec.get("random") else "every grid combination"
+        rows.append(("runs", "points", f"{len(points)}: {how}"))
+    for key, label in (("jobs", "parallel jobs"), ("executor", "executor"), ("timeout", "cell timeout (s)"),
+                       ("kernel", "kernel"), ("flags", "feature flags")):
+        if spec.get(key):
+            rows.append(("settings", label, _json.dumps(spec[key]) if isinstance(spec[key], dict) else str(spec[key])))
+    return rows
+
+
+def _why(store: Store, run: dict[str, Any], metric: str | None) -> str:
+    """One line explaining a child's verdict: its failure, its verdict reason, or why there is none."""
+    if run["status"] != "finished":
+        rec = store.get_run(run["run_id"])
+        last = (rec.error or "").strip().splitlines()[-1:] or ["no error recorded"]
+        return f"{run['status']}: {last[0][:200]}"
+    detail = store.get_run(run["run_id"]).verdict_detail or {}
+    parts = [f"{(r.get('criterion') or {}).get('text') or '?'}: {r.get('reason') or r.get('status')}"
+             for r in detail.get("results") or [] if isinstance(r, dict)]
+    if parts:
+        return "; ".join(parts)
+    if detail.get("reason"):
+        return str(detail["reason"])
+    if run.get("verdict"):
+        return f"verdict {run['verdict']}"
+    return "no success criteria were declared, so there is no verdict" + (
+        f"; ranked by {metric}" if metric else "")
+
+
+def sweep_context(store: Store, sweep_id: str, *, sort: str | None = None,
+                  run_links: bool = False) -> dict[str, Any]:
+    """Everything the sweep template shows: spec, sorted children with verdict lines, seed groups, plots.
+
+    ``run_links``: each child links to ``run-<id>.html`` (:func:`run_report_name`) next to the page.
+    """
     from nbtoolkit.report import plots
 
     found = store.find_sweeps(sweep_id)
@@ -129,6 +179,8 @@ def sweep_context(store: Store, sweep_id: str, *, sort: str | None = None) -> di
     statuses: dict[str, int] = defaultdict(int)
     for r in runs:
         statuses[r["status"]] += 1
+        r["why"] = _why(store, r, metric)
+        r["report"] = run_report_name(r["run_id"]) if run_links else None
     other_metrics = sorted({m for r in runs for m in r["metrics"]} - {metric})[:8]
     return {
         "kind": "sweep",
@@ -136,6 +188,7 @@ def sweep_context(store: Store, sweep_id: str, *, sort: str | None = None) -> di
         "sweep_id": full_id,
         "sweep": sweep,
         "spec": sweep.spec if sweep else {},
+        "spec_rows": spec_rows(sweep.spec) if sweep else [],
         "runs": runs,
         "metric": metric,
         "higher": higher,
@@ -144,14 +197,22 @@ def sweep_context(store: Store, sweep_id: str, *, sort: str | None = None) -> di
         "seed_params": seeds,
         "seed_groups": groups,
         "statuses": dict(statuses),
-        "plot": plots.safe_plot(plots.param_vs_metric, runs, plot_params, metric)
+        "plot": plots.safe_plot(plots.param_vs_metric, runs, plot_params, metric, higher=higher)
         if metric and plot_params else None,
+        "parallel_plot": plots.safe_plot(plots.parallel_coordinates, runs, plot_params, metric, higher=higher)
+        if metric and len(plot_params) >= 3 else None,
     }
 
 
-def index_context(store: Store) -> dict[str, Any]:
-    """The experiment log: one entry per experiment, newest activity first, plus search data."""
+def index_context(store: Store, *, reports: set[str] | frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The experiment log: one entry per experiment, newest activity first, plus search data.
+
+    ``reports``: run report file names that exist next to the log; those runs link to them.
+    """
     runs = _tabular(store)
+    for r in runs:
+        name = run_report_name(r["run_id"])
+        r["report"] = name if name in reports else None
     by_exp: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in runs:
         by_exp[r["experiment"]].append(r)
@@ -170,6 +231,7 @@ def index_context(store: Store) -> dict[str, Any]:
             "until": decl.get("until"),
             "verdict": finished[0]["verdict"] if finished else None,
             "verdict_run": finished[0]["run_id"] if finished else None,
+            "verdict_report": finished[0]["report"] if finished else None,
             "first": min((r["started"] for r in members), default=None),
             "last": max((r["started"] for r in members), default=None),
             "n_runs": len(members),

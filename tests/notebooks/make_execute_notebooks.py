@@ -12,9 +12,11 @@ import nbformat
 HERE = Path(__file__).resolve().parent
 
 
-def write(name: str, *cells: str, parameters: str | None = None, smoke: dict | None = None) -> None:
+def write(name: str, *cells: str, parameters: str | None = None, smoke: dict | None = None,
+          kernelspec: bool = True) -> None:
     nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    if kernelspec:
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     if smoke is not None:
         nb.metadata["nbtoolkit"] = {"smoke": smoke}
     if parameters is not None:
@@ -38,6 +40,13 @@ def main() -> None:
         parameters='count = 1\nratio = 0.5\nflag = False\nnothing = "x"\nname = "a"\nitems = [1]\nmapping = {"k": 1}',
     )
     write("no_parameters_cell.ipynb", "x = 41\nprint('answer', x + 1)")
+    write(
+        "no_kernelspec.ipynb",
+        "%load_ext nbtoolkit",
+        '%%experiment no-kernelspec\n"""\nSuccess: passes >= 1\n"""\npasses = epochs * 2',
+        parameters="epochs: int = 3  # passes over the data\nlabel = 'base'  # type: str run label",
+        kernelspec=False,
+    )
     write(
         "fails_in_cell_2.ipynb",
         "print('cell 1 ok')",
