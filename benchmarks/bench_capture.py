@@ -12,7 +12,9 @@ Prints a table of medians and the ratio nbtoolkit / MLflow (or pip) against each
 (c) 10,000 ``log_metric`` calls with steps vs MLflow's ``log_metric``            goal <= 0.01x
     (MLflow is timed on 1,000 calls and scaled by 10)
 (d) ``nbtk.runs()`` vs ``mlflow.search_runs`` over 2,000 and 10,000 runs        goal <= 0.05x
-    (both stores populated by bulk SQL inserts, see populate_*)
+    (both stores populated by bulk SQL inserts, see populate_*): rebuilt and unchanged in a
+    warm process, and the first listing in a fresh process (import + open + query), on SQLite
+    or, with ``--store-url postgresql://…``, on PostgreSQL
 (e) ``python -c "import nbtoolkit"`` vs ``python -c "import mlflow"``            goal <= 0.1x
 
 Needs the ``bench`` extra (``pip install -e .[bench]``).
@@ -220,6 +222,9 @@ def populate_nbtk(store: Any, n: int) -> None:
         conn.execute(insert(S.runs), runs)
         conn.execute(insert(S.params), params)
         conn.execute(insert(S.metrics), metrics)
+        ids = [r["run_id"] for r in runs]
+        for start in range(0, len(ids), 500):  # the per-run summary, as every write keeps it
+            S.refresh_summary(conn, ids[start : start + 500])
 
     store._write(write)  # bulk rows straight into the schema: a benchmark fixture, not an API
 
@@ -266,7 +271,52 @@ def populate_mlflow(root: Path, n: int) -> str:
     return exp
 
 
-def bench_query(root: Path, sizes: list[int], reps: int) -> dict[int, dict[str, float]]:
+_COLD_NBTK = """
+import sys, time
+import nbtoolkit as nbtk
+from nbtoolkit.store import Store
+if sys.argv[4] == "libs":  # what `import mlflow` has already loaded
+    import pandas, sqlalchemy  # noqa: F401, E401
+t = time.perf_counter()  # the first call: pandas/SQLAlchemy imports, opening the store, query, frame
+frame = nbtk.runs(store=Store(sys.argv[1], url=sys.argv[2] or None))
+assert len(frame) == int(sys.argv[3]) and "metrics.m4" in frame.columns
+print(time.perf_counter() - t)
+"""
+
+_COLD_MLFLOW = """
+import sys, time, warnings
+warnings.filterwarnings("ignore")
+import mlflow
+mlflow.set_tracking_uri(sys.argv[1])
+t = time.perf_counter()  # the first call: its lazy imports, opening the store, query, frame
+frame = mlflow.search_runs(experiment_ids=[sys.argv[2]], max_results=int(sys.argv[3]) + 10)
+assert len(frame) == int(sys.argv[3])
+print(time.perf_counter() - t)
+"""
+
+
+def cold_medians(store: Any, tracking_uri: str, exp: str, n: int, reps: int) -> dict[str, float]:
+    """The first listing call in a fresh process (after ``import nbtoolkit`` / ``import mlflow``).
+
+    Includes what the first call pays: lazy imports (pandas, SQLAlchemy), opening the store,
+    the query and the frame. Interleaved; medians.
+    """
+    nbtk_cmd = [sys.executable, "-c", _COLD_NBTK, str(store.path), store.url or "", str(n), "bare"]
+    mlflow_cmd = [sys.executable, "-c", _COLD_MLFLOW, tracking_uri, exp, str(n)]
+    libs_cmd = [*nbtk_cmd[:-1], "libs"]
+    times: dict[str, list[float]] = {"nbtk_cold": [], "nbtk_cold_libs": [], "mlflow_cold": []}
+    for _ in range(reps):
+        for label, cmd in (("nbtk_cold", nbtk_cmd), ("nbtk_cold_libs", libs_cmd), ("mlflow_cold", mlflow_cmd)):
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+            times[label].append(float(out.strip().splitlines()[-1]))
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def bench_query(root: Path, sizes: list[int], reps: int, *, store_url: str | None = None) -> dict[int, dict[str, float]]:
+    """``nbtk.runs()`` vs ``mlflow.search_runs`` (MLflow on SQLite), warm and in fresh processes.
+
+    With ``store_url`` (a PostgreSQL database, emptied per size) nbtoolkit reads from it.
+    """
     import mlflow
 
     import nbtoolkit as nbtk
@@ -274,7 +324,10 @@ def bench_query(root: Path, sizes: list[int], reps: int) -> dict[int, dict[str, 
 
     out = {}
     for n in sizes:
-        store = Store(root / f"query-{n}")
+        url = None
+        if store_url is not None:
+            url = fresh_database(store_url, f"nbtk_bench_{n}")
+        store = Store(root / f"query-{n}", url=url)
         populate_nbtk(store, n)
         frame = nbtk.runs(store=store)
         assert len(frame) == n and "metrics.m4" in frame.columns and "params.p9" in frame.columns
@@ -293,8 +346,36 @@ def bench_query(root: Path, sizes: list[int], reps: int) -> dict[int, dict[str, 
             },
             reps,
         )
+        out[n].update(cold_medians(store, mlflow.get_tracking_uri(), exp, n, max(3, reps // 2)))
         store.dispose()
     return out
+
+
+@contextlib.contextmanager
+def pg_server(store_url: str | None) -> Iterator[str | None]:
+    """``store_url`` as given, or with ``start`` a throw-away PostgreSQL server's URL."""
+    if store_url != "start":
+        yield store_url
+        return
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from _servers import postgres_server  # the tests' server helper
+
+    with postgres_server() as server:
+        yield server.url()
+
+
+def fresh_database(server_url: str, name: str) -> str:
+    """Create (or re-create) the database ``name`` on the server of ``server_url``; return its URL."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    admin = make_url(server_url).set(drivername="postgresql+psycopg")
+    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return admin.set(database=name).render_as_string(hide_password=False)
 
 
 # ----------------------------------------------------------------------------- (e)
@@ -315,9 +396,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repetitions, 2,000 runs only")
     parser.add_argument("--no-kernel", action="store_true", help="skip the real-kernel cell measurement")
     parser.add_argument("--only", default="abcde", help="which measurements to run, e.g. 'ad' (default: all)")
+    parser.add_argument("--store-url", help="(d) on PostgreSQL: a server URL (a database per size is created there), "
+                        "or 'start' for a throw-away server started like the tests do")
+    parser.add_argument("--sizes", help="(d) run counts, e.g. 2000,10000")
     args = parser.parse_args()
     reps = 7 if args.quick else 21
     sizes = [2_000] if args.quick else [2_000, 10_000]
+    if args.sizes:
+        sizes = [int(x) for x in args.sizes.split(",")]
     warnings.filterwarnings("ignore")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
@@ -356,10 +442,14 @@ def main() -> None:
             ))
         if "d" in args.only:
             print("(d) runs() vs search_runs ...", flush=True)
-            d = bench_query(root, sizes, max(3, reps // 3))
+            with pg_server(args.store_url) as store_url:
+                d = bench_query(root, sizes, max(3, reps // 3), store_url=store_url)
+            backend = "PostgreSQL" if args.store_url else "SQLite"
             for n, r in d.items():
-                rows.append((f"(d) nbtk.runs() over {n:,} runs, rebuilt (vs search_runs)", fmt(r["nbtk"]), fmt(r["mlflow"]), r["nbtk"] / r["mlflow"], 0.05))
-                rows.append((f"(d) nbtk.runs() over {n:,} runs, unchanged store (vs search_runs)", fmt(r["nbtk_repeat"]), fmt(r["mlflow"]), r["nbtk_repeat"] / r["mlflow"], 0.05))
+                rows.append((f"(d) nbtk.runs() {backend}, {n:,} runs, rebuilt (vs search_runs)", fmt(r["nbtk"]), fmt(r["mlflow"]), r["nbtk"] / r["mlflow"], 0.05))
+                rows.append((f"(d) nbtk.runs() {backend}, {n:,} runs, unchanged store (vs search_runs)", fmt(r["nbtk_repeat"]), fmt(r["mlflow"]), r["nbtk_repeat"] / r["mlflow"], 0.05))
+                rows.append((f"(d) nbtk.runs() {backend}, {n:,} runs, first call in a fresh process (vs the same)", fmt(r["nbtk_cold"]), fmt(r["mlflow_cold"]), r["nbtk_cold"] / r["mlflow_cold"], 0.05))
+                rows.append(("(d) same, pandas + SQLAlchemy already imported (as by import mlflow)", fmt(r["nbtk_cold_libs"]), fmt(r["mlflow_cold"]), r["nbtk_cold_libs"] / r["mlflow_cold"], 0.05))
     if "e" in args.only:
         print("(e) import time ...", flush=True)
         e = bench_import(max(5, reps // 2))

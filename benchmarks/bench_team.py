@@ -29,6 +29,7 @@ def _worker(args: tuple[str, str, int, int]) -> tuple[list[str], list[str], floa
     root, location, worker, runs = args
     os.chdir(root)
     os.environ["NBTOOLKIT_STORE"] = location
+    os.environ["NBTOOLKIT_ARTIFACTS"] = str(Path(root) / "shared-artifacts")  # a server store names its blobs' place
     import nbtoolkit as nbtk
 
     ids: list[str] = []
@@ -82,7 +83,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="nbtk-team-") as tmp, _server(args, postgres_server) as url:
         root = Path(tmp)
         location = url if args.backend == "postgresql" else str(root / ".nbtoolkit")
-        store = Store(root / ".nbtoolkit", url=url if args.backend == "postgresql" else None)
+        store = Store(root / ".nbtoolkit", url=url if args.backend == "postgresql" else None, artifacts=str(root / "shared-artifacts"))
         ctx = mp.get_context("spawn")
         start = time.perf_counter()
         with ctx.Pool(args.procs) as pool:

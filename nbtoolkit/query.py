@@ -7,7 +7,6 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from nbtoolkit import _json
 from nbtoolkit.errors import InputError
 from nbtoolkit.store.lineage import lineage_kind, stored_kinds
 
@@ -63,38 +62,10 @@ def runs(
         sweep: keep only the children of this sweep id.
         limit: at most this many (newest) runs.
     """
-    import pandas as pd
 
     st = _store(store)
     kind = stored_kinds(kind) if kind is not None else None
     frame = _listing(st, experiment=experiment, status=status, kind=kind, parent_id=sweep, limit=limit)
-    if frame is not None:
-        if verdict is not None:
-            frame = frame[frame["verdict"] == verdict]
-        if where:
-            frame = frame[filter_mask(frame, where)]
-        return frame.reset_index(drop=True)
-    run_rows, param_rows, metric_rows = st.query_runs(
-        experiment=experiment, status=status, kind=kind, parent_id=sweep, limit=limit
-    )
-    frame = pd.DataFrame(run_rows, columns=[*BASE_COLUMNS[:6], "kind", "parent_id"]).rename(columns={"parent_id": "sweep_id"})
-    frame["kind"] = [lineage_kind(k) for k in frame["kind"]]
-    frame = frame[BASE_COLUMNS]
-    for col in ("started", "ended"):
-        frame[col] = pd.to_datetime(frame[col], unit="s", utc=True)
-    if param_rows:
-        p = pd.DataFrame(param_rows)
-        p["value"] = [json.loads(v) for v in p["value"]]
-        p["value"] = [v if not isinstance(v, (list, dict)) else json.dumps(v) for v in p["value"]]
-        wide = p.pivot(index="run_id", columns="name", values="value")
-        wide.columns = [f"params.{c}" for c in wide.columns]
-        frame = frame.join(wide, on="run_id")
-    if metric_rows:
-        m = pd.DataFrame(metric_rows)
-        m["value"] = [_json.from_special(v, s) for v, s in zip(m["value"], m["special"], strict=True)]
-        wide = m.pivot(index="run_id", columns="name", values="value")
-        wide.columns = [f"metrics.{c}" for c in wide.columns]
-        frame = frame.join(wide, on="run_id")
     if verdict is not None:
         frame = frame[frame["verdict"] == verdict]
     if where:
@@ -106,11 +77,11 @@ def _key(value: Any) -> Any:
     return tuple(value) if isinstance(value, (list, tuple, set, frozenset)) else value
 
 
-def _listing(st: Store, **query: Any) -> pd.DataFrame | None:
+def _listing(st: Store, **query: Any) -> pd.DataFrame:
     """The unfiltered-by-``where`` frame, reused while the store's data version is unchanged.
 
     The version is read before the query, so a commit racing with the query only causes one
-    extra rebuild later, never a stale result. ``None`` when the backend has no fast path.
+    extra rebuild later, never a stale result (SQLite; a server database is queried each time).
     """
     version = st.data_version()
     key = tuple((k, _key(v)) for k, v in sorted(query.items()))
@@ -119,10 +90,7 @@ def _listing(st: Store, **query: Any) -> pd.DataFrame | None:
         hit = cache.get(key)
         if hit is not None and hit[0] == version:
             return hit[1].copy()
-    wide = st.runs_wide(**query)
-    if wide is None:
-        return None
-    frame = _frame_from_wide(*wide)
+    frame = _frame_from_wide(st.runs_wide(**query))
     if version is not None and cache is not None:
         if len(cache) >= 16:
             cache.clear()
@@ -144,19 +112,19 @@ def _loads_many(blobs: Sequence[str | None]) -> list[dict[str, Any]]:
     return list(json.loads(text))
 
 
-def _frame_from_wide(run_rows: list[tuple[Any, ...]], metric_rows: list[tuple[Any, ...]]) -> pd.DataFrame:
+def _frame_from_wide(run_rows: list[tuple[Any, ...]]) -> pd.DataFrame:
     """Build the ``runs()`` frame from :meth:`Store.runs_wide` rows (columns built in bulk)."""
     import numpy as np
     import pandas as pd
 
     n = len(run_rows)
-    cols = list(zip(*run_rows, strict=True)) if run_rows else [()] * 9
+    cols = list(zip(*run_rows, strict=True)) if run_rows else [()] * 10
     base: dict[str, Any] = {name: list(values) for name, values in zip(BASE_COLUMNS, cols[:8], strict=True)}
     base["kind"] = [lineage_kind(k) for k in base["kind"]]
     for col in ("started", "ended"):
         base[col] = pd.to_datetime(np.array(base[col], dtype=float), unit="s", utc=True)
     parts = [pd.DataFrame(base, columns=BASE_COLUMNS)]
-    # every run's params arrive as one JSON object: parse them all in one call
+    # every run's params and last metrics arrive as one JSON object each: parse them all at once
     params = pd.DataFrame.from_records(_loads_many(cols[8]), nrows=n) if n else pd.DataFrame()
     if len(params.columns):
         params = params[sorted(params.columns)]
@@ -164,19 +132,13 @@ def _frame_from_wide(run_rows: list[tuple[Any, ...]], metric_rows: list[tuple[An
             if params[name].dtype == object:
                 params[name] = [json.dumps(v) if isinstance(v, (list, dict)) else v for v in params[name]]
         parts.append(params.add_prefix("params."))
-    if metric_rows:
-        # pivot (run_id, name, value, special) rows with vectorised lookups
-        rids, names, values, specials = zip(*metric_rows, strict=True)
-        rows_at = pd.Index(cols[0]).get_indexer(rids)
-        codes, uniques = pd.factorize(pd.Index(names, dtype=object))
-        vals = np.array(values, dtype=float)  # None -> NaN
-        for i, special in enumerate(specials):
-            if special:
-                vals[i] = float(special)
-        table = np.full((len(uniques), n), np.nan)
-        table[codes, rows_at] = vals
-        order = sorted(range(len(uniques)), key=lambda k: uniques[k])
-        parts.append(pd.DataFrame({f"metrics.{uniques[k]}": table[k] for k in order}))
+    metrics = pd.DataFrame.from_records(_loads_many(cols[9]), nrows=n) if n else pd.DataFrame()
+    if len(metrics.columns):
+        metrics = metrics[sorted(metrics.columns)]
+        for name in metrics.columns:
+            if metrics[name].dtype != float:  # None, or "nan" / "inf" / "-inf" for special values
+                metrics[name] = pd.to_numeric(metrics[name], errors="coerce").astype(float)
+        parts.append(metrics.add_prefix("metrics."))
     return pd.concat(parts, axis=1) if len(parts) > 1 else parts[0]
 
 

@@ -70,6 +70,12 @@ def test_v1_store_is_upgraded_in_place_and_keeps_its_run(tmp_path: Path) -> None
     rid = store.create_run(experiment="new-exp")
     store.finish_run(rid, status="finished")
     assert {r["run_id"] for r in store.query_runs()[0]} == {LEGACY_RUN, rid}
+    # the v4 step filled the per-run summary of the old run: runs() reads it in one query
+    import nbtoolkit as nbtk
+
+    frame = nbtk.runs(store=store).set_index("run_id")
+    assert frame.loc[LEGACY_RUN, "params.C"] == 1.0 and frame.loc[LEGACY_RUN, "metrics.roc_auc"] == 0.93
+    assert math.isnan(frame.loc[rid, "params.C"])
     # and opening it again is a no-op
     assert _fresh(folder).schema_version == S.SCHEMA_VERSION
 
@@ -171,6 +177,33 @@ def test_metrics_keep_special_values_and_latest_step(store) -> None:
     assert math.isnan(rec.metrics["a"]) and rec.metrics["b"] == math.inf and rec.metrics["c"] == -math.inf
     assert rec.metrics["s"] == 3.0
     assert store.metric_history(rid, "s") == [(1, 1.0), (2, 2.0), (3, 3.0)]
+
+
+def test_runs_summary_follows_every_write_of_params_and_metrics(store) -> None:
+    """``runs()`` reads the per-run summary columns; they must always equal the rows."""
+    import nbtoolkit as nbtk
+    from nbtoolkit.store import schema as S
+
+    rid = store.create_run(experiment="e", params={"lr": 0.1, "layers": [2, 3]})
+    store.log_params(rid, {"lr": 0.1, "opt": "adam"})
+    store.log_metrics(rid, [("a", math.nan, None, 1.0), ("b", math.inf, None, 1.0), ("s", 3.0, 3, 1.0)])
+    store.log_metrics(rid, [("s", 2.0, 2, 2.0), ("c", -math.inf, None, 2.0), ("d", 0.5, None, 2.0)])
+    other = store.create_run(experiment="e", params={"lr": 0.2})
+    frame = nbtk.runs(store=store).set_index("run_id")
+    assert frame.loc[rid, "params.lr"] == 0.1 and frame.loc[rid, "params.opt"] == "adam"
+    assert frame.loc[rid, "params.layers"] == "[2, 3]" and frame.loc[other, "params.lr"] == 0.2
+    got = frame.loc[rid, ["metrics.a", "metrics.b", "metrics.c", "metrics.d", "metrics.s"]].tolist()
+    assert math.isnan(got[0]) and got[1:] == [math.inf, -math.inf, 0.5, 3.0]
+    assert math.isnan(frame.loc[other, "metrics.s"])
+    # the summary columns equal a recomputation from the rows (what the v4 migration backfills)
+    before = store._read(lambda c: c.execute(S.runs.select().with_only_columns(S.runs.c.run_id, S.runs.c.params_json, S.runs.c.metrics_json)).all())
+    store._write(lambda c: S.refresh_summary(c, [rid, other]))
+    after = store._read(lambda c: c.execute(S.runs.select().with_only_columns(S.runs.c.run_id, S.runs.c.params_json, S.runs.c.metrics_json)).all())
+    assert sorted(before) == sorted(after)
+    # a cache hit copies the summary with the rows
+    store.finish_run(rid, status="finished")
+    store.copy_run(rid, new_id="c" * 32, parent_id=None, cache_key="k")
+    assert nbtk.runs(store=store).set_index("run_id").loc["c" * 32, "metrics.s"] == 3.0
 
 
 def test_run_id_prefixes(store) -> None:

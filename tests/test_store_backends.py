@@ -12,6 +12,7 @@ import pytest
 from conftest import nbtk_cli
 
 from nbtoolkit.config import load_settings, mask_url
+from nbtoolkit.errors import ConfigError
 
 PASSWORD = "pw-Zq81-never-print"
 
@@ -108,19 +109,28 @@ def test_postgres_store_records_and_lists_through_the_cli(project: Path, postgre
     os.environ["NBTOOLKIT_STORE"] = url
     try:
         store = open_store()
+        # without an artifact location a server store refuses to start a run, before writing a row
+        with pytest.raises(ConfigError, match="NBTOOLKIT_ARTIFACTS"):
+            store.create_run(experiment="pg-exp")
+        assert store.query_runs()[0] == []
+        os.environ["NBTOOLKIT_ARTIFACTS"] = str(project / "team-blobs")
+        store = open_store()
         rid = store.create_run(experiment="pg-exp", params={"lr": 0.1}, declaration={"hypothesis": "h"})
         store.log_metrics(rid, [("loss", 0.5, 1, 1.0), ("loss", 0.25, 2, 2.0), ("auc", float("inf"), None, 3.0)])
         store.finish_run(rid, status="finished", verdict="supported")
         assert PASSWORD not in repr(store)
     finally:
         os.environ.pop("NBTOOLKIT_STORE")
-    listed = nbtk_cli("runs", "--json", cwd=project, env=env)
+        os.environ.pop("NBTOOLKIT_ARTIFACTS", None)
+    listed = nbtk_cli("runs", "--json", cwd=project, env=env)  # listing needs no artifact location
     assert listed.returncode == 0, listed.stderr
     assert rid in listed.stdout and "pg-exp" in listed.stdout
     shown = nbtk_cli("show", rid[:8], cwd=project, env=env)
     assert shown.returncode == 0, shown.stderr
     assert "loss" in shown.stdout
-    checked = nbtk_cli("store", "check", cwd=project, env=env)
+    unchecked = nbtk_cli("store", "check", cwd=project, env=env)
+    assert unchecked.returncode == 1 and "PROBLEM: artifacts: The store is a database server" in unchecked.stdout
+    checked = nbtk_cli("store", "check", cwd=project, env={**env, "NBTOOLKIT_ARTIFACTS": str(project / "team-blobs")})
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "backend: postgresql" in checked.stdout and "write permission: ok" in checked.stdout
     for out in (listed, shown, checked):
@@ -136,7 +146,7 @@ from nbtoolkit.store import Store
 start = float(sys.argv[2])
 while time.time() < start:
     time.sleep(0.001)
-s = Store(sys.argv[3], url=sys.argv[1])
+s = Store(sys.argv[3], url=sys.argv[1], artifacts=sys.argv[3] + "/blobs")
 s.create_run(experiment="race", params={"n": 1})
 print(s.schema_version)
 """

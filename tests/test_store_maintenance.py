@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (pytest fixtures imported from _s3 are redefined as parameters)
 """``nbtk store check``, ``backup`` (while runs are written) and ``copy`` between SQLite and PostgreSQL."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _s3 import S3Location, s3_location, s3_server  # noqa: F401 - fixtures
 from conftest import nbtk_cli
 
 PASSWORD = "pw-copy-7Hq-never-print"
@@ -73,19 +75,22 @@ def test_copy_sqlite_to_postgres_and_back_keeps_everything(project: Path, postgr
     ids = _populate(src)
     pg = postgres_url.replace("postgresql+psycopg://postgres@", f"postgresql://postgres:{PASSWORD}@")
 
-    first = nbtk_cli("store", "copy", str(src_folder), pg, cwd=project)
+    shared = str(tmp_path / "team-blobs")  # a server store's blobs live at an explicit location
+    first = nbtk_cli("store", "copy", str(src_folder), pg, "--dst-artifacts", shared, cwd=project)
     assert first.returncode == 0, first.stdout + first.stderr
     assert "runs: +3" in first.stdout and "alias_history: +3" in first.stdout and "approvals: +2" in first.stdout
-    # (a server store of this project keeps its blobs in the project's .nbtoolkit/artifacts: already there)
-    again = nbtk_cli("store", "copy", str(src_folder), pg, cwd=project)
+    assert "2 blobs copied" in first.stdout
+    again = nbtk_cli("store", "copy", str(src_folder), pg, cwd=project, env={"NBTOOLKIT_ARTIFACTS": shared})
     assert again.returncode == 0, again.stdout + again.stderr
     assert " 0 rows added" in again.stdout and "0 blobs copied" in again.stdout
-    checked = nbtk_cli("--store", pg, "store", "check", "--against", str(src_folder), cwd=project)
+    checked = nbtk_cli("--store", pg, "store", "check", "--against", str(src_folder), cwd=project,
+                       env={"NBTOOLKIT_ARTIFACTS": shared})
     assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "2 referenced blobs, 0 missing, 0 damaged" in checked.stdout
     for out in (first, again, checked):
         assert PASSWORD not in out.stdout + out.stderr
 
-    target = Store(src_folder, url=pg)
+    target = Store(src_folder, url=pg, artifacts=shared)
     assert _dump(target) == _dump(src)
     rec = target.get_run(ids["child"])
     assert rec.parent_id == ids["parent"] and rec.params == {"lr": 0.2}
@@ -95,12 +100,49 @@ def test_copy_sqlite_to_postgres_and_back_keeps_everything(project: Path, postgr
     assert ids_now == [1, 2, 3]
 
     back_folder = tmp_path / "back" / ".nbtoolkit"
-    back = nbtk_cli("store", "copy", pg, str(back_folder), cwd=project)
+    back = nbtk_cli("store", "copy", pg, str(back_folder), "--src-artifacts", shared, cwd=project)
     assert back.returncode == 0, back.stdout + back.stderr
     assert "2 blobs copied" in back.stdout
     restored = Store(back_folder)
     assert _dump(restored) == _dump(target)
     assert restored.artifacts.read_bytes(restored.get_run(ids["child"]).artifact("out.txt").digest) == b"child output"
+
+
+def test_copy_folder_into_postgres_and_s3_then_check_is_clean(project: Path, postgres_url: str, s3_location: S3Location) -> None:
+    from nbtoolkit.store import Store, open_store
+
+    src_folder = project / ".nbtoolkit"
+    src = open_store()
+    ids = _populate(src)
+    big = project / "weights.bin"
+    big.write_bytes(os.urandom(9 << 20))  # over one upload part: a multipart upload
+    digest, size = src.artifacts.put_file(big)
+    src.add_artifact(ids["child"], name="weights.bin", kind="model", digest=digest, size=size)
+
+    copied = nbtk_cli("store", "copy", str(src_folder), postgres_url, "--dst-artifacts", s3_location.url, cwd=project)
+    assert copied.returncode == 0, copied.stdout + copied.stderr
+    assert "3 blobs copied" in copied.stdout and "runs: +3" in copied.stdout
+    keys = s3_location.keys()
+    prefix = f"{s3_location.prefix}/sha256/{digest[:2]}/{digest[2:]}"
+    assert keys[prefix] == size and len([k for k in keys if "/sha256/" in k]) == 3
+
+    env = {"NBTOOLKIT_ARTIFACTS": s3_location.url}
+    checked = nbtk_cli("--store", postgres_url, "store", "check", "--against", str(src_folder), cwd=project, env=env)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert f"artifact location: {s3_location.url}" in checked.stdout
+    assert "3 referenced blobs, 0 missing, 0 damaged, 0 orphan" in checked.stdout and checked.stdout.rstrip().endswith("OK")
+
+    target = Store(src_folder, url=postgres_url, artifacts=s3_location.url)
+    assert _dump(target) == _dump(src)
+    assert target.artifacts.read_bytes(target.get_run(ids["child"]).artifact("out.txt").digest) == b"child output"
+
+    # damage one object in the bucket: the check finds it, the copy back refuses it
+    s3_location.client().put_object(Bucket=s3_location.bucket, Key=prefix, Body=b"not the weights")
+    damaged = nbtk_cli("--store", postgres_url, "store", "check", cwd=project, env=env)
+    assert damaged.returncode == 1 and f"artifact {digest[:12]}: content does not match its sha256" in damaged.stdout
+    back = nbtk_cli("store", "copy", postgres_url, str(project / "back"), cwd=project, env=env)
+    assert back.returncode == 1 and "does not match its sha256" in back.stderr
+    assert not (project / "back" / "artifacts" / "sha256" / digest[:2] / digest[2:]).exists()
 
 
 def test_check_finds_missing_and_damaged_blobs_and_lists_orphans(project: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -25,9 +26,19 @@ def store_cmd() -> None:
     """
 
 
-def _settings_for(location: str, ctx: click.Context) -> Settings:
-    """Settings of the store at ``location`` (a folder or a database URL) in this project."""
-    return load_settings(settings_from(ctx).root, store=location)
+def _settings_for(location: str, ctx: click.Context, artifacts: str | None = None) -> Settings:
+    """Settings of the store at ``location`` (a folder or a database URL) in this project.
+
+    Artifacts: ``artifacts`` when given; else a folder store's own ``artifacts/`` folder, and
+    for a database URL the project's configured location (``NBTOOLKIT_ARTIFACTS`` or
+    ``[tool.nbtoolkit] artifacts``).
+    """
+    settings = load_settings(settings_from(ctx).root, store=location)
+    if artifacts is not None:
+        return replace(settings, artifacts=artifacts)
+    if settings.store_url is None:
+        return replace(settings, artifacts=None)
+    return settings
 
 
 def _open_checked(settings: Settings) -> Store | CheckResult:
@@ -61,8 +72,9 @@ def _print_check(result: CheckResult) -> None:
 
 @store_cmd.command("check")
 @click.option("--against", metavar="SRC", help="Also check that this store holds every row and blob of SRC (after a copy).")
+@click.option("--against-artifacts", metavar="LOCATION", help="Artifact location of SRC (folder or URL such as s3://bucket/prefix).")
 @click.pass_context
-def check_cmd(ctx: click.Context, against: str | None) -> None:
+def check_cmd(ctx: click.Context, against: str | None, against_artifacts: str | None) -> None:
     """Check the database and every artifact; exit 1 when anything is wrong."""
     opened = _open_checked(settings_from(ctx))
     if isinstance(opened, CheckResult):
@@ -70,7 +82,7 @@ def check_cmd(ctx: click.Context, against: str | None) -> None:
         sys.exit(1)
     source = None
     if against is not None:
-        other = _open_checked(_settings_for(against, ctx))
+        other = _open_checked(_settings_for(against, ctx, against_artifacts))
         if isinstance(other, CheckResult):
             _print_check(other)
             sys.exit(1)
@@ -97,18 +109,22 @@ def backup_cmd(ctx: click.Context, dest: str) -> None:
 @store_cmd.command("copy")
 @click.argument("src")
 @click.argument("dst")
+@click.option("--src-artifacts", metavar="LOCATION", help="Artifact location of SRC (folder or URL such as s3://bucket/prefix).")
+@click.option("--dst-artifacts", metavar="LOCATION", help="Artifact location of DST (folder or URL such as s3://bucket/prefix).")
 @click.pass_context
-def copy_cmd(ctx: click.Context, src: str, dst: str) -> None:
+def copy_cmd(ctx: click.Context, src: str, dst: str, src_artifacts: str | None, dst_artifacts: str | None) -> None:
     """Copy the whole store SRC into DST (folders or database URLs); safe to repeat.
 
     Ids, times, lineage, registry history and approvals are kept; rows already in DST are
-    skipped. Verify afterwards with `nbtk --store DST store check --against SRC`.
+    skipped; blobs are copied (and verified) first. A folder store's blobs are in its own
+    artifacts/ folder; a database URL's are at --src-artifacts/--dst-artifacts, else at
+    NBTOOLKIT_ARTIFACTS. Verify afterwards with `nbtk --store DST store check --against SRC`.
     """
-    source = _open_checked(_settings_for(src, ctx))
+    source = _open_checked(_settings_for(src, ctx, src_artifacts))
     if isinstance(source, CheckResult):
         _print_check(source)
         sys.exit(1)
-    target_settings = _settings_for(dst, ctx)
+    target_settings = _settings_for(dst, ctx, dst_artifacts)
     if target_settings.store_url is None:
         damaged = check_sqlite_file(target_settings.store_path / "store.db", str(target_settings.store_path))
         if damaged is not None:

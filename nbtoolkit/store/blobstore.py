@@ -190,6 +190,16 @@ class BlobStore(abc.ABC):
                 raise error
         return [f.result() for f in futures]
 
+    def put_stream(self, source: IO[bytes], digest: str) -> None:
+        """Store the bytes read from ``source``, which must hash to ``digest`` (e.g. another store's blob).
+
+        Nothing is uploaded when the blob is already here. A source whose bytes do not match is
+        refused and leaves no blob behind (an :meth:`open_blob` source raises
+        :class:`ArtifactIntegrityError` at its end; any other raises :class:`InputError`).
+        """
+        if not self.exists(check_digest(digest)):
+            self._upload(source, digest)
+
     def put_bytes(self, data: bytes) -> tuple[str, int]:
         """Store ``data``; return ``(sha256, size)``."""
         digest = hashlib.sha256(data).hexdigest()

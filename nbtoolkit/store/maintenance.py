@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -21,10 +21,15 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import MetaData, Table, func, select, text, tuple_, update
 from sqlalchemy.engine import Connection, Engine
 
-from nbtoolkit._io import sha256_file
-from nbtoolkit.errors import InputError, StoreCorruptError, StoreError
+from nbtoolkit.errors import (
+    ArtifactIntegrityError,
+    ConfigError,
+    InputError,
+    StoreCorruptError,
+    StoreError,
+)
 from nbtoolkit.store import schema as S
-from nbtoolkit.store.artifacts import ArtifactStore
+from nbtoolkit.store.blobstore import BlobStore
 from nbtoolkit.store.engine import insert_ignore, retry, sync_id_sequence
 from nbtoolkit.store.sqlite_file import check_database_file
 
@@ -72,16 +77,6 @@ def _probe_write(conn: Connection) -> None:
     conn.execute(update(S.meta).where(S.meta.c.key == "schema_version").values(value=S.meta.c.value))
 
 
-def _blob_digests(artifacts: ArtifactStore) -> Iterator[str]:
-    root = artifacts.root / "sha256"
-    if not root.is_dir():
-        return
-    for sub in sorted(root.iterdir()):
-        if sub.is_dir():
-            for blob in sorted(sub.iterdir()):
-                yield sub.name + blob.name
-
-
 @dataclass
 class CopyResult:
     """What ``copy_store`` did: rows added per table, rows already there, blobs copied, conflicts."""
@@ -116,13 +111,15 @@ class StoreMaintenance:
     path: Path
     db_path: Path
     url: str | None
-    artifacts: ArtifactStore
     _reader: Engine
     _writer: Engine
     _read: Callable[[Callable[[Connection], Any]], Any]
     _write: Callable[[Callable[[Connection], Any]], Any]
 
     if TYPE_CHECKING:  # properties of Store
+
+        @property
+        def artifacts(self) -> BlobStore: ...
 
         @property
         def location(self) -> str: ...
@@ -163,21 +160,31 @@ class StoreMaintenance:
             result.problems.append(f"write permission: the database refused a write ({reason})")
         result.counts = self.table_counts()
 
-    def _check_artifacts(self, result: CheckResult) -> None:
+    def _check_artifacts(self, result: CheckResult) -> bool:
+        """Check every referenced blob; False when the store has no artifact location to check."""
+        try:
+            result.facts.append(f"artifact location: {self.artifacts.location}")
+        except ConfigError as exc:
+            result.problems.append(f"artifacts: {exc}")
+            return False
         referenced = self.referenced_digests()
         missing = bad = 0
         for digest in sorted(referenced):
-            path = self.artifacts.path_for(digest)
-            if not path.is_file():
+            where = self.artifacts.where(digest)
+            if not self.artifacts.exists(digest):
                 missing += 1
-                result.problems.append(f"artifact {digest[:12]}: blob missing ({path})")
-            elif sha256_file(path) != digest:
+                result.problems.append(f"artifact {digest[:12]}: blob missing ({where})")
+                continue
+            try:
+                self.artifacts.verify(digest)
+            except ArtifactIntegrityError:
                 bad += 1
-                result.problems.append(f"artifact {digest[:12]}: content does not match its sha256 ({path})")
-        result.orphans = [d for d in _blob_digests(self.artifacts) if d not in referenced]
+                result.problems.append(f"artifact {digest[:12]}: content does not match its sha256 ({where})")
+        result.orphans = [d for d in self.artifacts.digests() if d not in referenced]
         result.facts.append(
             f"artifacts: {len(referenced)} referenced blobs, {missing} missing, {bad} damaged, {len(result.orphans)} orphan"
         )
+        return True
 
     def check(self, *, against: StoreMaintenance | None = None) -> CheckResult:
         """Check the database and every artifact; optionally that this store holds all of ``against``.
@@ -188,13 +195,13 @@ class StoreMaintenance:
         """
         result = CheckResult(self.location_display)
         self._check_database(result)
-        self._check_artifacts(result)
+        blobs_known = self._check_artifacts(result)
         if against is not None:
             theirs = against.table_counts()
             for table, count in theirs.items():
                 if result.counts.get(table, 0) < count:
                     result.problems.append(f"table {table}: {result.counts.get(table, 0)} rows, the source has {count}")
-            lacking = [d for d in against.referenced_digests() if not self.artifacts.exists(d)]
+            lacking = [d for d in against.referenced_digests() if blobs_known and not self.artifacts.exists(d)]
             result.problems.extend(f"artifact {d[:12]}: in the source, not here" for d in lacking)
             result.facts.append(f"compared with {against.location_display}: {len(theirs)} tables")
         return result
@@ -243,7 +250,7 @@ class StoreMaintenance:
         except BaseException:
             Path(tmp_name).unlink(missing_ok=True)
             raise
-        copy = type(self)(target)  # type: ignore[call-arg]
+        copy = type(self)(target)  # type: ignore[call-arg]  # blobs go to the backup's own artifacts/
         try:
             self._copy_blobs(copy, copy.referenced_digests())
         finally:
@@ -256,14 +263,20 @@ class StoreMaintenance:
         for digest in sorted(digests):
             if dst.artifacts.exists(digest):
                 continue
-            source = self.artifacts.path_for(digest)
-            if not source.is_file():
+            where = self.artifacts.where(digest)
+            if not self.artifacts.exists(digest):
                 raise StoreError(
-                    f"artifact {digest[:12]} is missing in {self.location_display} ({source}); run `nbtk store check` there."
+                    f"artifact {digest[:12]} is missing in {self.location_display} ({where}); run `nbtk store check` "
+                    "there, or give the source's artifact location (`nbtk store copy --src-artifacts`)."
                 )
-            got, _size = dst.artifacts.put_file(source)
-            if got != digest:
-                raise StoreError(f"artifact {source} does not match its sha256 {digest[:12]}...; run `nbtk store check` on the source.")
+            try:
+                with self.artifacts.open_blob(digest) as source:
+                    dst.artifacts.put_stream(source, digest)
+            except ArtifactIntegrityError as exc:
+                raise StoreError(
+                    f"artifact {where} does not match its sha256 {digest[:12]}...; nothing was copied for it. "
+                    "Run `nbtk store check` on the source."
+                ) from exc
             copied += 1
         return copied
 

@@ -131,49 +131,24 @@ class RunReads:
         kind: str | Sequence[str] | None = None,
         parent_id: str | None = None,
         limit: int | None = None,
-    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]] | None:
-        """Runs for listings, newest first, with each run's parameters folded by the database.
+    ) -> list[tuple[Any, ...]]:
+        """Runs for listings, newest first, each with its summary: one query on either backend.
 
-        Returns ``(runs, metrics)``: ``runs`` holds tuples ``(run_id, experiment, status,
-        verdict, started, ended, kind, parent_id, params_json)`` where ``params_json`` is one JSON object of
-        the run's parameter values (or ``None``); ``metrics`` holds ``(run_id, name, value,
-        special)`` tuples (last values). ``None`` when the backend is not SQLite (use
-        :meth:`query_runs`). Two statements in one read transaction and no per-parameter
-        parsing: this keeps ``nbtk.runs()`` fast on thousands of runs.
+        Returns tuples ``(run_id, experiment, status, verdict, started, ended, kind, parent_id,
+        params_json, metrics_json)``: the two JSON objects are the per-run summary kept on every write (see
+        :func:`~nbtoolkit.store.schema.refresh_summary`), so no parameter or metric row is read
+        and nothing is pivoted: this keeps a cold ``nbtk.runs()`` fast on thousands of runs.
         """
-        if self._reader.dialect.name != "sqlite":
-            return None
-        where, args = [], []
-        for column, value in (("experiment", experiment), ("status", status), ("kind", kind), ("parent_id", parent_id)):
+        r = S.runs.c
+        q = select(r.run_id, r.experiment, r.status, r.verdict, r.started, r.ended, r.kind, r.parent_id, r.params_json, r.metrics_json)
+        for column, value in ((r.experiment, experiment), (r.status, status), (r.kind, kind), (r.parent_id, parent_id)):
             if value is None:
                 continue
-            values = [value] if isinstance(value, str) else list(value)
-            if not values:
-                return [], []
-            where.append(f"r.{column} IN ({','.join('?' * len(values))})")
-            args += values
-        cond = (" WHERE " + " AND ".join(where)) if where else ""
-        tail = " ORDER BY r.started DESC" + (f" LIMIT {int(limit)}" if limit is not None else "")
-        runs_sql = (
-            "SELECT r.run_id, r.experiment, r.status, r.verdict, r.started, r.ended, r.kind, r.parent_id,"
-            " (SELECT '{' || group_concat(json_quote(p.name) || ':' || p.value, ',') || '}'"
-            "  FROM params p WHERE p.run_id = r.run_id)"
-            f" FROM runs r{cond}{tail}"
-        )
-        metrics_sql = "SELECT m.run_id, m.name, m.value, m.special FROM metrics m"
-        if where or limit is not None:
-            metrics_sql += f" WHERE m.run_id IN (SELECT r.run_id FROM runs r{cond}{tail})"
-
-        def run(conn: Connection) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-            cur = conn.connection.cursor()  # raw DBAPI rows: no per-row Row objects
-            try:
-                runs = cur.execute(runs_sql, args).fetchall()
-                metrics = cur.execute(metrics_sql, args if (where or limit is not None) else ()).fetchall() if runs else []
-            finally:
-                cur.close()
-            return runs, metrics
-
-        return self._read(run)
+            q = q.where(column == value if isinstance(value, str) else column.in_(list(value)))
+        q = q.order_by(r.started.desc())
+        if limit is not None:
+            q = q.limit(limit)
+        return [tuple(row) for row in self._read(lambda conn: conn.execute(q).all())]
 
     def query_runs(
         self,

@@ -7,7 +7,8 @@ Migrations use portable DDL only, so the same path serves SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Iterable, Sequence
 
 from sqlalchemy import (
     Column,
@@ -20,13 +21,15 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    bindparam,
+    inspect,
     select,
     text,
     update,
 )
 from sqlalchemy.engine import Connection
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 metadata = MetaData()
 
@@ -72,6 +75,10 @@ runs = Table(
     Column("extra", Text, nullable=False, server_default="{}"),
     # v2: run cache key for papermill reruns and sweeps
     Column("cache_key", String(64), index=True),
+    # v5: per-run summary for listings, kept equal to the params / metrics rows on every write
+    # (see refresh_summary): one JSON object of parameter values, one of last metric values
+    Column("params_json", Text),
+    Column("metrics_json", Text),
 )
 
 params = Table(
@@ -309,5 +316,60 @@ def _v4_to_v5(conn: Connection) -> None:
     )
 
 
+def params_summary(rows: Iterable[tuple[str, str]]) -> str | None:
+    """``runs.params_json`` from ``(name, value JSON)`` rows: one JSON object (``None`` if no rows)."""
+    items = sorted(rows)
+    if not items:
+        return None
+    return "{" + ",".join(f"{json.dumps(name)}:{value}" for name, value in items) + "}"
+
+
+def metrics_summary(rows: Iterable[tuple[str, float | None, str | None]]) -> str | None:
+    """``runs.metrics_json`` from ``(name, value, special)`` rows of last values.
+
+    NaN and infinities are the strings ``"nan"``, ``"inf"``, ``"-inf"`` (strict JSON).
+    """
+    items = {name: special if special else value for name, value, special in rows}
+    return json.dumps(dict(sorted(items.items())), allow_nan=False) if items else None
+
+
+def refresh_summary(conn: Connection, run_ids: Sequence[str], *, with_params: bool = True, with_metrics: bool = True) -> None:
+    """Recompute the summary columns of ``run_ids`` from their rows, inside the caller's transaction.
+
+    Called by every write of parameters or metrics, so ``runs.params_json`` / ``metrics_json``
+    always equal what the ``params`` / ``metrics`` rows say.
+    """
+    if not run_ids:
+        return
+    values: dict[str, dict[str, str | None]] = {rid: {} for rid in run_ids}
+    if with_params:
+        found: dict[str, list[tuple[str, str]]] = {rid: [] for rid in run_ids}
+        for rid, name, value in conn.execute(select(params.c.run_id, params.c.name, params.c.value).where(params.c.run_id.in_(run_ids))):
+            found[rid].append((name, value))
+        for rid, rows in found.items():
+            values[rid]["params_json"] = params_summary(rows)
+    if with_metrics:
+        last: dict[str, list[tuple[str, float | None, str | None]]] = {rid: [] for rid in run_ids}
+        q = select(metrics.c.run_id, metrics.c.name, metrics.c.value, metrics.c.special).where(metrics.c.run_id.in_(run_ids))
+        for rid, name, value, special in conn.execute(q):
+            last[rid].append((name, value, special))
+        for rid, mrows in last.items():
+            values[rid]["metrics_json"] = metrics_summary(mrows)
+    columns = [c for c, on in (("params_json", with_params), ("metrics_json", with_metrics)) if on]
+    stmt = update(runs).where(runs.c.run_id == bindparam("rid")).values({c: bindparam(c) for c in columns})
+    conn.execute(stmt, [{"rid": rid, **v} for rid, v in values.items()])
+
+
+def _v5_to_v6(conn: Connection) -> None:
+    """v6 adds the per-run summary columns read by listings, filled for every existing run."""
+    present = {c["name"] for c in inspect(conn).get_columns("runs")}
+    for column in ("params_json", "metrics_json"):
+        if column not in present:  # a store rebuilt at an earlier version by a newer nbtoolkit has them
+            conn.execute(text(f"ALTER TABLE runs ADD COLUMN {column} TEXT"))
+    ids = list(conn.execute(select(runs.c.run_id)).scalars())
+    for start in range(0, len(ids), 500):
+        refresh_summary(conn, ids[start : start + 500])
+
+
 #: MIGRATIONS[v] upgrades a store at version v to version v + 1.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5, 5: _v5_to_v6}

@@ -7,7 +7,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,9 +16,10 @@ from sqlalchemy.engine import Connection
 
 from nbtoolkit import _json
 from nbtoolkit.errors import ParameterError, SchemaVersionError, StoreCorruptError, StoreError
-from nbtoolkit.redact import redacted_text_file
 from nbtoolkit.store import schema as S
 from nbtoolkit.store.artifacts import blob_store_for
+from nbtoolkit.store.attachments import RunAttachments
+from nbtoolkit.store.blobstore import BlobStore
 from nbtoolkit.store.cache import RunCopies
 from nbtoolkit.store.engine import (
     describe_engine,
@@ -38,7 +39,6 @@ from nbtoolkit.store.maintenance import StoreMaintenance
 from nbtoolkit.store.models import ModelRecords
 from nbtoolkit.store.predictions import PredictionLog
 from nbtoolkit.store.reads import RunReads
-from nbtoolkit.store.records import Approval, ArtifactRef, DataRef
 from nbtoolkit.store.sqlite_file import check_database_file, warn_if_network_filesystem
 from nbtoolkit.store.sweeps import SweepRecords
 
@@ -76,7 +76,7 @@ def new_id() -> str:
 T = TypeVar("T")
 
 
-class Store(RunReads, ModelRecords, SweepRecords, RunCopies, LineageRecords, StoreMaintenance, PredictionLog):
+class Store(RunReads, RunAttachments, ModelRecords, SweepRecords, RunCopies, LineageRecords, StoreMaintenance, PredictionLog):
     """One project store.
 
     Args:
@@ -104,7 +104,8 @@ class Store(RunReads, ModelRecords, SweepRecords, RunCopies, LineageRecords, Sto
             warn_if_network_filesystem(self.path)
             low_disk = self.db_path.is_file() and disk_is_full(str(self.path))
         self._reader, self._writer = make_engines(url, str(self.db_path), low_disk=low_disk)
-        self.artifacts = blob_store_for(artifacts, store_path=self.path, store_url=url)
+        self._artifacts_setting = artifacts
+        self._blobs: BlobStore | None = None
         self._redactor = redactor
         self._lock_cache: dict[str, Any] = {}
         self._stored_locks: set[str] = set()
@@ -123,6 +124,19 @@ class Store(RunReads, ModelRecords, SweepRecords, RunCopies, LineageRecords, Sto
 
     def __repr__(self) -> str:
         return f"Store({self.location_display!r})"
+
+    @property
+    def artifacts(self) -> BlobStore:
+        """The blob store, opened on first use.
+
+        Raises:
+            ConfigError: a server store without an artifact location (see
+                :func:`~nbtoolkit.store.artifacts.artifact_location`). Listing and reading run
+                records work without one; starting a run or touching a blob does not.
+        """
+        if self._blobs is None:
+            self._blobs = blob_store_for(self._artifacts_setting, store_path=self.path, store_url=self.url)
+        return self._blobs
 
     @property
     def location(self) -> str:
@@ -248,8 +262,10 @@ class Store(RunReads, ModelRecords, SweepRecords, RunCopies, LineageRecords, Sto
         """Insert a new ``running`` run and return its id.
 
         ``lock_hash`` and ``params`` (JSON-compatible values) are written in the same
-        transaction, so opening a run costs one round trip.
+        transaction, so opening a run costs one round trip. A server store without an artifact
+        location is refused here, before any row is written.
         """
+        self.artifacts  # noqa: B018 - opens the blob store or raises ConfigError
         rid = run_id or new_id()
         now = time.time()
         own_pid = os.getpid() if pid is None else pid
@@ -275,6 +291,7 @@ class Store(RunReads, ModelRecords, SweepRecords, RunCopies, LineageRecords, Sto
             "lock_hash": lock_hash,
         }
         param_rows = self._param_rows(rid, params or {})
+        row["params_json"] = S.params_summary((r["name"], r["value"]) for r in param_rows)
 
         def run(conn: Connection) -> None:
             _ensure_experiment(conn, experiment, now)
@@ -426,6 +443,7 @@ class Store(RunReads, ModelRecords, SweepRecords, RunCopies, LineageRecords, Sto
             fresh = [r for r in rows if r["name"] not in stored]
             if fresh:
                 conn.execute(insert(S.params), fresh)
+                S.refresh_summary(conn, [run_id], with_metrics=False)
 
         self._write(run)
 
@@ -460,6 +478,7 @@ class Store(RunReads, ModelRecords, SweepRecords, RunCopies, LineageRecords, Sto
                     delete(S.metrics).where(and_(S.metrics.c.run_id == run_id, S.metrics.c.name.in_([e["name"] for e in fresh])))
                 )
                 conn.execute(insert(S.metrics), fresh)
+                S.refresh_summary(conn, [run_id], with_params=False)
             if steps:
                 conn.execute(insert(S.metric_steps), steps)
 
@@ -475,113 +494,3 @@ class Store(RunReads, ModelRecords, SweepRecords, RunCopies, LineageRecords, Sto
             conn.execute(insert(S.tags), rows)
 
         self._write(run)
-
-    # ------------------------------------------------------------------ artifacts / data / locks
-    def add_artifact(
-        self,
-        run_id: str,
-        *,
-        name: str,
-        kind: str,
-        digest: str,
-        size: int,
-        media_type: str | None = None,
-        meta: Mapping[str, Any] | None = None,
-    ) -> ArtifactRef:
-        """Record that ``run_id`` produced the blob ``digest`` under ``name`` (replacing one of that name).
-
-        The blob must already be at the artifact location: no row ever points at a missing blob.
-        """
-        self.artifacts.require(digest)
-        row = {
-            "run_id": run_id,
-            "name": name,
-            "kind": kind,
-            "digest": digest,
-            "size": size,
-            "media_type": media_type,
-            "meta": _json.dumps(self._redact(dict(meta or {}))),
-            "created": time.time(),
-        }
-
-        def run(conn: Connection) -> None:
-            conn.execute(delete(S.artifacts).where(and_(S.artifacts.c.run_id == run_id, S.artifacts.c.name == name)))
-            conn.execute(insert(S.artifacts).values(**row))
-
-        self._write(run)
-        return ArtifactRef(name, kind, digest, size, media_type, dict(meta or {}))
-
-    def put_text_artifact(self, run_id: str, *, name: str, kind: str, text: str, media_type: str = "text/plain", meta: Mapping[str, Any] | None = None) -> ArtifactRef:
-        """Redact, store and record a text artifact."""
-        data = (self._redact_text(text) or "").encode("utf-8")
-        digest, size = self.artifacts.put_bytes(data)
-        return self.add_artifact(run_id, name=name, kind=kind, digest=digest, size=size, media_type=media_type, meta=meta)
-
-    def put_artifact_files(self, paths: Sequence[Path]) -> list[tuple[str, int]]:
-        """Store files as blobs, in order (text files scrubbed of secrets first; see
-        :func:`~nbtoolkit.redact.redacted_text_file`); returns their ``(sha256, size)``."""
-        clean = [None if self._redactor is None else redacted_text_file(p, self._redactor) for p in paths]
-        raw = iter(self.artifacts.put_files([p for p, c in zip(paths, clean, strict=True) if c is None]))
-        return [next(raw) if c is None else self.artifacts.put_bytes(c) for c in clean]
-
-    def add_datasets(self, run_id: str, refs: Iterable[DataRef]) -> None:
-        rows = [
-            {"run_id": run_id, "path": r.path, "source": r.source, "digest": r.digest, "algo": r.algo, "size": r.size}
-            for r in refs
-        ]
-        if not rows:
-            return
-
-        def run(conn: Connection) -> None:
-            for r in rows:
-                conn.execute(
-                    delete(S.datasets).where(
-                        and_(S.datasets.c.run_id == run_id, S.datasets.c.path == r["path"], S.datasets.c.source == r["source"])
-                    )
-                )
-            conn.execute(insert(S.datasets), rows)
-
-        self._write(run)
-
-    def put_lock(self, lock_hash: str, body: Mapping[str, Any]) -> str:
-        """Store a lock body once per hash; return the hash."""
-        # Most runs reuse the previous run's environment: skip the (costly) redaction and
-        # serialisation of a lock this store already holds.
-        if lock_hash in self._stored_locks:
-            return lock_hash
-        exists = self._read(
-            lambda conn: conn.execute(select(S.locks.c.lock_hash).where(S.locks.c.lock_hash == lock_hash)).first()
-        )
-        if exists is None:
-            # the lock was redacted at capture; scrub values again but keep package names intact
-            clean = dict(body) if self._redactor is None else self._redactor.redact_obj(dict(body), mask_secret_keys=False)
-            text = _json.canonical(clean)
-
-            def run(conn: Connection) -> None:
-                insert_ignore(conn, S.locks, [{"lock_hash": lock_hash, "created": time.time(), "body": text}])
-
-            self._write(run)
-        self._stored_locks.add(lock_hash)
-        return lock_hash
-
-    def get_lock_body(self, lock_hash: str) -> dict[str, Any] | None:
-        body = self._read(lambda conn: conn.execute(select(S.locks.c.body).where(S.locks.c.lock_hash == lock_hash)).scalar())
-        return _json.loads(body) if body else None
-
-    def get_lock(self, lock_hash: str) -> Any:
-        """Return the :class:`~nbtoolkit.envlock.EnvLock` stored under ``lock_hash`` (or ``None``)."""
-        if lock_hash not in self._lock_cache:
-            body = self.get_lock_body(lock_hash)
-            if body is None:
-                return None
-            from nbtoolkit.envlock import EnvLock
-
-            self._lock_cache[lock_hash] = EnvLock.from_dict(body)
-        return self._lock_cache[lock_hash]
-
-    # ------------------------------------------------------------------ approvals
-    def add_approval(self, run_id: str, *, by: str, note: str = "") -> Approval:
-        now = time.time()
-        note, by = self._redact_text(note) or "", self._redact_text(by) or ""
-        self._write(lambda conn: conn.execute(insert(S.approvals).values(run_id=run_id, by=by, note=note, created=now)))
-        return Approval(run_id, by, note, now)
