@@ -252,7 +252,7 @@ def test_verdict_html_and_reasons_use_the_helper() -> None:
     assert paired.reason.startswith("95% interval [-0.0230, +0.0000] of the difference")
     soup = BeautifulSoup(v._repr_html_(), "html.parser")
     heads = [th.get_text() for th in soup.select("table.nbtk-criteria th")]
-    rows = [dict(zip(heads, (td.get_text() for td in tr.select("td")))) for tr in soup.select("tbody tr")]
+    rows = [dict(zip(heads, (td.get_text() for td in tr.select("td")), strict=True)) for tr in soup.select("tbody tr")]
     assert [rows[0][h] for h in ("observed", "baseline", "target", "difference")] == [
         "0.9689", "0.9711", ">= 0.9611", "-0.0022 [-0.0230, +0.0000] 95%"]  # not 0.968888 / -0.00222
     assert rows[1]["observed"] == "0.00001230" and rows[1]["target"] == "<= 0.00005000"
