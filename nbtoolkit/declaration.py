@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from nbtoolkit.baselines import SWEEP_REF
 from nbtoolkit.cell_source import (
     DOCSTRING_KEYS,
     MAGIC_USAGE,
@@ -91,6 +92,24 @@ def validate_name(name: str, *, what: str = "experiment") -> str:
     return name
 
 
+def check_baseline_ref(ref: str) -> str:
+    """Check a ``--baseline`` reference's form and return it normalised.
+
+    ``sweep:SWEEP_ID:best`` names a sweep's best child; ``MODEL@ALIAS`` a registry alias (both
+    halves are names); anything else is a run id or an experiment name.
+
+    Raises:
+        DeclarationError: the reference cannot name anything.
+    """
+    if isinstance(ref, str) and ref.startswith("sweep:"):
+        if not SWEEP_REF.match(ref):
+            raise DeclarationError(f"The baseline {ref!r} is not of the form sweep:SWEEP_ID:best "
+                                   "(SWEEP_ID: at least 4 characters of the id `nbtk sweeps` prints).")
+        return ref.lower()
+    # MODEL@ALIAS names a registry alias (nbtoolkit.registry): validate both halves
+    return "@".join(validate_name(p, what="baseline") for p in ref.split("@", 1))
+
+
 
 @dataclass(frozen=True)
 class Declaration:
@@ -136,8 +155,7 @@ class Declaration:
 
         put("experiment", validate_name(self.experiment))
         if self.baseline is not None:
-            # MODEL@ALIAS names a registry alias (nbtoolkit.registry): validate both halves
-            put("baseline", "@".join(validate_name(p, what="baseline") for p in self.baseline.split("@", 1)))
+            put("baseline", check_baseline_ref(self.baseline))
         put("success", split_texts(self.success))
         parse_criteria(self.success)
         if isinstance(self.until, str):

@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 from nbtoolkit import _json
 from nbtoolkit.errors import InputError
+from nbtoolkit.store.lineage import lineage_kind, stored_kinds
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from nbtoolkit.store import RunRecord, Store
 
-BASE_COLUMNS = ["run_id", "experiment", "status", "verdict", "started", "ended"]
+BASE_COLUMNS = ["run_id", "experiment", "status", "verdict", "started", "ended", "kind", "sweep_id"]
 _OPS = {
     ast.Eq: "__eq__",
     ast.NotEq: "__ne__",
@@ -48,20 +49,24 @@ def runs(
     """All runs as a DataFrame, newest first, one row per run.
 
     Columns: ``run_id``, ``experiment``, ``status``, ``verdict``, ``started``, ``ended`` (UTC
-    timestamps), then ``params.<name>`` and ``metrics.<name>`` (last value of a step series).
+    timestamps), ``kind`` (the lineage kind: experiment, sweep, cached, reproduction, test,
+    monitor), ``sweep_id`` (of a sweep child), then ``params.<name>`` and ``metrics.<name>``
+    (last value of a step series).
 
     Args:
         experiment: keep only these experiments.
         status: keep only these statuses.
         verdict: keep only this verdict.
         where: a filter such as ``"metrics.roc_auc >= 0.9 and params.lr == 0.1"``.
-        kind: keep only these run kinds (``experiment``, ``papermill``, ``reproduction``...).
+        kind: keep only these lineage kinds (``experiment``, ``sweep``, ``cached``,
+            ``reproduction``, ``test``, ``monitor``).
         sweep: keep only the children of this sweep id.
         limit: at most this many (newest) runs.
     """
     import pandas as pd
 
     st = _store(store)
+    kind = stored_kinds(kind) if kind is not None else None
     frame = _listing(st, experiment=experiment, status=status, kind=kind, parent_id=sweep, limit=limit)
     if frame is not None:
         if verdict is not None:
@@ -72,7 +77,8 @@ def runs(
     run_rows, param_rows, metric_rows = st.query_runs(
         experiment=experiment, status=status, kind=kind, parent_id=sweep, limit=limit
     )
-    frame = pd.DataFrame(run_rows, columns=[*BASE_COLUMNS, "kind", "parent_id", "declaration"])
+    frame = pd.DataFrame(run_rows, columns=[*BASE_COLUMNS[:6], "kind", "parent_id"]).rename(columns={"parent_id": "sweep_id"})
+    frame["kind"] = [lineage_kind(k) for k in frame["kind"]]
     frame = frame[BASE_COLUMNS]
     for col in ("started", "ended"):
         frame[col] = pd.to_datetime(frame[col], unit="s", utc=True)
@@ -144,13 +150,14 @@ def _frame_from_wide(run_rows: list[tuple[Any, ...]], metric_rows: list[tuple[An
     import pandas as pd
 
     n = len(run_rows)
-    cols = list(zip(*run_rows, strict=True)) if run_rows else [()] * 7
-    base: dict[str, Any] = {name: list(values) for name, values in zip(BASE_COLUMNS, cols[:6], strict=True)}
+    cols = list(zip(*run_rows, strict=True)) if run_rows else [()] * 9
+    base: dict[str, Any] = {name: list(values) for name, values in zip(BASE_COLUMNS, cols[:8], strict=True)}
+    base["kind"] = [lineage_kind(k) for k in base["kind"]]
     for col in ("started", "ended"):
         base[col] = pd.to_datetime(np.array(base[col], dtype=float), unit="s", utc=True)
     parts = [pd.DataFrame(base, columns=BASE_COLUMNS)]
     # every run's params arrive as one JSON object: parse them all in one call
-    params = pd.DataFrame.from_records(_loads_many(cols[6]), nrows=n) if n else pd.DataFrame()
+    params = pd.DataFrame.from_records(_loads_many(cols[8]), nrows=n) if n else pd.DataFrame()
     if len(params.columns):
         params = params[sorted(params.columns)]
         for name in params.columns:

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from nbtoolkit._io import atomic_write_text
+from nbtoolkit.declaration import build_declaration, check_baseline_ref, validate_name
 from nbtoolkit.errors import InputError
 
 TEMPLATE = "new_experiment.ipynb"
@@ -34,7 +35,7 @@ def new_experiment_notebook(
     Args:
         name: the experiment name (validated like ``%%experiment NAME``).
         path: where to write it (default ``NAME.ipynb`` in the working folder).
-        baseline: a run id, experiment name or registry alias to compare with.
+        baseline: a run id, experiment name, ``sweep:ID:best`` or registry alias to compare with.
         hypothesis: the hypothesis, one line.
         scope: the scope, one line.
         owner: who owns the experiment.
@@ -51,11 +52,9 @@ def new_experiment_notebook(
     import nbformat
 
     from nbtoolkit._resources import templates_dir
-    from nbtoolkit.declaration import build_declaration, validate_name
-
     validate_name(name)
     if baseline:
-        validate_name(baseline.split("@")[-1], what="baseline")
+        baseline = check_baseline_ref(baseline)
     values = {
         "name": name,
         "baseline": baseline or "",

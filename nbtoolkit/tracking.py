@@ -18,10 +18,11 @@ from typing import Any
 
 from nbtoolkit import _json
 from nbtoolkit.active_run import ActiveRun, check_name, clean_params, jsonable_param
+from nbtoolkit.baselines import resolve_baseline
 from nbtoolkit.config import Settings, load_settings
 from nbtoolkit.declaration import Declaration, make_declaration
 from nbtoolkit.envlock import EnvLock, capture_lock
-from nbtoolkit.errors import InputError, NbToolkitWarning, NoActiveRunError, RunNotFoundError
+from nbtoolkit.errors import InputError, NbToolkitWarning, NoActiveRunError
 from nbtoolkit.notebook import notebook_hash
 from nbtoolkit.store import DataRef, Store, open_store
 
@@ -45,37 +46,6 @@ def _require(function: str) -> ActiveRun:
     if run is None:
         raise NoActiveRunError(function)
     return run
-
-
-def resolve_baseline(store: Store, ref: str | None) -> tuple[str | None, str | None]:
-    """Resolve ``--baseline`` to a run id.
-
-    ``ref`` is a run id or unique prefix, or an experiment name (its latest supported run).
-
-    Returns:
-        ``(run_id, None)``, or ``(None, reason)`` when the experiment has no supported run yet.
-
-    Raises:
-        RunNotFoundError: nothing of that name or id exists.
-    """
-    if not ref:
-        return None, None
-    if all(c in "0123456789abcdef" for c in ref.lower()) and len(ref) >= 4:
-        with contextlib.suppress(RunNotFoundError):
-            return store.resolve_run_id(ref), None
-    if ref in store.experiment_names():
-        run_id = store.latest_run(ref, verdict="supported")
-        if run_id is None:
-            return None, f"experiment {ref!r} has no supported finished run to compare with"
-        return run_id, None
-    run_id = store.resolve_alias(ref)
-    if run_id is not None:
-        return run_id, None
-    raise RunNotFoundError(
-        ref,
-        "Use a run id (or a unique prefix) or the name of an experiment that has runs; "
-        "list them with `nbtk runs`.",
-    )
 
 
 def _injected_from_env() -> tuple[str | None, dict[str, Any]]:

@@ -88,7 +88,8 @@ def test_runs_json_table_where_and_show(project: Path) -> None:
     data = json.loads(_ok(nbtk_cli("runs", "--json", cwd=project)))
     assert [r["run_id"] for r in data] == [c, b, a]  # newest first
     for row in data:
-        assert set(row) == {"run_id", "experiment", "status", "verdict", "started", "ended", "params", "metrics"}
+        assert set(row) == {"run_id", "experiment", "status", "verdict", "started", "ended", "kind", "sweep_id", "params", "metrics"}
+        assert row["kind"] == "experiment" and row["sweep_id"] is None
     first = {r["run_id"]: r for r in data}[a]
     assert first["experiment"] == "cli-a" and first["status"] == "finished" and first["verdict"] == "supported"
     assert first["params"] == {"lr": 0.1, "model": "gbm"}

@@ -45,7 +45,7 @@ def test_sweep_isolates_a_failing_child(project: Path, store: Any) -> None:
     assert [k.status for k in kids] == ["finished", "failed"]
     assert kids[0].verdict == "supported" and kids[0].metrics["score"] == 4.0
     assert "asked to fail with x=2" in kids[1].error
-    assert all(k.kind == "papermill" and k.experiment == "small" and k.artifact("output.ipynb") for k in kids)
+    assert all(k.kind == "sweep" and k.experiment == "small" and k.artifact("output.ipynb") for k in kids)
     assert kids[0].extra["runner"]["worker_pid"] != kids[1].extra["runner"]["worker_pid"] or True
     assert "RuntimeError" in res.stdout and "1 failed" in res.stdout
     assert "failed 1" in res.stderr  # the progress line

@@ -116,13 +116,16 @@ def test_export_builds_the_bundle_and_records_it(project: Path, store: Any) -> N
     assert row["forced"] == 0 and row["reason"] is None and abs(row["created"] - time.time()) < 60
     assert row["manifest_sha256"] == sha256(bundle / "MANIFEST.json")
 
-    # versions: next patch by default, explicit versions, no overwriting
-    assert nbtk.export_bundle(run_id, model="cancer-tree", out_dir="bundles").version == "0.1.1"
-    assert nbtk.export_bundle(run_id, model="cancer-tree", out_dir="bundles", version="2.0.0").version == "2.0.0"
-    assert nbtk.export_bundle(run_id, model="cancer-tree", out_dir="bundles").version == "2.0.1"
-    assert nbtk.export_bundle(run_id, model="other", out_dir="bundles").version == "0.1.0"
     from nbtoolkit.errors import InputError
 
+    # versions: the same run again needs new_version (the message names the version holding it),
+    # then next patch by default, explicit versions, no overwriting
+    with pytest.raises(InputError, match=r"already exported as cancer-tree 0\.1\.0 .*--new-version"):
+        nbtk.export_bundle(run_id, model="cancer-tree", out_dir="bundles")
+    assert nbtk.export_bundle(run_id, model="cancer-tree", out_dir="bundles", new_version=True).version == "0.1.1"
+    assert nbtk.export_bundle(run_id, model="cancer-tree", out_dir="bundles", version="2.0.0").version == "2.0.0"
+    assert nbtk.export_bundle(run_id, model="cancer-tree", out_dir="bundles", new_version=True).version == "2.0.1"
+    assert nbtk.export_bundle(run_id, model="other", out_dir="bundles").version == "0.1.0"
     with pytest.raises(InputError, match="already exported"):
         nbtk.export_bundle(run_id, model="cancer-tree", out_dir="bundles", version="2.0.0")
     assert [r["version"] for r in export_rows(store) if r["model"] == "cancer-tree"] == ["0.1.0", "0.1.1", "2.0.0", "2.0.1"]

@@ -70,7 +70,10 @@ def test_cli_approve_export_verify_exit_codes(project: Path, store: Any) -> None
     assert exported.returncode == 0, exported.stderr
     bundle = project / "b" / "m-0.1.0"
     assert "Exported m 0.1.0 (" in exported.stdout and str(bundle) in exported.stdout
-    archived = cli("export", run_id, "--model", "m", "-o", "b", "--archive")
+    again = cli("export", run_id, "--model", "m", "-o", "b", "--archive")
+    assert again.returncode == 2 and f"Run {run_id[:8]} is already exported as m 0.1.0" in again.stderr
+    assert "--new-version" in again.stderr and not (project / "b" / "m-0.1.1.tar.gz").exists()
+    archived = cli("export", run_id, "--model", "m", "-o", "b", "--archive", "--new-version")
     assert archived.returncode == 0 and (project / "b" / "m-0.1.1.tar.gz").is_file()
     forced = cli("export", rejected, "--model", "m", "-o", "b", "--force", "--reason", "demo day")
     assert forced.returncode == 0 and "FORCED export, reason: demo day" in forced.stderr

@@ -174,7 +174,7 @@ def test_parallel_promotes_keep_one_consistent_chain(project, store, tmp_path):
     assert sorted(m.to_version for m in moves) == sorted(f"2.{a}.{i}" for a in (0, 1) for i in range(8))
 
 
-def test_v1_store_upgrades_to_v3_keeping_runs(tmp_path):
+def test_v1_store_upgrades_to_latest_keeping_runs(tmp_path):
     from nbtoolkit.store import schema as S
     from nbtoolkit.store.store import Store
 
@@ -202,7 +202,7 @@ def test_v2_store_upgrades_to_v3(tmp_path):
     folder = tmp_path / "v2"
     Store(folder).dispose()
     con = sqlite3.connect(folder / "store.db")
-    con.executescript("DROP TABLE aliases; DROP TABLE alias_history; UPDATE meta SET value='2' WHERE key='schema_version';")
+    con.executescript("DROP TABLE aliases; DROP TABLE alias_history; DROP TABLE baseline_pins; UPDATE meta SET value='2' WHERE key='schema_version';")
     con.close()
     st = Store(folder)
     assert st.schema_version == S.SCHEMA_VERSION >= 3

@@ -22,6 +22,8 @@ COMMANDS: dict[str, str] = {
     "new": "nbtoolkit.cli.capture:new",
     "runs": "nbtoolkit.cli.capture:runs_cmd",
     "show": "nbtoolkit.cli.capture:show",
+    "baseline": "nbtoolkit.cli.lineage:baseline",
+    "sweeps": "nbtoolkit.cli.lineage:sweeps_cmd",
     "env": "nbtoolkit.cli.capture:env",
     "demo": "nbtoolkit.cli.demo:demo",
     "run": "nbtoolkit.cli.execute:run_cmd",

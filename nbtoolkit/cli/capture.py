@@ -11,9 +11,11 @@ import click
 
 from nbtoolkit._io import atomic_write_text
 from nbtoolkit.cli import cli, settings_from, store_from
-from nbtoolkit.errors import ConfigError
+from nbtoolkit.cli.lineage import find_sweep, lineage_lines, missing_run_or_sweep, show_sweep
+from nbtoolkit.errors import AmbiguousRunIdError, ConfigError, RunNotFoundError
 from nbtoolkit.html import fmt_number
 from nbtoolkit.redact import public_json
+from nbtoolkit.store.lineage import LINEAGE_KINDS, lineage_kind
 
 TOOL_SECTION = """
 [tool.nbtoolkit]
@@ -94,7 +96,7 @@ def init(ctx: click.Context) -> None:
 @cli.command()
 @click.argument("name")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Notebook path (default NAME.ipynb).")
-@click.option("--baseline", help="Run id, experiment name or registry alias to compare with.")
+@click.option("--baseline", help="Run id, experiment name, sweep:ID:best or registry alias to compare with.")
 @click.option("--hypothesis", default="", help="The hypothesis (one line).")
 @click.option("--scope", default="", help="The scope (one line).")
 @click.option("--owner", default="", help="Who owns the experiment.")
@@ -106,6 +108,7 @@ def init(ctx: click.Context) -> None:
 def new(ctx: click.Context, name: str, output: str | None, baseline: str | None, hypothesis: str, scope: str, owner: str,
         until: Any, force: bool, from_monitor: str | None) -> None:
     """Create a new experiment notebook NAME.ipynb from the template."""
+    from nbtoolkit.baselines import baseline_exists
     from nbtoolkit.scaffold import new_experiment_notebook
 
     if from_monitor:
@@ -118,36 +121,60 @@ def new(ctx: click.Context, name: str, output: str | None, baseline: str | None,
         until=until.date() if until else None, force=force,
     )
     click.echo(f"Created {path}: open it in JupyterLab, or run it with `nbtk run {path}`.")
+    if baseline and not baseline_exists(store_from(ctx), baseline):
+        click.echo(
+            f"Warning: the baseline {baseline!r} names no run, experiment, sweep or registry alias in this "
+            "store yet; the notebook's run will stop with this error until it exists (see `nbtk runs`).",
+            err=True,
+        )
 
 
-#: the keys of each ``nbtk runs --json`` item, taken from :meth:`RunRecord.to_dict`
+#: the keys of each ``nbtk runs --json`` item taken from :meth:`RunRecord.to_dict` (plus the
+#: lineage ``kind`` and the ``sweep_id`` of a sweep child)
 RUNS_JSON_KEYS = ("run_id", "experiment", "status", "verdict", "started", "ended", "params", "metrics")
 
 
 @cli.command("runs")
 @click.option("--experiment", "-e", multiple=True, help="Only these experiments (repeatable).")
 @click.option("--status", multiple=True, help="Only these statuses (repeatable).")
+@click.option("--kind", "kinds", multiple=True, type=click.Choice(list(LINEAGE_KINDS)), help="Only these kinds of run (repeatable).")
+@click.option("--sweep", "sweep_ref", metavar="SWEEP_ID", help="Only the children of this sweep (id or unique prefix).")
 @click.option("--where", help="Filter, e.g. \"metrics.roc_auc >= 0.9 and params.lr == 0.1\".")
 @click.option("--limit", "-n", type=click.IntRange(min=1), help="At most N newest runs.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
 @click.pass_context
-def runs_cmd(ctx: click.Context, experiment: tuple[str, ...], status: tuple[str, ...], where: str | None, limit: int | None, as_json: bool) -> None:
-    """List runs, newest first."""
+def runs_cmd(ctx: click.Context, experiment: tuple[str, ...], status: tuple[str, ...], kinds: tuple[str, ...], sweep_ref: str | None, where: str | None, limit: int | None, as_json: bool) -> None:
+    """List runs, newest first.
+
+    The kind column says where a run came from: experiment (a kernel or `nbtk run`), sweep (a
+    sweep child), cached (served from the run cache), reproduction, test or monitor.
+    """
     from nbtoolkit.query import runs
 
     store = store_from(ctx)
-    frame = runs(list(experiment) or None, status=list(status) or None, where=where, limit=limit, store=store)
+    sweep_id = None
+    if sweep_ref:
+        found = find_sweep(store, sweep_ref)
+        if found is None:
+            raise RunNotFoundError(sweep_ref, "No single sweep matches; list them with `nbtk sweeps`.")
+        sweep_id = found.sweep_id
+    frame = runs(list(experiment) or None, status=list(status) or None, kind=list(kinds) or None, sweep=sweep_id,
+                 where=where, limit=limit, store=store)
     if as_json:
         ids = [str(r) for r in frame["run_id"]] if len(frame) else []
-        records = {r.run_id: r.to_dict() for r in store.get_runs(ids)}
-        out = [{key: records[i][key] for key in RUNS_JSON_KEYS} for i in ids if i in records]
+        records = {r.run_id: r for r in store.get_runs(ids)}
+        out = []
+        for i in ids:
+            if i in records:
+                rec, d = records[i], records[i].to_dict(lineage=False)
+                out.append({**{key: d[key] for key in RUNS_JSON_KEYS}, "kind": lineage_kind(rec.kind), "sweep_id": rec.parent_id})
         click.echo(public_json(out, indent=2))
         return
     from rich.table import Table
 
     metric_cols = [c for c in frame.columns if c.startswith("metrics.")][:6]
     table = Table(title=f"{len(frame)} run(s)")
-    for col in ("run", "experiment", "status", "verdict", "started"):
+    for col in ("run", "experiment", "kind", "status", "verdict", "started"):
         table.add_column(col, no_wrap=True)
     for col in metric_cols:
         table.add_column(col[8:], justify="right", no_wrap=True, overflow="ellipsis")
@@ -156,6 +183,7 @@ def runs_cmd(ctx: click.Context, experiment: tuple[str, ...], status: tuple[str,
         table.add_row(
             row["run_id"][:8],
             row["experiment"],
+            row["kind"],
             row["status"],
             "" if _missing(row["verdict"]) else row["verdict"],
             started,
@@ -180,10 +208,20 @@ def _missing(value: Any) -> bool:
 @click.option("--json", "as_json", is_flag=True, help="Print the whole record as JSON.")
 @click.pass_context
 def show(ctx: click.Context, run: str, as_json: bool) -> None:
-    """Show everything recorded for RUN (id or unique prefix)."""
+    """Show everything recorded for RUN (a run id or unique prefix, or a sweep id)."""
     from nbtoolkit.store.card import run_card_text
 
-    record = store_from(ctx).get_run(run)
+    store = store_from(ctx)
+    try:
+        record = store.get_run(run)
+    except AmbiguousRunIdError:
+        raise
+    except RunNotFoundError:
+        found = find_sweep(store, run)
+        if found is None:
+            raise missing_run_or_sweep(run) from None
+        show_sweep(store, found, as_json=as_json)
+        return
     if as_json:
         click.echo(public_json(record.to_dict(), indent=2))
         return
@@ -197,6 +235,8 @@ def show(ctx: click.Context, run: str, as_json: bool) -> None:
             click.echo(f"  {key}: {value}")
     if record.notebook_path:
         click.echo(f"  notebook: {record.notebook_path}")
+    for line in lineage_lines(d):
+        click.echo(f"  {line}")
     if record.lock_hash:
         click.echo(f"  environment lock: {record.lock_hash[:12]}  (nbtk env show {record.run_id[:8]})")
     for art in record.artifacts:

@@ -55,10 +55,15 @@ def _params(files: tuple[str, ...], yamls: tuple[str, ...], pairs: tuple[tuple[s
 @click.option("--timeout", type=float, help="Per-cell timeout in seconds; the run ends timed_out.")
 @click.option("--flag", "flag_items", multiple=True, metavar="NAME=VALUE", help="Feature flag, passed as NBTOOLKIT_FLAG_<NAME> and recorded.")
 @click.option("--allow-unknown", is_flag=True, help="Inject parameters the notebook does not define.")
+@click.option("--force", is_flag=True, help="Execute even when the run cache holds a finished run with the same inputs.")
 @click.option("--help-notebook", is_flag=True, help="List the notebook's parameters (type, default, help) like papermill, and exit.")
 @click.pass_context
-def run_cmd(ctx: click.Context, notebook: str, pairs: tuple[tuple[str, str], ...], files: tuple[str, ...], yamls: tuple[str, ...], output: str | None, kernel: str | None, cwd: str | None, timeout: float | None, flag_items: tuple[str, ...], allow_unknown: bool, help_notebook: bool) -> None:
-    """Execute NOTEBOOK with papermill and record it as one run."""
+def run_cmd(ctx: click.Context, notebook: str, pairs: tuple[tuple[str, str], ...], files: tuple[str, ...], yamls: tuple[str, ...], output: str | None, kernel: str | None, cwd: str | None, timeout: float | None, flag_items: tuple[str, ...], allow_unknown: bool, force: bool, help_notebook: bool) -> None:
+    """Execute NOTEBOOK with papermill and record it as one run.
+
+    A finished run with the same notebook code, parameters, flags, environment and data is
+    reused from the run cache (recorded as a cached copy); --force executes anyway.
+    """
     from nbtoolkit.execute.papermill_run import run_notebook
     from nbtoolkit.execute.params import check_parameters, describe_parameters
 
@@ -78,13 +83,17 @@ def run_cmd(ctx: click.Context, notebook: str, pairs: tuple[tuple[str, str], ...
     try:
         outcome = run_notebook(
             notebook, parameters=params, output=output, cwd=cwd, kernel=kernel, timeout=timeout,
-            flags=_flags(flag_items), allow_unknown=allow_unknown, store=store, settings=settings_from(ctx),
+            flags=_flags(flag_items), allow_unknown=allow_unknown, force=force, store=store, settings=settings_from(ctx),
         )
     except KeyboardInterrupt:
         _err("Interrupted: the run was recorded as interrupted.")
         sys.exit(EXIT_INTERRUPTED)
     verdict = f", verdict {outcome.verdict}" if outcome.verdict else ""
-    click.echo(f"run {outcome.run_id[:8]} {outcome.status}{verdict} in {outcome.duration:.1f}s  (nbtk show {outcome.run_id[:8]})")
+    if outcome.cached_from:
+        click.echo(f"run {outcome.run_id[:8]} cached{verdict}: same inputs as run {outcome.cached_from[:8]}, not re-executed "
+                   f"(--force executes anyway)  (nbtk show {outcome.run_id[:8]})")
+    else:
+        click.echo(f"run {outcome.run_id[:8]} {outcome.status}{verdict} in {outcome.duration:.1f}s  (nbtk show {outcome.run_id[:8]})")
     if outcome.output_path:
         click.echo(f"output notebook: {outcome.output_path}")
     if not outcome.ok:

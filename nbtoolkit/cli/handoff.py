@@ -32,17 +32,18 @@ def approve(ctx: click.Context, run: str, by: str, note: str) -> None:
 @click.option("--force", is_flag=True, help="Export although gates are unmet (needs --reason; recorded).")
 @click.option("--reason", default=None, help="Why the gates are overridden.")
 @click.option("--dvc", is_flag=True, help="dvc add the bundle (inside a DVC repository).")
+@click.option("--new-version", is_flag=True, help="Export a run already exported as this model again, as the next version.")
 @click.pass_context
 def export_cmd(
     ctx: click.Context, run: str, model: str, output: Path, version: str | None, archive: bool, force: bool,
-    reason: str | None, dvc: bool,
+    reason: str | None, dvc: bool, new_version: bool,
 ) -> None:
     """Export RUN as a verified handoff bundle; refuses runs that are not vetted."""
     from nbtoolkit.export.bundle import export_bundle
 
     result = export_bundle(
         run, model=model, out_dir=output, version=version, archive=archive, force=force, reason=reason,
-        dvc=dvc, store=store_from(ctx),
+        dvc=dvc, new_version=new_version, store=store_from(ctx),
     )
     m = result.manifest
     click.echo(f"Exported {model} {result.version} ({len(m['files'])} files) to {result.path}")

@@ -1,14 +1,15 @@
 """The run cache: skip a re-execution whose inputs equal a finished run's (DVC's run-cache idea).
 
 The key is the sha256 over the notebook's code hash, the canonical JSON of the injected
-parameters, the environment hash of the lock (python, platform, packages) and the DVC-tracked
-data hashes. A candidate run is only a hit when, in addition, every file it recorded with
+parameters, the environment hash of the lock (python, platform, packages), the DVC-tracked
+data hashes and the feature flags (when any). A candidate run is only a hit when, in addition, every file it recorded with
 ``nbtk.track_data`` still hashes the same today.
 
-A hit is recorded as a *new* run row (status ``finished``, ``origin_run_id`` = the run that
-really executed, ``extra.cached = true``) carrying a copy of that run's parameters, metrics,
+A hit is recorded as a *new* run row (kind ``cached``, status ``finished``, ``origin_run_id`` =
+the run that really executed, ``extra.cached = true``) carrying a copy of that run's parameters, metrics,
 verdict, data versions and artifact references (blobs are shared, not copied). Every sweep point
-therefore has exactly one child row, and reports and ``--resume`` need no special case.
+therefore has exactly one child row, and reports and ``--resume`` need no special case. A single
+``nbtk run`` is served the same way (``--force`` re-executes).
 """
 
 from __future__ import annotations
@@ -38,15 +39,21 @@ def data_hashes(lock: EnvLock | None) -> list[tuple[str, str]]:
     return sorted((str(e.get("path")), str(e.get("md5"))) for e in entries if isinstance(e, dict))
 
 
-def cache_key(notebook_hash: str, parameters: Mapping[str, Any], lock: EnvLock | None) -> str:
-    """The run-cache key of executing a notebook with ``parameters`` in the environment ``lock``."""
-    body = {
+def cache_key(notebook_hash: str, parameters: Mapping[str, Any], lock: EnvLock | None,
+              flags: Mapping[str, str] | None = None) -> str:
+    """The run-cache key of executing a notebook with ``parameters`` in the environment ``lock``.
+
+    Feature ``flags`` are part of the inputs when given (a run without flags keeps its old key).
+    """
+    body: dict[str, Any] = {
         "v": CACHE_KEY_VERSION,
         "notebook": notebook_hash,
         "params": _json.to_jsonable(dict(parameters)),
         "environment": lock.environment_hash if lock is not None else None,
         "data": data_hashes(lock),
     }
+    if flags:
+        body["flags"] = {str(k): str(v) for k, v in flags.items()}
     return hashlib.sha256(_json.canonical(body).encode("utf-8")).hexdigest()
 
 

@@ -408,10 +408,15 @@ def run_notebook(
     timeout: float | None = None,
     flags: Mapping[str, str] | None = None,
     allow_unknown: bool = False,
+    force: bool = False,
     store: Store | None = None,
     settings: Settings | None = None,
 ) -> RunOutcome:
     """Execute a notebook with papermill in a fresh kernel and record it as one run.
+
+    When a finished run had the same notebook code, parameters, flags, environment and data,
+    the run is served from the run cache instead (like a sweep child): a new run of kind
+    ``cached`` copies its results, and ``outcome.cached_from`` names it.
 
     Args:
         path: the notebook.
@@ -422,6 +427,7 @@ def run_notebook(
         timeout: per-cell execution timeout in seconds; a cell over it ends the run ``timed_out``.
         flags: feature flags, passed to the kernel as ``NBTOOLKIT_FLAG_<NAME>`` and recorded.
         allow_unknown: inject names the notebook does not define instead of refusing them.
+        force: execute even when the run cache holds a finished run with the same inputs.
         store: the project store (default: the current project's).
         settings: project settings (default: resolved from the working directory).
 
@@ -436,7 +442,7 @@ def run_notebook(
     """
     from nbtoolkit.config import load_settings
     from nbtoolkit.envlock import capture_lock
-    from nbtoolkit.execute.cache import cache_key
+    from nbtoolkit.execute.cache import cache_key, find_cached_run
     from nbtoolkit.execute.params import check_parameters
     from nbtoolkit.notebook import notebook_hash
     from nbtoolkit.store import open_store
@@ -450,7 +456,10 @@ def run_notebook(
     store = store or open_store(settings)
     lock = capture_lock(settings, notebook_path=nb_path)
     nb_hash = notebook_hash(nb_path)
-    key = cache_key(nb_hash, params, lock)
+    key = cache_key(nb_hash, params, lock, flags)
+    hit = None if force else find_cached_run(store, key, root=settings.root)
+    if hit is not None:
+        return _serve_from_cache(store, hit, nb_path, params, key=key, output=output, warnings=tuple(warnings))
     run_id = prepare_run(store, settings, nb_path, params, lock=lock, nb_hash=nb_hash, key=key, flags=flags)
     job = RunJob(
         run_id=run_id,
@@ -469,3 +478,22 @@ def run_notebook(
     if result.stopped:
         raise KeyboardInterrupt
     return outcome
+
+
+def _serve_from_cache(store: Store, hit: str, nb_path: Path, params: dict[str, Any], *, key: str,
+                      output: str | Path | None, warnings: tuple[str, ...]) -> RunOutcome:
+    """Record a cache hit of a single run; write the source's executed notebook to ``output``."""
+    from nbtoolkit.execute.cache import copy_cached_run
+
+    run_id = copy_cached_run(store, hit, parent_id=None, key=key,
+                             extra={"runner": {"parameters": _json.to_jsonable(params), "exit": "cached"}})
+    record = store.get_run(run_id)
+    out_path = None
+    notebook = record.artifact("output.ipynb")
+    if output is not None and notebook is not None:
+        target = Path(output).resolve()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(store.artifacts.read_bytes(notebook.digest))
+        out_path = str(target)
+    return RunOutcome(run_id=run_id, notebook=str(nb_path), status=record.status, parameters=params, duration=0.0,
+                      verdict=record.verdict, output_path=out_path, cached_from=hit, warnings=warnings, store=store)

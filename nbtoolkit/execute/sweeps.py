@@ -107,6 +107,69 @@ def _find_sweep(store: Store, sweep_id: str) -> Sweep:
     return rows[0]
 
 
+@dataclass
+class _Plan:
+    """What a sweep call will run: the sweep record's spec and the points still to do."""
+
+    sweep_id: str
+    nb_path: Path
+    spec: dict[str, Any]
+    points: list[dict[str, Any]]
+    todo: list[int]
+    skipped: list[int]
+    resume: bool
+    options: dict[str, Any]  # executor, address, jobs, timeout, kernel, flags, cwd
+    warnings: tuple[str, ...] = ()
+
+
+def _plan_resume(store: Store, resume: str, options: dict[str, Any]) -> _Plan:
+    """The plan of ``--resume``: the recorded spec; options given now win over recorded ones."""
+    found = _find_sweep(store, resume)
+    spec = found.spec
+    points = list(spec.get("points", []))
+    finished = store.finished_sweep_indices(found.sweep_id)
+    merged = dict(options)
+    for name in ("timeout", "kernel", "flags", "address", "jobs", "cwd"):
+        if merged.get(name) is None or merged.get(name) == {}:
+            merged[name] = spec.get(name)
+    if options["executor"] == "local":
+        merged["executor"] = spec.get("executor", "local")
+    merged["flags"] = merged.get("flags") or {}
+    return _Plan(found.sweep_id, Path(found.notebook), spec, points, [i for i in range(len(points)) if i not in finished],
+                 sorted(finished), True, merged)
+
+
+def _plan_new(path: str | Path | None, grid: Iterable[str] | Mapping[str, Any], *, random: int | None, seed: int | None,
+              base: Mapping[str, Any] | None, allow_unknown: bool, force: bool, options: dict[str, Any]) -> _Plan:
+    """The plan of a new sweep: expand and check the points, build the spec to record."""
+    from nbtoolkit.execute.params import check_parameters
+    from nbtoolkit.execute.space import Choice, Distribution, expand_points, parse_grid
+    from nbtoolkit.store import new_id
+
+    if path is None:
+        raise InputError("sweep needs a notebook path (or resume=SWEEP_ID).")
+    nb_path = Path(path).expanduser().resolve()
+    if not nb_path.is_file():
+        raise InputError(f"Notebook {path} does not exist; pass the path of an .ipynb file.")
+    axes: dict[str, Any] = dict(grid) if isinstance(grid, Mapping) else dict(parse_grid(grid))
+    axes = {k: v if isinstance(v, (Choice, Distribution)) else Choice(tuple(v)) for k, v in axes.items()}
+    points = expand_points(axes, base=base, random_n=random, seed=seed)
+    warnings = check_parameters(nb_path, {k: None for p in points for k in p}, allow_unknown=allow_unknown)
+    options = {**options, "flags": dict(options.get("flags") or {})}
+    spec = {
+        "schema": SPEC_SCHEMA,
+        "grid": {k: a.to_dict() for k, a in axes.items()},
+        "random": random,
+        "seed": seed,
+        "base": _json.to_jsonable(dict(base or {})),
+        "points": _json.to_jsonable(points),
+        **{k: options[k] for k in ("jobs", "executor", "address", "timeout", "kernel", "flags")},
+        "cwd": str(options["cwd"]) if options.get("cwd") else None,
+        "force": force,
+    }
+    return _Plan(new_id(), nb_path, spec, points, list(range(len(points))), [], False, options, tuple(warnings))
+
+
 def sweep(
     path: str | Path | None = None,
     *,
@@ -161,165 +224,126 @@ def sweep(
     """
     from nbtoolkit.config import load_settings
     from nbtoolkit.execute.executors import EXECUTORS
-    from nbtoolkit.execute.params import check_parameters
-    from nbtoolkit.execute.space import Choice, Distribution, expand_points, parse_grid
-    from nbtoolkit.store import new_id, open_store
+    from nbtoolkit.store import open_store
 
     settings = settings or load_settings()
     store = store or open_store(settings)
-    skipped: list[int] = []
+    options: dict[str, Any] = {"jobs": jobs, "executor": executor, "address": address, "timeout": timeout,
+                               "kernel": kernel, "flags": dict(flags or {}), "cwd": cwd}
     if resume:
-        found = _find_sweep(store, resume)
-        spec = found.spec
-        sweep_id = found.sweep_id
-        nb_path = Path(found.notebook)
-        points = list(spec.get("points", []))
-        finished = store.finished_sweep_indices(sweep_id)
-        skipped = sorted(finished)
-        todo = [i for i in range(len(points)) if i not in finished]
-        timeout = timeout if timeout is not None else spec.get("timeout")
-        kernel = kernel or spec.get("kernel")
-        flags = flags or spec.get("flags") or {}
-        executor = spec.get("executor", executor) if executor == "local" else executor
-        address = address or spec.get("address")
-        jobs = jobs or spec.get("jobs")
-        cwd = cwd or spec.get("cwd")
-        warnings: list[str] = []
+        plan = _plan_resume(store, resume, options)
     else:
-        if path is None:
-            raise InputError("sweep needs a notebook path (or resume=SWEEP_ID).")
-        nb_path = Path(path).expanduser().resolve()
-        if not nb_path.is_file():
-            raise InputError(f"Notebook {path} does not exist; pass the path of an .ipynb file.")
-        axes: dict[str, Any] = dict(grid) if isinstance(grid, Mapping) else dict(parse_grid(grid))
-        axes = {k: v if isinstance(v, (Choice, Distribution)) else Choice(tuple(v)) for k, v in axes.items()}
-        points = expand_points(axes, base=base, random_n=random, seed=seed)
-        names = {k: None for p in points for k in p}
-        warnings = check_parameters(nb_path, names, allow_unknown=allow_unknown)
-        todo = list(range(len(points)))
-        sweep_id = new_id()
-        spec = {
-            "schema": SPEC_SCHEMA,
-            "grid": {k: a.to_dict() for k, a in axes.items()},
-            "random": random,
-            "seed": seed,
-            "base": _json.to_jsonable(dict(base or {})),
-            "points": _json.to_jsonable(points),
-            "jobs": jobs,
-            "executor": executor,
-            "address": address,
-            "timeout": timeout,
-            "kernel": kernel,
-            "flags": dict(flags or {}),
-            "cwd": str(cwd) if cwd else None,
-            "force": force,
-        }
+        plan = _plan_new(path, grid, random=random, seed=seed, base=base, allow_unknown=allow_unknown, force=force,
+                         options=options)
     if dry_run:
-        return SweepOutcome(None, str(nb_path), "planned", points, skipped=skipped, warnings=tuple(warnings))
-
-    backend = EXECUTORS.get(executor)
-    session = backend.open(jobs=jobs, address=address)
+        return SweepOutcome(None, str(plan.nb_path), "planned", plan.points, skipped=plan.skipped, warnings=plan.warnings)
+    session = EXECUTORS.get(plan.options["executor"]).open(jobs=plan.options["jobs"], address=plan.options["address"])
     try:
-        return _run_sweep(
-            store, settings, session, sweep_id=sweep_id, nb_path=nb_path, spec=spec, points=points, todo=todo,
-            skipped=skipped, resume=bool(resume), timeout=timeout, kernel=kernel, flags=dict(flags or {}),
-            cwd=cwd, force=force, progress=progress, warnings=tuple(warnings),
-        )
+        return _run_sweep(store, settings, session, plan, force=force, progress=progress)
     finally:
         session.close()
 
 
-def _run_sweep(
-    store: Store,
-    settings: Settings,
-    session: Any,
-    *,
-    sweep_id: str,
-    nb_path: Path,
-    spec: dict[str, Any],
-    points: list[dict[str, Any]],
-    todo: list[int],
-    skipped: list[int],
-    resume: bool,
-    timeout: float | None,
-    kernel: str | None,
-    flags: dict[str, str],
-    cwd: str | Path | None,
-    force: bool,
-    progress: Callable[[SweepProgress], None] | None,
-    warnings: tuple[str, ...],
-) -> SweepOutcome:
-    from nbtoolkit.envlock import capture_lock
+class _Tally:
+    """The counts behind :class:`SweepProgress`, reported after every change."""
+
+    def __init__(self, total: int, progress: Callable[[SweepProgress], None] | None) -> None:
+        self.total, self.progress = total, progress
+        self.done = self.failed = self.cached = 0
+
+    def report(self, last: RunOutcome | None, running: int) -> None:
+        if self.progress is not None:
+            self.progress(SweepProgress(self.total, self.done, self.failed, self.cached, running, last))
+
+
+def _serve_cached(store: Store, settings: Settings, plan: _Plan, outcome: SweepOutcome, tally: _Tally, *,
+                  lock: Any, nb_hash: str, force: bool) -> list[tuple[int, str, RunJob]]:
+    """Record a cached child for every point the run cache holds; return the jobs left to run."""
     from nbtoolkit.execute.cache import cache_key, copy_cached_run, find_cached_run
+
+    opts = plan.options
+    queue: list[tuple[int, str, RunJob]] = []
+    for index in plan.todo:
+        point = plan.points[index]
+        key = cache_key(nb_hash, point, lock, opts["flags"])
+        hit = None if force else find_cached_run(store, key, root=settings.root)
+        if hit is None:
+            template = RunJob(
+                run_id="", notebook=str(plan.nb_path), parameters=dict(point), store_path=store.location,
+                cwd=str(Path(opts["cwd"]).resolve() if opts["cwd"] else plan.nb_path.parent), kernel=opts["kernel"],
+                timeout=opts["timeout"], flags=opts["flags"], max_output_bytes=settings.max_output_bytes,
+            )
+            queue.append((index, key, template))
+            continue
+        run_id = copy_cached_run(
+            store, hit, parent_id=plan.sweep_id, key=key,
+            extra={"sweep_index": index, "runner": {"parameters": _json.to_jsonable(point)}},
+        )
+        rec = store.get_run(run_id)
+        out = RunOutcome(run_id, str(plan.nb_path), "finished", dict(point), 0.0, verdict=rec.verdict, cached_from=hit, store=store)
+        outcome.runs[index] = out
+        tally.done += 1
+        tally.cached += 1
+        tally.report(out, 0)
+    tally.report(None, 0)
+    return queue
+
+
+def _dispatch(store: Store, settings: Settings, session: Any, plan: _Plan, queue: list[tuple[int, str, RunJob]],
+              outcome: SweepOutcome, tally: _Tally, *, lock: Any, nb_hash: str,
+              inflight: dict[cf.Future[Any], tuple[int, RunJob]]) -> None:
+    """Keep ``session.slots`` children running until the queue is empty; finalize each as it ends."""
     from nbtoolkit.execute.papermill_run import finalize_run, prepare_run
+
+    pending = list(queue)
+    while pending or inflight:
+        while pending and len(inflight) < session.slots:
+            index, key, template = pending.pop(0)
+            run_id = prepare_run(
+                store, settings, plan.nb_path, template.parameters, lock=lock, nb_hash=nb_hash, key=key,
+                parent_id=plan.sweep_id, flags=plan.options["flags"], kind="sweep", extra={"sweep_index": index},
+            )
+            job = dataclasses.replace(template, run_id=run_id)
+            inflight[session.submit(job)] = (index, job)
+            tally.report(None, len(inflight))
+        done, _ = cf.wait(list(inflight), timeout=0.5, return_when=cf.FIRST_COMPLETED)
+        for fut in done:
+            index, job = inflight.pop(fut)
+            out = finalize_run(store, job, _result_of(fut, job))
+            outcome.runs[index] = out
+            if out.ok:
+                tally.done += 1
+            else:
+                tally.failed += 1
+            tally.report(out, len(inflight))
+
+
+def _run_sweep(store: Store, settings: Settings, session: Any, plan: _Plan, *, force: bool,
+               progress: Callable[[SweepProgress], None] | None) -> SweepOutcome:
+    """Record the sweep, serve cached points, run the rest; Ctrl-C leaves consistent records."""
+    from nbtoolkit.envlock import capture_lock
     from nbtoolkit.notebook import notebook_hash
 
-    if resume:
-        store.set_sweep_status(sweep_id, "running", ended=False)
+    if plan.resume:
+        store.set_sweep_status(plan.sweep_id, "running", ended=False)
     else:
-        store.create_sweep(sweep_id, notebook=str(nb_path), spec=spec)
-    lock = capture_lock(settings, notebook_path=nb_path)
-    nb_hash = notebook_hash(nb_path)
-    outcome = SweepOutcome(sweep_id, str(nb_path), "running", points, skipped=skipped, warnings=warnings)
-    counts = {"done": 0, "failed": 0, "cached": 0}
-    total = len(todo)
-
-    def report(last: RunOutcome | None, running: int) -> None:
-        if progress is not None:
-            progress(SweepProgress(total, counts["done"], counts["failed"], counts["cached"], running, last))
-
-    queue: list[tuple[int, str, RunJob]] = []
-    for index in todo:
-        point = points[index]
-        key = cache_key(nb_hash, point, lock)
-        hit = None if force else find_cached_run(store, key, root=settings.root)
-        if hit is not None:
-            run_id = copy_cached_run(
-                store, hit, parent_id=sweep_id, key=key,
-                extra={"sweep_index": index, "runner": {"parameters": _json.to_jsonable(point)}},
-            )
-            rec = store.get_run(run_id)
-            out = RunOutcome(run_id, str(nb_path), "finished", dict(point), 0.0, verdict=rec.verdict, cached_from=hit, store=store)
-            outcome.runs[index] = out
-            counts["done"] += 1
-            counts["cached"] += 1
-            report(out, 0)
-            continue
-        template = RunJob(
-            run_id="", notebook=str(nb_path), parameters=dict(point), store_path=store.location,
-            cwd=str(Path(cwd).resolve() if cwd else nb_path.parent), kernel=kernel, timeout=timeout, flags=flags,
-            max_output_bytes=settings.max_output_bytes,
-        )
-        queue.append((index, key, template))
-    report(None, 0)
-
+        store.create_sweep(plan.sweep_id, notebook=str(plan.nb_path), spec=plan.spec)
+    lock = capture_lock(settings, notebook_path=plan.nb_path)
+    nb_hash = notebook_hash(plan.nb_path)
+    outcome = SweepOutcome(plan.sweep_id, str(plan.nb_path), "running", plan.points, skipped=plan.skipped,
+                           warnings=plan.warnings)
+    tally = _Tally(len(plan.todo), progress)
+    queue = _serve_cached(store, settings, plan, outcome, tally, lock=lock, nb_hash=nb_hash, force=force)
     inflight: dict[cf.Future[Any], tuple[int, RunJob]] = {}
-    pending = list(queue)
     try:
-        while pending or inflight:
-            while pending and len(inflight) < session.slots:
-                index, key, template = pending.pop(0)
-                run_id = prepare_run(
-                    store, settings, nb_path, template.parameters, lock=lock, nb_hash=nb_hash, key=key,
-                    parent_id=sweep_id, flags=flags, extra={"sweep_index": index},
-                )
-                job = dataclasses.replace(template, run_id=run_id)
-                inflight[session.submit(job)] = (index, job)
-                report(None, len(inflight))
-            done, _ = cf.wait(list(inflight), timeout=0.5, return_when=cf.FIRST_COMPLETED)
-            for fut in done:
-                index, job = inflight.pop(fut)
-                out = finalize_run(store, job, _result_of(fut, job))
-                outcome.runs[index] = out
-                counts["done" if out.ok else "failed"] += 1
-                report(out, len(inflight))
+        _dispatch(store, settings, session, plan, queue, outcome, tally, lock=lock, nb_hash=nb_hash, inflight=inflight)
     except KeyboardInterrupt:
         _stop(store, session, inflight, outcome)
-        store.set_sweep_status(sweep_id, "interrupted", ended=True)
+        store.set_sweep_status(plan.sweep_id, "interrupted", ended=True)
         outcome.status = "interrupted"
         return outcome
-    outcome.status = "failed" if counts["failed"] else "finished"
-    store.set_sweep_status(sweep_id, outcome.status, ended=True)
+    outcome.status = "failed" if tally.failed else "finished"
+    store.set_sweep_status(plan.sweep_id, outcome.status, ended=True)
     return outcome
 
 

@@ -268,9 +268,20 @@ class _Plan:
     redactor: Redactor
 
 
+def _check_not_exported(store: Store, record: RunRecord, model: str) -> None:
+    """Refuse to export a run again under an automatic version: name the version that holds it."""
+    held = [v for v in store.exports(model) if v.run_id == record.run_id]
+    if held:
+        versions = ", ".join(v.version for v in held)
+        raise InputError(
+            f"Run {record.run_id[:8]} is already exported as {model} {versions} ({held[-1].path}); "
+            "pass --new-version (new_version=True) to export it again as another version."
+        )
+
+
 def _plan(
     store: Store, settings: Settings, run: Any, *, model: str, out_dir: str | Path, version: str | None, archive: bool,
-    force: bool, reason: str | None, dvc: bool, release: Mapping[str, Any] | None,
+    force: bool, reason: str | None, dvc: bool, release: Mapping[str, Any] | None, new_version: bool = False,
 ) -> _Plan:
     """Validate the request, choose the version, enforce the gates; nothing is written yet."""
     if not isinstance(model, str) or not MODEL_NAME.match(model):
@@ -287,6 +298,8 @@ def _plan(
         raise InputError(f"-o {out} is a file; pass a folder to hold the bundle.")
     dvc_root = _check_dvc(settings, out) if dvc else None
     if version is None:
+        if not new_version:
+            _check_not_exported(store, record, model)
         version = next_version(store, model)
     elif not VERSION.match(version):
         raise InputError(f"Version {version!r} is invalid; use MAJOR.MINOR.PATCH, e.g. 1.2.0.")
@@ -420,6 +433,7 @@ def export_bundle(
     reason: str | None = None,
     dvc: bool = False,
     release: Mapping[str, Any] | None = None,
+    new_version: bool = False,
     store: Store | None = None,
 ) -> ExportResult:
     """Export a vetted run as a verified handoff bundle and record the export in the store.
@@ -441,6 +455,9 @@ def export_bundle(
             :func:`nbtoolkit.export.release.release_plan` for ``model`` (canary steps, the
             project's SLAs, rollback target = the version ``production`` points to now).
             Bundles are immutable, so it cannot be added later.
+        new_version: export a run already exported as ``model`` again, as the next version
+            (without it, and without an explicit ``version``, that is refused naming the version
+            that holds the run).
         store: the store (default: the project's).
 
     Returns:
@@ -448,14 +465,14 @@ def export_bundle(
 
     Raises:
         GateError: the run is not vetted and ``force`` is false (every unmet gate listed).
-        InputError: bad model name, version, run, output folder, missing model artifact or
-            ``--dvc`` outside a DVC repository.
+        InputError: bad model name, version, run, output folder, missing model artifact,
+            ``--dvc`` outside a DVC repository, or the run is already exported as ``model``.
         HandoffError: ``dvc add`` failed after the export.
     """
     settings = load_settings()
     store = store or open_store(settings)
     plan = _plan(store, settings, run, model=model, out_dir=out_dir, version=version, archive=archive, force=force,
-                 reason=reason, dvc=dvc, release=release)
+                 reason=reason, dvc=dvc, release=release, new_version=new_version)
     now = time.time()
     plan.target.parent.mkdir(parents=True, exist_ok=True)
     build = Path(tempfile.mkdtemp(prefix=f".{plan.bundle_name}.", suffix=".building", dir=plan.target.parent))

@@ -110,7 +110,8 @@ def _why(store: Store, run: dict[str, Any], metric: str | None) -> str:
         rec = store.get_run(run["run_id"])
         last = (rec.error or "").strip().splitlines()[-1:] or ["no error recorded"]
         return f"{run['status']}: {last[0][:200]}"
-    detail = store.get_run(run["run_id"]).verdict_detail or {}
+    verdict = store.get_run(run["run_id"]).verdict_detail
+    detail: dict[str, Any] = verdict.to_dict() if verdict is not None else {}
     parts = [f"{(r.get('criterion') or {}).get('text') or '?'}: {r.get('reason') or r.get('status')}"
              for r in detail.get("results") or [] if isinstance(r, dict)]
     if parts:

@@ -12,6 +12,9 @@ from sqlalchemy.engine import Connection
 from nbtoolkit import _json
 from nbtoolkit.store import schema as S
 
+#: Stored run kinds whose results may serve a cache hit (``cached`` stands for its origin).
+_CACHEABLE_KINDS = ("papermill", "sweep", "experiment", "cached")
+
 #: Tables whose rows belong to one run and travel with a copy of it.
 _RUN_TABLES = (S.params, S.metrics, S.metric_steps, S.tags, S.datasets, S.artifacts)
 
@@ -28,18 +31,19 @@ class RunCopies:
     def cache_sources(self, key: str, *, limit: int = 20) -> list[str]:
         """Ids of the runs that really executed with cache key ``key``, newest first, without repeats.
 
-        Only finished runs count; a run that was itself a cache hit stands for its origin.
+        Only finished runs of ``nbtk run`` and sweeps count (never a test or a reproduction);
+        a run that was itself a cache hit stands for its origin.
         """
         q = (
-            select(S.runs.c.run_id, S.runs.c.origin_run_id, S.runs.c.extra)
-            .where(and_(S.runs.c.cache_key == key, S.runs.c.status == "finished"))
+            select(S.runs.c.run_id, S.runs.c.origin_run_id, S.runs.c.kind)
+            .where(and_(S.runs.c.cache_key == key, S.runs.c.status == "finished", S.runs.c.kind.in_(_CACHEABLE_KINDS)))
             .order_by(S.runs.c.started.desc())
             .limit(limit)
         )
         rows = self._read(lambda conn: conn.execute(q).all())
         out: list[str] = []
-        for run_id, origin, extra in rows:
-            source = origin if (_json.loads(extra, {}) or {}).get("cached") and origin else run_id
+        for run_id, origin, kind in rows:
+            source = origin if kind == "cached" and origin else run_id
             if source not in out:
                 out.append(str(source))
         return out
@@ -50,7 +54,7 @@ class RunCopies:
     ) -> str:
         """Record ``new_id`` as a finished copy of ``source_id`` (a cache hit), in one transaction.
 
-        The copy links to its source (``origin_run_id``), carries ``extra`` merged over the
+        The copy has kind ``cached``, links to its source (``origin_run_id``), carries ``extra`` merged over the
         source's plus ``cached: true``, and gets copies of the source's params, metrics, metric
         steps, tags, datasets and artifact records (blobs are shared, content-addressed).
         """
@@ -63,7 +67,7 @@ class RunCopies:
             merged["cached"] = True
             now = time.time()
             row.update(
-                run_id=new_id, parent_id=parent_id, origin_run_id=source_id, cache_key=cache_key,
+                run_id=new_id, kind="cached", parent_id=parent_id, origin_run_id=source_id, cache_key=cache_key,
                 started=now, ended=now, heartbeat=now, extra=_json.dumps(merged),
             )
             conn.execute(insert(S.runs).values(**row))

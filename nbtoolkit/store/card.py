@@ -71,7 +71,10 @@ def run_card_html(record: RunRecord) -> str:
     baseline = ""
     if record.baseline_ref:
         target = record.baseline_run_id[:12] if record.baseline_run_id else "not found"
-        baseline = f'<div style="color:{GREY}">baseline: {esc(record.baseline_ref)} ({esc(target)})</div>'
+        baseline = f'<div style="color:{GREY}">baseline: {esc(record.baseline_ref)} (run {esc(target)})</div>'
+    if record.kind == "cached" and record.origin_run_id:
+        baseline += (f'<div style="color:{GREY}">cached copy of run {esc(record.origin_run_id[:12])} '
+                     "(served from the run cache, not re-executed)</div>")
     crit = (
         '<table style="margin-top:6px;border-collapse:collapse">'
         "<tr>" + "".join(f"<th>{h}</th>" for h in _CRITERIA_HEAD) + "</tr>"
@@ -101,6 +104,11 @@ def run_card_text(record: RunRecord) -> str:
         lines.append(f"  {no_verdict_reason(record.status)}")
     if record.declaration.hypothesis:
         lines.append(f"  hypothesis: {record.declaration.hypothesis}")
+    if record.kind == "cached" and record.origin_run_id:
+        lines.append(f"  cached copy of run {record.origin_run_id[:12]} (served from the run cache, not re-executed)")
+    if record.baseline_ref:
+        target = f"run {record.baseline_run_id[:12]}" if record.baseline_run_id else "no run found"
+        lines.append(f"  baseline: {record.baseline_ref} ({target})")
     for r in record.verdict_detail.results if record.verdict_detail is not None else ():
         mark = {"pass": "PASS", "fail": "FAIL"}.get(r.status, "????")
         cells = criterion_cells(r)

@@ -135,7 +135,7 @@ class RunReads:
         """Runs for listings, newest first, with each run's parameters folded by the database.
 
         Returns ``(runs, metrics)``: ``runs`` holds tuples ``(run_id, experiment, status,
-        verdict, started, ended, params_json)`` where ``params_json`` is one JSON object of
+        verdict, started, ended, kind, parent_id, params_json)`` where ``params_json`` is one JSON object of
         the run's parameter values (or ``None``); ``metrics`` holds ``(run_id, name, value,
         special)`` tuples (last values). ``None`` when the backend is not SQLite (use
         :meth:`query_runs`). Two statements in one read transaction and no per-parameter
@@ -155,7 +155,7 @@ class RunReads:
         cond = (" WHERE " + " AND ".join(where)) if where else ""
         tail = " ORDER BY r.started DESC" + (f" LIMIT {int(limit)}" if limit is not None else "")
         runs_sql = (
-            "SELECT r.run_id, r.experiment, r.status, r.verdict, r.started, r.ended,"
+            "SELECT r.run_id, r.experiment, r.status, r.verdict, r.started, r.ended, r.kind, r.parent_id,"
             " (SELECT '{' || group_concat(json_quote(p.name) || ':' || p.value, ',') || '}'"
             "  FROM params p WHERE p.run_id = r.run_id)"
             f" FROM runs r{cond}{tail}"
@@ -206,6 +206,7 @@ class RunReads:
             S.runs.c.ended,
             S.runs.c.kind,
             S.runs.c.parent_id,
+            S.runs.c.origin_run_id,
             S.runs.c.declaration,
         ]
         q = select(*cols).order_by(S.runs.c.started.desc())

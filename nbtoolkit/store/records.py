@@ -154,9 +154,14 @@ class RunRecord:
             return None
         return self.store.get_lock(self.lock_hash)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, lineage: bool = True) -> dict[str, Any]:
         """JSON-compatible dict; ``run_id``, ``experiment``, ``status``, ``verdict``, ``started``,
-        ``ended``, ``params`` and ``metrics`` are the keys of ``nbtk runs --json``."""
+        ``ended``, ``params`` and ``metrics`` are the keys of ``nbtk runs --json``.
+
+        ``code`` (git commit, branch, dirty flag, diff artifact) and ``lineage`` (kind, sweep,
+        the run it was cached from or reproduces, its reproductions) read the store;
+        ``lineage=False`` leaves them ``None`` (listings of many runs).
+        """
         return {
             "run_id": self.run_id,
             "experiment": self.experiment,
@@ -170,6 +175,8 @@ class RunRecord:
             "source": self.source,
             "declaration": self.declaration.to_dict(),
             "baseline": {"ref": self.baseline_ref, "run_id": self.baseline_run_id},
+            "code": self.store.code_version(self) if lineage and self.store is not None else None,
+            "lineage": self.store.run_lineage(self) if lineage and self.store is not None else None,
             "verdict_detail": self.verdict_detail.to_dict() if self.verdict_detail else None,
             "notebook": {"path": self.notebook_path, "sha256": self.notebook_hash},
             "lock_hash": self.lock_hash,

@@ -19,11 +19,14 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    and_,
+    select,
     text,
+    update,
 )
 from sqlalchemy.engine import Connection
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 metadata = MetaData()
 
@@ -254,6 +257,18 @@ comments = Table(
 )
 
 
+# v5: pinned baselines (``nbtk baseline set``)
+baseline_pins = Table(
+    "baseline_pins",
+    metadata,
+    Column("experiment", String(128), primary_key=True),
+    Column("run_id", String(32), nullable=False),
+    Column("by", String(255), nullable=False),
+    Column("note", Text, nullable=False, server_default=""),
+    Column("created", Float, nullable=False),
+)
+
+
 def _v1_to_v2(conn: Connection) -> None:
     """v2 adds the run-cache key and the sweeps table (re-execution stage)."""
     conn.execute(text("ALTER TABLE runs ADD COLUMN cache_key VARCHAR(64)"))
@@ -273,5 +288,26 @@ def _v3_to_v4(conn: Connection) -> None:
     comments.create(conn, checkfirst=True)
 
 
+def _v4_to_v5(conn: Connection) -> None:
+    """v5 adds ``baseline_pins`` and names each run's lineage in ``runs.kind``.
+
+    Run kinds before v5 did not tell a cached copy or a sweep child from the run it copies or
+    a single ``nbtk run``; they become ``cached`` (a run-cache hit: ``extra.cached`` with an
+    ``origin_run_id``) and ``sweep`` (a child whose ``parent_id`` is a sweep).
+    """
+    baseline_pins.create(conn, checkfirst=True)
+    conn.execute(
+        update(runs)
+        .where(and_(runs.c.origin_run_id.is_not(None), runs.c.kind.not_in(["reproduction", "test"]),
+                    runs.c.extra.like('%"cached":true%')))
+        .values(kind="cached")
+    )
+    conn.execute(
+        update(runs)
+        .where(and_(runs.c.kind == "papermill", runs.c.parent_id.in_(select(sweeps.c.sweep_id))))
+        .values(kind="sweep")
+    )
+
+
 #: MIGRATIONS[v] upgrades a store at version v to version v + 1.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5}

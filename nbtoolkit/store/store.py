@@ -33,6 +33,7 @@ from nbtoolkit.store.engine import (
     process_start_time,
     transact,
 )
+from nbtoolkit.store.lineage import LineageRecords
 from nbtoolkit.store.maintenance import StoreMaintenance
 from nbtoolkit.store.models import ModelRecords
 from nbtoolkit.store.predictions import PredictionLog
@@ -75,7 +76,7 @@ def new_id() -> str:
 T = TypeVar("T")
 
 
-class Store(RunReads, ModelRecords, SweepRecords, RunCopies, StoreMaintenance, PredictionLog):
+class Store(RunReads, ModelRecords, SweepRecords, RunCopies, LineageRecords, StoreMaintenance, PredictionLog):
     """One project store.
 
     Args:

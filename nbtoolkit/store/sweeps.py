@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from nbtoolkit import _json
@@ -24,6 +24,17 @@ class Sweep:
     status: str
     created: float
     ended: float | None = None
+
+
+@dataclass(frozen=True)
+class SweepCounts:
+    """How a sweep's children ended: ``done`` includes ``cached``; ``running`` are still going."""
+
+    total: int
+    done: int
+    failed: int
+    cached: int
+    running: int
 
 
 def _sweep(row: Any) -> Sweep:
@@ -77,3 +88,39 @@ class SweepRecords:
             if isinstance(index, int):
                 out.add(index)
         return out
+
+    def sweep_counts(self, sweep_ids: Iterable[str]) -> dict[str, SweepCounts]:
+        """Children of each sweep counted by how they ended, in one query."""
+        ids = list(sweep_ids)
+        if not ids:
+            return {}
+        q = (
+            select(S.runs.c.parent_id, S.runs.c.status, S.runs.c.kind, func.count())
+            .where(S.runs.c.parent_id.in_(ids))
+            .group_by(S.runs.c.parent_id, S.runs.c.status, S.runs.c.kind)
+        )
+        rows = self._read(lambda conn: conn.execute(q).all())
+        tally: dict[str, dict[str, int]] = {sid: {"total": 0, "done": 0, "failed": 0, "cached": 0, "running": 0} for sid in ids}
+        for parent, status, kind, n in rows:
+            t = tally[parent]
+            t["total"] += n
+            if status == "finished":
+                t["done"] += n
+                t["cached"] += n if kind == "cached" else 0
+            elif status == "running":
+                t["running"] += n
+            else:
+                t["failed"] += n
+        return {sid: SweepCounts(**t) for sid, t in tally.items()}
+
+    def list_sweeps(self, *, limit: int | None = None) -> list[Sweep]:
+        """Every sweep, newest first (at most ``limit``)."""
+        q = select(S.sweeps).order_by(S.sweeps.c.created.desc())
+        if limit is not None:
+            q = q.limit(limit)
+        return [_sweep(r) for r in self._read(lambda conn: conn.execute(q).mappings().all())]
+
+    def sweep_child_ids(self, sweep_id: str) -> list[str]:
+        """Ids of the children of ``sweep_id``, oldest first."""
+        q = select(S.runs.c.run_id).where(S.runs.c.parent_id == sweep_id).order_by(S.runs.c.started)
+        return [str(r) for r in self._read(lambda conn: conn.execute(q).scalars().all())]

@@ -27,11 +27,12 @@ import {
   NotebookPanel
 } from '@jupyterlab/notebook';
 import { Kernel } from '@jupyterlab/services';
-import { LabIcon, refreshIcon } from '@jupyterlab/ui-components';
+import { LabIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
 import { el, requestAPI } from './api';
 import { CommentsLoader } from './comments';
+import { ISignedResponse, PollingPanel } from './panel';
 import { ProductionPanel } from './production';
 
 const PLUGIN_ID = 'nbtoolkit:plugin';
@@ -39,7 +40,6 @@ const INSERT_COMMAND = 'nbtoolkit:insert-experiment-cell';
 const OPEN_REPORT_COMMAND = 'nbtoolkit:open-report';
 const REFRESH_COMMAND = 'nbtoolkit:refresh-experiments';
 const COMM_TARGET = 'nbtoolkit.insert_cell';
-const POLL_MS = 5000;
 
 const flaskIcon = new LabIcon({
   name: 'nbtoolkit:flask',
@@ -68,9 +68,8 @@ export interface IExperimentSummary {
   recent: IRunSummary[];
 }
 
-interface IExperimentsResponse {
+interface IExperimentsResponse extends ISignedResponse {
   experiments: IExperimentSummary[];
-  signature: string;
   store: string | null;
 }
 
@@ -114,70 +113,39 @@ function commentBox(key: 'runId' | 'experiment', value: string): HTMLElement {
 }
 
 /** The "Experiments" sidebar. */
-export class ExperimentsPanel extends Widget {
+export class ExperimentsPanel extends PollingPanel<IExperimentsResponse> {
   constructor(openReport: (run: IRunSummary) => void) {
-    super();
+    super({
+      id: 'nbtoolkit-experiments',
+      title: 'Experiments',
+      icon: flaskIcon,
+      refreshLabel: 'Refresh experiments',
+      endpoint: 'experiments?recent=5',
+      noun: 'runs'
+    });
     this._openReport = openReport;
-    this.id = 'nbtoolkit-experiments';
-    this.addClass('nbtk-sidebar');
-    this.title.icon = flaskIcon;
-    this.title.caption = 'Experiments';
-
-    const header = el('div', 'nbtk-sidebar-header');
-    header.appendChild(el('span', 'nbtk-sidebar-title', 'Experiments'));
-    const button = el('button', 'nbtk-refresh') as HTMLButtonElement;
-    button.title = 'Refresh';
-    button.setAttribute('aria-label', 'Refresh experiments');
-    refreshIcon.element({ container: button, height: '16px', width: '16px' });
-    button.addEventListener('click', () => void this.refresh(true));
-    header.appendChild(button);
-    this._status = el('div', 'nbtk-status', 'Loading…');
-    this._list = el('div', 'nbtk-list');
-    this._comments = new CommentsLoader(this._list);
-    this.node.append(header, this._status, this._list);
-    this._timer = window.setInterval(() => {
-      if (this.isVisible) {
-        void this.refresh(false);
-      }
-    }, POLL_MS);
+    this._comments = new CommentsLoader(this.list);
   }
 
-  dispose(): void {
-    window.clearInterval(this._timer);
-    super.dispose();
-  }
-
-  protected onAfterShow(): void {
-    void this.refresh(false);
-  }
-
-  /** Reload the listing; re-render only when something changed (or `force`). */
-  async refresh(force: boolean): Promise<void> {
-    let data: IExperimentsResponse;
-    try {
-      const response = await requestAPI('experiments?recent=5');
-      data = (await response.json()) as IExperimentsResponse;
-    } catch (error) {
-      this._status.textContent = `Could not load runs: ${(error as Error).message}`;
-      this._signature = '';
-      return;
-    }
+  protected statusText(data: IExperimentsResponse): string {
     const total = data.experiments.reduce((n, e) => n + e.runs, 0);
-    this._status.textContent = data.experiments.length
+    return data.experiments.length
       ? `${plural(data.experiments.length, 'experiment')}, ${plural(total, 'run')}`
       : 'No runs yet: run an %%experiment cell.';
-    if (!force && data.signature === this._signature) {
-      this._updateTimes();
-      await this._comments.load(force);
-      return;
-    }
-    this._signature = data.signature;
-    this._render(data.experiments);
+  }
+
+  protected async render(data: IExperimentsResponse): Promise<void> {
+    this._renderExperiments(data.experiments);
     await this._comments.load(true);
   }
 
-  private _render(experiments: IExperimentSummary[]): void {
-    this._list.replaceChildren();
+  protected async unchanged(): Promise<void> {
+    this._updateTimes();
+    await this._comments.load(false);
+  }
+
+  private _renderExperiments(experiments: IExperimentSummary[]): void {
+    this.list.replaceChildren();
     for (const exp of experiments) {
       const box = el('div', 'nbtk-experiment');
       box.dataset.experiment = exp.name;
@@ -213,12 +181,12 @@ export class ExperimentsPanel extends Widget {
         });
         box.append(row, commentBox('runId', run.run_id));
       }
-      this._list.appendChild(box);
+      this.list.appendChild(box);
     }
   }
 
   private _updateTimes(): void {
-    this._list.querySelectorAll<HTMLElement>('.nbtk-run-when[data-started]').forEach(node => {
+    this.list.querySelectorAll<HTMLElement>('.nbtk-run-when[data-started]').forEach(node => {
       const started = Number(node.dataset.started);
       if (started) {
         node.textContent = timeAgo(started);
@@ -228,10 +196,6 @@ export class ExperimentsPanel extends Widget {
 
   private _openReport: (run: IRunSummary) => void;
   private _comments: CommentsLoader;
-  private _status: HTMLElement;
-  private _list: HTMLElement;
-  private _signature = '';
-  private _timer: number;
 }
 
 /** A run's static HTML report in a script-less sandboxed iframe. */

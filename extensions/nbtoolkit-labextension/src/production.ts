@@ -4,17 +4,16 @@
  * rate, latency p95/p99, measured and estimated ("est.") quality, the worst-slice gap, drifted
  * features and an SLA badge, formatted as the monitor dashboard formats them.
  *
- * Data: `GET /nbtoolkit/api/production`, polled every few seconds while the panel is visible;
- * the panel re-renders only when the answer's `signature` changed. All text goes through
+ * Data: `GET /nbtoolkit/api/production`, polled by {@link PollingPanel} (./panel.ts) while the
+ * panel is visible; the panel re-renders only when the answer's `signature` changed. All text goes through
  * `textContent` (model names, reasons and descriptions are user text).
  */
-import { LabIcon, refreshIcon } from '@jupyterlab/ui-components';
-import { Widget } from '@lumino/widgets';
+import { LabIcon } from '@jupyterlab/ui-components';
 
-import { el, fmtNumber, requestAPI } from './api';
+import { el, fmtNumber } from './api';
 import { commentNode, IComment } from './comments';
+import { ISignedResponse, PollingPanel } from './panel';
 
-const POLL_MS = 5000;
 /** the quality metric the dashboard puts first, in this order of preference */
 const PREFERRED_METRICS = ['roc_auc', 'accuracy', 'rmse', 'mae'];
 
@@ -90,9 +89,8 @@ export interface IProductionModel {
   monitor: IMonitor | null;
 }
 
-interface IProductionResponse {
+interface IProductionResponse extends ISignedResponse {
   models: IProductionModel[];
-  signature: string;
 }
 
 function qualityMetric(report: IVersionReport): string | null {
@@ -243,67 +241,29 @@ function modelBlock(model: IProductionModel): HTMLElement {
 }
 
 /** The "Production" sidebar. */
-export class ProductionPanel extends Widget {
+export class ProductionPanel extends PollingPanel<IProductionResponse> {
   constructor() {
-    super();
-    this.id = 'nbtoolkit-production';
-    this.addClass('nbtk-sidebar');
+    super({
+      id: 'nbtoolkit-production',
+      title: 'Production',
+      icon: gaugeIcon,
+      refreshLabel: 'Refresh production models',
+      endpoint: 'production',
+      noun: 'models'
+    });
     this.addClass('nbtk-production');
-    this.title.icon = gaugeIcon;
-    this.title.caption = 'Production';
-    const header = el('div', 'nbtk-sidebar-header');
-    header.appendChild(el('span', 'nbtk-sidebar-title', 'Production'));
-    const button = el('button', 'nbtk-refresh') as HTMLButtonElement;
-    button.title = 'Refresh';
-    button.setAttribute('aria-label', 'Refresh production models');
-    refreshIcon.element({ container: button, height: '16px', width: '16px' });
-    button.addEventListener('click', () => void this.refresh(true));
-    header.appendChild(button);
-    this._status = el('div', 'nbtk-status', 'Loading…');
-    this._list = el('div', 'nbtk-list');
-    this.node.append(header, this._status, this._list);
-    this._timer = window.setInterval(() => {
-      if (this.isVisible) {
-        void this.refresh(false);
-      }
-    }, POLL_MS);
   }
 
-  dispose(): void {
-    window.clearInterval(this._timer);
-    super.dispose();
-  }
-
-  protected onAfterShow(): void {
-    void this.refresh(false);
-  }
-
-  /** Reload the models; re-render only when something changed (or `force`). */
-  async refresh(force: boolean): Promise<void> {
-    let data: IProductionResponse;
-    try {
-      const response = await requestAPI('production');
-      data = (await response.json()) as IProductionResponse;
-    } catch (error) {
-      this._status.textContent = `Could not load models: ${(error as Error).message}`;
-      this._signature = '';
-      return;
-    }
+  protected statusText(data: IProductionResponse): string {
     const breaches = data.models.filter(m => m.monitor && !m.monitor.ok).length;
-    this._status.textContent = data.models.length
+    return data.models.length
       ? `${data.models.length} model${data.models.length === 1 ? '' : 's'}` +
-        (breaches ? `, ${breaches} with an SLA breach` : '')
+          (breaches ? `, ${breaches} with an SLA breach` : '')
       : 'No registered models yet: nbtk export a run.';
-    if (!force && data.signature === this._signature) {
-      return;
-    }
-    this._signature = data.signature;
-    this._list.replaceChildren(...data.models.map(modelBlock));
+  }
+
+  protected render(data: IProductionResponse): void {
+    this.list.replaceChildren(...data.models.map(modelBlock));
     this.node.dataset.signature = data.signature;
   }
-
-  private _status: HTMLElement;
-  private _list: HTMLElement;
-  private _signature = '';
-  private _timer: number;
 }
