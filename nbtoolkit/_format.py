@@ -9,7 +9,8 @@ A leaf module (standard library only). Rules:
   the baseline's value, the difference and its interval): 4 significant digits of the largest
   of the *values*, so an accuracy row reads ``0.9689 / 0.9588 / +0.0101 [-0.0230, +0.0000]``
   and a tiny interval bound prints as ``+0.0000``, not ``3.521e-06``.
-* :func:`fmt_fixed` and :func:`fmt_interval` write numbers with those shared decimals.
+* :func:`fmt_fixed` and :func:`fmt_interval` write numbers with those shared decimals;
+  :func:`fmt_trimmed` does it for running text (trailing zeros dropped).
 """
 
 from __future__ import annotations
@@ -93,6 +94,23 @@ def fmt_fixed(value: Any, decimals: int, *, signed: bool = False) -> str:
     text = f"{abs(x):.{decimals}f}"
     sign = "-" if x < 0 or (x == 0 and math.copysign(1.0, x) < 0) else ("+" if signed else "")
     return sign + text
+
+
+def fmt_trimmed(value: Any, decimals: int) -> str:
+    """``value`` with at most ``decimals`` decimals, trailing zeros dropped (``0.93``, ``12346``).
+
+    For running text (a verdict's reason): no exponent for tiny values as long as ``decimals``
+    reaches them (``0.0000035``); a non-zero value that would read as ``0`` falls back to
+    :func:`fmt_number`.
+    """
+    text = fmt_fixed(value, decimals)
+    if _real(value) is None or _special(float(value)) is not None:
+        return text
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    if text in ("0", "-0") and float(value) != 0:
+        return fmt_number(value)
+    return "0" if text == "-0" else text
 
 
 def fmt_signed(value: Any, decimals: int | None = None) -> str:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
 from nbtoolkit import stats
+from nbtoolkit._format import MAX_DECIMALS, criterion_cells, fmt_trimmed, metric_decimals
 from nbtoolkit.criteria import Criterion
 from nbtoolkit.errors import NbToolkitError
 from nbtoolkit.html import colour, esc
@@ -45,10 +46,15 @@ def _holds(a: float, op: str, b: float) -> bool:
     return not close and (a > b if op == ">" else a < b)
 
 
-def _show(x: float, other: float | None = None) -> str:
-    """Short number text; full precision when it would look equal to ``other``."""
-    short = f"{x:.6g}"
-    return repr(x) if other is not None and x != other and short == f"{other:.6g}" else short
+def _show(x: float, decimals: int, other: float | None = None) -> str:
+    """``x`` in the row's shared ``decimals`` (trailing zeros dropped, no exponent for tiny
+    values); more decimals, up to full precision, when it would look equal to ``other``."""
+    if other is None or x == other:
+        return fmt_trimmed(x, decimals)
+    for d in range(decimals, MAX_DECIMALS + 1):
+        if (text := fmt_trimmed(x, d)) != fmt_trimmed(other, d):
+            return text
+    return repr(x)
 
 
 def _as_float(value: Any) -> float | None:
@@ -123,7 +129,8 @@ def _judge_interval(interval: Interval, op: str, off: float) -> tuple[bool | Non
         passed = True if on_low and on_high else (
             None if on_low or on_high or low <= off <= high else False)
         side = "sits on" if passed else "excludes"
-    return passed, f"{what} {'straddles' if passed is None else side} the bar {_show(off)}"
+    bar = _show(off, metric_decimals(low, high, significant=3))
+    return passed, f"{what} {'straddles' if passed is None else side} the bar {bar}"
 
 
 def _evaluate_one(c: Criterion, metrics: Mapping[str, Any], baseline: Mapping[str, Any] | None,
@@ -162,10 +169,11 @@ def _evaluate_one(c: Criterion, metrics: Mapping[str, Any], baseline: Mapping[st
     else:
         passed = _holds(observed, c.op, bar)
         verb = "meets" if passed else "fails"
-        reason = f"observed {_show(observed, bar)} {verb} {c.op} {_show(bar, observed)}"
+        d = metric_decimals(observed, bar, base)
+        reason = f"observed {_show(observed, d, bar)} {verb} {c.op} {_show(bar, d, observed)}"
         if base is not None:
             sign = "-" if c.offset < 0 else "+"
-            reason += f" (baseline {_show(base)} {sign} {_show(abs(c.offset))})"
+            reason += f" (baseline {_show(base, d)} {sign} {_show(abs(c.offset), d)})"
     status: Status = "inconclusive" if passed is None else ("pass" if passed else "fail")
     return CriterionResult(criterion=c, observed=observed, baseline=base, bar=bar, passed=passed,
                            status=status, reason=reason, difference=diff, interval=interval)
@@ -227,19 +235,18 @@ class Verdict:
     def _repr_html_(self) -> str:
         e = esc
 
-        def num(x: float | None) -> str:
-            return "" if x is None else e(_show(x))
+        def row(r: CriterionResult) -> str:
+            cells = criterion_cells(r)  # one row's numbers share their decimals
+            interval = f" {cells['interval']}" if r.interval is not None else ""
+            return (f"<tr><td><code>{e(r.criterion.text)}</code></td>"
+                    f"<td>{e(cells['observed'])}</td><td>{e(cells['baseline'])}</td>"
+                    f"<td>{e(cells['target'])}</td><td>{e(cells['difference'] + interval)}</td>"
+                    f'<td style="color:{colour(r.status)};font-weight:bold">'
+                    f"{e(r.status)}</td><td>{e(r.reason)}</td></tr>")
 
-        rows = "".join(
-            f"<tr><td><code>{e(r.criterion.text)}</code></td><td>{num(r.observed)}</td>"
-            f"<td>{num(r.baseline)}</td><td>{num(r.bar)}</td><td>{num(r.difference)}"
-            f"{' ' + e(r.interval.describe()) if r.interval else ''}</td>"
-            f'<td style="color:{colour(r.status)};font-weight:bold">'
-            f"{e(r.status)}</td><td>{e(r.reason)}</td></tr>"
-            for r in self.results
-        )
+        rows = "".join(row(r) for r in self.results)
         head = "".join(f"<th>{h}</th>" for h in
-                       ("criterion", "observed", "baseline", "bar", "difference", "result", "why"))
+                       ("criterion", "observed", "baseline", "target", "difference", "result", "why"))
         table = (f'<table class="nbtk-criteria"><thead><tr>{head}</tr></thead>'
                  f"<tbody>{rows}</tbody></table>") if rows else ""
         return (f'<div class="nbtk-verdict nbtk-verdict-{e(self.status)}"><p><strong '

@@ -152,14 +152,18 @@ def test_model_card_shows_intervals_and_escapes_run_content(project: Path, store
     evil = "Trees win <script>alert(1)</script> <img src=x onerror=alert(2)>"
     run_id = make_run(hypothesis=evil, sample=False)
     detail = store.get_run(run_id).verdict_detail.to_dict()
-    detail["results"][0]["interval"] = {"low": -0.0123, "high": 0.0456, "level": 0.95, "method": "bootstrap",
-                                        "n_resamples": 1000}
+    detail["results"][0]["interval"] = {"low": -0.02304, "high": 3.521e-06, "level": 0.95, "method": "bootstrap",
+                                        "n_resamples": 1000}  # a tiny bound once read 3.521e-06
     store.update_run(run_id, verdict_detail=detail)
     nbtk.approve(run_id, by="<b>mallory</b>", note="ok")
     bundle = nbtk.export_bundle(run_id, model="m", out_dir="b").path
 
     md = (bundle / "model_card.md").read_text()
-    assert "95% bootstrap interval [-0.0123, 0.0456]" in md
+    observed = store.get_run(run_id).metrics["accuracy"]
+    wanted = [f"{observed:.4f}", "95% bootstrap interval [-0.0230, +0.0000]", "pass"]  # the helper's digits
+    md_row = next(ln for ln in md.splitlines() if ln.startswith("| `accuracy >= 0.5`"))
+    md_cells = [c.strip() for c in md_row.strip("|").split("|")]
+    assert [md_cells[1], md_cells[4], md_cells[5]] == wanted and "e-0" not in md_row
     assert "<script>" not in md and "&lt;script&gt;" in md and "<b>" not in md
     assert "Unknown: no sample input was logged" in md  # signature kind 'unknown' noted
 
@@ -168,7 +172,10 @@ def test_model_card_shows_intervals_and_escapes_run_content(project: Path, store
     assert soup.find("script") is None and soup.find("img") is None and soup.find("b") is None
     assert evil in soup.find(id="hypothesis").get_text()
     assert SCOPE in soup.find(id="intended-use").get_text()
-    assert "95% bootstrap interval [-0.0123, 0.0456]" in soup.find(id="criteria").get_text()
+    html_cells = [td.get_text() for td in soup.find(id="criteria").select("tbody tr")[0].select("td")]
+    assert [html_cells[1], html_cells[4], html_cells[5]] == wanted
+    logged = {tr.select("td")[0].get_text(): tr.select("td")[1].get_text() for tr in soup.select("#metrics tbody tr")}
+    assert logged["accuracy"] == wanted[0]  # the logged-metrics table agrees with the criteria table
     assert "<b>mallory</b>" in soup.find(id="approvals").get_text()
     assert json.loads((bundle / "signature.json").read_text())["kind"] == "unknown"
 

@@ -101,3 +101,30 @@ def test_run_with_output_then_reproduce_is_clean(project: Path, store: Any) -> N
     result = json.loads(rep.stdout)
     assert result["result"] == "reproduced", result
     assert not [line for line in result["drift"] if line.startswith("code ")]
+
+
+def test_canary_plot_is_not_dirty(project: Path, store: Any, tmp_path: Path) -> None:
+    """``nbtk canary --plot FILE`` inside the tree notes the PNG in the ledger like a report."""
+    from _stability import demo_models, make_run, register
+
+    from nbtoolkit.stability.promotion import promote
+
+    m = demo_models()
+    r1, r2 = make_run("cancer-logreg", roc_auc=0.96), make_run("cancer-gbm", roc_auc=0.97)
+    register(store, tmp_path / "b", m["lr"], model="cancer", version="1.0.0", run_id=r1)
+    register(store, tmp_path / "b", m["gb"], model="cancer", version="1.0.1", run_id=r2)
+    promote("cancer", "1.0.0", to="production", by="ana", reason="first", store=store)
+    csv = tmp_path / "traffic.csv"  # outside the tree: only the plot is written inside it
+    m["frame"].to_csv(csv, index=False)
+    assert _git_lock(project)["dirty"] is False
+    plot = project / "plots" / "canary.png"
+    plot.parent.mkdir()
+    out = nbtk_cli("canary", "cancer@1.0.0", "cancer@1.0.1", str(csv), "--key", "uid", "--label", "label",
+                   "--sla", "max.error_rate=0.5", "--plot", str(plot), cwd=project)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert plot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert "plots/canary.png" in written_paths(project)
+    state = _git_lock(project)
+    assert state["dirty"] is False and state["untracked"] == [], state
+    plot.write_bytes(plot.read_bytes() + b"edited")  # a changed plot is the user's change again
+    assert _git_lock(project)["dirty"] is True

@@ -238,6 +238,27 @@ def test_numbers_are_formatted_for_people() -> None:
     assert wide["observed"] == "1235" and wide["target"] == "<= 1500" and wide["interval"] == "—"
 
 
+def test_verdict_html_and_reasons_use_the_helper() -> None:
+    """The notebook's verdict table and its reason text: shared decimals, no exponents."""
+    from nbtoolkit.criteria import parse_criteria
+    from nbtoolkit.stats.interval import Interval
+    from nbtoolkit.verdict import evaluate
+
+    v = evaluate(parse_criteria(["accuracy >= baseline.accuracy - 0.01", "drift <= 0.00005"]),
+                 {"accuracy": 0.968888, "drift": 0.0000123}, baseline={"accuracy": 0.971111},
+                 intervals={"accuracy": Interval(-0.02304, 3.521e-06)})
+    paired, tiny = v.results
+    assert tiny.reason == "observed 0.0000123 meets <= 0.00005"  # not 1.23e-05 / 5e-05
+    assert paired.reason.startswith("95% interval [-0.0230, +0.0000] of the difference")
+    soup = BeautifulSoup(v._repr_html_(), "html.parser")
+    heads = [th.get_text() for th in soup.select("table.nbtk-criteria th")]
+    rows = [dict(zip(heads, (td.get_text() for td in tr.select("td")), strict=True)) for tr in soup.select("tbody tr")]
+    assert [rows[0][h] for h in ("observed", "baseline", "target", "difference")] == [
+        "0.9689", "0.9711", ">= 0.9611", "-0.0022 [-0.0230, +0.0000] 95%"]  # not 0.968888 / -0.00222
+    assert rows[1]["observed"] == "0.00001230" and rows[1]["target"] == "<= 0.00005000"
+    assert not [c for r in rows for h, c in r.items() if h != "criterion" and "e-0" in c]
+
+
 def test_cli_card_shows_target_baseline_difference_and_interval(project: Path, store: Any) -> None:
     import nbtoolkit as nbtk
 

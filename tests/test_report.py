@@ -15,6 +15,9 @@ import pytest
 from bs4 import BeautifulSoup
 from conftest import nbtk_cli
 
+from nbtoolkit._format import fmt_number
+from nbtoolkit._format import metric_decimals as decimals
+
 RNG = np.random.default_rng(11)
 N = 300
 Y = RNG.integers(0, 2, N)
@@ -140,6 +143,11 @@ def test_run_report_content(pair: tuple[Any, Any, Any], tmp_path: Path) -> None:
     assert cells[5].startswith(f"[{iv.low:+.4f}, {iv.high:+.4f}]") and "95%" in cells[5]
     assert cells[6].endswith(cand.verdict.results[0].status)
     assert "no interval" not in rows[1].select_one(".interval").get_text()  # absolute criterion: —
+    # logged metrics: a judged one reads exactly as its criteria row (shared decimals), others 4 digits
+    logged = {r.find("code").get_text(): r.find_all("td")[1].get_text() for r in doc.select("table.metrics tbody tr")}
+    second = cand.verdict.results[1]
+    assert logged["roc_auc"] == cells[2] and logged["accuracy"] == f"{second.observed:.{decimals(second.observed, 0.6)}f}"
+    assert logged["loss"] == fmt_number(cand.record().metrics["loss"])
     # parameters: changed vs baseline first, unchanged last
     params = [(r.find("code").get_text(), r.find_all("td")[-1].get_text()) for r in doc.select("table.params tbody tr")]
     assert params == [("lr", "changed"), ("n_estimators", "added"), ("depth", "same")]

@@ -10,6 +10,7 @@ import click
 from nbtoolkit import registry
 from nbtoolkit._io import atomic_write_bytes
 from nbtoolkit.cli import cli, settings_from, store_from
+from nbtoolkit.envlock.written import record_written
 from nbtoolkit.errors import InputError
 from nbtoolkit.redact import public_json
 from nbtoolkit.stability import promotion
@@ -175,6 +176,7 @@ def canary(ctx: click.Context, champion: str, challenger: str, data: Path, key: 
                         alias=alias, sla=sla, settings=settings_from(ctx), store=store_from(ctx))
     if plot is not None:
         atomic_write_bytes(plot, result.png)
+        record_written(plot)  # the plot never makes the git tree dirty
     if as_json:
         click.echo(public_json({**result.summary, "run_id": result.run_id}, indent=2))
     else:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from nbtoolkit._format import MISSING, criterion_cells, fmt_interval, metric_decimals
 from nbtoolkit._resources import templates_dir
 from nbtoolkit.html import PALETTE, fmt_number
 
@@ -27,27 +28,29 @@ def _num(value: Any) -> str:
     return fmt_number(value)
 
 
-def _interval(interval: Interval | None) -> str:
+def _interval(interval: Interval | None, decimals: int) -> str:
+    """``95% bootstrap interval [-0.0123, +0.0456]`` in the row's shared decimals; ``""`` if none."""
     if interval is None:
         return ""
-    return (f"{interval.level * 100:g}% {interval.method} interval "
-            f"[{interval.low:.4g}, {interval.high:.4g}]")
+    bounds = fmt_interval(interval.low, interval.high, decimals)
+    return f"{interval.level * 100:g}% {interval.method} interval {bounds}"
 
 
 def _criteria(verdict: Verdict | None) -> list[dict[str, Any]]:
-    return [
-        {
+    rows: list[dict[str, Any]] = []
+    for r in verdict.results if verdict is not None else ():
+        cells = criterion_cells(r)
+        rows.append({
             "text": r.criterion.text,
             "metric": r.criterion.metric,
-            "observed": _num(r.observed),
-            "baseline": _num(r.baseline) if r.baseline is not None else "",
-            "difference": _num(r.difference) if r.difference is not None else "",
-            "interval": _interval(r.interval),
+            "observed": cells["observed"],
+            "baseline": cells["baseline"] if r.baseline is not None else "",
+            "difference": cells["difference"] if r.difference is not None else "",
+            "interval": _interval(r.interval, metric_decimals(r.observed, r.bar, r.baseline)),
             "status": r.status,
             "reason": r.reason,
-        }
-        for r in (verdict.results if verdict is not None else ())
-    ]
+        })
+    return rows
 
 
 def _limitations(
@@ -98,8 +101,9 @@ def card_context(
     decl = record.declaration
     detail = record.verdict_detail
     criteria = _criteria(detail)
-    criteria_metrics = {c["metric"] for c in criteria}
-    metrics = [{"name": k, "value": _num(v), "criterion": k in criteria_metrics} for k, v in sorted(record.metrics.items())]
+    judged = {c["metric"]: c["observed"] for c in criteria}  # same text as the criteria table
+    metrics = [{"name": k, "value": judged[k] if judged.get(k, MISSING) != MISSING else _num(v),
+                "criterion": k in judged} for k, v in sorted(record.metrics.items())]
     lock = lock_data or {}
     git = lock.get("git") or {}
     packages = lock.get("packages") or {}

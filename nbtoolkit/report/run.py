@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from nbtoolkit._format import criterion_cells, fmt_number
+
 if TYPE_CHECKING:
     from nbtoolkit.report.compare import Comparison
     from nbtoolkit.store import RunRecord, Store
@@ -199,6 +201,15 @@ def _prediction_metrics(pred: Any) -> list[tuple[str, float | None]]:
         return []
 
 
+def metric_rows(record: RunRecord, verdict: Verdict | None) -> list[tuple[str, str]]:
+    """The logged metrics as ``(name, text)``: a metric a criterion judges reads exactly as in
+    the criteria table (that row's shared decimals); any other one with 4 significant digits."""
+    judged = {r.criterion.metric: criterion_cells(r)["observed"]
+              for r in (verdict.results if verdict is not None else ()) if r.observed is not None}
+    return [(name, judged.get(name) or fmt_number(value))
+            for name, value in sorted(record.metrics.items())]
+
+
 def _notebook_css() -> Any:
     import markupsafe
 
@@ -256,7 +267,7 @@ def run_context(record: RunRecord, store: Store, baseline: RunRecord | None, *,
         "verdict_recomputed": recomputed,
         "comparison": comparison,
         "params": params,
-        "metrics": sorted(record.metrics.items()),
+        "metrics": metric_rows(record, verdict),
         "step_plot": plots.safe_plot(plots.step_curves, series, baseline=base_series),
         "curves_plot": plots.safe_plot(plots.roc_pr_curves, curves) if pred is not None else None,
         "predictions_rows": len(pred) if pred is not None else None,
