@@ -180,7 +180,8 @@ def test_planted_secrets_reach_no_sink(project: Path, tmp_path: Path, monkeypatc
     console.append(_ok(approved))
     assert "Approved run" in approved.stdout and "review.example.com" in approved.stdout
     console.append(_ok(nbtk_cli("export", a, "--model", "m", "-o", str(project / "bundles"), cwd=project)))
-    console.append(_ok(nbtk_cli("export", a, "--model", "m", "-o", str(project / "bundles"), "--archive", cwd=project)))
+    console.append(_ok(nbtk_cli("export", a, "--model", "m", "-o", str(project / "bundles"), "--archive",
+                                 "--new-version", cwd=project)))
     assert list((project / "bundles").glob("*.tar.gz")) and [p for p in (project / "bundles").iterdir() if p.is_dir()]
 
     shown = nbtk_cli("show", a, "--json", cwd=project)
