@@ -16,10 +16,7 @@ A leaf module (standard library only). Rules:
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from nbtoolkit.verdict import CriterionResult
+from typing import Any
 
 MISSING = "—"
 SIGNIFICANT = 4
@@ -134,24 +131,3 @@ def fmt_interval(low: Any, high: Any, decimals: int | None = None, *,
     d = metric_decimals(low, high, significant=3) if decimals is None else decimals
     text = f"[{fmt_fixed(low, d, signed=True)}, {fmt_fixed(high, d, signed=True)}]"
     return text if level is None else f"{text} {level * 100:g}%"
-
-
-def criterion_cells(result: CriterionResult) -> dict[str, str]:
-    """The numbers of one criterion result as shared-decimal text.
-
-    Returns:
-        ``observed``, ``target`` (operator and bar, e.g. ``>= 0.9588``), ``baseline``,
-        ``difference`` and ``interval`` (``[-0.0230, +0.0000] 95%``); ``—`` where a number does
-        not apply (absolute criteria have no baseline, difference or interval).
-    """
-    observed, bar, base = result.observed, result.bar, result.baseline
-    d = metric_decimals(observed, bar, base)
-    interval = result.interval
-    return {
-        "observed": fmt_fixed(observed, d),
-        "target": f"{result.criterion.op} {fmt_fixed(bar, d)}".strip() if bar is not None else MISSING,
-        "baseline": fmt_fixed(base, d),
-        "difference": fmt_signed(result.difference, d),
-        "interval": (fmt_interval(interval.low, interval.high, d, level=interval.level)
-                     if interval is not None else MISSING),
-    }

@@ -19,7 +19,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
 from nbtoolkit import stats
-from nbtoolkit._format import MAX_DECIMALS, criterion_cells, fmt_trimmed, metric_decimals
+from nbtoolkit._format import (
+    MAX_DECIMALS,
+    MISSING,
+    fmt_fixed,
+    fmt_interval,
+    fmt_signed,
+    fmt_trimmed,
+    metric_decimals,
+)
 from nbtoolkit.criteria import Criterion
 from nbtoolkit.errors import NbToolkitError
 from nbtoolkit.html import colour, esc
@@ -109,6 +117,27 @@ class CriterionResult:
                    baseline=d.get("baseline"), bar=d.get("bar"), passed=d.get("passed"),
                    status=d["status"], reason=str(d.get("reason", "")),
                    difference=d.get("difference"), interval=interval)
+
+
+def criterion_cells(result: CriterionResult) -> dict[str, str]:
+    """The numbers of one criterion result as shared-decimal text.
+
+    Returns:
+        ``observed``, ``target`` (operator and bar, e.g. ``>= 0.9588``), ``baseline``,
+        ``difference`` and ``interval`` (``[-0.0230, +0.0000] 95%``); ``—`` where a number does
+        not apply (absolute criteria have no baseline, difference or interval).
+    """
+    observed, bar, base = result.observed, result.bar, result.baseline
+    d = metric_decimals(observed, bar, base)
+    interval = result.interval
+    return {
+        "observed": fmt_fixed(observed, d),
+        "target": f"{result.criterion.op} {fmt_fixed(bar, d)}".strip() if bar is not None else MISSING,
+        "baseline": fmt_fixed(base, d),
+        "difference": fmt_signed(result.difference, d),
+        "interval": (fmt_interval(interval.low, interval.high, d, level=interval.level)
+                     if interval is not None else MISSING),
+    }
 
 
 def _judge_interval(interval: Interval, op: str, off: float) -> tuple[bool | None, str]:

@@ -18,9 +18,9 @@ from conftest import ROOT, execute_notebook, nbtk_cli, outputs_text
 from sklearn import metrics as skm
 
 from nbtoolkit import stats
-from nbtoolkit._format import criterion_cells, fmt_interval, fmt_number
+from nbtoolkit._format import fmt_interval, fmt_number
 from nbtoolkit.errors import InputError
-from nbtoolkit.verdict import CriterionResult
+from nbtoolkit.verdict import CriterionResult, criterion_cells
 
 RNG = np.random.default_rng(11)
 N, K = 300, 5

@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from nbtoolkit._format import MISSING, criterion_cells, fmt_interval, metric_decimals
+from nbtoolkit._format import MISSING, fmt_interval, metric_decimals
 from nbtoolkit._resources import templates_dir
 from nbtoolkit.html import PALETTE, fmt_number
+from nbtoolkit.verdict import criterion_cells
 
 if TYPE_CHECKING:
     from nbtoolkit.stats.interval import Interval

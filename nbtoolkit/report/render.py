@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 from nbtoolkit import _json
 from nbtoolkit._format import (
-    criterion_cells,
     fmt_fixed,
     fmt_interval,
     fmt_signed,
@@ -27,6 +26,7 @@ from nbtoolkit._resources import templates_dir
 from nbtoolkit._version import __version__
 from nbtoolkit.html import PALETTE
 from nbtoolkit.redact import MASK, count_masks, default_redactor
+from nbtoolkit.verdict import criterion_cells
 
 if TYPE_CHECKING:
     import jinja2

@@ -7,7 +7,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from nbtoolkit._format import criterion_cells, fmt_number
+from nbtoolkit._format import fmt_number
+from nbtoolkit.verdict import criterion_cells
 
 if TYPE_CHECKING:
     from nbtoolkit.report.compare import Comparison

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from nbtoolkit._format import criterion_cells
 from nbtoolkit.html import PALETTE, colour, esc, fmt_number, verdict_badge
+from nbtoolkit.verdict import criterion_cells
 
 if TYPE_CHECKING:
     from nbtoolkit.store.records import RunRecord
