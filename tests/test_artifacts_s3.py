@@ -102,7 +102,7 @@ def test_nbtk_run_report_export_through_s3(project: Path, s3_location: S3Locatio
     s3_location.client().put_object(
         Bucket=s3_location.bucket, Key=_blob_key(s3_location, model_ref.digest), Body=b"tampered"
     )
-    res = nbtk_cli("export", tree_run.run_id, "--model", "iris-tree", "-o", "bundles2", cwd=project)
+    res = nbtk_cli("export", tree_run.run_id, "--model", "iris-tree", "-o", "bundles2", "--new-version", cwd=project)
     assert res.returncode == 1
     assert "does not match its sha256" in res.stderr and "Traceback" not in res.stderr
     assert s3_location.url in res.stderr

@@ -261,10 +261,10 @@ def test_bundle_files_get_the_users_normal_mode(project: Path, store: Any, defau
     run_id = make_run()
     nbtk.approve(run_id, by="rita")
     folder = nbtk.export_bundle(run_id, model="m", out_dir="b").path
-    archive = nbtk.export_bundle(run_id, model="m", out_dir="b", archive=True).path
+    archive = nbtk.export_bundle(run_id, model="m", out_dir="b", archive=True, new_version=True).path
     modes = {p.relative_to(folder).as_posix(): _mode(p) for p in folder.rglob("*")}
     assert modes and all(m == (0o755 if (folder / name).is_dir() else 0o644) for name, m in modes.items()), modes
     assert _mode(folder) == 0o755 and _mode(archive) == 0o644
     os.umask(0o077)  # a private umask is honoured as well
-    private = nbtk.export_bundle(run_id, model="m", out_dir="b", archive=True).path
+    private = nbtk.export_bundle(run_id, model="m", out_dir="b", archive=True, new_version=True).path
     assert _mode(private) == 0o600
