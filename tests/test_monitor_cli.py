@@ -167,8 +167,6 @@ def test_dashboard_opens_in_chromium_without_script_errors(chromium, tmp_path):
 
 def test_monitor_reads_the_store_log_and_abtests_it(project, store):
     """Through the store's own prediction log (written as ``nbtk serve`` writes it), no --log file."""
-    if not hasattr(store, "log_predictions"):
-        pytest.skip("this store has no prediction log yet (nbtk serve's store operations are not merged)")
     frame, rows = _served_log(0.0), []
     for version in ("1.0.0", "1.0.1"):
         rows += [{**r, "version": version, "arm": "champion" if version == "1.0.0" else "challenger",
