@@ -87,3 +87,16 @@ def set_config(root: Path, toml: str) -> None:
     p = root / "pyproject.toml"
     p.write_text(p.read_text(encoding="utf-8") + toml, encoding="utf-8")
     git(root, "commit", "-q", "-am", "config")
+
+
+def release_gbm_over_logreg(store: Any, folder: Path) -> dict[str, Any]:
+    """cancer 1.0.0 (logistic) then 1.0.1 (GBM) registered and promoted to production: 1.0.1 serves."""
+    from nbtoolkit.stability.promotion import promote
+
+    m = demo_models()
+    r1, r2 = make_run("cancer-logreg", roc_auc=0.96), make_run("cancer-gbm", roc_auc=0.97)
+    register(store, folder, m["lr"], model="cancer", version="1.0.0", run_id=r1)
+    register(store, folder, m["gb"], model="cancer", version="1.0.1", run_id=r2)
+    promote("cancer", "1.0.0", to="production", by="ana", reason="first", store=store)
+    promote("cancer", "1.0.1", to="production", by="ana", reason="gbm", store=store)
+    return m

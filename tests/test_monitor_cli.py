@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from _predlog import log_frame, write_log
-from _stability import demo_models, make_run, register, set_config
+from _stability import demo_models, register, release_gbm_over_logreg, set_config
 from conftest import nbtk_cli
 
 from nbtoolkit import registry
@@ -20,13 +20,7 @@ T0 = 1_796_000_400.0  # 2026-11-30 01:00 UTC, a whole hour
 @pytest.fixture
 def released(project, store, tmp_path):
     """cancer 1.0.0 then 1.0.1 promoted to production: 1.0.1 serves."""
-    m = demo_models()
-    r1, r2 = make_run("cancer-logreg", roc_auc=0.96), make_run("cancer-gbm", roc_auc=0.97)
-    register(store, tmp_path / "b", m["lr"], model="cancer", version="1.0.0", run_id=r1)
-    register(store, tmp_path / "b", m["gb"], model="cancer", version="1.0.1", run_id=r2)
-    promote("cancer", "1.0.0", to="production", by="ana", reason="first", store=store)
-    promote("cancer", "1.0.1", to="production", by="ana", reason="gbm", store=store)
-    return m
+    return release_gbm_over_logreg(store, tmp_path / "b")
 
 
 def _served_log(failing_share: float, *, seed: int = 5) -> pd.DataFrame:

@@ -8,13 +8,12 @@ import time
 
 import numpy as np
 import pytest
-from _stability import demo_models, make_run, register, set_config
+from _stability import make_run, register, release_gbm_over_logreg, set_config
 from conftest import nbtk_cli
 
 import nbtoolkit as nbtk
 from nbtoolkit import registry
 from nbtoolkit.export.release import release_plan
-from nbtoolkit.stability.promotion import promote
 
 STEPS = (1, 5, 25, 50, 100)
 
@@ -69,13 +68,7 @@ def expected_halt(frame, challenger_value, breached):
 @pytest.fixture
 def released(project, store, tmp_path):
     """cancer 1.0.0 (logistic) then 1.0.1 (GBM) promoted to production: 1.0.1 is being released."""
-    m = demo_models()
-    r1, r2 = make_run("cancer-logreg", roc_auc=0.96), make_run("cancer-gbm", roc_auc=0.97)
-    register(store, tmp_path / "b", m["lr"], model="cancer", version="1.0.0", run_id=r1)
-    register(store, tmp_path / "b", m["gb"], model="cancer", version="1.0.1", run_id=r2)
-    promote("cancer", "1.0.0", to="production", by="ana", reason="first", store=store)
-    promote("cancer", "1.0.1", to="production", by="ana", reason="gbm", store=store)
-    return m
+    return release_gbm_over_logreg(store, tmp_path / "b")
 
 
 def test_slow_slice_halts_at_the_right_step_and_rolls_back(released, store):
