@@ -74,6 +74,8 @@ def log_artifact(path: str | Path, name: str | None = None, *, kind: str = "arti
             nothing is recorded).
         DiskFullError: the artifact location ran out of space (nothing is recorded for that file).
     """
+    from nbtoolkit.store import ArtifactRef
+
     run = _require("log_artifact")
     source = Path(path)
     if not source.exists():
@@ -81,10 +83,13 @@ def log_artifact(path: str | Path, name: str | None = None, *, kind: str = "arti
     base = check_artifact_name(name or source.name)
     files = [(source, "")] if source.is_file() else files_within(source)
     stored = run.store.put_artifact_files([f for f, _ in files])  # every blob before any row
-    for (_, relative), (digest, size) in zip(files, stored, strict=True):
-        run.store.add_artifact(
-            run.run_id, name=f"{base}/{relative}" if relative else base, kind=kind, digest=digest, size=size
-        )
+    run.store.add_artifacts(  # one transaction: the folder's rows all land or none do
+        run.run_id,
+        [
+            ArtifactRef(f"{base}/{relative}" if relative else base, kind, digest, size)
+            for (_, relative), (digest, size) in zip(files, stored, strict=True)
+        ],
+    )
 
 
 def log_figure(figure: Any, name: str, *, dpi: int = 100) -> None:

@@ -292,3 +292,32 @@ def test_fetch_onto_a_full_disk_leaves_no_partial_file(full_disk: Path, tmp_path
     with pytest.raises(DiskFullError, match="no space left"):
         blobs.fetch_to(digest, full_disk / "export" / "model.bin")
     assert _files(full_disk / "export") == []
+
+
+def test_a_folder_is_recorded_in_one_transaction(project: Path, store: Any) -> None:
+    """The rows of a folder artifact land together: a row refused mid-folder leaves none of them."""
+    import sqlite3
+
+    folder = project / "results"
+    folder.mkdir()
+    for name in ("a.txt", "b.txt", "c.txt"):
+        (folder / name).write_text(name)
+    db = sqlite3.connect(store.db_path)
+    db.execute(  # the planted fault: the database refuses the folder's last row
+        "CREATE TRIGGER refuse_c BEFORE INSERT ON artifacts WHEN NEW.name = 'results/c.txt' "
+        "BEGIN SELECT RAISE(ABORT, 'planted refusal'); END"
+    )
+    db.commit()
+    db.close()
+    with nbtk.start_run("folder-tx") as run, pytest.raises(Exception, match="planted refusal"):
+        nbtk.log_artifact(folder)
+    assert store.get_run(run.run_id).artifacts == ()  # not a.txt and b.txt without c.txt
+
+    db = sqlite3.connect(store.db_path)
+    db.execute("DROP TRIGGER refuse_c")
+    db.commit()
+    db.close()
+    with nbtk.start_run("folder-tx") as run:
+        nbtk.log_artifact(folder)
+    names = sorted(a.name for a in store.get_run(run.run_id).artifacts)
+    assert names == ["results/a.txt", "results/b.txt", "results/c.txt"]

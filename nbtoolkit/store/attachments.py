@@ -55,24 +55,40 @@ class RunAttachments:
 
         The blob must already be at the artifact location: no row ever points at a missing blob.
         """
-        self.artifacts.require(digest)
-        row = {
-            "run_id": run_id,
-            "name": name,
-            "kind": kind,
-            "digest": digest,
-            "size": size,
-            "media_type": media_type,
-            "meta": _json.dumps(self._redact(dict(meta or {}))),
-            "created": time.time(),
-        }
+        return self.add_artifacts(run_id, [ArtifactRef(name, kind, digest, size, media_type, dict(meta or {}))])[0]
+
+    def add_artifacts(self, run_id: str, refs: Sequence[ArtifactRef]) -> list[ArtifactRef]:
+        """Record several artifacts of ``run_id`` in one transaction: all rows or none.
+
+        Each blob must already be at the artifact location; a row of the same name is replaced.
+        """
+        for ref in refs:
+            self.artifacts.require(ref.digest)
+        now = time.time()
+        rows = [
+            {
+                "run_id": run_id,
+                "name": ref.name,
+                "kind": ref.kind,
+                "digest": ref.digest,
+                "size": ref.size,
+                "media_type": ref.media_type,
+                "meta": _json.dumps(self._redact(dict(ref.meta))),
+                "created": now,
+            }
+            for ref in refs
+        ]
 
         def run(conn: Connection) -> None:
-            conn.execute(delete(S.artifacts).where(and_(S.artifacts.c.run_id == run_id, S.artifacts.c.name == name)))
-            conn.execute(insert(S.artifacts).values(**row))
+            names = [row["name"] for row in rows]
+            for start in range(0, len(names), 500):  # bound the IN list
+                chunk = names[start : start + 500]
+                conn.execute(delete(S.artifacts).where(and_(S.artifacts.c.run_id == run_id, S.artifacts.c.name.in_(chunk))))
+            if rows:
+                conn.execute(insert(S.artifacts), rows)
 
         self._write(run)
-        return ArtifactRef(name, kind, digest, size, media_type, dict(meta or {}))
+        return list(refs)
 
     def put_text_artifact(self, run_id: str, *, name: str, kind: str, text: str, media_type: str = "text/plain", meta: Mapping[str, Any] | None = None) -> ArtifactRef:
         """Redact, store and record a text artifact."""
