@@ -40,10 +40,11 @@ def _pyproject_requirements() -> dict[str, str]:
 def _environment_requirements() -> dict[str, str]:
     env = yaml.safe_load((ROOT / "environment.yml").read_text(encoding="utf-8"))
     out: dict[str, str] = {}
-    for dep in env["dependencies"]:
-        if isinstance(dep, str) and not dep.startswith(("python", "pip", "nodejs")):
-            name, bound = _split(dep)
-            out[name.lower().replace("_", "-")] = bound
+    pip_section = [d for dep in env["dependencies"] if isinstance(dep, dict) for d in dep.get("pip", [])]
+    conda = [dep for dep in env["dependencies"] if isinstance(dep, str) and not dep.startswith(("python", "pip", "nodejs"))]
+    for dep in conda + [d.split("#")[0] for d in pip_section if not d.startswith("-")]:  # pip: only what conda lacks
+        name, bound = _split(dep)
+        out[name.lower().replace("_", "-")] = bound
     return out
 
 
