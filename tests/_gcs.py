@@ -11,16 +11,13 @@ Import both fixtures into a test module: ``from _gcs import gcs_location, gcs_se
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from _s3 import free_port
+from _servers import free_port, python_http_server
 
 
 @pytest.fixture(scope="session")
@@ -32,33 +29,11 @@ def gcs_server() -> Iterator[str]:
     os.environ["GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"] = "false"
     pytest.importorskip("gcp_storage_emulator", reason="gcp-storage-emulator is not installed (pip install 'nbtoolkit[dev]')")
     pytest.importorskip("gcsfs", reason="gcsfs is not installed (pip install 'nbtoolkit[dev]')")
-    import httpx
-
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gcp_storage_emulator", "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{endpoint}/storage/v1/b", params={"project": "test"}, timeout=1).raise_for_status()
-                break
-            except httpx.HTTPError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"gcp-storage-emulator did not start on {endpoint}") from None
-                time.sleep(0.1)
+    args = ["gcp_storage_emulator", "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory"]
+    with python_http_server(args, f"{endpoint}/storage/v1/b?project=test", name="gcp-storage-emulator"):
         yield endpoint
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @dataclass(frozen=True)

@@ -9,27 +9,17 @@ Import both fixtures into a test module: ``from _s3 import s3_location, s3_serve
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from _servers import free_port, python_http_server
 
 #: Planted credentials: any pair works with moto; tests check they are never recorded.
 ACCESS_KEY = "AKIAH7TESTKEY0000042"
 SECRET_KEY = "h7-secret-never-recorded-0b5e2f7d9c"
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
@@ -37,33 +27,10 @@ def s3_server() -> Iterator[str]:
     """Start ``moto_server`` on 127.0.0.1 and yield its endpoint URL; skip if moto is absent."""
     pytest.importorskip("moto.server", reason="moto[server] is not installed (pip install 'nbtoolkit[dev]')")
     pytest.importorskip("s3fs", reason="s3fs is not installed (pip install 'nbtoolkit[team]')")
-    import httpx
-
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{endpoint}/moto-api/", timeout=1).raise_for_status()
-                break
-            except httpx.HTTPError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"moto_server did not start on {endpoint}") from None
-                time.sleep(0.1)
+    with python_http_server(["moto.server", "-H", "127.0.0.1", "-p", str(port)], f"{endpoint}/moto-api/", name="moto_server"):
         yield endpoint
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Real servers for the tests: a throw-away PostgreSQL cluster on a loopback port.
+"""Real servers for the tests: a throw-away PostgreSQL cluster on a loopback port, and any
+Python HTTP server (S3's ``moto_server``, a GCS emulator) started as a child process.
 
 The server comes from the distribution's packages (``tests/run.sh`` installs Debian's
 ``postgresql``). It refuses to run as root, so as root it runs as the ``postgres`` user
@@ -12,7 +13,9 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -111,3 +114,29 @@ def postgres_server() -> Iterator[PostgresServer]:
                 capture_output=True, env=env, cwd=root,
             )
         shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
+def python_http_server(module_args: list[str], probe: str, *, name: str) -> Iterator[None]:
+    """Run ``python -m <module_args>`` until the block ends; wait until GET ``probe`` answers 2xx."""
+    import httpx
+
+    proc = subprocess.Popen([sys.executable, "-m", *module_args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(probe, timeout=1).raise_for_status()
+                break
+            except httpx.HTTPError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{name} did not answer at {probe}") from None
+                time.sleep(0.1)
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
