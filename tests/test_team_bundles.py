@@ -119,6 +119,16 @@ def test_machine_b_resolves_loads_and_reuses_a_verified_copy(team: dict[str, Any
         assert Path(registry.resolve("cancer@1.0.0", store=store).path) == local
         assert local.stat().st_ino == inode  # reused, not fetched again
         assert [p.name for p in local.parent.iterdir()] == [local.name]  # no half-extracted work folder left
+        # a changed file in the cache: loading re-verifies every hash and refuses it
+        (local / "signature.json").write_text("{}", encoding="utf-8")
+        with pytest.raises(BundleIntegrityError, match="signature.json: changed"):
+            nbtk.load_bundle("cancer@production", store=store)
+        # a cache entry that is not the version's (its manifest changed): fetched again over it
+        (local / "MANIFEST.json").write_text("{}", encoding="utf-8")
+        assert Path(registry.resolve("cancer@production", store=store).path) == local
+        assert local.stat().st_ino != inode and manifest_sha256(local) == mv.manifest_sha256
+        assert nbtk.load_bundle("cancer@production", store=store).predict(X).tolist() == m["gb"].predict(X).tolist()
+        assert [p.name for p in local.parent.iterdir()] == [local.name]
         # promotion gates verify the fetched copy on machine B
         move = promote("cancer", "1.0.0", to="staging", by="lee", reason="from machine B", store=store)
         assert move.to_version == "1.0.0"

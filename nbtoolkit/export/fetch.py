@@ -25,6 +25,7 @@ Deleting the folder is always safe.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -36,7 +37,7 @@ from typing import IO
 
 from nbtoolkit._io import CHUNK, new_dir_mode
 from nbtoolkit.envlock.written import record_written
-from nbtoolkit.errors import BundleIntegrityError, BundleUnavailableError, InputError
+from nbtoolkit.errors import BundleIntegrityError, BundleUnavailableError, HandoffError, InputError
 from nbtoolkit.export.archive import write_archive
 from nbtoolkit.export.manifest import MANIFEST_NAME
 from nbtoolkit.export.verify import extract_archive, verify_bundle, verify_folder
@@ -65,8 +66,8 @@ def manifest_sha256(path: Path) -> str | None:
         if path.is_file():
             with tarfile.open(path, "r:*") as tar:
                 for member in tar:  # MANIFEST.json is the first file of an exported archive
-                    if member.isfile() and member.name.lstrip("./").split("/")[-1] == MANIFEST_NAME \
-                            and member.name.lstrip("./").count("/") <= 1:
+                    name = member.name.removeprefix("./")
+                    if member.isfile() and (name == MANIFEST_NAME or (name.count("/") == 1 and name.endswith(f"/{MANIFEST_NAME}"))):
                         fh = tar.extractfile(member)
                         return None if fh is None else _sha256_stream(fh)
     except (OSError, tarfile.TarError, EOFError):
@@ -143,22 +144,28 @@ def _unpack(version: ModelVersion, digest: str, store: Store, work: Path) -> Pat
                     f"{version.manifest_sha256[:12]}... for this version (another bundle's archive)"]
     if problems:
         raise BundleIntegrityError(where, problems)
-    os.chmod(work, new_dir_mode())  # mkdtemp makes it owner-only
     return root
+
+
+#: Attempts to install a fetched bundle over cache entries that are not the version's.
+INSTALL_ATTEMPTS = 3
 
 
 def _install(root: Path, entry: Path, manifest: str, work: Path) -> None:
     """Rename the verified folder to ``entry`` in one step; a concurrent fetch may have won."""
     os.chmod(root, new_dir_mode())
-    try:
-        os.rename(root, entry)
-        return
-    except OSError:
-        if manifest_sha256(entry) == manifest:
-            return  # another process installed the same bundle first
-    # a damaged or foreign entry: move it out of the way (one rename), then install
-    os.rename(entry, work / "stale")
-    os.rename(root, entry)
+    for attempt in range(INSTALL_ATTEMPTS):
+        try:
+            os.rename(root, entry)
+            return
+        except OSError:
+            if manifest_sha256(entry) == manifest:
+                return  # another process installed the same bundle first
+        # a damaged or foreign entry: move it out of the way in one rename (readers see it or
+        # nothing), then try again
+        with contextlib.suppress(FileNotFoundError):
+            os.rename(entry, work / f"stale-{attempt}")
+    raise HandoffError(f"Could not install the fetched bundle into the cache at {entry}; check that folder's permissions.")
 
 
 def copy_bundle(version: ModelVersion, out_dir: str | Path, *, archive: bool = False, store: Store) -> Path:
