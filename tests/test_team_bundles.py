@@ -28,7 +28,12 @@ from _stability import demo_models, make_run, register
 from conftest import git, nbtk_cli
 
 from nbtoolkit import registry
-from nbtoolkit.errors import ArtifactIntegrityError, BundleIntegrityError, BundleUnavailableError
+from nbtoolkit.errors import (
+    ArtifactIntegrityError,
+    BundleIntegrityError,
+    BundleUnavailableError,
+    PromotionRefused,
+)
 from nbtoolkit.export.fetch import bundle_cache, manifest_sha256
 from nbtoolkit.stability.promotion import promote
 from nbtoolkit.store import open_store
@@ -203,6 +208,9 @@ def test_a_tampered_or_foreign_blob_is_refused_and_leaves_no_cache_entry(team: d
             nbtk.load_bundle("cancer@production", store=store)
         assert key in str(info.value)
         assert list((bundle_cache() / "cancer" / "1.0.0").iterdir()) == []
+        with pytest.raises(PromotionRefused, match="does not verify") as refused:  # the gates fetch and refuse it too
+            promote("cancer", "1.0.0", to="staging", by="lee", reason="from machine B", store=store)
+        assert key in str(refused.value)
         # the store check names it too
         check = nbtk_cli("store", "check", cwd=team["b"])
         assert check.returncode == 1 and f"artifact {mv.blob[:12]}: content does not match" in check.stdout
