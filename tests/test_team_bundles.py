@@ -171,6 +171,11 @@ def test_nbtk_serve_verify_and_fetch_from_machine_b(team: dict[str, Any]) -> Non
 
 def test_concurrent_fetches_on_one_machine_install_one_complete_copy(team: dict[str, Any]) -> None:
     mv, b = team["version"], team["b"]
+    folder = bundle_cache() / "cancer" / "1.0.0"
+    abandoned, running = folder / ".fetch-killed", folder / ".fetch-running"  # plant: a killed fetch, one in progress
+    for work in (abandoned, running):
+        (work / "bundle").mkdir(parents=True)
+    os.utime(abandoned, (1_000_000_000, 1_000_000_000))
     code = "from nbtoolkit import registry; print(registry.resolve('cancer@1.0.0').path)"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     procs = [subprocess.Popen([sys.executable, "-c", code], cwd=b, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -180,7 +185,7 @@ def test_concurrent_fetches_on_one_machine_install_one_complete_copy(team: dict[
     paths = {o.strip().splitlines()[-1] for o, _ in outs}
     entry = bundle_cache() / "cancer" / "1.0.0" / mv.blob[:16]
     assert paths == {str(entry)}
-    assert [p.name for p in entry.parent.iterdir()] == [entry.name]
+    assert sorted(p.name for p in entry.parent.iterdir()) == sorted([entry.name, running.name])
     from nbtoolkit.export.verify import verify_bundle
 
     assert verify_bundle(entry).manifest["version"] == "1.0.0"

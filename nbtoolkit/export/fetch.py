@@ -20,7 +20,8 @@ Versions exported before bundles were stored have no blob: their path is the rec
 The cache is ``$XDG_CACHE_HOME/nbtoolkit/bundles/<model>/<version>/<first 16 hex of the archive's
 sha256>/`` (``~/.cache/...`` without ``XDG_CACHE_HOME``), per machine and user, shared by every
 project and store on it: an entry is named by its content, so two stores cannot collide.
-Deleting the folder is always safe.
+Deleting the folder is always safe; nothing evicts entries on its own. Work folders of fetches
+killed midway (``.fetch-*``) are removed by the next fetch of that version after an hour.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import re
 import shutil
 import tarfile
 import tempfile
+import time
 from pathlib import Path
 from typing import IO
 
@@ -45,6 +47,12 @@ from nbtoolkit.store import Store
 from nbtoolkit.store.models import ModelVersion
 
 __all__ = ["bundle_cache", "copy_bundle", "local_bundle", "manifest_sha256"]
+
+#: Work folders of fetches in progress, next to the cache entry they will become.
+WORK_PREFIX = ".fetch-"
+
+#: A work folder untouched this long (seconds) belongs to a fetch that was killed.
+ABANDONED_AFTER = 3600
 
 #: A model name or version usable as one folder name of the cache.
 _PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
@@ -118,7 +126,8 @@ def local_bundle(version: ModelVersion, *, store: Store) -> Path:
     if not store.artifacts.exists(digest):
         raise BundleUnavailableError(version.model, version.version, version.path, store.artifacts.where(digest))
     entry.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".fetch-", dir=entry.parent))
+    _remove_abandoned(entry.parent)
+    work = Path(tempfile.mkdtemp(prefix=WORK_PREFIX, dir=entry.parent))
     try:
         root = _unpack(version, digest, store, work)
         _install(root, entry, version.manifest_sha256, work)
@@ -145,6 +154,15 @@ def _unpack(version: ModelVersion, digest: str, store: Store, work: Path) -> Pat
     if problems:
         raise BundleIntegrityError(where, problems)
     return root
+
+
+def _remove_abandoned(folder: Path) -> None:
+    """Remove work folders of fetches killed midway (older than :data:`ABANDONED_AFTER`)."""
+    cutoff = time.time() - ABANDONED_AFTER
+    for work in folder.glob(f"{WORK_PREFIX}*"):
+        with contextlib.suppress(OSError):
+            if work.lstat().st_mtime < cutoff:
+                shutil.rmtree(work)
 
 
 #: Attempts to install a fetched bundle over cache entries that are not the version's.
