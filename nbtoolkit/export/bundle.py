@@ -17,9 +17,11 @@ so a reader never sees half a bundle; ``archive=True`` writes ``<model>-<version
 the same way. Its archive (:mod:`nbtoolkit.export.archive`) is stored in the store's artifact
 location *before* the bundle is published and the version recorded (``extra.blob``), so an
 engineer on another machine resolving ``MODEL@ALIAS`` gets it from there
-(:mod:`nbtoolkit.export.fetch`). Bundles are immutable: nothing rewrites a manifest after export. A release
-plan therefore has to be passed in at export time (``export_bundle(..., release={...})``),
-where it is hashed like every other file.
+(:mod:`nbtoolkit.export.fetch`).
+
+Bundles are immutable: nothing rewrites a manifest after export. A release plan therefore has
+to be passed in at export time (``export_bundle(..., release={...})``), where it is hashed like
+every other file.
 """
 
 from __future__ import annotations
