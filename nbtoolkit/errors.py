@@ -29,7 +29,8 @@ survive pickling across processes (sweeps run in worker processes and on Dask cl
     └── HandoffError                export / verify / load refused
         ├── GateError               the run is not vetted for export
         │   └── PromotionRefused    a promotion or rollback failed its gates
-        └── BundleIntegrityError    a bundle was changed, is incomplete or unsafe
+        ├── BundleIntegrityError    a bundle was changed, is incomplete or unsafe
+        └── BundleUnavailableError  a registry version's bundle is neither at its path nor in the store
 
     UserWarning
     └── NbToolkitWarning            recorded differently from how it was given (not an error)
@@ -374,6 +375,33 @@ class BundleIntegrityError(HandoffError):
     def describe(self) -> str:
         lines = "\n".join(f"  - {p}" for p in self.problems)
         return f"Bundle {self.path} failed verification:\n{lines}"
+
+
+class BundleUnavailableError(HandoffError):
+    """A registry version's bundle is not on this machine and its archive is not in the store.
+
+    Attributes:
+        model: the model.
+        version: the version.
+        path: where the export wrote the bundle (on the exporting machine).
+        blob: where its archive should be in the artifact location (credential-free).
+    """
+
+    model: str
+    version: str
+    path: str
+    blob: str
+
+    def __init__(self, model: str, version: str, path: str, blob: str) -> None:
+        super().__init__(model=model, version=version, path=path, blob=blob)
+
+    def describe(self) -> str:
+        return (
+            f"{self.model} {self.version}: its bundle is neither at {self.path} (where it was exported; not on this "
+            f"machine) nor in the store's artifact location ({self.blob} is missing). Copy the bundle to that path, "
+            "restore the blob with `nbtk store copy` from a store that holds it, or export the run again "
+            f"(`nbtk export RUN --model {self.model} -o DIR --new-version`)."
+        )
 
 
 class PromotionRefused(GateError):

@@ -1,6 +1,7 @@
 """The model registry: a catalogue of exported versions, aliases and alias moves, over the store.
 
-Versions are the bundles recorded by the export stage. An alias (``staging``, ``production`` or
+Versions are the bundles recorded by the export stage; :func:`resolve` gives one whose path is a
+bundle on this machine, fetched from the store's artifact location when the export ran elsewhere. An alias (``staging``, ``production`` or
 any name) points at one version of one model; every move of an alias is kept in its history
 with who, when and why. Moving an alias -- promotion and rollback with their gates -- is the
 stability stage's job (:mod:`nbtoolkit.stability.promotion`); this module only reads.
@@ -8,15 +9,19 @@ stability stage's job (:mod:`nbtoolkit.stability.promotion`); this module only r
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from nbtoolkit.config import Settings
 from nbtoolkit.errors import InputError
+from nbtoolkit.export.fetch import local_bundle
 from nbtoolkit.html import esc
 from nbtoolkit.store import Store, open_store
 from nbtoolkit.store.models import ModelVersion, Move
 
-__all__ = ["PRODUCTION", "STAGING", "ModelEntry", "ModelVersion", "Move", "current", "get_version", "history", "models", "resolve"]
+__all__ = [
+    "PRODUCTION", "STAGING", "ModelEntry", "ModelVersion", "Move", "current", "get_version", "history", "lookup", "models",
+    "resolve", "with_local_path",
+]
 
 PRODUCTION = "production"
 STAGING = "staging"
@@ -83,14 +88,42 @@ def current(model: str, alias: str = PRODUCTION, *, store: Store | None = None, 
     return _store(store, settings).alias_version(model, alias)
 
 
-def resolve(ref: str, *, store: Store | None = None, settings: Settings | None = None) -> ModelVersion:
-    """Resolve ``MODEL@ALIAS`` or ``MODEL@VERSION`` to an exported version."""
+def lookup(ref: str, *, store: Store | None = None, settings: Settings | None = None) -> ModelVersion:
+    """The exported version ``MODEL@ALIAS`` or ``MODEL@VERSION`` names, as recorded (nothing is fetched).
+
+    Raises:
+        InputError: a malformed reference, or no such model, alias or version.
+    """
     model, sep, tail = ref.rpartition("@")
     if not sep or not model or not tail:
         raise InputError(f"{ref!r} is not MODEL@ALIAS or MODEL@VERSION (e.g. churn@production, churn@1.2.0).")
     st = _store(store, settings)
     version = current(model, tail, store=st) or tail
     return get_version(model, version, store=st)
+
+
+def with_local_path(version: ModelVersion, *, store: Store | None = None, settings: Settings | None = None) -> ModelVersion:
+    """``version`` with ``path`` a bundle on this machine (see :func:`nbtoolkit.export.fetch.local_bundle`).
+
+    The recorded path when it holds the version's bundle, else a copy of the archive the export
+    stored in the artifact location, fetched once into the local cache and verified.
+
+    Raises:
+        BundleUnavailableError: neither the recorded path nor the store holds the bundle.
+        ArtifactIntegrityError, BundleIntegrityError: the stored archive was tampered with.
+    """
+    local = str(local_bundle(version, store=_store(store, settings)))
+    return version if local == version.path else replace(version, path=local)
+
+
+def resolve(ref: str, *, store: Store | None = None, settings: Settings | None = None) -> ModelVersion:
+    """Resolve ``MODEL@ALIAS`` or ``MODEL@VERSION`` to an exported version whose ``path`` is usable here.
+
+    On the exporting machine that is the folder the export wrote; on any other machine sharing
+    the store, the bundle fetched from the artifact location (:func:`with_local_path`).
+    """
+    st = _store(store, settings)
+    return with_local_path(lookup(ref, store=st), store=st)
 
 
 def history(model: str, *, alias: str | None = None, store: Store | None = None, settings: Settings | None = None) -> list[Move]:

@@ -66,7 +66,15 @@ class S3Location:
 
 @pytest.fixture
 def s3_location(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> S3Location:
-    """A new bucket; AWS_ENDPOINT_URL and a key pair set in the environment for this test."""
+    """A new bucket; AWS_ENDPOINT_URL and a key pair set in the environment for this test.
+
+    fsspec caches file-system instances by their arguments, not by the environment: each module
+    importing ``s3_server`` starts its own server, so a cached S3 client could still point at
+    another module's server. Every test starts with a fresh one.
+    """
+    import s3fs
+
+    s3fs.S3FileSystem.clear_instance_cache()
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)

@@ -43,6 +43,7 @@ COMMANDS: dict[str, str] = {
     "approve": "nbtoolkit.cli.handoff:approve",
     "export": "nbtoolkit.cli.handoff:export_cmd",
     "verify": "nbtoolkit.cli.handoff:verify_cmd",
+    "fetch": "nbtoolkit.cli.handoff:fetch_cmd",
     "serve": "nbtoolkit.cli.serve:serve_cmd",
     "feedback": "nbtoolkit.cli.serve:feedback_cmd",
     "comment": "nbtoolkit.cli.serve:comment_cmd",

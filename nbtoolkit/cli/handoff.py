@@ -1,4 +1,4 @@
-"""``nbtk approve``, ``nbtk export``, ``nbtk verify``: the hand-off stage."""
+"""``nbtk approve``, ``nbtk export``, ``nbtk verify``, ``nbtk fetch``: the hand-off stage."""
 
 from __future__ import annotations
 
@@ -58,9 +58,30 @@ def export_cmd(
 
 
 @cli.command("verify")
-@click.argument("bundle", type=click.Path(path_type=Path))
-def verify_cmd(bundle: Path) -> None:
-    """Re-hash and validate BUNDLE (a bundle folder or .tar.gz archive)."""
+@click.argument("bundle")
+@click.pass_context
+def verify_cmd(ctx: click.Context, bundle: str) -> None:
+    """Re-hash and validate BUNDLE: a bundle folder, a .tar.gz archive, or MODEL@ALIAS / MODEL@VERSION."""
     from nbtoolkit.export.verify import verify_bundle
 
+    if "@" in bundle and not Path(bundle).exists():
+        from nbtoolkit import registry
+
+        bundle = registry.resolve(bundle, store=store_from(ctx)).path
     click.echo(verify_bundle(bundle).summary())
+
+
+@cli.command("fetch")
+@click.argument("ref")
+@click.option("-o", "--output", "output", required=True, type=click.Path(path_type=Path), help="Folder that receives the bundle.")
+@click.option("--archive", is_flag=True, help="Write <model>-<version>.tar.gz instead of a folder.")
+@click.pass_context
+def fetch_cmd(ctx: click.Context, ref: str, output: Path, archive: bool) -> None:
+    """Put a verified copy of the bundle REF (MODEL@ALIAS or MODEL@VERSION) in a folder, from any machine."""
+    from nbtoolkit import registry
+    from nbtoolkit.export.fetch import copy_bundle
+
+    store = store_from(ctx)
+    version = registry.lookup(ref, store=store)
+    target = copy_bundle(version, output, archive=archive, store=store)
+    click.echo(f"Fetched {version.model} {version.version} (verified) to {target}")

@@ -4,13 +4,18 @@
 
     gates.py        is a run vetted? (finished, supported, approved, reproduced if required)
     approve.py      reviewer sign-off
-    bundle.py       export_bundle: plan, build in a temp folder, publish (rename), record in the store
+    bundle.py       export_bundle: plan, build in a temp folder, store its archive, publish (rename), record
+    archive.py      the deterministic .tar.gz of a bundle (--archive, and the blob every export stores)
+    fetch.py        a registry version's bundle on this machine: its folder, else fetched from the store
     release.py      release_plan: the rollout plan written as release.json (canary steps, SLAs)
     manifest.py     MANIFEST.json (schema nbtoolkit.bundle.v1): sha256 + size of every file
     requirements.py requirements.txt / environment.yml pinned from the environment lock
     model_card.py   model_card.md / model_card.html from templates/model_card.*.j2
     verify.py       verify_bundle: re-hash, refuse unsafe paths, links, special files
     load.py         load_bundle -> Bundle (verify first; safe model loading; predict validates)
+
+``archive``, ``fetch``, ``manifest`` and ``verify`` import no stage (only the store, ``errors``
+and ``envlock``): the registry uses them to hand out bundles that are on this machine.
 """
 
 from __future__ import annotations

@@ -14,9 +14,14 @@ Layout (DESIGN.md "Export bundle")::
 
 The bundle is built in a hidden temporary folder next to the target and renamed into place,
 so a reader never sees half a bundle; ``archive=True`` writes ``<model>-<version>.tar.gz``
-the same way. Bundles are immutable: nothing rewrites a manifest after export. A release
-plan therefore has to be passed in at export time (``export_bundle(..., release={...})``),
-where it is hashed like every other file.
+the same way. Its archive (:mod:`nbtoolkit.export.archive`) is stored in the store's artifact
+location *before* the bundle is published and the version recorded (``extra.blob``), so an
+engineer on another machine resolving ``MODEL@ALIAS`` gets it from there
+(:mod:`nbtoolkit.export.fetch`).
+
+Bundles are immutable: nothing rewrites a manifest after export. A release plan therefore has
+to be passed in at export time (``export_bundle(..., release={...})``), where it is hashed like
+every other file.
 """
 
 from __future__ import annotations
@@ -28,7 +33,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from collections.abc import Mapping
@@ -36,12 +40,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nbtoolkit._io import new_dir_mode, new_file_mode, sha256_bytes
+from nbtoolkit._io import new_dir_mode, sha256_bytes
 from nbtoolkit._version import __version__
 from nbtoolkit.config import Settings, load_settings
 from nbtoolkit.envlock.written import record_written
 from nbtoolkit.errors import HandoffError, InputError
 from nbtoolkit.export.approvals import run_ref
+from nbtoolkit.export.archive import write_archive
 from nbtoolkit.export.gates import enforce_gates
 from nbtoolkit.export.manifest import (
     MANIFEST_NAME,
@@ -57,7 +62,7 @@ from nbtoolkit.html import coloured, esc
 from nbtoolkit.redact import Redactor, default_redactor
 from nbtoolkit.report import write_run_report
 from nbtoolkit.store import ArtifactRef, RunRecord, Store, open_store
-from nbtoolkit.store.models import ModelVersion
+from nbtoolkit.store.models import BLOB_KEY, ModelVersion
 from nbtoolkit.store.records import iso
 
 __all__ = ["ExportResult", "export_bundle", "exports_of", "next_version"]
@@ -218,37 +223,6 @@ def _dvc_add(root: Path, target: Path) -> Path:
     return dvc_file
 
 
-def _write_archive(src: Path, target: Path, arcname: str, mtime: float) -> None:
-    """tar.gz ``src`` (regular files only, normalised owners) to ``target`` atomically and exclusively."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as raw:
-            with tarfile.open(fileobj=raw, mode="w:gz", compresslevel=6, format=tarfile.PAX_FORMAT) as tar:
-                files, _ = list_files(src)
-                dirs = sorted({"/".join(f.split("/")[:i]) for f in files for i in range(1, f.count("/") + 1)})
-                for name in ["", *dirs]:
-                    info = tarfile.TarInfo(f"{arcname}/{name}".rstrip("/"))
-                    info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, int(mtime)
-                    tar.addfile(info)
-                for name in files:
-                    path = src / name
-                    info = tarfile.TarInfo(f"{arcname}/{name}")
-                    info.size, info.mode, info.mtime = path.stat().st_size, 0o644, int(mtime)
-                    with open(path, "rb") as fh:
-                        tar.addfile(info, fh)
-            raw.flush()
-            os.fsync(raw.fileno())
-        os.chmod(tmp, new_file_mode(target))  # the user's normal mode, not mkstemp's 0600
-        try:
-            os.link(tmp, target)  # fails if the target appeared meanwhile: never overwrite a bundle
-        except FileExistsError:
-            raise InputError(f"{target} already exists; bundles are immutable, choose another --version.") from None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-
-
 @dataclass(frozen=True)
 class _Plan:
     """A checked export: what to build from which run, where, and the gates it passed or overrode."""
@@ -387,23 +361,26 @@ def _build(plan: _Plan, store: Store, build: Path, created: str) -> tuple[dict[s
     return manifest, manifest_text, notes
 
 
-def _publish(plan: _Plan, build: Path, now: float) -> None:
-    """Move the finished build into place atomically (rename a folder, or write the archive)."""
-    _fsync_tree(build)
+def _publish(plan: _Plan, build: Path, archive: Path) -> None:
+    """Move the finished bundle into place atomically: rename the folder, or link the archive."""
     if plan.archive:
-        _write_archive(build, plan.target, plan.bundle_name, now)
-        record_written(plan.target)
-        return
-    try:
-        os.rename(build, plan.target)  # atomic; fails if a non-empty folder appeared meanwhile
-    except OSError:
-        raise InputError(f"{plan.target} already exists; bundles are immutable, choose another --version.") from None
+        try:
+            os.link(archive, plan.target)  # fails if the target appeared meanwhile: never overwrite a bundle
+        except FileExistsError:
+            raise InputError(f"{plan.target} already exists; bundles are immutable, choose another --version.") from None
+    else:
+        try:
+            os.rename(build, plan.target)  # atomic; fails if a non-empty folder appeared meanwhile
+        except OSError:
+            raise InputError(f"{plan.target} already exists; bundles are immutable, choose another --version.") from None
     record_written(plan.target)  # the bundle never makes the git tree dirty
 
 
-def _record(plan: _Plan, store: Store, manifest: dict[str, Any], manifest_text: str, notes: list[str], now: float) -> Path | None:
+def _record(plan: _Plan, store: Store, manifest: dict[str, Any], manifest_text: str, notes: list[str], now: float,
+            blob: tuple[str, int]) -> Path | None:
     """Record the export in the store (and ``dvc add`` it); undo the bundle when the version was taken."""
-    extra: dict[str, Any] = {"archive": plan.archive, "unmet_gates": plan.unmet, "files": len(manifest["files"]), "notes": notes}
+    extra: dict[str, Any] = {"archive": plan.archive, "unmet_gates": plan.unmet, "files": len(manifest["files"]), "notes": notes,
+                             BLOB_KEY: {"sha256": blob[0], "size": blob[1]}}
     row = ModelVersion(
         plan.model, plan.version, plan.record.run_id, str(plan.target), now, sha256_bytes(manifest_text.encode("utf-8")),
         plan.force, plan.reason if plan.force else None, plan.redactor.redact_obj(extra),
@@ -477,11 +454,19 @@ def export_bundle(
     plan.target.parent.mkdir(parents=True, exist_ok=True)
     build = Path(tempfile.mkdtemp(prefix=f".{plan.bundle_name}.", suffix=".building", dir=plan.target.parent))
     os.chmod(build, new_dir_mode())  # mkdtemp makes it owner-only; the bundle is the user's usual folder
+    packed = build.with_name(f"{build.name}.tar.gz")
     try:
         manifest, manifest_text, notes = _build(plan, store, build, iso(now) or "")
-        _publish(plan, build, now)
+        _fsync_tree(build)
+        write_archive(build, packed, plan.bundle_name, now)
+        # the archive goes to the artifact location before anything is published or recorded,
+        # so every recorded version can be fetched by other machines (nbtoolkit.export.fetch)
+        blob = store.artifacts.put_file(packed)
+        _publish(plan, build, packed)
     finally:
         if build.exists():
             shutil.rmtree(build, ignore_errors=True)
-    dvc_file = _record(plan, store, manifest, manifest_text, notes, now)
+        with contextlib.suppress(FileNotFoundError):
+            packed.unlink()
+    dvc_file = _record(plan, store, manifest, manifest_text, notes, now, blob)
     return ExportResult(path=plan.target, version=plan.version, manifest=manifest, forced=force, dvc_file=dvc_file)

@@ -30,10 +30,13 @@ import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nbtoolkit.errors import BundleIntegrityError, SignatureError
 from nbtoolkit.export.verify import open_bundle
+
+if TYPE_CHECKING:
+    from nbtoolkit.store import Store
 
 __all__ = ["Bundle", "SignatureError", "check_input", "load_bundle"]
 
@@ -225,26 +228,37 @@ def _load_model(ser: Any, model_path: Path, *, trust: bool, trusted_types: Seque
             "bundle is damaged: export it again from the run"]) from exc
 
 
-def load_bundle(path: str | Path, *, trust: bool = False, trusted_types: Sequence[str] | None = None) -> Bundle:
+def load_bundle(
+    path: str | Path, *, trust: bool = False, trusted_types: Sequence[str] | None = None, store: Store | None = None,
+) -> Bundle:
     """Verify a bundle (folder or ``.tar.gz``), then load its model.
 
     Args:
-        path: bundle folder or archive.
+        path: bundle folder or archive, or a registry reference ``MODEL@ALIAS`` /
+            ``MODEL@VERSION`` (resolved with :func:`nbtoolkit.registry.resolve`: on a machine
+            other than the exporter's, the bundle is fetched from the store's artifact location).
         trust: load pickle/joblib models and trust every skops type. Only for bundles from a
             source you trust: those formats run arbitrary code when loaded.
         trusted_types: extra skops types to trust after reviewing them (see the module
             docstring for what is trusted by default).
+        store: the store a registry reference is resolved in (default: the project's).
 
     Returns:
         A :class:`Bundle`; ``bundle.predict(X)`` validates ``X`` first.
 
     Raises:
-        InputError: ``path`` does not exist.
+        InputError: ``path`` does not exist (or names no registry version).
+        BundleUnavailableError: a registry version whose bundle is neither here nor in the store.
         BundleIntegrityError: the bundle fails verification, its model is pickle/joblib and
             ``trust`` is false, or its skops model holds types nobody trusted (listed).
     """
     from nbtoolkit.serializers import SERIALIZERS
 
+    if isinstance(path, str) and "@" in path and not Path(path).exists():
+        # only a registry reference needs the store: loading a bundle path never imports it
+        from nbtoolkit import registry
+
+        path = registry.resolve(path, store=store).path
     with open_bundle(path) as (root, report):
         manifest = report.manifest
         info = manifest.get("model_file") or {}

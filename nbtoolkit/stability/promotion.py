@@ -1,6 +1,7 @@
 """Promotion and rollback: move a registry alias after its gates pass, and record the move.
 
-Promotion gates (all must pass): the bundle verifies (hashes), the run's metrics meet the SLA
+Promotion gates (all must pass): the bundle verifies (hashes; on a machine other than the
+exporter's, the copy fetched from the store's artifact location), the run's metrics meet the SLA
 (``[tool.nbtoolkit.sla]``), the cadence policy allows a move (``min_days_between_promotions``,
 overridable with a recorded reason), and a promotion to an alias in ``clean_git_aliases``
 (default ``production``) refuses bundles exported from a dirty git tree. Rollback restores the
@@ -21,6 +22,7 @@ from typing import Any
 from nbtoolkit import registry
 from nbtoolkit.config import Settings, load_settings
 from nbtoolkit.errors import (
+    ArtifactIntegrityError,
     BundleIntegrityError,
     HandoffError,
     InputError,
@@ -73,15 +75,14 @@ def _gates(st: Store, settings: Settings, mv: ModelVersion, alias: str, *, skip_
     unmet: list[str] = []
     detail: dict[str, Any] = {}
     try:
-        verify_bundle(mv.path)
+        verify_bundle(registry.with_local_path(mv, store=st).path)  # fetched from the store when exported elsewhere
         detail["verified"] = True
     except BundleIntegrityError as exc:
         detail["verified"] = False
-        unmet.append(f"bundle {mv.path} does not verify: {'; '.join(exc.problems)}; re-export it")
-    except HandoffError as exc:
+        unmet.append(f"bundle {exc.path} does not verify: {'; '.join(exc.problems)}; re-export it")
+    except (HandoffError, ArtifactIntegrityError) as exc:
         detail["verified"] = False
-        problems = [str(exc)]
-        unmet.append(f"bundle {mv.path} does not verify: {'; '.join(problems)}; re-export it")
+        unmet.append(f"bundle of {mv.model} {mv.version} does not verify: {exc}; re-export it")
     try:
         record = st.get_run(mv.run_id)
     except RunNotFoundError:
@@ -100,7 +101,7 @@ def _gates(st: Store, settings: Settings, mv: ModelVersion, alias: str, *, skip_
 
 def _intact(st: Store, model: str, version: str) -> bool:
     try:
-        verify_bundle(registry.get_version(model, version, store=st).path)
+        verify_bundle(registry.with_local_path(registry.get_version(model, version, store=st), store=st).path)
     except NbToolkitError:
         return False
     return True

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import MetaData, Table, func, select, text, tuple_, update
 from sqlalchemy.engine import Connection, Engine
 
+from nbtoolkit import _json
 from nbtoolkit.errors import (
     ArtifactIntegrityError,
     ConfigError,
@@ -31,6 +32,7 @@ from nbtoolkit.errors import (
 from nbtoolkit.store import schema as S
 from nbtoolkit.store.blobstore import BlobStore
 from nbtoolkit.store.engine import insert_ignore, retry, sync_id_sequence
+from nbtoolkit.store.models import blob_digest
 from nbtoolkit.store.sqlite_file import check_database_file
 
 BATCH = 2000
@@ -136,8 +138,17 @@ class StoreMaintenance:
         return dict(self._read(lambda conn: _table_counts(conn, _store_tables(conn))))
 
     def referenced_digests(self) -> set[str]:
-        """The sha256 of every blob an artifact row references."""
-        return set(self._read(lambda conn: conn.execute(select(S.artifacts.c.digest).distinct()).scalars().all()))
+        """The sha256 of every blob a row references: artifacts, and the bundle archive of each export."""
+
+        def run(conn: Connection) -> set[str]:
+            found = set(conn.execute(select(S.artifacts.c.digest).distinct()).scalars().all())
+            for extra in conn.execute(select(S.exports.c.extra)).scalars():
+                digest = blob_digest(_json.loads(extra, {}) or {})
+                if digest is not None:
+                    found.add(digest)
+            return found
+
+        return set(self._read(run))
 
     def _check_database(self, result: CheckResult) -> None:
         dialect = self._writer.dialect.name

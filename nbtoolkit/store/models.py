@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.engine import Connection
@@ -22,10 +22,29 @@ from nbtoolkit.errors import InputError
 from nbtoolkit.store import schema as S
 from nbtoolkit.store.records import iso
 
+if TYPE_CHECKING:
+    from nbtoolkit.store.blobstore import BlobStore
+
+
+#: The key of ``exports.extra`` naming the bundle's archive blob: ``{"sha256": ..., "size": ...}``.
+BLOB_KEY = "blob"
+
+
+def blob_digest(extra: Any) -> str | None:
+    """The sha256 of the bundle archive named by an export's ``extra`` (``None``: exported without one)."""
+    blob = extra.get(BLOB_KEY) if isinstance(extra, Mapping) else None
+    digest = blob.get("sha256") if isinstance(blob, Mapping) else None
+    return digest if isinstance(digest, str) else None
+
 
 @dataclass(frozen=True)
 class ModelVersion:
-    """One exported bundle of a model (a row of ``exports``)."""
+    """One exported bundle of a model (a row of ``exports``).
+
+    ``path`` is where the export wrote the bundle; the registry's resolution
+    (:func:`nbtoolkit.registry.resolve`) returns the version with ``path`` replaced by a
+    verified copy on this machine when that folder is not here.
+    """
 
     model: str
     version: str
@@ -37,11 +56,17 @@ class ModelVersion:
     reason: str | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
+    @property
+    def blob(self) -> str | None:
+        """The sha256 of the bundle's archive in the artifact location (``None`` for versions
+        exported before bundles were stored there: their ``path`` is the only copy)."""
+        return blob_digest(self.extra)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "model": self.model, "version": self.version, "run_id": self.run_id, "path": self.path,
             "created": iso(self.created), "manifest_sha256": self.manifest_sha256, "forced": self.forced,
-            "reason": self.reason,
+            "reason": self.reason, "blob": self.blob,
         }
 
 
@@ -111,6 +136,11 @@ class ModelRecords:
     _redact: Callable[[Any], Any]
     _redact_text: Callable[[str | None], str | None]
 
+    if TYPE_CHECKING:  # a property of Store
+
+        @property
+        def artifacts(self) -> BlobStore: ...
+
     def model_catalog(self, model: str | None = None) -> tuple[list[ModelVersion], list[tuple[str, str, str]]]:
         """Every export (oldest first) and every ``(model, alias, version)``, read together."""
         vq = select(S.exports).order_by(S.exports.c.model, S.exports.c.created, S.exports.c.id)
@@ -142,7 +172,14 @@ class ModelRecords:
         return None if row is None else _version(row)
 
     def record_export(self, version: ModelVersion) -> bool:
-        """Record an export unless that model version is already recorded; return whether it was."""
+        """Record an export unless that model version is already recorded; return whether it was.
+
+        Raises:
+            StoreError: the version names a bundle blob that is not in the artifact location
+                (store the archive first: the row never points at a missing blob).
+        """
+        if version.blob is not None:
+            self.artifacts.require(version.blob)
         row = {
             "run_id": version.run_id, "model": version.model, "version": version.version, "path": version.path,
             "created": version.created, "manifest_sha256": version.manifest_sha256, "forced": int(version.forced),
