@@ -18,8 +18,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbtoolkit import _json
+from nbtoolkit.config import mask_url
 from nbtoolkit.errors import InputError, RunNotFoundError
 from nbtoolkit.execute.papermill_run import JobResult, RunJob, RunOutcome
+from nbtoolkit.store.artifacts import is_server_database
+from nbtoolkit.store.blobstore import is_url
 
 if TYPE_CHECKING:
     from nbtoolkit.config import Settings
@@ -122,10 +125,37 @@ class _Plan:
     warnings: tuple[str, ...] = ()
 
 
-def _plan_resume(store: Store, resume: str, options: dict[str, Any]) -> _Plan:
+def _resume_notebook(found: Sweep, settings: Settings, given: str | Path | None) -> Path:
+    """The notebook a resumed sweep runs on this machine.
+
+    The path given now wins; else the same file in this project (the sweep may have started in
+    another checkout, on another machine, of a shared store); else the recorded path.
+    """
+    if given is not None:
+        path = Path(given).expanduser().resolve()
+        if not path.is_file():
+            raise InputError(f"Notebook {given} does not exist; pass the path of an .ipynb file.")
+        return path
+    candidates = [Path(found.notebook)]
+    relative = found.spec.get("notebook_in_project")
+    if relative:
+        candidates.insert(0, settings.root / relative)
+    for path in candidates:
+        if path.is_file():
+            return path.resolve()
+    raise InputError(
+        f"Sweep {found.sweep_id[:8]}'s notebook {found.notebook} is not on this machine"
+        + (f" (nor at {candidates[0]})" if relative else "")
+        + f"; pass its path here: nbtk sweep NOTEBOOK --resume {found.sweep_id[:8]}"
+    )
+
+
+def _plan_resume(store: Store, settings: Settings, resume: str, path: str | Path | None,
+                 options: dict[str, Any]) -> _Plan:
     """The plan of ``--resume``: the recorded spec; options given now win over recorded ones."""
     found = _find_sweep(store, resume)
     spec = found.spec
+    nb_path = _resume_notebook(found, settings, path)
     points = list(spec.get("points", []))
     finished = store.finished_sweep_indices(found.sweep_id)
     merged = dict(options)
@@ -135,12 +165,13 @@ def _plan_resume(store: Store, resume: str, options: dict[str, Any]) -> _Plan:
     if options["executor"] == "local":
         merged["executor"] = spec.get("executor", "local")
     merged["flags"] = merged.get("flags") or {}
-    return _Plan(found.sweep_id, Path(found.notebook), spec, points, [i for i in range(len(points)) if i not in finished],
+    return _Plan(found.sweep_id, nb_path, spec, points, [i for i in range(len(points)) if i not in finished],
                  sorted(finished), True, merged)
 
 
 def _plan_new(path: str | Path | None, grid: Iterable[str] | Mapping[str, Any], *, random: int | None, seed: int | None,
-              base: Mapping[str, Any] | None, allow_unknown: bool, force: bool, options: dict[str, Any]) -> _Plan:
+              base: Mapping[str, Any] | None, allow_unknown: bool, force: bool, options: dict[str, Any],
+              root: Path) -> _Plan:
     """The plan of a new sweep: expand and check the points, build the spec to record."""
     from nbtoolkit.execute.params import check_parameters
     from nbtoolkit.execute.space import Choice, Distribution, expand_points, parse_grid
@@ -166,6 +197,8 @@ def _plan_new(path: str | Path | None, grid: Iterable[str] | Mapping[str, Any], 
         **{k: options[k] for k in ("jobs", "executor", "address", "timeout", "kernel", "flags")},
         "cwd": str(options["cwd"]) if options.get("cwd") else None,
         "force": force,
+        # lets --resume find the notebook in another checkout of the project
+        "notebook_in_project": nb_path.relative_to(root).as_posix() if nb_path.is_relative_to(root) else None,
     }
     return _Plan(new_id(), nb_path, spec, points, list(range(len(points))), [], False, options, tuple(warnings))
 
@@ -195,7 +228,8 @@ def sweep(
     """Run a notebook over a parameter space in parallel, each child in a fresh kernel.
 
     Args:
-        path: the notebook (taken from the sweep record when resuming).
+        path: the notebook. When resuming it is optional: default the same file in this project
+            (the sweep may have started in another checkout), else the recorded path.
         grid: ``["lr=0.1,0.01", "depth=uniform(1,5)"]`` strings, or ``{name: [values]}``.
         random: sample this many points instead of the full grid product.
         seed: seed of the sampling.
@@ -231,17 +265,50 @@ def sweep(
     options: dict[str, Any] = {"jobs": jobs, "executor": executor, "address": address, "timeout": timeout,
                                "kernel": kernel, "flags": dict(flags or {}), "cwd": cwd}
     if resume:
-        plan = _plan_resume(store, resume, options)
+        plan = _plan_resume(store, settings, resume, path, options)
     else:
         plan = _plan_new(path, grid, random=random, seed=seed, base=base, allow_unknown=allow_unknown, force=force,
-                         options=options)
+                         options=options, root=settings.root.resolve())
     if dry_run:
         return SweepOutcome(None, str(plan.nb_path), "planned", plan.points, skipped=plan.skipped, warnings=plan.warnings)
     session = EXECUTORS.get(plan.options["executor"]).open(jobs=plan.options["jobs"], address=plan.options["address"])
     try:
+        plan.warnings += _check_store_reachable(store, session.foreign_hosts)
         return _run_sweep(store, settings, session, plan, force=force, progress=progress)
     finally:
         session.close()
+
+
+def _check_store_reachable(store: Store, foreign_hosts: tuple[str, ...]) -> tuple[str, ...]:
+    """Refuse a store that kernels on ``foreign_hosts`` could not write; return warnings.
+
+    Every kernel records its own run, so workers on other machines need a database server and
+    an artifact location they reach (object storage, or a network folder mounted at the same
+    path). A SQLite store is refused: each worker would write a file of its own at that path
+    (or share one over a network filesystem, where SQLite's locking is unsafe). A folder as the
+    artifact location only draws a warning, since it may be such a mount.
+
+    Raises:
+        InputError: the store is SQLite and some workers run on other machines.
+    """
+    if not foreign_hosts:
+        return ()
+    hosts = ", ".join(foreign_hosts)
+    if not is_server_database(store.url):
+        raise InputError(
+            f"The store {store.location_display} is a SQLite file on this machine, but Dask workers run on "
+            f"other machines ({hosts}) and their kernels record the runs themselves. Use a database server "
+            "and object storage: NBTOOLKIT_STORE=postgresql://USER@HOST/DB and "
+            "NBTOOLKIT_ARTIFACTS=s3://BUCKET/PREFIX (README: Sweeps on a Dask cluster)."
+        )
+    location = store.artifacts_location or ""
+    if not is_url(location) or location.startswith("file://"):
+        return (
+            f"The artifact location {mask_url(location)} is a folder; kernels on {hosts} write their artifacts "
+            "to that path on their own machine, which the rest of the team reads only if it is the same "
+            "network mount everywhere. Otherwise set NBTOOLKIT_ARTIFACTS=s3://BUCKET/PREFIX.",
+        )
+    return ()
 
 
 class _Tally:
@@ -257,7 +324,7 @@ class _Tally:
 
 
 def _serve_cached(store: Store, settings: Settings, plan: _Plan, outcome: SweepOutcome, tally: _Tally, *,
-                  lock: Any, nb_hash: str, force: bool) -> list[tuple[int, str, RunJob]]:
+                  lock: Any, nb_hash: str, source: bytes, force: bool) -> list[tuple[int, str, RunJob]]:
     """Record a cached child for every point the run cache holds; return the jobs left to run."""
     from nbtoolkit.execute.cache import cache_key, copy_cached_run, find_cached_run
 
@@ -272,6 +339,7 @@ def _serve_cached(store: Store, settings: Settings, plan: _Plan, outcome: SweepO
                 run_id="", notebook=str(plan.nb_path), parameters=dict(point), store_path=store.location,
                 cwd=str(Path(opts["cwd"]).resolve() if opts["cwd"] else plan.nb_path.parent), kernel=opts["kernel"],
                 timeout=opts["timeout"], flags=opts["flags"], max_output_bytes=settings.max_output_bytes,
+                artifacts=store.artifacts_location, source=source,
             )
             queue.append((index, key, template))
             continue
@@ -322,18 +390,19 @@ def _run_sweep(store: Store, settings: Settings, session: Any, plan: _Plan, *, f
                progress: Callable[[SweepProgress], None] | None) -> SweepOutcome:
     """Record the sweep, serve cached points, run the rest; Ctrl-C leaves consistent records."""
     from nbtoolkit.envlock import capture_lock
-    from nbtoolkit.notebook import notebook_hash
+    from nbtoolkit.notebook import notebook_content_hash
 
     if plan.resume:
         store.set_sweep_status(plan.sweep_id, "running", ended=False)
     else:
         store.create_sweep(plan.sweep_id, notebook=str(plan.nb_path), spec=plan.spec)
     lock = capture_lock(settings, notebook_path=plan.nb_path)
-    nb_hash = notebook_hash(plan.nb_path)
+    source = plan.nb_path.read_bytes()  # every child executes the content hashed here (shipped to workers)
+    nb_hash = notebook_content_hash(source)
     outcome = SweepOutcome(plan.sweep_id, str(plan.nb_path), "running", plan.points, skipped=plan.skipped,
                            warnings=plan.warnings)
     tally = _Tally(len(plan.todo), progress)
-    queue = _serve_cached(store, settings, plan, outcome, tally, lock=lock, nb_hash=nb_hash, force=force)
+    queue = _serve_cached(store, settings, plan, outcome, tally, lock=lock, nb_hash=nb_hash, source=source, force=force)
     inflight: dict[cf.Future[Any], tuple[int, RunJob]] = {}
     try:
         _dispatch(store, settings, session, plan, queue, outcome, tally, lock=lock, nb_hash=nb_hash, inflight=inflight)
