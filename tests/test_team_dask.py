@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (pytest fixtures imported from _s3 are redefined as parameters)
 """Dask sweeps without a shared filesystem: workers on "another machine" record into PostgreSQL + S3.
 
 The workers are real ``dask worker`` processes started in their own mount and UTS namespaces
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _s3 import ACCESS_KEY, SECRET_KEY, S3Location, s3_location, s3_server  # noqa: F401 - fixtures
+from _s3 import ACCESS_KEY, SECRET_KEY, S3Location, s3_location, s3_server  # noqa: F401 (fixtures)
 from _servers import PostgresServer
 from conftest import git, make_notebook, nbtk_cli
 
@@ -33,9 +34,10 @@ PASSWORD = "pg-pw-never-recorded-7d41c9e2"
 WORKER_HOST = "nbtk-other-machine"
 
 NOTEBOOK_CELLS = (
-    "%load_ext nbtoolkit\nimport os, pathlib, socket, urllib.parse\nimport nbtoolkit as nbtk",
+    "%load_ext nbtoolkit\nimport json, os, pathlib, socket, urllib.parse\nimport nbtoolkit as nbtk\n"
+    "from helpers import double  # a project module: shipped with --ship",
     '%%experiment team_dask\n"""\nHypothesis: doubling x gives at least 2.\nSuccess: score >= 2\n"""\n'
-    "score = x * 2\n"
+    'score = double(x) * json.loads(pathlib.Path("conf/scale.json").read_text())["factor"]\n'
     'pathlib.Path("note.txt").write_text(f"note of x={x}")\n'
     'nbtk.log_artifact("note.txt")\n'
     "nbtk.set_tags(kernel_cwd=os.getcwd(), kernel_host=socket.gethostname())\n"
@@ -120,7 +122,14 @@ def team(project: Path, postgres: PostgresServer, s3_location: S3Location, monke
     return url
 
 
+SHIP = ("helpers.py", "conf")
+
+
 def _notebook(folder: Path) -> Path:
+    """The notebook and the project files it needs (a helper module, a configuration file)."""
+    (folder / "helpers.py").write_text("def double(x):\n    return 2 * x\n", encoding="utf-8")
+    (folder / "conf").mkdir()
+    (folder / "conf" / "scale.json").write_text('{"factor": 1}', encoding="utf-8")
     return make_notebook(folder / "team_dask.ipynb", *NOTEBOOK_CELLS, parameters='x = 1\nsubmitted = ""')
 
 
@@ -154,7 +163,7 @@ def test_workers_without_the_project_record_into_postgres_and_s3(
     nb = _notebook(project)
     settings = load_settings()
     out = sweep(nb, grid=["x=1,2"], base={"submitted": str(nb)},  # the kernels say whether they see it
-                executor="dask", address=foreign_cluster.address, settings=settings)
+                executor="dask", address=foreign_cluster.address, ship=SHIP, settings=settings)
     assert out.ok, [o.describe_failure() for o in out.failed]
     assert out.warnings == ()
 
@@ -169,6 +178,7 @@ def test_workers_without_the_project_record_into_postgres_and_s3(
         assert runner["worker_pid"] in foreign_cluster.worker_pids and runner["worker_pid"] != os.getpid()
         assert runner["host"] == WORKER_HOST and kid.tags["kernel_host"] == WORKER_HOST
         assert runner["notebook_shipped"] is True
+        assert set(kid.extra["shipped_files"]) == {"helpers.py", "conf/scale.json"}
         # the run records the submitted notebook; its code hash is the content that ran
         assert kid.notebook_path == str(nb)
         cwd = Path(kid.tags["kernel_cwd"])
@@ -212,7 +222,7 @@ def test_resume_and_run_cache_from_another_checkout(
         if progress.done >= 1:
             raise KeyboardInterrupt  # like Ctrl-C once the first point finished
 
-    first = sweep(nb, grid=["x=1,2,3"], jobs=1, executor="dask", address=foreign_cluster.address,
+    first = sweep(nb, grid=["x=1,2,3"], jobs=1, executor="dask", address=foreign_cluster.address, ship=SHIP,
                   progress=stop_after_first, settings=load_settings())
     assert first.status == "interrupted" and list(first.runs) == [0]
     sweep_id = first.sweep_id or ""
@@ -234,8 +244,8 @@ def test_resume_and_run_cache_from_another_checkout(
     assert len({k.notebook_hash for k in kids}) == 1
 
     # the same notebook content in this checkout hits the run cache filled from both checkouts
-    again = nbtk_cli("sweep", "team_dask.ipynb", "--grid", "x=1,2,3", "--executor", "dask",
-                     "--address", foreign_cluster.address, cwd=other)
+    again = nbtk_cli("sweep", "team_dask.ipynb", "--grid", "x=1,2,3", "--executor", "dask", "--ship", "helpers.py",
+                     "--ship", "conf", "--address", foreign_cluster.address, cwd=other)
     assert again.returncode == 0, again.stderr
     assert "3 cached" in again.stdout
     (row,) = [s for s in store.find_sweeps("") if s.sweep_id != sweep_id]
@@ -251,8 +261,8 @@ def test_local_store_with_workers_on_other_machines(
     from nbtoolkit.store import open_store
 
     _notebook(project)
-    res = nbtk_cli("sweep", "team_dask.ipynb", "--grid", "x=1", "--executor", "dask",
-                   "--address", foreign_cluster.address, cwd=project)
+    res = nbtk_cli("sweep", "team_dask.ipynb", "--grid", "x=1", "--executor", "dask", "--ship", "helpers.py",
+                   "--ship", "conf", "--address", foreign_cluster.address, cwd=project)
     assert res.returncode == 2, res.stderr
     assert "SQLite file on this machine" in res.stderr and WORKER_HOST in res.stderr
     assert "NBTOOLKIT_STORE=postgresql://" in res.stderr and "NBTOOLKIT_ARTIFACTS=s3://" in res.stderr
@@ -260,8 +270,25 @@ def test_local_store_with_workers_on_other_machines(
 
     # a server store with a folder for artifacts runs, with a warning naming the fix
     url = postgres.new_database()
-    res = nbtk_cli("sweep", "team_dask.ipynb", "--grid", "x=1", "--executor", "dask", "--address",
-                   foreign_cluster.address, cwd=project,
+    res = nbtk_cli("sweep", "team_dask.ipynb", "--grid", "x=1", "--executor", "dask", "--ship", "helpers.py",
+                   "--ship", "conf", "--address", foreign_cluster.address, cwd=project,
                    env={"NBTOOLKIT_STORE": url, "NBTOOLKIT_ARTIFACTS": str(project / "blobs")})
     assert "Warning: The artifact location" in res.stderr and WORKER_HOST in res.stderr
     assert "NBTOOLKIT_ARTIFACTS=s3://" in res.stderr
+
+
+def test_ship_refuses_paths_outside_the_working_folder_and_large_files(project: Path) -> None:
+    from nbtoolkit.execute.shipping import MAX_SHIPPED_BYTES
+    from nbtoolkit.store import open_store
+
+    (project / "nb").mkdir()
+    _notebook(project / "nb")
+    (project / "outside.txt").write_text("not next to the notebook", encoding="utf-8")
+    res = nbtk_cli("sweep", "nb/team_dask.ipynb", "--grid", "x=1", "--ship", "outside.txt", "--dry-run", cwd=project)
+    assert res.returncode == 2 and "not inside the kernels' working folder" in res.stderr, res.stderr
+    res = nbtk_cli("sweep", "nb/team_dask.ipynb", "--grid", "x=1", "--ship", "nb/missing.py", "--dry-run", cwd=project)
+    assert res.returncode == 2 and "no such file or folder" in res.stderr, res.stderr
+    (project / "nb" / "conf" / "big.bin").write_bytes(b"0" * (MAX_SHIPPED_BYTES + 1))
+    res = nbtk_cli("sweep", "nb/team_dask.ipynb", "--grid", "x=1", "--ship", "nb/conf", cwd=project)
+    assert res.returncode == 2 and "object storage" in res.stderr, res.stderr
+    assert open_store().find_sweeps("") == []  # refused before the sweep was recorded

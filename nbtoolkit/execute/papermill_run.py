@@ -23,7 +23,7 @@ import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, Any
 
 from nbtoolkit import _json
@@ -68,6 +68,8 @@ class RunJob:
         artifacts: the artifact location (``Store.artifacts_location``); ``None`` = the store
             folder's default.
         source: the notebook file's bytes; ``None`` = read ``notebook`` where the job runs.
+        files: ``{name relative to cwd: bytes}`` shipped with the task (``sweep --ship``),
+            written next to the kernel only where ``cwd`` does not exist.
     """
 
     run_id: str
@@ -83,6 +85,7 @@ class RunJob:
     max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
     artifacts: str | None = field(default=None, repr=False)
     source: bytes | None = field(default=None, repr=False)
+    files: dict[str, bytes] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True)
@@ -280,28 +283,37 @@ class _Workspace:
 
 
 def _workspace(job: RunJob, tmpdir: str) -> _Workspace:
-    """Use the job's notebook and folder when this machine has them; else the shipped copy.
+    """Use the job's notebook and folder when this machine has them; else the shipped copies.
 
     The notebook at ``job.notebook`` is executed only when it holds exactly ``job.source`` (a
     worker elsewhere may have another version at that path, or none, or no permission to read
     it); otherwise the bytes are written to ``tmpdir/work/<name>``. The kernel runs in
-    ``job.cwd`` when this machine can enter it, else in that ``work`` folder.
+    ``job.cwd`` when this machine can enter it, else in that ``work`` folder, which then also
+    receives ``job.files`` at their relative paths.
     """
-    notebook, shipped = job.notebook, False
-    if job.source is not None:
-        try:
-            same = Path(job.notebook).read_bytes() == job.source
-        except OSError:
-            same = False
-        if not same:
-            work = Path(tmpdir) / "work"
-            work.mkdir()
-            copy = work / Path(job.notebook).name
-            copy.write_bytes(job.source)
-            notebook, shipped = str(copy), True
-    usable = os.path.isdir(job.cwd) and os.access(job.cwd, os.R_OK | os.X_OK)
-    cwd = job.cwd if usable else str(Path(notebook).parent)
-    return _Workspace(notebook, cwd, shipped)
+    try:
+        notebook_here = job.source is None or Path(job.notebook).read_bytes() == job.source
+    except OSError:
+        notebook_here = False
+    cwd_here = os.path.isdir(job.cwd) and os.access(job.cwd, os.R_OK | os.X_OK)
+    if notebook_here and cwd_here:
+        return _Workspace(job.notebook, job.cwd, False)
+    work = Path(tmpdir) / "work"
+    work.mkdir()
+    notebook = job.notebook
+    if not notebook_here and job.source is not None:
+        notebook = str(work / Path(job.notebook).name)
+        Path(notebook).write_bytes(job.source)
+    if cwd_here:
+        return _Workspace(notebook, job.cwd, not notebook_here)
+    for name, data in job.files.items():
+        parts = PurePosixPath(name).parts
+        if PurePosixPath(name).is_absolute() or ".." in parts:
+            raise InputError(f"Shipped file name {name!r} leaves the working folder; ship paths inside it.")
+        target = work.joinpath(*parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    return _Workspace(notebook, str(work), not notebook_here)
 
 
 # ---------------------------------------------------------------------------------- execute

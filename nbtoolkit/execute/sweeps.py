@@ -18,11 +18,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbtoolkit import _json
-from nbtoolkit.config import mask_url
 from nbtoolkit.errors import InputError, RunNotFoundError
 from nbtoolkit.execute.papermill_run import JobResult, RunJob, RunOutcome
-from nbtoolkit.store.artifacts import is_server_database
-from nbtoolkit.store.blobstore import is_url
+from nbtoolkit.execute.shipping import (
+    check_store_reachable,
+    read_shipped,
+    shipped_digests,
+    shipped_names,
+)
 
 if TYPE_CHECKING:
     from nbtoolkit.config import Settings
@@ -121,8 +124,13 @@ class _Plan:
     todo: list[int]
     skipped: list[int]
     resume: bool
-    options: dict[str, Any]  # executor, address, jobs, timeout, kernel, flags, cwd
+    options: dict[str, Any]  # executor, address, jobs, timeout, kernel, flags, cwd, ship
     warnings: tuple[str, ...] = ()
+
+    @property
+    def kernel_folder(self) -> Path:
+        """The kernels' working folder on this machine (``--ship`` paths are relative to it)."""
+        return Path(self.options["cwd"]).resolve() if self.options.get("cwd") else self.nb_path.parent
 
 
 def _resume_notebook(found: Sweep, settings: Settings, given: str | Path | None) -> Path:
@@ -165,8 +173,11 @@ def _plan_resume(store: Store, settings: Settings, resume: str, path: str | Path
     if options["executor"] == "local":
         merged["executor"] = spec.get("executor", "local")
     merged["flags"] = merged.get("flags") or {}
-    return _Plan(found.sweep_id, nb_path, spec, points, [i for i in range(len(points)) if i not in finished],
+    plan = _Plan(found.sweep_id, nb_path, spec, points, [i for i in range(len(points)) if i not in finished],
                  sorted(finished), True, merged)
+    given = options.get("ship") or ()
+    merged["ship"] = shipped_names(given, plan.kernel_folder) if given else list(spec.get("ship") or [])
+    return plan
 
 
 def _plan_new(path: str | Path | None, grid: Iterable[str] | Mapping[str, Any], *, random: int | None, seed: int | None,
@@ -187,6 +198,8 @@ def _plan_new(path: str | Path | None, grid: Iterable[str] | Mapping[str, Any], 
     points = expand_points(axes, base=base, random_n=random, seed=seed)
     warnings = check_parameters(nb_path, {k: None for p in points for k in p}, allow_unknown=allow_unknown)
     options = {**options, "flags": dict(options.get("flags") or {})}
+    kernel_folder = Path(options["cwd"]).resolve() if options.get("cwd") else nb_path.parent
+    options["ship"] = shipped_names(options.get("ship") or (), kernel_folder)
     spec = {
         "schema": SPEC_SCHEMA,
         "grid": {k: a.to_dict() for k, a in axes.items()},
@@ -196,6 +209,7 @@ def _plan_new(path: str | Path | None, grid: Iterable[str] | Mapping[str, Any], 
         "points": _json.to_jsonable(points),
         **{k: options[k] for k in ("jobs", "executor", "address", "timeout", "kernel", "flags")},
         "cwd": str(options["cwd"]) if options.get("cwd") else None,
+        "ship": options["ship"],
         "force": force,
         # lets --resume find the notebook in another checkout of the project
         "notebook_in_project": nb_path.relative_to(root).as_posix() if nb_path.is_relative_to(root) else None,
@@ -217,6 +231,7 @@ def sweep(
     kernel: str | None = None,
     flags: Mapping[str, str] | None = None,
     cwd: str | Path | None = None,
+    ship: Iterable[str | Path] = (),
     force: bool = False,
     dry_run: bool = False,
     resume: str | None = None,
@@ -241,6 +256,8 @@ def sweep(
         kernel: kernel name for every child.
         flags: feature flags for every child.
         cwd: the kernels' working directory (default: the notebook's folder).
+        ship: files or folders inside ``cwd`` sent with every task (helper modules, small
+            configuration), for Dask workers without the project; part of the run-cache key.
         force: execute even when the run cache has a finished run with the same inputs.
         dry_run: only expand and validate the points; nothing is recorded or run.
         resume: a sweep id; re-run only its points without a finished child.
@@ -263,7 +280,7 @@ def sweep(
     settings = settings or load_settings()
     store = store or open_store(settings)
     options: dict[str, Any] = {"jobs": jobs, "executor": executor, "address": address, "timeout": timeout,
-                               "kernel": kernel, "flags": dict(flags or {}), "cwd": cwd}
+                               "kernel": kernel, "flags": dict(flags or {}), "cwd": cwd, "ship": list(ship)}
     if resume:
         plan = _plan_resume(store, settings, resume, path, options)
     else:
@@ -273,42 +290,10 @@ def sweep(
         return SweepOutcome(None, str(plan.nb_path), "planned", plan.points, skipped=plan.skipped, warnings=plan.warnings)
     session = EXECUTORS.get(plan.options["executor"]).open(jobs=plan.options["jobs"], address=plan.options["address"])
     try:
-        plan.warnings += _check_store_reachable(store, session.foreign_hosts)
+        plan.warnings += check_store_reachable(store, session.foreign_hosts)
         return _run_sweep(store, settings, session, plan, force=force, progress=progress)
     finally:
         session.close()
-
-
-def _check_store_reachable(store: Store, foreign_hosts: tuple[str, ...]) -> tuple[str, ...]:
-    """Refuse a store that kernels on ``foreign_hosts`` could not write; return warnings.
-
-    Every kernel records its own run, so workers on other machines need a database server and
-    an artifact location they reach (object storage, or a network folder mounted at the same
-    path). A SQLite store is refused: each worker would write a file of its own at that path
-    (or share one over a network filesystem, where SQLite's locking is unsafe). A folder as the
-    artifact location only draws a warning, since it may be such a mount.
-
-    Raises:
-        InputError: the store is SQLite and some workers run on other machines.
-    """
-    if not foreign_hosts:
-        return ()
-    hosts = ", ".join(foreign_hosts)
-    if not is_server_database(store.url):
-        raise InputError(
-            f"The store {store.location_display} is a SQLite file on this machine, but Dask workers run on "
-            f"other machines ({hosts}) and their kernels record the runs themselves. Use a database server "
-            "and object storage: NBTOOLKIT_STORE=postgresql://USER@HOST/DB and "
-            "NBTOOLKIT_ARTIFACTS=s3://BUCKET/PREFIX (README: Sweeps on a Dask cluster)."
-        )
-    location = store.artifacts_location or ""
-    if not is_url(location) or location.startswith("file://"):
-        return (
-            f"The artifact location {mask_url(location)} is a folder; kernels on {hosts} write their artifacts "
-            "to that path on their own machine, which the rest of the team reads only if it is the same "
-            "network mount everywhere. Otherwise set NBTOOLKIT_ARTIFACTS=s3://BUCKET/PREFIX.",
-        )
-    return ()
 
 
 class _Tally:
@@ -324,7 +309,8 @@ class _Tally:
 
 
 def _serve_cached(store: Store, settings: Settings, plan: _Plan, outcome: SweepOutcome, tally: _Tally, *,
-                  lock: Any, nb_hash: str, source: bytes, force: bool) -> list[tuple[int, str, RunJob]]:
+                  lock: Any, nb_hash: str, source: bytes, files: dict[str, bytes],
+                  force: bool) -> list[tuple[int, str, RunJob]]:
     """Record a cached child for every point the run cache holds; return the jobs left to run."""
     from nbtoolkit.execute.cache import cache_key, copy_cached_run, find_cached_run
 
@@ -332,14 +318,14 @@ def _serve_cached(store: Store, settings: Settings, plan: _Plan, outcome: SweepO
     queue: list[tuple[int, str, RunJob]] = []
     for index in plan.todo:
         point = plan.points[index]
-        key = cache_key(nb_hash, point, lock, opts["flags"])
+        key = cache_key(nb_hash, point, lock, opts["flags"], shipped_digests(files))
         hit = None if force else find_cached_run(store, key, root=settings.root)
         if hit is None:
             template = RunJob(
                 run_id="", notebook=str(plan.nb_path), parameters=dict(point), store_path=store.location,
-                cwd=str(Path(opts["cwd"]).resolve() if opts["cwd"] else plan.nb_path.parent), kernel=opts["kernel"],
+                cwd=str(plan.kernel_folder), kernel=opts["kernel"],
                 timeout=opts["timeout"], flags=opts["flags"], max_output_bytes=settings.max_output_bytes,
-                artifacts=store.artifacts_location, source=source,
+                artifacts=store.artifacts_location, source=source, files=files,
             )
             queue.append((index, key, template))
             continue
@@ -367,9 +353,12 @@ def _dispatch(store: Store, settings: Settings, session: Any, plan: _Plan, queue
     while pending or inflight:
         while pending and len(inflight) < session.slots:
             index, key, template = pending.pop(0)
+            extra: dict[str, Any] = {"sweep_index": index}
+            if template.files:
+                extra["shipped_files"] = shipped_digests(template.files)
             run_id = prepare_run(
                 store, settings, plan.nb_path, template.parameters, lock=lock, nb_hash=nb_hash, key=key,
-                parent_id=plan.sweep_id, flags=plan.options["flags"], kind="sweep", extra={"sweep_index": index},
+                parent_id=plan.sweep_id, flags=plan.options["flags"], kind="sweep", extra=extra,
             )
             job = dataclasses.replace(template, run_id=run_id)
             inflight[session.submit(job)] = (index, job)
@@ -392,17 +381,19 @@ def _run_sweep(store: Store, settings: Settings, session: Any, plan: _Plan, *, f
     from nbtoolkit.envlock import capture_lock
     from nbtoolkit.notebook import notebook_content_hash
 
+    source = plan.nb_path.read_bytes()  # every child executes the content hashed here (shipped to workers)
+    nb_hash = notebook_content_hash(source)
+    files = read_shipped(plan.kernel_folder, plan.options.get("ship") or [])  # refused before anything is recorded
     if plan.resume:
         store.set_sweep_status(plan.sweep_id, "running", ended=False)
     else:
         store.create_sweep(plan.sweep_id, notebook=str(plan.nb_path), spec=plan.spec)
     lock = capture_lock(settings, notebook_path=plan.nb_path)
-    source = plan.nb_path.read_bytes()  # every child executes the content hashed here (shipped to workers)
-    nb_hash = notebook_content_hash(source)
     outcome = SweepOutcome(plan.sweep_id, str(plan.nb_path), "running", plan.points, skipped=plan.skipped,
                            warnings=plan.warnings)
     tally = _Tally(len(plan.todo), progress)
-    queue = _serve_cached(store, settings, plan, outcome, tally, lock=lock, nb_hash=nb_hash, source=source, force=force)
+    queue = _serve_cached(store, settings, plan, outcome, tally, lock=lock, nb_hash=nb_hash, source=source, files=files,
+                          force=force)
     inflight: dict[cf.Future[Any], tuple[int, RunJob]] = {}
     try:
         _dispatch(store, settings, session, plan, queue, outcome, tally, lock=lock, nb_hash=nb_hash, inflight=inflight)
