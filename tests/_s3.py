@@ -32,11 +32,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+#: The endpoint of the server this test process started. Every module importing the fixture
+#: gets a session fixture of its own; they all share one server, because s3fs caches its
+#: filesystem objects per process without regard to ``AWS_ENDPOINT_URL`` (a second server would
+#: be reached through the first one's cached client: "The specified bucket does not exist").
+_started: list[str] = []
+
+
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[str]:
     """Start ``moto_server`` on 127.0.0.1 and yield its endpoint URL; skip if moto is absent."""
     pytest.importorskip("moto.server", reason="moto[server] is not installed (pip install 'nbtoolkit[dev]')")
     pytest.importorskip("s3fs", reason="s3fs is not installed (pip install 'nbtoolkit[team]')")
+    if _started:  # another module's session fixture started it; that one stops it at the end
+        yield _started[0]
+        return
     import httpx
 
     port = free_port()
@@ -56,8 +66,10 @@ def s3_server() -> Iterator[str]:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"moto_server did not start on {endpoint}") from None
                 time.sleep(0.1)
+        _started.append(endpoint)
         yield endpoint
     finally:
+        _started.clear()
         proc.terminate()
         try:
             proc.wait(timeout=10)
