@@ -129,8 +129,12 @@ class _Plan:
 
     @property
     def kernel_folder(self) -> Path:
-        """The kernels' working folder on this machine (``--ship`` paths are relative to it)."""
-        return Path(self.options["cwd"]).resolve() if self.options.get("cwd") else self.nb_path.parent
+        return _kernel_folder(self.options, self.nb_path)
+
+
+def _kernel_folder(options: Mapping[str, Any], nb_path: Path) -> Path:
+    """The kernels' working folder on this machine (``--ship`` paths are relative to it)."""
+    return Path(options["cwd"]).resolve() if options.get("cwd") else nb_path.parent
 
 
 def _resume_notebook(found: Sweep, settings: Settings, given: str | Path | None) -> Path:
@@ -198,8 +202,7 @@ def _plan_new(path: str | Path | None, grid: Iterable[str] | Mapping[str, Any], 
     points = expand_points(axes, base=base, random_n=random, seed=seed)
     warnings = check_parameters(nb_path, {k: None for p in points for k in p}, allow_unknown=allow_unknown)
     options = {**options, "flags": dict(options.get("flags") or {})}
-    kernel_folder = Path(options["cwd"]).resolve() if options.get("cwd") else nb_path.parent
-    options["ship"] = shipped_names(options.get("ship") or (), kernel_folder)
+    options["ship"] = shipped_names(options.get("ship") or (), _kernel_folder(options, nb_path))
     spec = {
         "schema": SPEC_SCHEMA,
         "grid": {k: a.to_dict() for k, a in axes.items()},
