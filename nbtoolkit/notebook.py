@@ -20,7 +20,12 @@ def notebook_hash(path: str | Path) -> str:
     Two saves of the same code, with different outputs or execution counts, hash the same, which
     is what the run cache and reproduction compare.
     """
-    nb = json.loads(Path(path).read_text(encoding="utf-8"))
+    return notebook_content_hash(Path(path).read_bytes())
+
+
+def notebook_content_hash(content: bytes) -> str:
+    """:func:`notebook_hash` of a notebook file's bytes (what a runner read once and ships)."""
+    nb = json.loads(content.decode("utf-8"))
     digest = hashlib.sha256()
     for cell in nb.get("cells", []):
         tags = cell.get("metadata", {}).get("tags", [])

@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 from nbtoolkit import _json
 from nbtoolkit._io import atomic_write_bytes
@@ -87,17 +87,36 @@ _HARMLESS_USERINFO = frozenset({"git"})
 _BARE_HARMLESS = frozenset({"KEY", "AUTH"})
 
 
+def _url_password(value: str) -> str | None:
+    """The password of a ``scheme://user:password@host`` value (a store URL), else None."""
+    if "://" not in value or "@" not in value:
+        return None
+    try:
+        password = urlsplit(value.strip()).password
+    except ValueError:
+        return None
+    return unquote(password) if password else None
+
+
 def _secret_items(
     patterns: tuple[str, ...], environ: Mapping[str, str]
 ) -> tuple[tuple[str, str], ...]:
-    """Return the sorted (name, value) pairs of variables worth scrubbing from text."""
-    return tuple(
-        sorted(
-            (name, value)
-            for name, value in environ.items()
-            if len(value) >= MIN_SECRET_LENGTH and any(p in name.upper() for p in patterns)
-        )
-    )
+    """Return the sorted (name, value) pairs of variables worth scrubbing from text.
+
+    Besides the values of secret-looking variables, the password inside any variable holding a
+    URL counts (``NBTOOLKIT_STORE=postgresql://user:pw@host/db``): a notebook that prints it
+    alone leaks it as surely as the whole URL.
+    """
+    items = {
+        (name, value)
+        for name, value in environ.items()
+        if len(value) >= MIN_SECRET_LENGTH and any(p in name.upper() for p in patterns)
+    }
+    for name, value in environ.items():
+        password = _url_password(value)
+        if password is not None and len(password) >= MIN_SECRET_LENGTH:
+            items.add((f"{name} password", password))
+    return tuple(sorted(items))
 
 
 _CAMEL = re.compile(r"([a-z0-9])([A-Z])")

@@ -22,15 +22,27 @@ ACCESS_KEY = "AKIAH7TESTKEY0000042"
 SECRET_KEY = "h7-secret-never-recorded-0b5e2f7d9c"
 
 
+#: The endpoint of the server this test process started. Every module importing the fixture
+#: gets a session fixture of its own; they all share one server (one start per process).
+_started: list[str] = []
+
+
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[str]:
     """Start ``moto_server`` on 127.0.0.1 and yield its endpoint URL; skip if moto is absent."""
     pytest.importorskip("moto.server", reason="moto[server] is not installed (pip install 'nbtoolkit[dev]')")
     pytest.importorskip("s3fs", reason="s3fs is not installed (pip install 'nbtoolkit[team]')")
+    if _started:  # another module's session fixture started it; that one stops it at the end
+        yield _started[0]
+        return
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     with http_server(["-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], f"{endpoint}/moto-api/", name="moto_server"):
-        yield endpoint
+        _started.append(endpoint)
+        try:
+            yield endpoint
+        finally:
+            _started.clear()
 
 
 @dataclass(frozen=True)
@@ -68,9 +80,9 @@ class S3Location:
 def s3_location(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> S3Location:
     """A new bucket; AWS_ENDPOINT_URL and a key pair set in the environment for this test.
 
-    fsspec caches file-system instances by their arguments, not by the environment: each module
-    importing ``s3_server`` starts its own server, so a cached S3 client could still point at
-    another module's server. Every test starts with a fresh one.
+    fsspec caches file-system instances by their arguments, not by the environment, so a cached
+    S3 client could still point at an earlier server or hold stale listings: every test starts
+    with a fresh one.
     """
     import s3fs
 

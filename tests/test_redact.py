@@ -148,6 +148,15 @@ def test_default_redactor_is_cached_and_follows_the_environment() -> None:
     assert changed.redact_text("tok-aaaaaaaa tok-bbbbbbbb") == f"tok-aaaaaaaa {MASK}"
 
 
+def test_the_password_of_a_url_in_the_environment_is_scrubbed_on_its_own() -> None:
+    env = {"NBTOOLKIT_STORE": "postgresql+psycopg://nbtk:s3cr%40t-pass@db.internal:5432/exp", "SHORT": "x://u:pw@h"}
+    r = default_redactor(environ=env)
+    out = r.redact_text("password s3cr@t-pass, encoded s3cr%40t-pass, url " + env["NBTOOLKIT_STORE"] + " pw")
+    assert "s3cr" not in out and out.count(MASK) == 2
+    assert "postgresql+psycopg://db.internal:5432/exp" in out
+    assert r.redact_text("pw stays") == "pw stays"  # a password shorter than 6 characters is not hunted
+
+
 def test_hugging_face_and_openai_style_keys_are_masked_without_the_environment() -> None:
     r = Redactor(environ={})
     hf, sk, proj = "hf_" + "Ab1" * 10, "sk-" + "Zz9" * 10, "sk-proj-" + "Q1w" * 10

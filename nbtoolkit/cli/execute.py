@@ -166,6 +166,7 @@ def _summary(outcome: Any) -> None:
 @click.option("-j", "--jobs", type=click.IntRange(min=1), help="Children at once (default: CPUs, or cluster threads).")
 @click.option("--executor", default="local", show_default=True, help="local or dask (or a plugin).")
 @click.option("--address", help="Dask scheduler, tcp://HOST:PORT.")
+@click.option("--ship", "ship", multiple=True, metavar="PATH", help="File or folder next to the notebook sent with every task to Dask workers without the project (helper modules, small config).")
 @click.option("--timeout", type=float, help="Per-cell timeout of each child.")
 @click.option("-k", "--kernel", help="Kernel name.")
 @click.option("--flag", "flag_items", multiple=True, metavar="NAME=VALUE", help="Feature flag for every child.")
@@ -174,7 +175,7 @@ def _summary(outcome: Any) -> None:
 @click.option("--force", is_flag=True, help="Ignore the run cache.")
 @click.option("--allow-unknown", is_flag=True, help="Inject parameters the notebook does not define.")
 @click.pass_context
-def sweep_cmd(ctx: click.Context, notebook: str | None, grid: tuple[str, ...], random_n: int | None, seed: int | None, files: tuple[str, ...], yamls: tuple[str, ...], pairs: tuple[tuple[str, str], ...], jobs: int | None, executor: str, address: str | None, timeout: float | None, kernel: str | None, flag_items: tuple[str, ...], dry_run: bool, resume: str | None, force: bool, allow_unknown: bool) -> None:
+def sweep_cmd(ctx: click.Context, notebook: str | None, grid: tuple[str, ...], random_n: int | None, seed: int | None, files: tuple[str, ...], yamls: tuple[str, ...], pairs: tuple[tuple[str, str], ...], jobs: int | None, executor: str, address: str | None, ship: tuple[str, ...], timeout: float | None, kernel: str | None, flag_items: tuple[str, ...], dry_run: bool, resume: str | None, force: bool, allow_unknown: bool) -> None:
     """Run NOTEBOOK over a parameter grid (or random sample) in parallel fresh kernels."""
     from nbtoolkit.execute.sweeps import sweep
 
@@ -184,7 +185,7 @@ def sweep_cmd(ctx: click.Context, notebook: str | None, grid: tuple[str, ...], r
     store = store_from(ctx)
     label = Path(notebook).name if notebook else f"resume {resume}"
     kwargs = dict(
-        grid=grid, random=random_n, seed=seed, base=base, jobs=jobs, executor=executor, address=address,
+        grid=grid, random=random_n, seed=seed, base=base, jobs=jobs, executor=executor, address=address, ship=ship,
         timeout=timeout, kernel=kernel, flags=_flags(flag_items), force=force, resume=resume,
         allow_unknown=allow_unknown, store=store, settings=settings_from(ctx),
     )

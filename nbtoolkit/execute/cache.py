@@ -40,10 +40,11 @@ def data_hashes(lock: EnvLock | None) -> list[tuple[str, str]]:
 
 
 def cache_key(notebook_hash: str, parameters: Mapping[str, Any], lock: EnvLock | None,
-              flags: Mapping[str, str] | None = None) -> str:
+              flags: Mapping[str, str] | None = None, files: Mapping[str, str] | None = None) -> str:
     """The run-cache key of executing a notebook with ``parameters`` in the environment ``lock``.
 
-    Feature ``flags`` are part of the inputs when given (a run without flags keeps its old key).
+    Feature ``flags`` and the sha256 of files shipped with the task (``sweep --ship``) are part
+    of the inputs when given (a run without them keeps its old key).
     """
     body: dict[str, Any] = {
         "v": CACHE_KEY_VERSION,
@@ -54,6 +55,8 @@ def cache_key(notebook_hash: str, parameters: Mapping[str, Any], lock: EnvLock |
     }
     if flags:
         body["flags"] = {str(k): str(v) for k, v in flags.items()}
+    if files:
+        body["files"] = {str(k): str(v) for k, v in sorted(files.items())}
     return hashlib.sha256(_json.canonical(body).encode("utf-8")).hexdigest()
 
 

@@ -6,7 +6,10 @@ Built-ins:
   starts its own fresh kernel with its own ports and working directory.
 * ``dask``: a ``distributed.Client`` connected to ``--address``; children run as tasks on the
   cluster's workers and their results travel back to the submitting process, which alone
-  writes terminal states, runner details and output notebooks to the store.
+  writes terminal states, runner details and output notebooks to the store. Each task carries
+  the notebook's bytes and the store and artifact locations, so a worker on another machine
+  needs no shared filesystem: its kernel records straight into a server store and object
+  storage (a sweep refuses a SQLite store when some workers run on other machines).
 
 A plugin registers an object following :class:`Executor` under the entry-point group
 ``nbtoolkit.executors``.
@@ -17,6 +20,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import os
 import signal
+import socket
 import time
 from typing import Any, Protocol
 
@@ -28,9 +32,14 @@ __all__ = ["EXECUTORS", "DaskExecutor", "Executor", "ExecutorSession", "LocalExe
 
 
 class ExecutorSession(Protocol):
-    """An open executor: submits jobs, reports how many run at once, stops on Ctrl-C."""
+    """An open executor: submits jobs, reports how many run at once, stops on Ctrl-C.
+
+    ``foreign_hosts`` names the workers' machines other than this one (empty when every worker
+    runs here): their kernels see none of this machine's files.
+    """
 
     slots: int
+    foreign_hosts: tuple[str, ...]
 
     def submit(self, job: Any) -> cf.Future[Any]:
         """Run :func:`~nbtoolkit.execute.papermill_run.execute_job` on ``job`` somewhere."""
@@ -89,6 +98,7 @@ class _LocalSession:
         import multiprocessing as mp
 
         self.slots = jobs
+        self.foreign_hosts: tuple[str, ...] = ()
         self._pool = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=_init_worker)
         # start every worker now, so their imports overlap with the parent's preparation
         for _ in range(jobs):
@@ -157,6 +167,8 @@ class _DaskSession:
             ) from None
         threads = sum(self._client.nthreads().values()) or 1
         self.slots = min(jobs, threads) if jobs else threads
+        here = socket.gethostname()
+        self.foreign_hosts = tuple(sorted(set(self._client.run(socket.gethostname).values()) - {here}))
         self._futures: dict[str, Any] = {}
 
     def submit(self, job: Any) -> cf.Future[Any]:

@@ -171,7 +171,7 @@ def test_notebooks(
         lock = capture_lock(settings, notebook_path=nb)
         nb_hash = notebook_hash(nb)
         run_id = prepare_run(store, settings, nb, params, lock=lock, nb_hash=nb_hash, key=cache_key(nb_hash, params, lock), kind="test")
-        jobs_list.append(RunJob(run_id=run_id, notebook=str(nb), parameters=params, store_path=store.location, cwd=str(nb.parent), kernel=kernel, timeout=timeout, max_output_bytes=settings.max_output_bytes))
+        jobs_list.append(RunJob(run_id=run_id, notebook=str(nb), parameters=params, store_path=store.location, cwd=str(nb.parent), kernel=kernel, timeout=timeout, max_output_bytes=settings.max_output_bytes, artifacts=store.artifacts_location))
     # notebooks whose baseline another notebook records run after it (a fresh store has no
     # baseline experiment otherwise); within a wave they run in parallel
     results: list[JobResult | None] = [None] * len(jobs_list)

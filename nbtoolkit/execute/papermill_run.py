@@ -23,7 +23,7 @@ import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, Any
 
 from nbtoolkit import _json
@@ -53,12 +53,29 @@ __all__ = ["JobResult", "RunJob", "RunOutcome", "execute_job", "finalize_run", "
 
 @dataclass(frozen=True)
 class RunJob:
-    """Everything a worker needs to execute one run (picklable; no store or settings objects)."""
+    """Everything a worker needs to execute one run (picklable; no store or settings objects).
+
+    A worker on another machine needs no shared filesystem: ``source`` carries the notebook's
+    bytes (the content the submitter hashed for the run cache), ``store_path`` and ``artifacts``
+    say where the kernel records. Those two may carry credentials, so they stay out of ``repr``
+    (Dask logs a failed task's arguments) and are never recorded.
+
+    Attributes:
+        notebook: the notebook's path on the submitting machine (what the run records).
+        store_path: the store's location, a folder or a database URL (``Store.location``).
+        cwd: the kernels' working directory on the submitting machine; a worker without it
+            uses the folder it writes the shipped notebook into.
+        artifacts: the artifact location (``Store.artifacts_location``); ``None`` = the store
+            folder's default.
+        source: the notebook file's bytes; ``None`` = read ``notebook`` where the job runs.
+        files: ``{name relative to cwd: bytes}`` shipped with the task (``sweep --ship``),
+            written next to the kernel only where ``cwd`` does not exist.
+    """
 
     run_id: str
     notebook: str
     parameters: dict[str, Any]
-    store_path: str
+    store_path: str = field(repr=False)
     cwd: str
     output: str | None = None
     kernel: str | None = None
@@ -66,6 +83,9 @@ class RunJob:
     flags: dict[str, str] = field(default_factory=dict)
     start_timeout: float = 60.0
     max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
+    artifacts: str | None = field(default=None, repr=False)
+    source: bytes | None = field(default=None, repr=False)
+    files: dict[str, bytes] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True)
@@ -74,6 +94,8 @@ class JobResult:
 
     ``status`` is the runner's view: finished, failed, interrupted, crashed or timed_out.
     ``cell_index`` counts the notebook's own cells (papermill's injected cell excluded).
+    ``shipped`` is true when the worker executed the job's ``source`` from its own temporary
+    folder (it could not read the same notebook at the submitted path).
     """
 
     run_id: str
@@ -90,6 +112,7 @@ class JobResult:
     host: str = ""
     pid: int = 0
     truncated: tuple[int, ...] = ()
+    shipped: bool = False
 
 
 @dataclass(frozen=True)
@@ -225,20 +248,72 @@ def prepare_run(
     return run_id
 
 
-def kernel_env(job: RunJob) -> dict[str, str]:
-    """The kernel's environment: this process's plus the run hand-over variables and flags."""
+def kernel_env(job: RunJob, *, notebook: str | None = None) -> dict[str, str]:
+    """The kernel's environment: this process's plus the run hand-over variables and flags.
+
+    The store and artifact locations come from the job, never from this process's environment:
+    a Dask worker started without ``NBTOOLKIT_*`` settings records where the submitter does.
+    ``notebook`` is the file the kernel executes (a shipped copy on a worker without the project).
+    """
     env = dict(os.environ)
     env.update(
         NBTOOLKIT_RUN_ID=job.run_id,
         NBTOOLKIT_PARAMS=_json.dumps(_json.to_jsonable(job.parameters)),
-        NBTOOLKIT_NOTEBOOK=job.notebook,
+        NBTOOLKIT_NOTEBOOK=notebook or job.notebook,
         NBTOOLKIT_STORE=job.store_path,
         # the kernel hands the run back to this process when %%experiment ends (see ActiveRun.close)
         NBTOOLKIT_RUNNER_PID=str(os.getpid()),
     )
+    if job.artifacts is None:
+        env.pop("NBTOOLKIT_ARTIFACTS", None)
+    else:
+        env["NBTOOLKIT_ARTIFACTS"] = job.artifacts
     for name, value in job.flags.items():
         env[f"NBTOOLKIT_FLAG_{name}"] = str(value)
     return env
+
+
+@dataclass(frozen=True)
+class _Workspace:
+    """Where a job executes on this machine: the notebook file and the kernel's working folder."""
+
+    notebook: str
+    cwd: str
+    shipped: bool
+
+
+def _workspace(job: RunJob, tmpdir: str) -> _Workspace:
+    """Use the job's notebook and folder when this machine has them; else the shipped copies.
+
+    The notebook at ``job.notebook`` is executed only when it holds exactly ``job.source`` (a
+    worker elsewhere may have another version at that path, or none, or no permission to read
+    it); otherwise the bytes are written to ``tmpdir/work/<name>``. The kernel runs in
+    ``job.cwd`` when this machine can enter it, else in that ``work`` folder, which then also
+    receives ``job.files`` at their relative paths.
+    """
+    try:
+        notebook_here = job.source is None or Path(job.notebook).read_bytes() == job.source
+    except OSError:
+        notebook_here = False
+    cwd_here = os.path.isdir(job.cwd) and os.access(job.cwd, os.R_OK | os.X_OK)
+    if notebook_here and cwd_here:
+        return _Workspace(job.notebook, job.cwd, False)
+    work = Path(tmpdir) / "work"
+    work.mkdir()
+    notebook = job.notebook
+    if not notebook_here and job.source is not None:
+        notebook = str(work / Path(job.notebook).name)
+        Path(notebook).write_bytes(job.source)
+    if cwd_here:
+        return _Workspace(notebook, job.cwd, not notebook_here)
+    for name, data in job.files.items():
+        parts = PurePosixPath(name).parts
+        if PurePosixPath(name).is_absolute() or ".." in parts:
+            raise InputError(f"Shipped file name {name!r} leaves the working folder; ship paths inside it.")
+        target = work.joinpath(*parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    return _Workspace(notebook, str(work), not notebook_here)
 
 
 # ---------------------------------------------------------------------------------- execute
@@ -249,30 +324,27 @@ def execute_job(job: RunJob) -> JobResult:
     keeps the output notebook and returns status ``interrupted``.
     """
     started = time.perf_counter()
-    tmpdir = None
-    output = job.output
-    if output is None:
-        tmpdir = tempfile.mkdtemp(prefix="nbtk-run-")
-        output = os.path.join(tmpdir, "output.ipynb")
-    output = os.path.abspath(output)  # absolute: papermill then saves it through the atomic handler
-    Path(output).parent.mkdir(parents=True, exist_ok=True)
-    if job.output:  # the executed notebook is nbtoolkit's: it never makes the git tree dirty
-        record_written(job.output, pending=True)
-    err_log = tempfile.NamedTemporaryFile(prefix="nbtk-kernel-", suffix=".log", delete=False)  # noqa: SIM115
+    tmpdir = tempfile.mkdtemp(prefix="nbtk-run-")  # this task's own folder, removed at the end
     try:
-        ending = _execute(job, output, err_log)
-    except KeyboardInterrupt:  # while papermill was still being imported
-        ending = interrupted_ending()
-    duration = time.perf_counter() - started
-    err_log.close()
-    kernel_log = Path(err_log.name).read_text(encoding="utf-8", errors="replace")
-    os.unlink(err_log.name)
-    data = finish_output(output, ending, kernel_log, job.timeout) if os.path.exists(output) else None
-    if data is not None:  # the one redaction of the executed notebook: the -o file and the stored copy
-        data = redact_notebook_file(output, default_redactor(environ=kernel_env(job)))
-    if job.output:  # after the redaction rewrote it: the ledger holds the final content's hash
-        record_written(job.output)
-    if tmpdir is not None:
+        where = _workspace(job, tmpdir)
+        output = os.path.abspath(job.output or os.path.join(tmpdir, "output.ipynb"))  # absolute: atomic saves
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+        if job.output:  # the executed notebook is nbtoolkit's: it never makes the git tree dirty
+            record_written(job.output, pending=True)
+        err_log = tempfile.NamedTemporaryFile(prefix="nbtk-kernel-", suffix=".log", dir=tmpdir, delete=False)  # noqa: SIM115
+        try:
+            ending = _execute(job, where, output, err_log)
+        except KeyboardInterrupt:  # while papermill was still being imported
+            ending = interrupted_ending()
+        duration = time.perf_counter() - started
+        err_log.close()
+        kernel_log = Path(err_log.name).read_text(encoding="utf-8", errors="replace")
+        data = finish_output(output, ending, kernel_log, job.timeout) if os.path.exists(output) else None
+        if data is not None:  # the one redaction of the executed notebook: the -o file and the stored copy
+            data = redact_notebook_file(output, default_redactor(environ=kernel_env(job, notebook=where.notebook)))
+        if job.output:  # after the redaction rewrote it: the ledger holds the final content's hash
+            record_written(job.output)
+    finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
     return JobResult(
         run_id=job.run_id,
@@ -289,10 +361,11 @@ def execute_job(job: RunJob) -> JobResult:
         truncated=ending.truncated,
         host=socket.gethostname(),
         pid=os.getpid(),
+        shipped=where.shipped,
     )
 
 
-def _execute(job: RunJob, output: str, err_log: IO[bytes]) -> Ending:
+def _execute(job: RunJob, where: _Workspace, output: str, err_log: IO[bytes]) -> Ending:
     """Run papermill on the job's notebook; map each way it can end to an :class:`Ending`."""
     import papermill
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -301,9 +374,9 @@ def _execute(job: RunJob, output: str, err_log: IO[bytes]) -> Ending:
     e = Ending()
     use_atomic_writes()
     try:
-        kernel, language = kernel_for(job.notebook)
+        kernel, language = kernel_for(where.notebook)
         papermill.execute_notebook(
-            job.notebook,
+            where.notebook,
             output,
             parameters=dict(job.parameters),
             engine_name=engine_name(),
@@ -313,7 +386,8 @@ def _execute(job: RunJob, output: str, err_log: IO[bytes]) -> Ending:
             execution_timeout=job.timeout,
             start_timeout=job.start_timeout,
             max_output_bytes=job.max_output_bytes,
-            kernel_start={"env": kernel_env(job), "cwd": job.cwd, "stderr": err_log, "stdout": err_log},
+            kernel_start={"env": kernel_env(job, notebook=where.notebook), "cwd": where.cwd,
+                          "stderr": err_log, "stdout": err_log},
         )
     except PapermillExecutionError as exc:
         e.ename, e.evalue = exc.ename, exc.evalue
@@ -362,6 +436,7 @@ def finalize_run(store: Store, job: RunJob, result: JobResult, *, warnings: tupl
         "timeout": job.timeout,
         "host": result.host,
         "worker_pid": result.pid,
+        "notebook_shipped": result.shipped,
         "max_output_bytes": job.max_output_bytes,
         "output_truncated_cells": list(result.truncated),
     }
@@ -444,7 +519,7 @@ def run_notebook(
     from nbtoolkit.envlock import capture_lock
     from nbtoolkit.execute.cache import cache_key, find_cached_run
     from nbtoolkit.execute.params import check_parameters
-    from nbtoolkit.notebook import notebook_hash
+    from nbtoolkit.notebook import notebook_content_hash
     from nbtoolkit.store import open_store
 
     nb_path = Path(path).expanduser().resolve()
@@ -455,7 +530,8 @@ def run_notebook(
     settings = settings or load_settings()
     store = store or open_store(settings)
     lock = capture_lock(settings, notebook_path=nb_path)
-    nb_hash = notebook_hash(nb_path)
+    source = nb_path.read_bytes()  # hashed and executed: the same content
+    nb_hash = notebook_content_hash(source)
     key = cache_key(nb_hash, params, lock, flags)
     hit = None if force else find_cached_run(store, key, root=settings.root)
     if hit is not None:
@@ -472,6 +548,8 @@ def run_notebook(
         timeout=timeout,
         flags={k: str(v) for k, v in (flags or {}).items()},
         max_output_bytes=settings.max_output_bytes,
+        artifacts=store.artifacts_location,
+        source=source,
     )
     result = execute_job(job)
     outcome = finalize_run(store, job, result, warnings=tuple(warnings))

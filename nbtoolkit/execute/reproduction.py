@@ -337,7 +337,7 @@ def _run_in_tree(store: Store, settings: Settings, original: RunRecord, tree: Pa
     job = RunJob(
         run_id=run_id, notebook=str(notebook), parameters=params, store_path=store.location,
         cwd=str(notebook.parent), kernel=kernel, timeout=timeout,
-        max_output_bytes=tree_settings.max_output_bytes,
+        max_output_bytes=tree_settings.max_output_bytes, artifacts=store.artifacts_location,
     )
     outcome = finalize_run(store, job, execute_job(job))
     store.update_run(run_id, kind="reproduction", notebook_path=str(nb_abs))

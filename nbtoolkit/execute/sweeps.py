@@ -20,6 +20,12 @@ from typing import TYPE_CHECKING, Any
 from nbtoolkit import _json
 from nbtoolkit.errors import InputError, RunNotFoundError
 from nbtoolkit.execute.papermill_run import JobResult, RunJob, RunOutcome
+from nbtoolkit.execute.shipping import (
+    check_store_reachable,
+    read_shipped,
+    shipped_digests,
+    shipped_names,
+)
 
 if TYPE_CHECKING:
     from nbtoolkit.config import Settings
@@ -118,14 +124,50 @@ class _Plan:
     todo: list[int]
     skipped: list[int]
     resume: bool
-    options: dict[str, Any]  # executor, address, jobs, timeout, kernel, flags, cwd
+    options: dict[str, Any]  # executor, address, jobs, timeout, kernel, flags, cwd, ship
     warnings: tuple[str, ...] = ()
 
+    @property
+    def kernel_folder(self) -> Path:
+        return _kernel_folder(self.options, self.nb_path)
 
-def _plan_resume(store: Store, resume: str, options: dict[str, Any]) -> _Plan:
+
+def _kernel_folder(options: Mapping[str, Any], nb_path: Path) -> Path:
+    """The kernels' working folder on this machine (``--ship`` paths are relative to it)."""
+    return Path(options["cwd"]).resolve() if options.get("cwd") else nb_path.parent
+
+
+def _resume_notebook(found: Sweep, settings: Settings, given: str | Path | None) -> Path:
+    """The notebook a resumed sweep runs on this machine.
+
+    The path given now wins; else the same file in this project (the sweep may have started in
+    another checkout, on another machine, of a shared store); else the recorded path.
+    """
+    if given is not None:
+        path = Path(given).expanduser().resolve()
+        if not path.is_file():
+            raise InputError(f"Notebook {given} does not exist; pass the path of an .ipynb file.")
+        return path
+    candidates = [Path(found.notebook)]
+    relative = found.spec.get("notebook_in_project")
+    if relative:
+        candidates.insert(0, settings.root / relative)
+    for path in candidates:
+        if path.is_file():
+            return path.resolve()
+    raise InputError(
+        f"Sweep {found.sweep_id[:8]}'s notebook {found.notebook} is not on this machine"
+        + (f" (nor at {candidates[0]})" if relative else "")
+        + f"; pass its path here: nbtk sweep NOTEBOOK --resume {found.sweep_id[:8]}"
+    )
+
+
+def _plan_resume(store: Store, settings: Settings, resume: str, path: str | Path | None,
+                 options: dict[str, Any]) -> _Plan:
     """The plan of ``--resume``: the recorded spec; options given now win over recorded ones."""
     found = _find_sweep(store, resume)
     spec = found.spec
+    nb_path = _resume_notebook(found, settings, path)
     points = list(spec.get("points", []))
     finished = store.finished_sweep_indices(found.sweep_id)
     merged = dict(options)
@@ -135,12 +177,16 @@ def _plan_resume(store: Store, resume: str, options: dict[str, Any]) -> _Plan:
     if options["executor"] == "local":
         merged["executor"] = spec.get("executor", "local")
     merged["flags"] = merged.get("flags") or {}
-    return _Plan(found.sweep_id, Path(found.notebook), spec, points, [i for i in range(len(points)) if i not in finished],
+    plan = _Plan(found.sweep_id, nb_path, spec, points, [i for i in range(len(points)) if i not in finished],
                  sorted(finished), True, merged)
+    given = options.get("ship") or ()
+    merged["ship"] = shipped_names(given, plan.kernel_folder) if given else list(spec.get("ship") or [])
+    return plan
 
 
 def _plan_new(path: str | Path | None, grid: Iterable[str] | Mapping[str, Any], *, random: int | None, seed: int | None,
-              base: Mapping[str, Any] | None, allow_unknown: bool, force: bool, options: dict[str, Any]) -> _Plan:
+              base: Mapping[str, Any] | None, allow_unknown: bool, force: bool, options: dict[str, Any],
+              root: Path) -> _Plan:
     """The plan of a new sweep: expand and check the points, build the spec to record."""
     from nbtoolkit.execute.params import check_parameters
     from nbtoolkit.execute.space import Choice, Distribution, expand_points, parse_grid
@@ -156,6 +202,7 @@ def _plan_new(path: str | Path | None, grid: Iterable[str] | Mapping[str, Any], 
     points = expand_points(axes, base=base, random_n=random, seed=seed)
     warnings = check_parameters(nb_path, {k: None for p in points for k in p}, allow_unknown=allow_unknown)
     options = {**options, "flags": dict(options.get("flags") or {})}
+    options["ship"] = shipped_names(options.get("ship") or (), _kernel_folder(options, nb_path))
     spec = {
         "schema": SPEC_SCHEMA,
         "grid": {k: a.to_dict() for k, a in axes.items()},
@@ -165,7 +212,10 @@ def _plan_new(path: str | Path | None, grid: Iterable[str] | Mapping[str, Any], 
         "points": _json.to_jsonable(points),
         **{k: options[k] for k in ("jobs", "executor", "address", "timeout", "kernel", "flags")},
         "cwd": str(options["cwd"]) if options.get("cwd") else None,
+        "ship": options["ship"],
         "force": force,
+        # lets --resume find the notebook in another checkout of the project
+        "notebook_in_project": nb_path.relative_to(root).as_posix() if nb_path.is_relative_to(root) else None,
     }
     return _Plan(new_id(), nb_path, spec, points, list(range(len(points))), [], False, options, tuple(warnings))
 
@@ -184,6 +234,7 @@ def sweep(
     kernel: str | None = None,
     flags: Mapping[str, str] | None = None,
     cwd: str | Path | None = None,
+    ship: Iterable[str | Path] = (),
     force: bool = False,
     dry_run: bool = False,
     resume: str | None = None,
@@ -195,7 +246,8 @@ def sweep(
     """Run a notebook over a parameter space in parallel, each child in a fresh kernel.
 
     Args:
-        path: the notebook (taken from the sweep record when resuming).
+        path: the notebook. When resuming it is optional: default the same file in this project
+            (the sweep may have started in another checkout), else the recorded path.
         grid: ``["lr=0.1,0.01", "depth=uniform(1,5)"]`` strings, or ``{name: [values]}``.
         random: sample this many points instead of the full grid product.
         seed: seed of the sampling.
@@ -207,6 +259,8 @@ def sweep(
         kernel: kernel name for every child.
         flags: feature flags for every child.
         cwd: the kernels' working directory (default: the notebook's folder).
+        ship: files or folders inside ``cwd`` sent with every task (helper modules, small
+            configuration), for Dask workers without the project; part of the run-cache key.
         force: execute even when the run cache has a finished run with the same inputs.
         dry_run: only expand and validate the points; nothing is recorded or run.
         resume: a sweep id; re-run only its points without a finished child.
@@ -229,16 +283,17 @@ def sweep(
     settings = settings or load_settings()
     store = store or open_store(settings)
     options: dict[str, Any] = {"jobs": jobs, "executor": executor, "address": address, "timeout": timeout,
-                               "kernel": kernel, "flags": dict(flags or {}), "cwd": cwd}
+                               "kernel": kernel, "flags": dict(flags or {}), "cwd": cwd, "ship": list(ship)}
     if resume:
-        plan = _plan_resume(store, resume, options)
+        plan = _plan_resume(store, settings, resume, path, options)
     else:
         plan = _plan_new(path, grid, random=random, seed=seed, base=base, allow_unknown=allow_unknown, force=force,
-                         options=options)
+                         options=options, root=settings.root.resolve())
     if dry_run:
         return SweepOutcome(None, str(plan.nb_path), "planned", plan.points, skipped=plan.skipped, warnings=plan.warnings)
     session = EXECUTORS.get(plan.options["executor"]).open(jobs=plan.options["jobs"], address=plan.options["address"])
     try:
+        plan.warnings += check_store_reachable(store, session.foreign_hosts)
         return _run_sweep(store, settings, session, plan, force=force, progress=progress)
     finally:
         session.close()
@@ -257,7 +312,8 @@ class _Tally:
 
 
 def _serve_cached(store: Store, settings: Settings, plan: _Plan, outcome: SweepOutcome, tally: _Tally, *,
-                  lock: Any, nb_hash: str, force: bool) -> list[tuple[int, str, RunJob]]:
+                  lock: Any, nb_hash: str, source: bytes, files: dict[str, bytes],
+                  force: bool) -> list[tuple[int, str, RunJob]]:
     """Record a cached child for every point the run cache holds; return the jobs left to run."""
     from nbtoolkit.execute.cache import cache_key, copy_cached_run, find_cached_run
 
@@ -265,13 +321,14 @@ def _serve_cached(store: Store, settings: Settings, plan: _Plan, outcome: SweepO
     queue: list[tuple[int, str, RunJob]] = []
     for index in plan.todo:
         point = plan.points[index]
-        key = cache_key(nb_hash, point, lock, opts["flags"])
+        key = cache_key(nb_hash, point, lock, opts["flags"], shipped_digests(files))
         hit = None if force else find_cached_run(store, key, root=settings.root)
         if hit is None:
             template = RunJob(
                 run_id="", notebook=str(plan.nb_path), parameters=dict(point), store_path=store.location,
-                cwd=str(Path(opts["cwd"]).resolve() if opts["cwd"] else plan.nb_path.parent), kernel=opts["kernel"],
+                cwd=str(plan.kernel_folder), kernel=opts["kernel"],
                 timeout=opts["timeout"], flags=opts["flags"], max_output_bytes=settings.max_output_bytes,
+                artifacts=store.artifacts_location, source=source, files=files,
             )
             queue.append((index, key, template))
             continue
@@ -299,9 +356,12 @@ def _dispatch(store: Store, settings: Settings, session: Any, plan: _Plan, queue
     while pending or inflight:
         while pending and len(inflight) < session.slots:
             index, key, template = pending.pop(0)
+            extra: dict[str, Any] = {"sweep_index": index}
+            if template.files:
+                extra["shipped_files"] = shipped_digests(template.files)
             run_id = prepare_run(
                 store, settings, plan.nb_path, template.parameters, lock=lock, nb_hash=nb_hash, key=key,
-                parent_id=plan.sweep_id, flags=plan.options["flags"], kind="sweep", extra={"sweep_index": index},
+                parent_id=plan.sweep_id, flags=plan.options["flags"], kind="sweep", extra=extra,
             )
             job = dataclasses.replace(template, run_id=run_id)
             inflight[session.submit(job)] = (index, job)
@@ -322,18 +382,21 @@ def _run_sweep(store: Store, settings: Settings, session: Any, plan: _Plan, *, f
                progress: Callable[[SweepProgress], None] | None) -> SweepOutcome:
     """Record the sweep, serve cached points, run the rest; Ctrl-C leaves consistent records."""
     from nbtoolkit.envlock import capture_lock
-    from nbtoolkit.notebook import notebook_hash
+    from nbtoolkit.notebook import notebook_content_hash
 
+    source = plan.nb_path.read_bytes()  # every child executes the content hashed here (shipped to workers)
+    nb_hash = notebook_content_hash(source)
+    files = read_shipped(plan.kernel_folder, plan.options.get("ship") or [])  # refused before anything is recorded
     if plan.resume:
         store.set_sweep_status(plan.sweep_id, "running", ended=False)
     else:
         store.create_sweep(plan.sweep_id, notebook=str(plan.nb_path), spec=plan.spec)
     lock = capture_lock(settings, notebook_path=plan.nb_path)
-    nb_hash = notebook_hash(plan.nb_path)
     outcome = SweepOutcome(plan.sweep_id, str(plan.nb_path), "running", plan.points, skipped=plan.skipped,
                            warnings=plan.warnings)
     tally = _Tally(len(plan.todo), progress)
-    queue = _serve_cached(store, settings, plan, outcome, tally, lock=lock, nb_hash=nb_hash, force=force)
+    queue = _serve_cached(store, settings, plan, outcome, tally, lock=lock, nb_hash=nb_hash, source=source, files=files,
+                          force=force)
     inflight: dict[cf.Future[Any], tuple[int, RunJob]] = {}
     try:
         _dispatch(store, settings, session, plan, queue, outcome, tally, lock=lock, nb_hash=nb_hash, inflight=inflight)

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 from nbtoolkit import _json
 from nbtoolkit.errors import ParameterError, SchemaVersionError, StoreCorruptError, StoreError
 from nbtoolkit.store import schema as S
-from nbtoolkit.store.artifacts import blob_store_for
+from nbtoolkit.store.artifacts import blob_store_for, is_server_database
 from nbtoolkit.store.attachments import RunAttachments
 from nbtoolkit.store.blobstore import BlobStore
 from nbtoolkit.store.cache import RunCopies
@@ -80,7 +80,8 @@ class Store(RunReads, RunAttachments, ModelRecords, SweepRecords, RunCopies, Lin
     """One project store.
 
     Args:
-        path: the store folder (``.nbtoolkit/``); created when missing.
+        path: the store folder (``.nbtoolkit/``); created when missing, except for a server
+            database (then it only holds what is written there on request, such as reports).
         url: optional SQLAlchemy URL of a server database; default SQLite ``path/store.db``.
         redactor: scrubs secrets from every text written (see :mod:`nbtoolkit.redact`).
         artifacts: where blobs go, a folder or fsspec URL (default ``path/artifacts``).
@@ -95,7 +96,8 @@ class Store(RunReads, RunAttachments, ModelRecords, SweepRecords, RunCopies, Lin
         self, path: str | Path, *, url: str | None = None, redactor: Any = None, artifacts: str | None = None
     ) -> None:
         self.path = Path(path)
-        self.path.mkdir(parents=True, exist_ok=True)
+        if not is_server_database(url):  # a server store keeps nothing in the folder until asked to
+            self.path.mkdir(parents=True, exist_ok=True)
         self.db_path = self.path / "store.db"
         self.url = url
         low_disk = False
@@ -137,6 +139,15 @@ class Store(RunReads, RunAttachments, ModelRecords, SweepRecords, RunCopies, Lin
         if self._blobs is None:
             self._blobs = blob_store_for(self._artifacts_setting, store_path=self.path, store_url=self.url)
         return self._blobs
+
+    @property
+    def artifacts_location(self) -> str | None:
+        """The configured artifact location (folder or fsspec URL); ``None`` = ``<store folder>/artifacts``.
+
+        Together with :attr:`location` it is what a kernel on another machine needs to record
+        into this store (it may carry credentials: hand it over, never record or print it).
+        """
+        return self._artifacts_setting
 
     @property
     def location(self) -> str:
