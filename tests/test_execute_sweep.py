@@ -124,7 +124,7 @@ def test_dry_run_records_nothing(project: Path, store: Any) -> None:
 def test_dask_local_cluster_sweep(project: Path, store: Any) -> None:
     distributed = pytest.importorskip("distributed")
     nb = _nb(project)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
         out = sweep(nb, grid=["x=1,2"], executor="dask", address=cluster.scheduler_address, store=store)
         worker_pids = {p for p in (w.pid for w in cluster.workers.values()) if p}
     assert out.ok, [o.describe_failure() for o in out.failed]
