@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import contextlib
 import math
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from nbtoolkit.criteria import parse_criteria
+from nbtoolkit.declaration import SWEEP_REF
 from nbtoolkit.errors import InputError, RunNotFoundError
 
 if TYPE_CHECKING:
@@ -28,8 +28,6 @@ if TYPE_CHECKING:
 
 __all__ = ["SWEEP_REF", "SweepBest", "pin_baseline", "resolve_baseline", "sweep_best", "target_metric", "unpin_baseline"]
 
-#: ``sweep:ID:best`` (ID: a sweep id or a prefix of at least 4 hex characters)
-SWEEP_REF = re.compile(r"^sweep:(?P<sweep>[0-9a-fA-F]{4,32}):best$")
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from nbtoolkit.baselines import SWEEP_REF
 from nbtoolkit.cell_source import (
     DOCSTRING_KEYS,
     MAGIC_USAGE,
@@ -32,7 +31,7 @@ from nbtoolkit.criteria import Criterion, parse_criteria
 from nbtoolkit.errors import DeclarationError, NbToolkitError
 
 __all__ = [
-    "DOCSTRING_KEYS", "MAGIC_USAGE", "NAME_MAX_LENGTH", "Declaration", "LiteralAssignment",
+    "DOCSTRING_KEYS", "MAGIC_USAGE", "NAME_MAX_LENGTH", "SWEEP_REF", "Declaration", "LiteralAssignment",
     "build_declaration", "literal_assignment_nodes", "literal_assignments", "make_declaration",
     "parse_docstring", "parse_magic_line", "split_cell", "validate_name",
 ]
@@ -90,6 +89,11 @@ def validate_name(name: str, *, what: str = "experiment") -> str:
         raise DeclarationError(f"{label} {name!r} must start with a letter or digit, not "
                                f"{name[0]!r}; {fix}.")
     return name
+
+
+#: ``sweep:ID:best`` (ID: a sweep id or a prefix of at least 4 hex characters), resolved by
+#: :func:`nbtoolkit.baselines.resolve_baseline`
+SWEEP_REF = re.compile(r"^sweep:(?P<sweep>[0-9a-fA-F]{4,32}):best$")
 
 
 def check_baseline_ref(ref: str) -> str:
