@@ -2,7 +2,7 @@
 
 Metric values are buffered in memory and flushed in batches by a background thread (every
 second, and at the end), which also keeps the run's heartbeat fresh so a dead process is
-detected. Closing a run evaluates its verdict with :func:`nbtoolkit.verdict.evaluate_run` from
+detected. Closing a run evaluates its verdict with :func:`nbtoolkit.evidence.evaluate_run` from
 plain values (criteria, metrics, baseline run id), so the verdict knows nothing of this class.
 """
 
@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 from nbtoolkit import _json
 from nbtoolkit.config import Settings
 from nbtoolkit.errors import InputError, NbToolkitWarning, ParameterError
-from nbtoolkit.verdict import Verdict, evaluate_run
+from nbtoolkit.evidence import evaluate_run
+from nbtoolkit.verdict import Verdict
 
 if TYPE_CHECKING:
     from nbtoolkit.declaration import Declaration

@@ -2,8 +2,9 @@
 
 :func:`evaluate` judges each :class:`~nbtoolkit.criteria.Criterion` on point values or, where a
 confidence interval of the difference with the baseline is known, on the whole interval.
-:func:`evaluate_run` does it for a stored run; the ``%%experiment`` cell, ``start_run`` and the
-reports all go through it, so the verdict shown in the notebook is the one a reviewer reads.
+It works on plain values and never reads a store: gathering a stored run's metrics, its
+baseline's and the paired intervals is :func:`nbtoolkit.evidence.evaluate_run`, which the
+``%%experiment`` cell, ``start_run`` and the reports all go through.
 
 Comparisons tolerate float noise (``0.1 + 0.2`` is ``0.30000000000000004``): ``==`` is
 ``math.isclose(rel_tol=1e-9, abs_tol=1e-12)``, ``>=``/``<=`` also hold when the sides are that
@@ -16,9 +17,8 @@ import math
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, cast, get_args
+from typing import Any, Literal, cast, get_args
 
-from nbtoolkit import stats
 from nbtoolkit._format import (
     MAX_DECIMALS,
     MISSING,
@@ -32,9 +32,6 @@ from nbtoolkit.criteria import Criterion
 from nbtoolkit.errors import NbToolkitError
 from nbtoolkit.html import colour, esc
 from nbtoolkit.stats.interval import Interval
-
-if TYPE_CHECKING:
-    from nbtoolkit.store import Store
 
 Status = Literal["pass", "fail", "inconclusive"]
 VerdictStatus = Literal["supported", "rejected", "inconclusive"]
@@ -330,39 +327,4 @@ def evaluate(
                        "be decided: " + "; ".join(undecided))
     summary = f"all {n} criteria hold" if n > 1 else "the criterion holds"
     return Verdict("supported", results, summary)
-
-
-def difference_intervals(
-    store: Store, run_id: str, baseline_run_id: str | None, criteria: Sequence[Criterion]
-) -> dict[str, Interval]:
-    """Confidence intervals of ``metric(run) - metric(baseline)`` for baseline criteria.
-
-    Available where both runs logged predictions on the same ids (paired bootstrap, see
-    :mod:`nbtoolkit.stats`); empty otherwise, and the criteria are judged on point values.
-    """
-    if baseline_run_id is None or not any(c.uses_baseline for c in criteria):
-        return {}
-    return stats.criteria_intervals(store, run_id, baseline_run_id, criteria)
-
-
-def evaluate_run(
-    store: Store,
-    criteria: Sequence[Criterion],
-    metrics: Mapping[str, float],
-    *,
-    run_id: str,
-    baseline_run_id: str | None,
-    baseline_reason: str | None = None,
-) -> Verdict:
-    """Evaluate ``criteria`` for one run against its baseline run (if any)."""
-    baseline: dict[str, Any] | None = None
-    if baseline_run_id is not None:
-        baseline = dict(store.get_runs([baseline_run_id])[0].metrics)
-    return evaluate(
-        criteria,
-        metrics,
-        baseline=baseline,
-        baseline_missing_reason=baseline_reason,
-        intervals=difference_intervals(store, run_id, baseline_run_id, criteria),
-    )
 

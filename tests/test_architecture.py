@@ -4,6 +4,9 @@
 * No import cycles among the package's modules. Module-level and function-level imports of
   package modules both count (a function-level import only hides a circle until it runs);
   imports under ``if TYPE_CHECKING:`` are left out, they never run.
+* ``nbtoolkit/stats/`` and ``nbtoolkit/verdict.py`` are pure (numbers on predictions, criteria on
+  plain values): they reach ``nbtoolkit.store`` through no import at all, not even one under
+  ``TYPE_CHECKING``. Reading runs from a store to judge them is ``nbtoolkit/evidence.py``.
 """
 
 from __future__ import annotations
@@ -33,25 +36,26 @@ def _is_type_checking(node: ast.If) -> bool:
     )
 
 
-def _imports(tree: ast.AST) -> Iterator[ast.Import | ast.ImportFrom]:
-    """Every import statement, at any depth, except those under ``if TYPE_CHECKING:``."""
+def _imports(tree: ast.AST, *, type_checking: bool = False) -> Iterator[ast.Import | ast.ImportFrom]:
+    """Every import statement, at any depth; those under ``if TYPE_CHECKING:`` only with ``type_checking``."""
     for node in ast.iter_child_nodes(tree):
-        if isinstance(node, ast.If) and _is_type_checking(node):
+        if isinstance(node, ast.If) and _is_type_checking(node) and not type_checking:
             for child in node.orelse:
                 yield from _imports(ast.Module(body=[child], type_ignores=[]))
             continue
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             yield node
-        yield from _imports(node)
+        yield from _imports(node, type_checking=type_checking)
 
 
-def _statements(module: str, path: Path) -> Iterator[tuple[str, list[str]]]:
+def _statements(module: str, path: Path, *, type_checking: bool = False) -> Iterator[tuple[str, list[str]]]:
     """Per import statement: the imported module (relative made absolute) and the names taken from it.
 
     ``import a.b`` gives ``("a.b", [])``; ``from a import b, c`` gives ``("a", ["b", "c"])``.
     """
     is_package = path.name == "__init__.py"
-    for node in _imports(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    for node in _imports(tree, type_checking=type_checking):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 yield alias.name, []
@@ -64,22 +68,22 @@ def _statements(module: str, path: Path) -> Iterator[tuple[str, list[str]]]:
         yield base, [alias.name for alias in node.names]
 
 
-def _imported_names(module: str, path: Path) -> Iterator[str]:
+def _imported_names(module: str, path: Path, *, type_checking: bool = False) -> Iterator[str]:
     """Every dotted name a module imports: the modules and ``module.name`` for each ``from`` name."""
-    for base, names in _statements(module, path):
+    for base, names in _statements(module, path, type_checking=type_checking):
         yield base
         yield from (f"{base}.{name}" for name in names)
 
 
-def import_graph() -> dict[str, set[str]]:
-    """Module -> the package modules it imports.
+def import_graph(*, type_checking: bool = False) -> dict[str, set[str]]:
+    """Module -> the package modules it imports (with ``type_checking``, also under ``TYPE_CHECKING``).
 
     ``from pkg import sub`` counts as importing ``pkg.sub`` when that is a module, else ``pkg``.
     """
     modules = _modules()
     graph: dict[str, set[str]] = {m: set() for m in modules}
     for module, path in modules.items():
-        for base, names in _statements(module, path):
+        for base, names in _statements(module, path, type_checking=type_checking):
             targets = {f"{base}.{n}" if f"{base}.{n}" in modules else base for n in names} if names else {base}
             graph[module] |= {t for t in targets if t in modules and t != module}
     return graph
@@ -120,6 +124,37 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
+def _in(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def paths_to(graph: dict[str, set[str]], roots: list[str], package: str) -> list[list[str]]:
+    """For each root that reaches ``package`` (or a module in it) through imports: one shortest path."""
+    found = []
+    for root in roots:
+        parent = {root: root}
+        queue = [root]
+        hit = None
+        while queue and hit is None:
+            v = queue.pop(0)
+            for w in sorted(graph.get(v, ())):
+                if w not in parent:
+                    parent[w] = v
+                    queue.append(w)
+                    if _in(w, package):
+                        hit = w
+                        break
+        if hit is not None:
+            path = [hit]
+            while path[-1] != root:
+                path.append(parent[path[-1]])
+            found.append(path[::-1])
+    return found
+
+
+PURE = ("nbtoolkit.stats", "nbtoolkit.verdict")
+
+
 def _describe(found: list[list[str]]) -> str:
     return "\n".join(" <-> ".join(c) for c in found)
 
@@ -145,6 +180,32 @@ def test_export_stability_and_registry_form_no_circle() -> None:
 def test_the_package_has_no_import_cycle() -> None:
     found = cycles(import_graph())
     assert found == [], "import cycles:\n" + _describe(found)
+
+
+def test_stats_and_verdict_never_import_the_store() -> None:
+    """Not even under ``TYPE_CHECKING``: the pure layer knows nothing of where runs are kept."""
+    graph = import_graph(type_checking=True)
+    roots = [m for m in graph if any(_in(m, p) for p in PURE)]
+    assert "nbtoolkit.stats.predictions" in roots and "nbtoolkit.verdict" in roots
+    found = paths_to(graph, roots, "nbtoolkit.store")
+    assert found == [], ("stats and verdict are pure; read runs from the store in nbtoolkit/evidence.py:\n"
+                         + "\n".join(" -> ".join(p) for p in found))
+
+
+def test_the_purity_check_can_fail(tmp_path: Path) -> None:
+    """It follows imports through other modules, and sees those under ``TYPE_CHECKING``."""
+    planted = {"nbtoolkit.verdict": {"nbtoolkit.criteria"}, "nbtoolkit.criteria": {"nbtoolkit.store.records"},
+               "nbtoolkit.store.records": set(), "nbtoolkit.stats": set()}
+    assert paths_to(planted, ["nbtoolkit.stats", "nbtoolkit.verdict"], "nbtoolkit.store") == [
+        ["nbtoolkit.verdict", "nbtoolkit.criteria", "nbtoolkit.store.records"]]
+    path = tmp_path / "mod.py"
+    path.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from nbtoolkit.store import Store\n")
+    assert "nbtoolkit.store.Store" in set(_imported_names("nbtoolkit.mod", path, type_checking=True))
+    assert "nbtoolkit.store" not in set(_imported_names("nbtoolkit.mod", path))
+    typed = import_graph(type_checking=True)  # evidence imports the store only for its types
+    assert "nbtoolkit.store" in typed["nbtoolkit.evidence"]
+    assert "nbtoolkit.store" not in import_graph()["nbtoolkit.evidence"]
+    assert paths_to(typed, ["nbtoolkit.evidence"], "nbtoolkit.store") == [["nbtoolkit.evidence", "nbtoolkit.store"]]
 
 
 def test_the_checks_can_fail(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from bs4 import BeautifulSoup
 from conftest import ROOT, execute_notebook, nbtk_cli, outputs_text
 from sklearn import metrics as skm
 
-from nbtoolkit import stats
+from nbtoolkit import evidence, stats
 from nbtoolkit._format import fmt_interval, fmt_number
 from nbtoolkit.errors import InputError
 from nbtoolkit.verdict import CriterionResult, criterion_cells
@@ -128,7 +128,7 @@ def test_log_predictions_refuses_duplicated_ids_and_stores_the_task(project: Pat
         nbtk.log_predictions(Y, STRONG, ids=IDS)  # returns None; the reference is on the run
     ref = store.get_run(run.run_id).artifact("predictions")
     assert ref is not None and ref.meta["task"] == "multiclass" and ref.meta["classes"] == K
-    loaded = stats.load_predictions(store, store.get_run(run.run_id))
+    loaded = evidence.load_predictions(store, store.get_run(run.run_id))
     assert loaded is not None and loaded.task == "multiclass" and loaded.y_pred.shape == (N, K)
     assert list(loaded.labels) == list(range(K))
 
@@ -182,7 +182,7 @@ def test_mcnemar_sentence_names_the_right_run(project: Path, store: Any) -> None
     with nbtk.start_run("reg-a") as ra:
         nbtk.log_predictions(RNG.normal(size=40).round(3) + 0.001, RNG.normal(size=40), task="regression")
     with nbtk.start_run("reg-b") as rb:
-        nbtk.log_predictions(stats.load_predictions(store, ra.record()).y_true,  # type: ignore[union-attr]
+        nbtk.log_predictions(evidence.load_predictions(store, ra.record()).y_true,  # type: ignore[union-attr]
                              RNG.normal(size=40), task="regression")
     doc = _soup(render_comparison_report(ra.run_id, rb.run_id))
     assert "McNemar's test does not apply: these are regression predictions" in doc.get_text(" ")
@@ -298,7 +298,7 @@ def test_digits_notebooks_in_real_kernels_and_nbtk_report(project: Path, store: 
         interval = by_text[text].interval
         assert interval is not None and interval.method == "paired bootstrap", by_text[text]
     # the logged values are scikit-learn's; the report recomputes the same from the predictions
-    pred = stats.load_predictions(store, forest)
+    pred = evidence.load_predictions(store, forest)
     assert pred is not None and pred.y_pred.shape[1] == 10
     assert stats.metric_value(pred, "accuracy") == pytest.approx(forest.metrics["accuracy"], rel=1e-12)
     assert stats.metric_value(pred, "roc_auc") == pytest.approx(forest.metrics["roc_auc"], rel=1e-9)

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from nbtoolkit import stats
+from nbtoolkit import evidence, stats
 from nbtoolkit.criteria import parse_criteria
 
 RNG = np.random.default_rng(7)
@@ -95,6 +95,20 @@ def test_align_pairs_on_ids_in_any_order_and_refuses_mismatches() -> None:
     assert stats.align(pred(STRONG), pred(WEAK, ids=None)) is None  # ids on one side only
 
 
+def test_paired_differences_pairs_shared_examples_then_bootstraps() -> None:
+    order = RNG.permutation(N)[:300]
+    shuffled = stats.Predictions(Y[order], WEAK[order], ids=IDS[order])
+    diffs, test, n = stats.paired_differences(pred(STRONG), shuffled, ["roc_auc"], seed=5)
+    a, b = stats.align(pred(STRONG), shuffled)  # type: ignore[misc]
+    assert n == 300 and set(diffs) == {"roc_auc"}
+    assert diffs["roc_auc"].interval == stats.paired_bootstrap(a, b, ["roc_auc"], seed=5)["roc_auc"].interval
+    assert test == stats.mcnemar(a, b)
+    everything, _, _ = stats.paired_differences(pred(STRONG), shuffled)
+    assert set(everything) == set(stats.computable_metrics(a)) and "roc_auc" in everything
+    unpaired = pred(WEAK, ids=np.array([f"other{i}" for i in range(N)]))
+    assert stats.paired_differences(pred(STRONG), unpaired) == ({}, None, 0)
+
+
 def test_mcnemar_matches_scipy() -> None:
     from scipy import stats as sps
 
@@ -154,10 +168,11 @@ def test_criteria_intervals_drive_the_verdict(project: Path) -> None:
     assert better.verdict.status == "supported"
     iv = better.verdict.results[0].interval
     assert iv is not None and iv.low > 0 and iv.method == "paired bootstrap"
-    direct = stats.criteria_intervals(store, better.run_id, base.run_id, parse_criteria(crit))
+    direct = evidence.criteria_intervals(store, better.run_id, base.run_id, parse_criteria(crit))
     assert direct["roc_auc"] == iv  # same seed, same numbers as the stored verdict
-    assert stats.criteria_intervals(store, better.run_id, base.run_id,
-                                    parse_criteria("fit_seconds <= baseline.fit_seconds")) == {}
+    assert evidence.criteria_intervals(store, better.run_id, base.run_id,
+                                       parse_criteria("fit_seconds <= baseline.fit_seconds")) == {}
+    assert evidence.criteria_intervals(store, better.run_id, None, parse_criteria(crit)) == {}
 
 
 def test_single_values_give_no_interval(project: Path) -> None:

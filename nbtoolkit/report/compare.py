@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from nbtoolkit import evidence, stats
 from nbtoolkit._format import fmt_fixed, fmt_interval, fmt_signed, metric_decimals
 
 if TYPE_CHECKING:
@@ -282,17 +283,12 @@ def _paired(comp: Comparison, store: Store) -> dict[str, Any]:
 
     Unreadable predictions leave the comparison on point values with ``stats_error`` saying why.
     """
-    from nbtoolkit import stats
-
     try:
-        comp.pred_b, comp.pred_a = stats.load_predictions(store, comp.b), stats.load_predictions(store, comp.a)
-        pair = (stats.align(comp.pred_b, comp.pred_a)
-                if comp.pred_b is not None and comp.pred_a is not None else None)
-        if pair is None:
+        comp.pred_b = evidence.load_predictions(store, comp.b)
+        comp.pred_a = evidence.load_predictions(store, comp.a)
+        if comp.pred_b is None or comp.pred_a is None:
             return {}
-        cand, ref = pair
-        diffs = stats.paired_bootstrap(cand, ref, stats.computable_metrics(cand))
-        comp.mcnemar, comp.shared_examples = stats.mcnemar(cand, ref), len(cand)
+        diffs, comp.mcnemar, comp.shared_examples = stats.paired_differences(comp.pred_b, comp.pred_a)
         return diffs
     except Exception as exc:  # unreadable predictions: compare on point values, say why
         comp.stats_error = f"{type(exc).__name__}: {exc}"
@@ -313,8 +309,6 @@ def compare(a: str | RunRecord, b: str | RunRecord, *, store: Store | None = Non
     Raises:
         RunNotFoundError: a run id matches nothing.
     """
-    from nbtoolkit import stats
-
     if store is None:
         from nbtoolkit.store import open_store
 

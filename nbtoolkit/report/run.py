@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from nbtoolkit import evidence, stats
 from nbtoolkit._format import fmt_number
 from nbtoolkit.verdict import criterion_cells
 
@@ -25,8 +26,6 @@ def criteria_rows(record: RunRecord, store: Store, baseline: RunRecord | None) -
     Returns:
         ``(verdict or None, recomputed)``.
     """
-    from nbtoolkit.verdict import evaluate_run
-
     if record.status != "finished":  # a failed or interrupted run has no verdict
         return None, False
     declared = record.baseline_run_id
@@ -36,9 +35,10 @@ def criteria_rows(record: RunRecord, store: Store, baseline: RunRecord | None) -
     if "success" in record.declaration.extra:
         return stored, False  # stored criteria this version cannot read: show what was stored
     reason = None if baseline is not None else "no baseline run to compare with"
-    verdict = evaluate_run(store, record.declaration.criteria, record.metrics, run_id=record.run_id,
-                           baseline_run_id=baseline.run_id if baseline else None,
-                           baseline_reason=reason)
+    verdict = evidence.evaluate_run(store, record.declaration.criteria, record.metrics,
+                                    run_id=record.run_id,
+                                    baseline_run_id=baseline.run_id if baseline else None,
+                                    baseline_reason=reason)
     return verdict, True
 
 
@@ -182,18 +182,14 @@ def notebook_section(record: RunRecord, store: Store, *, parallel: bool = False)
 
 def _predictions(store: Store, record: RunRecord) -> Any:
     """A run's predictions, or ``None`` when absent or unreadable (the report still renders)."""
-    from nbtoolkit import stats
-
     try:
-        return stats.load_predictions(store, record)
+        return evidence.load_predictions(store, record)
     except Exception:  # a damaged or missing blob must not stop the report
         return None
 
 
 def _prediction_metrics(pred: Any) -> list[tuple[str, float | None]]:
     """The metrics that mean something for the predictions' task, computed from them."""
-    from nbtoolkit import stats
-
     if pred is None:
         return []
     try:
@@ -228,7 +224,6 @@ def _path(record: RunRecord) -> Any:
 def run_context(record: RunRecord, store: Store, baseline: RunRecord | None, *,
                 embed_notebook: bool = True, parallel: bool = False) -> dict[str, Any]:
     """Everything the run template shows (``parallel``: see :func:`notebook_section`)."""
-    from nbtoolkit import stats
     from nbtoolkit.report import plots
     from nbtoolkit.report.compare import compare
     from nbtoolkit.report.sections import extra_sections

@@ -1,4 +1,4 @@
-"""Per-example predictions of one run: the task they belong to, checks, loading and pairing.
+"""Per-example predictions of one run: the task they belong to, checks and pairing.
 
 A run logs ``y_true`` and one of: predicted labels, binary scores (or probabilities of the
 positive class), an ``(n, k)`` probability matrix (``model.predict_proba(X)``) or regression
@@ -13,14 +13,10 @@ declared task the data contradicts) is refused there, with the fix in the messag
 from __future__ import annotations
 
 import functools
-import io
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import Any, Literal, cast
 
 from nbtoolkit.errors import InputError
-
-if TYPE_CHECKING:
-    from nbtoolkit.store import RunRecord, Store
 
 Array = Any  # numpy arrays; numpy is imported inside functions to keep imports cheap
 Task = Literal["binary", "multiclass", "regression"]
@@ -306,30 +302,6 @@ def check_predictions(y_true: Any, y_pred: Any, *, task: str | None = None,
     resolved: Task = task if task is not None else infer_task(yt, yp)
     _check_task(resolved, yt, yp)
     return Predictions(yt, yp, task=resolved, labels=cols)
-
-
-def load_predictions(store: Store, record: RunRecord, *, name: str | None = None) -> Predictions | None:
-    """Load a run's predictions artifact (``name``, else ``predictions``, else the first one)."""
-    import numpy as np
-
-    refs = record.artifacts_of("predictions")
-    if not refs:
-        return None
-    ref = next((a for a in refs if a.name == (name or "predictions")), None)
-    if ref is None:
-        if name is not None:
-            return None
-        ref = refs[0]
-    with np.load(io.BytesIO(store.artifacts.read_bytes(ref.digest)), allow_pickle=False) as z:
-        files = set(z.files)
-        task = str(z["task"]) if "task" in files else ""
-        return Predictions(
-            y_true=z["y_true"], y_pred=z["y_pred"],
-            ids=z["ids"] if "ids" in files else None,
-            groups=z["groups"] if "groups" in files else None,
-            task=cast(Task, task if task in TASKS else ""),
-            labels=z["labels"] if "labels" in files else None,
-        )
 
 
 def take(p: Predictions, idx: Array) -> Predictions:
