@@ -24,10 +24,11 @@ the distribution's binaries as the tests start it. MLflow uses its SQLAlchemy tr
     ``max_results``, which it reads in pages of 10,000 runs (a 10,000-run experiment takes a
     second, empty page). PostgreSQL listings are never cached (no cheap change counter): warm is
     rebuilt there.
-(4) Listing, cold: fresh processes, interleaved (nbtoolkit, MLflow, ``import pandas``):
+(4) Listing, cold: fresh processes, interleaved (nbtoolkit twice, MLflow, ``import pandas``):
     - first call after import: the call timed inside the process after ``import nbtoolkit``
       (which loads neither pandas nor SQLAlchemy) / ``import mlflow`` + ``set_tracking_uri``
-      (``import mlflow`` has already loaded pandas, numpy and pyarrow; not SQLAlchemy);
+      (``import mlflow`` has already loaded pandas, numpy and pyarrow; not SQLAlchemy); and
+      the same for nbtoolkit after ``import nbtoolkit, pandas`` (what ``import mlflow`` loaded);
     - whole process: the same processes timed from outside, start to exit
       (``python -c 'import nbtoolkit as nbtk; nbtk.runs()'`` vs
       ``python -c 'import mlflow; mlflow.search_runs(...)'``), with ``python -c 'import pandas'``
@@ -63,6 +64,8 @@ MAX_RESULTS = 100_000  # mlflow.search_runs' default max_results
 _COLD_NBTK = """
 import sys, time
 import nbtoolkit as nbtk
+if sys.argv[2:] == ["pandas"]:  # what `import mlflow` has already loaded
+    import pandas  # noqa: F401
 t = time.perf_counter()
 frame = nbtk.runs()
 took = time.perf_counter() - t
@@ -266,10 +269,11 @@ def bench_cold(backend: Backend, location: str, uri: str, exp: str, n: int, reps
     env_nbtk = nbtk_env(location, backend.artifacts)
     cmds = {
         "nbtk": ([sys.executable, "-c", _COLD_NBTK, str(n)], env_nbtk),
+        "nbtk_pandas": ([sys.executable, "-c", _COLD_NBTK, str(n), "pandas"], env_nbtk),
         "mlflow": ([sys.executable, "-c", _COLD_MLFLOW, str(n), uri, exp], dict(os.environ)),
         "pandas": ([sys.executable, "-c", "import pandas"], dict(os.environ)),
     }
-    first: dict[str, list[float]] = {"nbtk": [], "mlflow": []}
+    first: dict[str, list[float]] = {"nbtk": [], "nbtk_pandas": [], "mlflow": []}
     whole: dict[str, list[float]] = {k: [] for k in cmds}
     for rep in range(reps + 1):
         for label, (cmd, env) in cmds.items():
@@ -316,6 +320,7 @@ def run_backend(name: str, root: Path, server: Any, sizes: list[int], reps: int,
                 warm = min(w["nbtk"], w["nbtk_unchanged"])  # the same work on PostgreSQL (never cached)
                 rows.append((f"{k}: runs(), warm", fmt(warm), fmt(w["mlflow"]), warm / w["mlflow"]))
             rows.append((f"{k}: first call after import", fmt(c["nbtk_first"]), fmt(c["mlflow_first"]), c["nbtk_first"] / c["mlflow_first"]))
+            rows.append((f"{k}: same, pandas imported first (as by import mlflow)", fmt(c["nbtk_pandas_first"]), fmt(c["mlflow_first"]), c["nbtk_pandas_first"] / c["mlflow_first"]))
             rows.append((f"{k}: whole process", fmt(c["nbtk_whole"]), fmt(c["mlflow_whole"]), c["nbtk_whole"] / c["mlflow_whole"]))
             rows.append((f"{k}: floor, python -c 'import pandas'", fmt(c["pandas_whole"]), fmt(c["mlflow_whole"]), c["pandas_whole"] / c["mlflow_whole"]))
     return rows
