@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from nbtoolkit.errors import InputError
 from nbtoolkit.store.lineage import lineage_kind, stored_kinds
+from nbtoolkit.store.records import iso
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -73,6 +75,49 @@ def runs(
     return frame.reset_index(drop=True)
 
 
+def run_summaries(
+    experiment: str | Sequence[str] | None = None,
+    *,
+    status: str | Sequence[str] | None = None,
+    verdict: str | None = None,
+    where: str | None = None,
+    kind: str | Sequence[str] | None = None,
+    sweep: str | None = None,
+    limit: int | None = None,
+    store: Store | None = None,
+) -> list[dict[str, Any]]:
+    """The runs :func:`runs` selects, as JSON-ready dicts (the items of ``nbtk runs --json``).
+
+    Keys: ``run_id``, ``experiment``, ``status``, ``verdict``, ``started``, ``ended`` (ISO 8601
+    UTC), ``params``, ``metrics`` (last values; NaN and infinities as floats), ``kind`` and
+    ``sweep_id``. Read from the same per-run summary rows as the frame: no full run record is
+    loaded per run.
+    """
+    st = _store(store)
+    frame = runs(experiment, status=status, verdict=verdict, where=where, kind=kind, sweep=sweep, limit=limit, store=st)
+    keep = set(frame["run_id"]) if len(frame) else set()
+    stored_kind = stored_kinds(kind) if kind is not None else None
+    rows = [row for row in st.runs_wide(experiment=experiment, status=status, kind=stored_kind, parent_id=sweep, limit=limit) if row[0] in keep]
+    params = _loads_many([row[8] for row in rows])
+    metrics = _loads_many([row[9] for row in rows])
+    return [
+        {
+            "run_id": run_id,
+            "experiment": experiment_name,
+            "status": run_status,
+            "verdict": run_verdict,
+            "started": iso(started),
+            "ended": iso(ended),
+            "params": run_params,
+            "metrics": {name: math.nan if value is None else float(value) for name, value in run_metrics.items()},
+            "kind": lineage_kind(run_kind),
+            "sweep_id": parent_id,
+        }
+        for (run_id, experiment_name, run_status, run_verdict, started, ended, run_kind, parent_id, _, _), run_params, run_metrics
+        in zip(rows, params, metrics, strict=True)
+    ]
+
+
 def _key(value: Any) -> Any:
     return tuple(value) if isinstance(value, (list, tuple, set, frozenset)) else value
 
@@ -112,7 +157,7 @@ def _loads_many(blobs: Sequence[str | None]) -> list[dict[str, Any]]:
     return list(json.loads(text))
 
 
-def _frame_from_wide(run_rows: list[tuple[Any, ...]]) -> pd.DataFrame:
+def _frame_from_wide(run_rows: Sequence[Sequence[Any]]) -> pd.DataFrame:
     """Build the ``runs()`` frame from :meth:`Store.runs_wide` rows (columns built in bulk)."""
     import numpy as np
     import pandas as pd

@@ -170,3 +170,44 @@ def test_env_show_and_diff(project: Path) -> None:
 def test_help(project: Path, args: tuple[str, ...]) -> None:
     out = _ok(nbtk_cli(*args, cwd=project))
     assert "Usage" in out
+
+
+def test_runs_json_items_equal_the_full_records_on_both_backends(project: Path, backend: Any) -> None:
+    """``nbtk runs --json`` is built from the per-run summary rows; every item must say what the
+    full record says (params of every JSON type, last metric values, NaN, kind, sweep id)."""
+    import math
+
+    from nbtoolkit.query import run_summaries
+    from nbtoolkit.store.lineage import lineage_kind
+
+    store = backend
+    store.create_sweep("sw-1", notebook="nb.ipynb", spec={"grid": {}})
+    child = store.create_run(experiment="json-eq", kind="sweep", source="papermill", parent_id="sw-1",
+                             params={"grid": [1, 2], "cfg": {"a": None}, "name": "x", "n": 3})
+    store.log_metrics(child, [("loss", 0.5, 0, 1.0), ("loss", 0.25, 1, 2.0), ("auc", math.nan, None, 2.0)])
+    store.finish_run(child, status="finished", verdict="supported")
+    plain = store.create_run(experiment="json-eq", params={"lr": 0.1})
+    store.log_metrics(plain, [("auc", 0.75, None, 3.0), ("gain", -math.inf, None, 3.0)])
+    store.finish_run(plain, status="failed", error="boom")
+
+    items = run_summaries(store=store)
+    records = {r.run_id: r for r in store.get_runs([i["run_id"] for i in items])}
+    assert [i["run_id"] for i in items] == [plain, child]  # newest first
+    for item in items:
+        rec = records[item["run_id"]]
+        full = rec.to_dict(lineage=False)
+        for key in ("experiment", "status", "verdict", "started", "ended", "params"):
+            assert item[key] == full[key], key
+        assert item["metrics"].keys() == rec.metrics.keys()
+        for name, value in rec.metrics.items():
+            assert item["metrics"][name] == value or (math.isnan(value) and math.isnan(item["metrics"][name]))
+        assert item["kind"] == lineage_kind(rec.kind) and item["sweep_id"] == rec.parent_id
+    assert items[1]["params"] == {"cfg": {"a": None}, "grid": [1, 2], "n": 3, "name": "x"}
+    assert items[1]["metrics"]["loss"] == 0.25 and items[1]["kind"] == "sweep" and items[1]["sweep_id"] == "sw-1"
+    assert items[0]["metrics"]["gain"] == -math.inf
+    assert [i["run_id"] for i in run_summaries(verdict="supported", store=store)] == [child]
+    assert [i["run_id"] for i in run_summaries(where="params.lr == 0.1", store=store)] == [plain]
+    assert [i["run_id"] for i in run_summaries(kind="sweep", store=store)] == [child]
+
+    listed = json.loads(_ok(nbtk_cli("runs", "--json", "--sweep", "sw-1", cwd=project)))
+    assert [r["run_id"] for r in listed] == [child] and listed[0]["nonfinite"] == {"/metrics/auc": "NaN"}

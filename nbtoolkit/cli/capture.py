@@ -15,7 +15,7 @@ from nbtoolkit.cli.lineage import find_sweep, lineage_lines, missing_run_or_swee
 from nbtoolkit.errors import AmbiguousRunIdError, ConfigError, RunNotFoundError
 from nbtoolkit.html import fmt_number
 from nbtoolkit.redact import public_json
-from nbtoolkit.store.lineage import LINEAGE_KINDS, lineage_kind
+from nbtoolkit.store.lineage import LINEAGE_KINDS
 
 TOOL_SECTION = """
 [tool.nbtoolkit]
@@ -129,11 +129,6 @@ def new(ctx: click.Context, name: str, output: str | None, baseline: str | None,
         )
 
 
-#: the keys of each ``nbtk runs --json`` item taken from :meth:`RunRecord.to_dict` (plus the
-#: lineage ``kind`` and the ``sweep_id`` of a sweep child)
-RUNS_JSON_KEYS = ("run_id", "experiment", "status", "verdict", "started", "ended", "params", "metrics")
-
-
 @cli.command("runs")
 @click.option("--experiment", "-e", multiple=True, help="Only these experiments (repeatable).")
 @click.option("--status", multiple=True, help="Only these statuses (repeatable).")
@@ -149,7 +144,7 @@ def runs_cmd(ctx: click.Context, experiment: tuple[str, ...], status: tuple[str,
     The kind column says where a run came from: experiment (a kernel or `nbtk run`), sweep (a
     sweep child), cached (served from the run cache), reproduction, test or monitor.
     """
-    from nbtoolkit.query import runs
+    from nbtoolkit.query import run_summaries, runs
 
     store = store_from(ctx)
     sweep_id = None
@@ -158,18 +153,11 @@ def runs_cmd(ctx: click.Context, experiment: tuple[str, ...], status: tuple[str,
         if found is None:
             raise RunNotFoundError(sweep_ref, "No single sweep matches; list them with `nbtk sweeps`.")
         sweep_id = found.sweep_id
-    frame = runs(list(experiment) or None, status=list(status) or None, kind=list(kinds) or None, sweep=sweep_id,
-                 where=where, limit=limit, store=store)
-    if as_json:
-        ids = [str(r) for r in frame["run_id"]] if len(frame) else []
-        records = {r.run_id: r for r in store.get_runs(ids)}
-        out = []
-        for i in ids:
-            if i in records:
-                rec, d = records[i], records[i].to_dict(lineage=False)
-                out.append({**{key: d[key] for key in RUNS_JSON_KEYS}, "kind": lineage_kind(rec.kind), "sweep_id": rec.parent_id})
-        click.echo(public_json(out, indent=2))
+    query: dict[str, Any] = {"status": list(status) or None, "kind": list(kinds) or None, "sweep": sweep_id, "where": where, "limit": limit, "store": store}
+    if as_json:  # the same selection as the table, from the per-run summary rows
+        click.echo(public_json(run_summaries(list(experiment) or None, **query), indent=2))
         return
+    frame = runs(list(experiment) or None, **query)
     from rich.table import Table
 
     metric_cols = [c for c in frame.columns if c.startswith("metrics.")][:6]

@@ -131,10 +131,10 @@ class RunReads:
         kind: str | Sequence[str] | None = None,
         parent_id: str | None = None,
         limit: int | None = None,
-    ) -> list[tuple[Any, ...]]:
+    ) -> Sequence[Sequence[Any]]:
         """Runs for listings, newest first, each with its summary: one query on either backend.
 
-        Returns tuples ``(run_id, experiment, status, verdict, started, ended, kind, parent_id,
+        Returns rows ``(run_id, experiment, status, verdict, started, ended, kind, parent_id,
         params_json, metrics_json)``: the two JSON objects are the per-run summary kept on every write (see
         :func:`~nbtoolkit.store.schema.refresh_summary`), so no parameter or metric row is read
         and nothing is pivoted: this keeps a cold ``nbtk.runs()`` fast on thousands of runs.
@@ -148,7 +148,7 @@ class RunReads:
         q = q.order_by(r.started.desc())
         if limit is not None:
             q = q.limit(limit)
-        return [tuple(row) for row in self._read(lambda conn: conn.execute(q).all())]
+        return self._read(lambda conn: conn.execute(q).all())  # rows are sequences already: no copy per row
 
     def query_runs(
         self,

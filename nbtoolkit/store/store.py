@@ -161,7 +161,7 @@ class Store(RunReads, RunAttachments, ModelRecords, SweepRecords, RunCopies, Lin
 
     # ------------------------------------------------------------------ schema
     def _found_version(self, conn: Connection) -> int | None:
-        if "meta" not in set(inspect(conn).get_table_names()):
+        if not conn.dialect.has_table(conn, "meta"):  # one catalogue query, no inspector
             return None
         value = conn.execute(select(S.meta.c.value).where(S.meta.c.key == "schema_version")).scalar()
         return None if value is None else int(value)
