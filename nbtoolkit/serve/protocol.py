@@ -86,6 +86,9 @@ def _rows_from_json(payload: dict[str, Any], columns: Sequence[str]) -> list[dic
     return list(data)
 
 
+_COLUMN_INDEX: dict[tuple[str, ...], Any] = {}
+
+
 def _float_frame(rows: list[Any], signature: dict[str, Any]) -> Any:
     """The frame of rows that hold exactly a float-only signature's columns, in order, as numbers.
 
@@ -108,7 +111,10 @@ def _float_frame(rows: list[Any], signature: dict[str, Any]) -> Any:
     import numpy as np
     import pandas as pd
 
-    return pd.DataFrame(np.asarray(data, dtype=np.float64), columns=list(names))
+    index = _COLUMN_INDEX.get(names)
+    if index is None:  # an Index is immutable: built once per signature, shared by every frame
+        index = _COLUMN_INDEX[names] = pd.Index(list(names))
+    return pd.DataFrame(np.asarray(data, dtype=np.float64), columns=index, copy=False)
 
 
 def _frame(rows: list[Any]) -> Any:
