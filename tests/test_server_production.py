@@ -75,6 +75,17 @@ def test_production_monitor_and_comments_endpoints(project: Path, backend: Any, 
         status, data = api(srv, "production")
         (model,) = data["models"]
         assert model["monitor"]["run_id"] == run_id and data["signature"] != before
+        # what the panel asks for: numbers computed now from the last hour of the log
+        status, data = api(srv, "production?live=1")
+        (model,) = data["models"]
+        assert status == 200 and model["monitor"]["live"] is True and model["monitor"]["run_id"] is None
+        assert model["monitor"]["window_seconds"] == 3600 and model["monitor"]["overall"][0]["traffic"]["rows"] == 40
+        assert api(srv, "production?live=1")[1]["signature"] == data["signature"]  # stable while no traffic comes
+        status, data = api(srv, "production?live=1&window=50s")  # the rows were 21-60 s old when logged
+        assert data["models"][0]["monitor"]["live"] is True
+        assert 0 < data["models"][0]["monitor"]["overall"][0]["traffic"]["rows"] <= 30
+        status, data = api(srv, "production?live=1&window=soon")
+        assert status == 400 and "is not a duration" in data["message"]
 
         status, data = api(srv, "comments?run=../../etc")
         assert status == 400 and "not a run id" in data["message"]
