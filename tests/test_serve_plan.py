@@ -26,12 +26,16 @@ def _release(store, tmp_path, challenger, plan) -> None:
     promote("cancer", "1.0.1", to="candidate", by="ana", reason="try it", store=store)
 
 
-def _walk_plan(project, store, tmp_path, *extra: str):
-    """Serve a 10/50/100 plan and send keyed rows until it completes; return the server and steps seen."""
+def _walk_plan(project, store, tmp_path, *extra: str, sla: str | None = None):
+    """Serve a 10/50/100 plan and send keyed rows until it completes; return the server and its frame.
+
+    ``sla``: a rule for ``[tool.nbtoolkit.sla]`` (the current policy, which wins over the plan's).
+    """
     m = demo_models()
     plan = release_plan(steps=(10, 50, 100), sla={"max.error_rate": 0.2}, key="uid")
     _release(store, tmp_path, m["gb"], plan)
-    set_config(project, "\n[tool.nbtoolkit.serve]\nmin_rows = 5\nwindow = 0.5\n")
+    policy = f"\n[tool.nbtoolkit.sla]\n{sla}\n" if sla else ""
+    set_config(project, f"{policy}\n[tool.nbtoolkit.serve]\nmin_rows = 5\nwindow = 0.5\n")
     server = Server(project, "cancer@production", "--canary", "cancer@candidate", "--plan", *extra)
     frame, seen_steps = m["frame"], []
     deadline = time.monotonic() + 60
@@ -79,17 +83,27 @@ def test_a_completed_plan_promotes_the_challenger(project, backend, tmp_path):
     assert (log.loc[log["ok"] & log["row_id"].str.startswith("new"), "arm"] == "champion").all()  # answered as the champion
 
 
-def test_no_promote_holds_the_challenger_at_100_percent(project, store, tmp_path):
-    server, frame = _walk_plan(project, store, tmp_path, "--no-promote")
+@pytest.mark.parametrize("case", ["no-promote", "gate-refuses"])
+def test_a_completed_plan_without_promotion_holds_the_challenger_at_100_percent(project, store, tmp_path, case):
+    """``--no-promote``, or a promotion the gates refuse (the run's roc_auc 0.97 is below the
+    project's SLA): production stays where it was, the challenger keeps answering every row."""
+    extra = ("--no-promote",) if case == "no-promote" else ()
+    server, frame = _walk_plan(project, store, tmp_path, *extra,
+                               sla="min.roc_auc = 0.99" if case == "gate-refuses" else None)
     try:
-        time.sleep(2.5)  # more than two control rounds
+        kind, text = ("plan-completed", "--no-promote") if case == "no-promote" else ("promotion-refused", "roc_auc")
+        deadline = time.monotonic() + 15
+        while not any(e["kind"] == kind and text in e["detail"] for e in server.client.get("/health").json()["events"]):
+            assert time.monotonic() < deadline, server.client.get("/health").json()
+            time.sleep(0.1)
+        time.sleep(1.5)  # another control round: still not promoted
         health = server.client.get("/health").json()
         assert health["canary"]["promoted"] is False and health["canary"]["percent"] == 100
-        assert any(e["kind"] == "plan-completed" and "--no-promote" in e["detail"] for e in health["events"])
         assert set(server.score(records(frame, range(20)), ids=[f"new{j}" for j in range(20)]).json()["versions"]) == {"1.0.1"}
     finally:
         server.stop()
     assert registry.current("cancer", "production", store=store) == "1.0.0"
+    assert registry.history("cancer", alias="production", store=store)[-1].to_version == "1.0.0"
 
 
 def test_quality_breach_once_labels_arrive_halts_and_rolls_back(project, store, tmp_path):
