@@ -113,25 +113,36 @@ class ServedModel:
         return mine.outputs
 
     def _score(self, batch: list[_Call]) -> None:
-        if len(batch) > 1:
-            try:
-                whole = self.call_once(_concat([c.frame for c in batch]))
-            except Exception:  # noqa: BLE001 - find the request that fails: score each alone below
-                pass
-            else:
-                start, total = 0, sum(len(c.frame) for c in batch)
-                for c in batch:
-                    n = len(c.frame)
-                    c.outputs = Outputs(whole.predictions[start:start + n], whole.scores[start:start + n],
-                                        whole.probas[start:start + n], whole.latency_ms * n / total)
-                    c.done, start = True, start + n
+        try:
+            if len(batch) > 1 and self._score_together(batch):
                 return
+            for c in batch:
+                try:
+                    c.outputs = self.call_once(c.frame)
+                except Exception as exc:  # noqa: BLE001 - raised again in the caller's thread
+                    c.error = exc
+                c.done = True
+        finally:  # whatever escaped (an interrupt), no caller may wait for its frame forever
+            for c in batch:
+                if not c.done:
+                    c.error, c.done = RuntimeError("the model call was interrupted"), True
+
+    def _score_together(self, batch: list[_Call]) -> bool:
+        """One model call for every frame of ``batch``; False when it raised (then each is scored alone)."""
+        total = sum(len(c.frame) for c in batch)
+        try:
+            whole = self.call_once(_concat([c.frame for c in batch]))
+            if len(whole.predictions) != total:
+                raise ValueError(f"the model answered {len(whole.predictions)} rows for {total}")
+        except Exception:  # noqa: BLE001 - find the request that fails: score each alone
+            return False
+        start = 0
         for c in batch:
-            try:
-                c.outputs = self.call_once(c.frame)
-            except Exception as exc:  # noqa: BLE001 - raised again in the caller's thread
-                c.error = exc
-            c.done = True
+            n = len(c.frame)
+            c.outputs = Outputs(whole.predictions[start:start + n], whole.scores[start:start + n],
+                                whole.probas[start:start + n], whole.latency_ms * n / total)
+            c.done, start = True, start + n
+        return True
 
     def call_once(self, frame: Any) -> Outputs:
         """Call the model on a frame already checked against the signature (no combining).
