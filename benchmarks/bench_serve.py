@@ -232,8 +232,10 @@ def main() -> None:
         if mlflow is not None:
             servers["mlflow models serve (GBM)"] = mlflow
         results: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
+        loads: list[float] = []
         answered = 0
         for _ in range(args.rounds):  # interleaved, so load changes on the machine hit all alike
+            loads.append(os.getloadavg()[0])
             for name, (_proc, url) in servers.items():
                 bodies = bodies_for(X, args.requests, ids=not name.startswith("mlflow"))
                 results[name].append(load(url, bodies, args.concurrency))
@@ -256,6 +258,15 @@ def main() -> None:
         failed = sum(r["failed"] for r in runs)
         rounds = " / ".join(f"{r['rps']:.0f}" for r in runs)
         print(f"{name:<42} {med['rps']:>8.0f} {med['p50']:>8.2f} {med['p99']:>8.2f} {failed:>7.0f}   req/s per round: {rounds}")
+    peer = next((runs for name, runs in results.items() if name.startswith("mlflow")), None)
+    if peer is not None:
+        for name, runs in results.items():
+            if not name.startswith("mlflow"):
+                ratios = [r["rps"] / p["rps"] for r, p in zip(runs, peer, strict=True)]
+                print(f"ratio {name} / mlflow per round: " + " / ".join(f"{x:.2f}" for x in ratios)
+                      + f"  (median {statistics.median(ratios):.2f})")
+    print("load average (1 min) at the start of each round: " + " / ".join(f"{x:.1f}" for x in loads)
+          + f"; {os.cpu_count()} cores; one server process each (uvicorn, 1 worker: MLflow's default too)")
     print(f"predictions answered {answered}, logged {int(log['ok'].sum())} (log rows {len(log)})")
     print(f"breach injected -> routing stopped {breach['to_halt_s']:.2f} s, alias rolled back {breach['to_rollback_s']:.2f} s, "
           f"failed client requests {breach['failed_requests']:.0f}")

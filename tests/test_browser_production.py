@@ -10,12 +10,13 @@ text. ``NBTK_SCREENSHOTS=1`` also writes ``extensions/screenshots/production-pan
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from _lab import JupyterServer
-from _predlog import write_log
+from _predlog import log_frame, write_log
 from _stability import demo_models, make_run, register, set_config
 from conftest import CHROMIUM_ARGS, nbtk_cli
 from test_browser_ui import screenshot, shot_on_failure
@@ -84,7 +85,7 @@ def _expected(version: dict[str, Any]) -> dict[str, str]:
 
 
 def test_production_panel_shows_the_monitor_numbers_and_escapes_text(
-        monitored: dict[str, Any], chromium: str, tmp_path: Path) -> None:
+        monitored: dict[str, Any], store: Any, chromium: str, tmp_path: Path) -> None:
     sync_api = pytest.importorskip("playwright.sync_api")
     root = monitored["root"]
     srv = JupyterServer(root, tmp_path / "jupyter", env={"NBTOOLKIT_STORE": str(root / ".nbtoolkit")}).start()
@@ -162,6 +163,26 @@ def test_production_panel_shows_the_monitor_numbers_and_escapes_text(
                     fresh = json.loads(srv.request("/nbtoolkit/api/monitor/cancer")[2])
                     shown = card.locator('.nbtk-prod-stat[data-metric="error_rate"] .nbtk-prod-value').first
                     assert shown.inner_text() == fmt_number(fresh["overall"][0]["traffic"]["error_rate"])
+                    assert card.locator(".nbtk-prod-run").inner_text() == f"monitor run {fresh['run_id'][:8]}"
+
+                    # live traffic: rows answered in the last hour replace the recorded run with numbers
+                    # computed now from the store's prediction log (one in four failed: a breach)
+                    now = time.time()
+                    served = log_frame([{"ts": now - 100 + i, "version": "1.0.1", "prediction": 1, "score": 0.8,
+                                         "ok": i % 4 != 0, "latency_ms": 3 + i} for i in range(40)], model="cancer")
+                    store.log_predictions(served.drop(columns=["label", "label_ts"]).to_dict(orient="records"))
+                    live_line = card.locator(".nbtk-prod-live")
+                    live_line.wait_for(timeout=20_000)
+                    assert live_line.inner_text() == "live: last 60 min of the prediction log"
+                    assert card.locator(".nbtk-prod-run").count() == 0
+                    live = srv.get("/nbtoolkit/api/production?live=1")["models"][0]["monitor"]
+                    assert live["live"] is True and [v["version"] for v in live["overall"]] == ["1.0.1"]
+                    box = card.locator('.nbtk-prod-version[data-version="1.0.1"]')
+                    for metric in ("error_rate", "latency_p95_ms", "latency_p99_ms"):
+                        shown = box.locator(f'.nbtk-prod-stat[data-metric="{metric}"] .nbtk-prod-value')
+                        assert shown.inner_text() == fmt_number(live["overall"][0]["traffic"][metric]), metric
+                    assert box.locator('.nbtk-prod-stat[data-metric="rows"] .nbtk-prod-value').inner_text().startswith("40 rows")
+                    assert card.locator(".nbtk-prod-sla").get_attribute("data-state") == "breach"
             finally:
                 browser.close()
     finally:

@@ -257,3 +257,23 @@ def test_multiclass_cbpe_matches_nannyml() -> None:
         assert window.quality["accuracy"].estimated is True
         assert window.estimated["accuracy"].value == pytest.approx(want["accuracy"], abs=1e-6)
         assert window.estimated["roc_auc"].value == pytest.approx(want["roc_auc"], abs=1e-6)
+
+
+def test_multiclass_cbpe_with_calibration_matches_nannyml() -> None:
+    """Over-confident, biased class probabilities: calibrated one-vs-rest on the labelled reference hour, then renormalised."""
+    data = pd.read_csv(DATA / "cbpe_multiclass_calibrated.csv")
+    expected = json.loads((DATA / "cbpe_nannyml.json").read_text())["multiclass_calibrated"]
+    assert expected["calibrated_classes"] == [0, 1, 2]  # NannyML found calibration needed for every class
+    starts = {"reference": 0, "chunk0": 3600, "chunk1": 7200, "chunk2": 10800}
+    rows = [{"ts": starts[r.period] + i % 750, "prediction": int(r.y_pred), "proba": [r.p0, r.p1, r.p2],
+             "label": int(r.y_true) if r.period == "reference" else None} for i, r in enumerate(data.itertuples())]
+    frame = log_frame(rows)
+    windows = monitor(frame, window="1h").windows[1:]
+    assert len(windows) == 3
+    for window, want in zip(windows, expected["chunks"], strict=True):
+        assert window.measured == {} and window.quality["accuracy"].estimated is True
+        assert window.estimated["accuracy"].value == pytest.approx(want["accuracy"], abs=1e-6)
+        assert window.estimated["roc_auc"].value == pytest.approx(want["roc_auc"], abs=1e-6)
+    # uncalibrated, the over-confident probabilities overstate accuracy: calibration is what matches
+    raw = monitor(frame.assign(label=None), window="1h").windows[1]
+    assert raw.estimated["accuracy"].value - expected["chunks"][0]["accuracy"] > 0.05

@@ -159,8 +159,9 @@ def test_dashboard_opens_in_chromium_without_script_errors(chromium, tmp_path):
     assert "SLA breach" in text and "mean radius" in text and "size" in text
 
 
-def test_monitor_reads_the_store_log_and_abtests_it(project, store):
-    """Through the store's own prediction log (written as ``nbtk serve`` writes it), no --log file."""
+def test_monitor_reads_the_store_log_and_abtests_it(project, backend):
+    """Through the store's own prediction log (written as ``nbtk serve`` writes it), no --log file; SQLite and PostgreSQL."""
+    store = backend
     frame, rows = _served_log(0.0), []
     for version in ("1.0.0", "1.0.1"):
         rows += [{**r, "version": version, "arm": "champion" if version == "1.0.0" else "challenger",

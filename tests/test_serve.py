@@ -22,8 +22,13 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def served(project, store, tmp_path):
-    """cancer 1.0.0 (logistic regression) at production; 'mean radius' is configured sensitive."""
+def served(project, backend, tmp_path):
+    """cancer 1.0.0 (logistic regression) at production; 'mean radius' is configured sensitive.
+
+    Once with a SQLite store and once with PostgreSQL: the server process inherits
+    ``NBTOOLKIT_STORE`` and writes its prediction log there.
+    """
+    store = backend
     m = demo_models()
     set_config(project, '\n[tool.nbtoolkit.serve]\nsensitive = ["mean radius"]\n')
     export_model(tmp_path / "bundles", m["lr"], model="cancer", version="1.0.0")
@@ -129,7 +134,7 @@ def test_clean_shutdown_loses_nothing_and_kill_9_at_most_the_last_batch(served, 
 
     path = registry.resolve("cancer@production").path  # a bundle path serves too (no alias followed)
     server = Server(project, path)
-    assert server.client.get("/health").json()["champion"] == {"ref": path, "version": "1.0.0"}
+    assert server.client.get("/health").json()["champion"] == {"ref": path, "version": "1.0.0", "model_calls": 0}
     for start in range(0, 80, 8):
         assert server.score(records(frame, range(start, start + 8))).status_code == 200
     time.sleep(1.5)  # several write intervals (0.2 s): these rows are on disk now
@@ -146,3 +151,46 @@ def test_a_bad_reference_exits_2_with_a_clear_line(served, project):
     assert out.returncode == 2 and "no exported version 'nowhere'" in out.stderr
     out = nbtk_cli("serve", "cancer@production", "--plan", "--port", "1")
     assert out.returncode == 2 and "--canary" in out.stderr
+
+
+def test_concurrent_requests_share_model_calls_and_a_failing_request_fails_alone(served, project, tmp_path):
+    """A slow champion (0.2 s a call) under 16 concurrent requests: they are combined into a few
+    model calls, each row still gets its own prediction and log row, and a request the model
+    raises on (a NaN the logistic regression refuses) fails alone with a 500."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from _faulty import Faulty
+
+    m = served
+    frame, cols = m["frame"], list(m["X"].columns)
+    export_model(tmp_path / "bundles", Faulty(m["lr"], "sleep", None, delay=0.2), model="cancer", version="1.0.1")
+    expected = m["lr"].predict(frame[cols]).tolist()
+    server = Server(project, "cancer@1.0.1", "--trust-type", "_faulty.Faulty")
+    bad = {5, 11}
+
+    def one(i: int) -> tuple[int, int, list[object]]:
+        row = frame[cols].iloc[i].tolist()
+        if i in bad:
+            row[3] = float("nan")  # JSON NaN: a float64 value the signature accepts and the model refuses
+        r = server.client.post("/invocations", content=json.dumps({"dataframe_split": {"columns": cols, "data": [row]},
+                                                                     "ids": [f"c{i}"]}),
+                               headers={"content-type": "application/json"})
+        return i, r.status_code, r.json().get("predictions", [])
+
+    try:
+        with ThreadPoolExecutor(16) as pool:
+            answers = list(pool.map(one, range(16, 32)))  # all good
+            calls = server.client.get("/health").json()["champion"]["model_calls"]
+            answers += list(pool.map(one, range(16)))  # two bad ones among them
+    finally:
+        server.stop(signal.SIGTERM)
+    assert calls <= 8  # 16 requests in at most 8 model calls (one while the first call sleeps: typically 2-3)
+    for i, status, predictions in answers:
+        if i in bad:
+            assert status == 500
+        else:
+            assert status == 200 and predictions == [expected[i]], i
+    log = open_store().prediction_log("cancer")
+    assert sorted(log.loc[log["ok"], "row_id"]) == sorted(f"c{i}" for i in range(32) if i not in bad)
+    assert (log.loc[log["ok"], "prediction"].tolist() ==
+            [expected[int(r[1:])] for r in log.loc[log["ok"], "row_id"]])

@@ -80,7 +80,9 @@ def _drive_until(server, frame, done, *, timeout: float):
     return statuses, time.monotonic() - t0
 
 
-def test_a_challenger_that_starts_raising_is_halted_and_rolled_back(project, store, tmp_path):
+def test_a_challenger_that_starts_raising_is_halted_and_rolled_back(project, backend, tmp_path):
+    """On SQLite and PostgreSQL: the rollback goes through the registry of the server's store."""
+    store = backend
     m = demo_models()
     trigger = tmp_path / "break-now"
     release(store, tmp_path, Faulty(m["gb"], "raise", str(trigger)))

@@ -18,17 +18,20 @@ from nbtoolkit.cli import cli, settings_from, store_from
 @click.option("--percent", default=5.0, show_default=True, type=click.FloatRange(0, 100), help="Challenger share (percent of keys).")
 @click.option("--key", default=None, help="Routing key column of the requests (default: their ids).")
 @click.option("--plan", is_flag=True, help="Walk the steps of the challenger bundle's release.json plan.")
+@click.option("--no-promote", "no_promote", is_flag=True,
+              help="With --plan: hold the challenger at 100 % when the plan completes (default: promote it to the champion's alias).")
 @click.option("--log-inputs", is_flag=True, default=False, help="Store each row's inputs (sensitive columns dropped).")
 @click.option("--trust-type", "trusted", multiple=True, metavar="TYPE", help="Trust this skops type (after reviewing it).")
 @click.option("--flag", default="canary", show_default=True, help="Feature flag that switches the canary off or sets its share.")
 @click.pass_context
 def serve_cmd(ctx: click.Context, ref: str, port: int, host: str, canary: str | None, percent: float, key: str | None,
-              plan: bool, log_inputs: bool, trusted: tuple[str, ...], flag: str) -> None:
+              plan: bool, no_promote: bool, log_inputs: bool, trusted: tuple[str, ...], flag: str) -> None:
     """Serve REF (MODEL@ALIAS, MODEL@VERSION or a bundle path) over HTTP (MLflow's scoring protocol)."""
     from nbtoolkit.serve.app import build_app, run_app
     from nbtoolkit.serve.launch import prepare
 
-    service, controller = prepare(ref, canary=canary, percent=percent, key=key, plan=plan, log_inputs=log_inputs or None,
+    service, controller = prepare(ref, canary=canary, percent=percent, key=key, plan=plan, promote=not no_promote,
+                                  log_inputs=log_inputs or None,
                                   trusted_types=trusted, flag=flag, settings=settings_from(ctx), store=store_from(ctx))
     who = f"{service.champion.model} {service.champion.version}"
     if service.challenger is not None and service.router is not None:

@@ -20,6 +20,7 @@ Which model types are trusted (skops):
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import importlib
@@ -44,6 +45,7 @@ __all__ = ["Bundle", "SignatureError", "check_input", "load_bundle"]
 TRUSTED_LIBRARIES = ("sklearn", "numpy", "scipy")
 
 
+@functools.lru_cache(maxsize=256)  # dtypes hash: each (expected, got) pair is judged once
 def _compatible(expected: str, got: Any) -> bool:
     import numpy as np
 
@@ -84,7 +86,7 @@ def check_input(X: Any, signature: dict[str, Any]) -> Any:
         if extra:
             problems.append("extra columns: " + ", ".join(repr(n) for n in extra))
         frame_dtypes = X.dtypes  # computed once: pandas rebuilds the Series on every access
-        dtypes = {str(c): frame_dtypes.iloc[i] for i, c in enumerate(X.columns)}
+        dtypes = dict(zip(given, frame_dtypes.tolist(), strict=True))
         wrong = [f"{n!r} expected {d}, got {dtypes[n]}" for n, d in columns if n in dtypes and not _compatible(d, dtypes[n])]
         if wrong:
             problems.append("wrong dtypes: " + "; ".join(wrong))

@@ -8,8 +8,10 @@ the threshold over the scores gives the expected ROC curve, hence the expected R
 
 Probabilities are first calibrated on a labelled reference (isotonic regression, as NannyML
 does) when one is given; without it the model's own probabilities are taken as calibrated.
-Multi-class: the expected accuracy is the mean probability of the predicted class, and the
-expected ROC AUC the macro mean of the one-vs-rest estimates.
+Multi-class: each class's probability is calibrated one-vs-rest on the reference and every row
+renormalised to sum to 1 (NannyML's scheme); the expected accuracy is the mean calibrated
+probability of the predicted class, and the expected ROC AUC the macro mean of the one-vs-rest
+estimates (rows ranked by the model's own probability of the class).
 """
 
 from __future__ import annotations
@@ -92,19 +94,57 @@ def estimate_binary(scores: Array, predicted: Array, *, calibrator: Calibrator |
     return out
 
 
-def estimate_multiclass(proba: Array, predicted: Array, classes: Sequence[Any]) -> dict[str, float]:
-    """CBPE estimates for multi-class rows: ``proba`` is (n, k) in the order of ``classes``."""
+@dataclass(frozen=True)
+class MulticlassCalibrator:
+    """One-vs-rest isotonic calibration of class probabilities, renormalised per row.
+
+    Attributes:
+        classes: the classes, in the order of the probability columns.
+        per_class: one binary :class:`Calibrator` per class.
+    """
+
+    classes: tuple[Any, ...]
+    per_class: tuple[Calibrator, ...]
+
+    @classmethod
+    def fit(cls, proba: Array, labels: Sequence[Any], classes: Sequence[Any]) -> MulticlassCalibrator:
+        """Fit on reference ``proba`` (n, k) in the order of ``classes`` and their true ``labels``."""
+        import numpy as np
+
+        p = np.asarray(proba, dtype=float)
+        truth = list(labels)
+        return cls(tuple(classes), tuple(Calibrator.fit(p[:, k], [1.0 if y == c else 0.0 for y in truth])
+                                         for k, c in enumerate(classes)))
+
+    def __call__(self, proba: Array) -> Array:
+        import numpy as np
+
+        p = np.asarray(proba, dtype=float)
+        out = np.column_stack([cal(p[:, k]) for k, cal in enumerate(self.per_class)])
+        total = out.sum(axis=1, keepdims=True)
+        uniform = np.full_like(out, 1.0 / out.shape[1])
+        return np.divide(out, total, out=uniform, where=total != 0)  # a row calibrated to all zeros: uniform
+
+
+def estimate_multiclass(proba: Array, predicted: Array, classes: Sequence[Any], *,
+                        calibrator: MulticlassCalibrator | None = None) -> dict[str, float]:
+    """CBPE estimates for multi-class rows: ``proba`` is (n, k) in the order of ``classes``.
+
+    ``calibrator`` applies when it was fitted on the same classes (else the probabilities are
+    taken as calibrated).
+    """
     import math
 
     import numpy as np
 
-    p = np.asarray(proba, dtype=float)
+    raw = np.asarray(proba, dtype=float)
+    p = calibrator(raw) if calibrator is not None and list(calibrator.classes) == list(classes) else raw
     index = {c: i for i, c in enumerate(classes)}
     cols = np.array([index.get(c, -1) for c in predicted])
     if (cols < 0).any():
         return {}
     out = {"accuracy": float(np.mean(p[np.arange(len(p)), cols]))}
-    aucs = [expected_roc_auc(p[:, k]) for k in range(p.shape[1])]
+    aucs = [expected_roc_auc(p[:, k], raw[:, k]) for k in range(p.shape[1])]
     if aucs and not any(math.isnan(a) for a in aucs):
         out["roc_auc"] = float(np.mean(aucs))
     return out

@@ -14,7 +14,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from nbtoolkit.monitor.cbpe import Calibrator, estimate_binary, estimate_multiclass
+from nbtoolkit.monitor.cbpe import (
+    Calibrator,
+    MulticlassCalibrator,
+    estimate_binary,
+    estimate_multiclass,
+)
 from nbtoolkit.monitor.drift import FeatureDrift, drift_table, inputs_frame
 from nbtoolkit.monitor.quality import (
     RESAMPLES,
@@ -185,22 +190,26 @@ class MonitorResult:
                 f"{len(self.windows)} window reports, {state}>")
 
 
-def _estimate(rows: pd.DataFrame, calibrator: Calibrator | None, positive: Any) -> dict[str, MetricValue]:
+def _estimate(rows: pd.DataFrame, calibrator: Calibrator | MulticlassCalibrator | None, positive: Any) -> dict[str, MetricValue]:
     import numpy as np
 
     done = rows[rows["ok"]]
     scored = done[done["score"].notna()]
     if len(scored):
         predicted = np.array([same_label(p, positive) for p in scored["prediction"]])
-        values = estimate_binary(scored["score"].astype(float).to_numpy(), predicted, calibrator=calibrator)
+        binary = calibrator if isinstance(calibrator, Calibrator) else None
+        values = estimate_binary(scored["score"].astype(float).to_numpy(), predicted, calibrator=binary)
         return {k: MetricValue(v, None, None, len(scored), estimated=True) for k, v in values.items()}
     with_proba = done[done["proba"].notna()]
     if len(with_proba):
         proba = np.array(with_proba["proba"].tolist(), dtype=float)
-        labels = [*with_proba["prediction"].tolist(), *rows["label"].dropna().tolist()]
-        classes = sorted(set(labels), key=str)
+        multi = calibrator if isinstance(calibrator, MulticlassCalibrator) else None
+        if multi is not None and proba.ndim == 2 and proba.shape[1] == len(multi.classes):
+            classes = list(multi.classes)  # the classes of the whole log, not only of this window
+        else:
+            classes = sorted(set([*with_proba["prediction"].tolist(), *rows["label"].dropna().tolist()]), key=str)
         if proba.ndim == 2 and proba.shape[1] == len(classes):
-            values = estimate_multiclass(proba, with_proba["prediction"].tolist(), classes)
+            values = estimate_multiclass(proba, with_proba["prediction"].tolist(), classes, calibrator=multi)
             return {k: MetricValue(v, None, None, len(with_proba), estimated=True) for k, v in values.items()}
     return {}
 
@@ -222,11 +231,15 @@ def positive_class(frame: pd.DataFrame) -> Any:
     return high.value_counts().index[0]
 
 
-def fit_calibrator(frame: pd.DataFrame, *, min_rows: int = 200) -> Calibrator | None:
-    """Isotonic calibration fitted on the log's labelled, scored rows (None with fewer than ``min_rows`` or one class)."""
+def fit_calibrator(frame: pd.DataFrame, *, min_rows: int = 200) -> Calibrator | MulticlassCalibrator | None:
+    """Isotonic calibration fitted on the log's labelled rows (None with fewer than ``min_rows`` or one class).
+
+    Binary scores get one calibrator; class probabilities (``proba``, in sorted class order) one
+    per class, one-vs-rest, when every class of the log has labelled rows.
+    """
     rows = frame[frame["ok"] & frame["label"].notna() & frame["score"].notna()]
     if len(rows) < min_rows:
-        return None
+        return _fit_multiclass(frame, min_rows)
     positive = positive_class(frame)
     truth = [1.0 if same_label(v, positive) else 0.0 for v in rows["label"]]
     if len(set(truth)) < 2:
@@ -234,8 +247,25 @@ def fit_calibrator(frame: pd.DataFrame, *, min_rows: int = 200) -> Calibrator | 
     return Calibrator.fit(rows["score"].astype(float).to_numpy(), truth)
 
 
+def _fit_multiclass(frame: pd.DataFrame, min_rows: int) -> MulticlassCalibrator | None:
+    import numpy as np
+
+    done = frame[frame["ok"] & frame["proba"].notna()]
+    rows = done[done["label"].notna()]
+    if len(rows) < min_rows:
+        return None
+    proba = np.array(rows["proba"].tolist(), dtype=float)
+    classes = sorted(set([*done["prediction"].tolist(), *rows["label"].tolist()]), key=str)
+    labels = rows["label"].tolist()
+    if proba.ndim != 2 or proba.shape[1] != len(classes) or any(not any(same_label(y, c) for y in labels) for c in classes):
+        return None
+    canonical = [next(c for c in classes if same_label(y, c)) for y in labels]  # 1.0 and 1 are one class
+    return MulticlassCalibrator.fit(proba, canonical, classes)
+
+
 def _report(rows: pd.DataFrame, start: float, end: float, version: str, *, sla: Sla, slices: Sequence[str],
-            metrics: Sequence[str] | None, calibrator: Calibrator | None, positive: Any, resamples: int) -> WindowReport:
+            metrics: Sequence[str] | None, calibrator: Calibrator | MulticlassCalibrator | None, positive: Any,
+            resamples: int) -> WindowReport:
     labelled = labelled_rows(rows)
     measured = measured_quality(labelled, metrics=metrics, resamples=resamples) if labelled is not None else {}
     found: list[SliceMetrics] = []
@@ -259,7 +289,7 @@ def monitor(
     slices: Sequence[str] = (),
     sla: Sla | Mapping[str, Any] | None = None,
     metrics: Sequence[str] | None = None,
-    calibrator: Calibrator | None = None,
+    calibrator: Calibrator | MulticlassCalibrator | None = None,
 ) -> MonitorResult:
     """Compute the monitor's numbers from a prediction log frame.
 
@@ -271,7 +301,8 @@ def monitor(
         slices: input columns to compute per-slice metrics and worst-slice gaps over.
         sla: the SLA each window is checked against (an ``Sla`` or its mapping; None: no check).
         metrics: quality metrics to compute (default: every one computable).
-        calibrator: CBPE calibration of binary scores (default: :func:`fit_calibrator` on the log).
+        calibrator: CBPE calibration of binary scores or class probabilities (default:
+            :func:`fit_calibrator` on the log).
 
     Returns:
         The :class:`MonitorResult`.

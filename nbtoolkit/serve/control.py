@@ -11,7 +11,14 @@ Every ``interval`` seconds (and at once when the canary halts) one background th
    labels (joined by feedback), and halts the canary when they breach the SLA;
 4. after a halt, rolls the challenger's alias back through the registry with the breach as the
    reason (visible in ``nbtk history``), and the champion's alias too when it points at the
-   challenger's version.
+   challenger's version;
+5. when a ``--plan`` completes (its 100 % step held its rows and window within the SLA), promotes
+   the challenger: the champion's alias (e.g. ``production``) moves to the challenger's version
+   through :func:`~nbtoolkit.stability.promotion.promote` (its gates included) with the plan's
+   outcome as the reason, and the server answers from the new champion only -- what Flagger and
+   Argo Rollouts do at the end of a successful analysis. ``promote=False`` (``--no-promote``)
+   holds the challenger at 100 % instead, for a person to promote. A refused promotion (a gate,
+   the cadence policy) is an event in ``/health`` and the challenger stays at 100 %.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from nbtoolkit.serve.routing import TRAFFIC_METRICS
 from nbtoolkit.serve.service import ScoringService
 from nbtoolkit.stability._common import compute_metrics, metric_fns
 from nbtoolkit.stability.flags import resolve_flag
-from nbtoolkit.stability.promotion import rollback
+from nbtoolkit.stability.promotion import promote, rollback
 
 log = logging.getLogger("nbtoolkit.serve")
 
@@ -46,11 +53,12 @@ class Controller:
         interval: seconds between polls.
         trusted_types: extra skops types trusted when a moved alias is loaded.
         settings: resolved settings (flags are re-read from the project's pyproject).
+        promote: promote the challenger when its ``--plan`` completes.
     """
 
     def __init__(
         self, service: ScoringService, *, flag: str = "canary", interval: float = 1.0,
-        trusted_types: Sequence[str] = (), settings: Any = None,
+        trusted_types: Sequence[str] = (), settings: Any = None, promote: bool = True,
     ) -> None:
         self.service = service
         self.flag = flag
@@ -58,6 +66,8 @@ class Controller:
         self.trusted_types = tuple(trusted_types)
         self.settings = settings
         self.rolled_back = False
+        self.promote = promote
+        self.plan_done = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="nbtk-serve-control", daemon=True)
 
@@ -68,14 +78,15 @@ class Controller:
         self._stop.set()
         router = self.service.router
         if router is not None:
-            router.halted.set()  # wake the loop
+            router.wake.set()  # wake the loop
         self._thread.join(10)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
             router = self.service.router
             if router is not None and not self.rolled_back:
-                router.halted.wait(self.interval)
+                if router.wake.wait(self.interval):
+                    router.wake.clear()  # the router's state says what happened; poll() acts on it
             else:
                 self._stop.wait(self.interval)
             if self._stop.is_set():
@@ -97,6 +108,9 @@ class Controller:
             if router.halt is not None and not self.rolled_back:
                 self.rolled_back = True
                 self._roll_back(router.halt.reason)
+            if router.completed and router.halt is None and not self.plan_done:
+                self.plan_done = True
+                self._complete(router.completion or "canary plan completed")
             self.service.metrics.canary_share.set(router.percent)
         self._follow(self.service.champion, "champion")
         if self.service.challenger is not None and (router is None or router.halt is None):
@@ -139,6 +153,32 @@ class Controller:
             move = rollback(ref.model, alias=ref.alias, by="nbtk serve", reason=reason,
                                      store=service.store, settings=self.settings)
             self._event("rollback", f"{ref.model}@{ref.alias}: {move.from_version} -> {move.to_version} ({reason})")
+
+    def _complete(self, reason: str) -> None:
+        """The plan completed: move the champion's alias to the challenger and answer from it alone."""
+        service, router = self.service, self.service.router
+        champion, challenger = service.champion, service.challenger
+        ref = champion.ref
+        if challenger is None or router is None:
+            return
+        if not self.promote:
+            self._event("plan-completed", f"{reason}; the challenger stays at 100 % (--no-promote): "
+                        f"promote it with `nbtk promote {challenger.model} {challenger.version} --to ...`")
+            return
+        if ref.model is None or ref.alias is None or ref.model != challenger.model:
+            self._event("plan-completed", f"{reason}; the champion {ref.text} is not an alias of {challenger.model}, "
+                        "so nothing is promoted and the challenger stays at 100 %")
+            return
+        try:
+            move = promote(ref.model, challenger.version, to=ref.alias, by="nbtk serve", reason=reason,
+                           store=service.store, settings=self.settings)
+        except NbToolkitError as exc:  # a gate or the cadence policy refused: keep the challenger at 100 %
+            self._event("promotion-refused", f"{ref.model}@{ref.alias} -> {challenger.version}: {exc}")
+            return
+        service.champion = ServedModel(challenger.bundle, ref, challenger.path)
+        service.challenger = None
+        router.finish()
+        self._event("promote", f"{ref.model}@{ref.alias}: {move.from_version} -> {move.to_version} ({reason})")
 
     def _follow(self, served: ServedModel, arm: str) -> None:
         ref = served.ref

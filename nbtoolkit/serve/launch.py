@@ -43,6 +43,7 @@ def prepare(
     percent: float = 5.0,
     key: str | None = None,
     plan: bool = False,
+    promote: bool = True,
     log_inputs: bool | None = None,
     trusted_types: Sequence[str] = (),
     flag: str = "canary",
@@ -58,6 +59,7 @@ def prepare(
         percent: the challenger's share without ``plan`` (0-100).
         key: the routing key column of the requests (else their ``ids``).
         plan: walk the steps of the challenger bundle's ``release.json`` (its frozen SLA too).
+        promote: when the plan completes, move the champion's alias to the challenger's version.
         log_inputs: store each row's inputs (default ``[tool.nbtoolkit.serve] log_inputs``).
         trusted_types: extra skops types to trust (reviewed custom model classes).
         flag: the feature flag that switches the canary off (``false``/kill) or sets its share.
@@ -86,7 +88,8 @@ def prepare(
     )
     service = ScoringService(champion, challenger=challenger, router=router, store=store, options=options,
                              redactor=default_redactor(settings))
-    controller = Controller(service, flag=flag, interval=interval, trusted_types=trusted_types, settings=settings)
+    controller = Controller(service, flag=flag, interval=interval, trusted_types=trusted_types, settings=settings,
+                            promote=promote)
     return service, controller
 
 

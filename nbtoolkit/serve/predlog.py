@@ -1,19 +1,18 @@
 """The server's prediction-log writer: a background thread that writes rows to the store in batches.
 
-Request handlers only append rows to an in-memory queue; the writer thread takes up to
-``batch_rows`` rows (or whatever arrived within ``interval`` seconds) and writes them in one
-transaction, so logging costs a request almost nothing.
+Request handlers only append rows to an in-memory buffer; every ``interval`` seconds the writer
+thread takes what the buffer holds and writes it in transactions of at most ``batch_rows`` rows,
+so logging costs a request almost nothing.
 
 Durability: :meth:`PredictionWriter.close` (called on a clean shutdown: SIGINT, SIGTERM) writes
 everything still queued before the server exits, so nothing is lost. A ``kill -9`` loses the rows
-still in memory: at most the last batch (rows answered during the last ``interval`` seconds,
-0.2 s by default, and never more than ``batch_rows`` per batch in flight).
+still in memory: the rows answered since the last write began (``interval`` seconds, 0.2 s by
+default, plus the time that write takes).
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -21,11 +20,14 @@ from typing import Any
 
 log = logging.getLogger("nbtoolkit.serve")
 
-_STOP = object()
-
 
 class PredictionWriter:
     """Batched, thread-safe writer of prediction-log rows.
+
+    Request handlers append to an in-memory buffer without waking anything (a queue that woke
+    the writer thread on every request cost each request a thread switch); the writer thread
+    wakes every ``interval`` seconds, or at once on :meth:`flush` / :meth:`close`, and writes
+    what the buffer holds in transactions of at most ``batch_rows`` rows.
 
     Args:
         store: the store (its ``log_predictions`` is called from the writer thread).
@@ -39,24 +41,27 @@ class PredictionWriter:
         self.interval = interval
         self.written = 0
         self.failed = 0
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._buffer: list[Mapping[str, Any]] = []
         self._pending = 0
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
+        self._wake = threading.Event()
+        self._stop = False
         self._thread = threading.Thread(target=self._loop, name="nbtk-predlog", daemon=True)
         self._thread.start()
 
     def add(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Queue rows for writing (never blocks on the database)."""
+        """Queue rows for writing (never blocks on the database, never wakes the writer)."""
         if not rows:
             return
         with self._lock:
+            self._buffer.extend(rows)
             self._pending += len(rows)
-        self._queue.put(rows)
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until every row queued so far is written; ``False`` on timeout."""
         deadline = time.monotonic() + timeout
+        self._wake.set()
         with self._idle:
             while self._pending > 0:
                 left = deadline - time.monotonic()
@@ -67,30 +72,21 @@ class PredictionWriter:
 
     def close(self, timeout: float = 60.0) -> None:
         """Write everything queued, then stop the thread."""
-        self._queue.put(_STOP)
+        with self._lock:
+            self._stop = True
+        self._wake.set()
         self._thread.join(timeout)
 
     def _loop(self) -> None:
-        stop = False
-        while not stop:
-            batch: list[Mapping[str, Any]] = []
-            try:
-                item = self._queue.get(timeout=self.interval)
-            except queue.Empty:
-                continue
-            deadline = time.monotonic() + self.interval
-            while True:
-                if item is _STOP:
-                    stop = True
-                else:
-                    batch.extend(item)
-                if stop or len(batch) >= self.batch_rows:
-                    break
-                try:
-                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-                except queue.Empty:
-                    break
-            self._write(batch)
+        while True:
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            with self._lock:
+                batch, self._buffer, stop = self._buffer, [], self._stop
+            for start in range(0, len(batch), self.batch_rows):
+                self._write(batch[start:start + self.batch_rows])
+            if stop:
+                return
 
     def _write(self, batch: list[Mapping[str, Any]]) -> None:
         if not batch:

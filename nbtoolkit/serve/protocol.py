@@ -86,6 +86,41 @@ def _rows_from_json(payload: dict[str, Any], columns: Sequence[str]) -> list[dic
     return list(data)
 
 
+_COLUMN_INDEX: dict[tuple[str, ...], Any] = {}
+
+
+def _float_frame(rows: list[Any], signature: dict[str, Any]) -> Any:
+    """The frame of rows that hold exactly a float-only signature's columns, in order, as numbers.
+
+    One float64 block built from a list, five times cheaper than pandas' per-column inference of
+    a list of records (the common case of numeric models); ``None`` for anything else, which
+    :func:`_frame` reads (and :func:`check_input` judges) as usual. A frame returned here holds
+    the signature's columns in its order with its dtype: it passes :func:`check_input` by
+    construction, so the caller does not check it again.
+    """
+    columns = signature.get("columns") or []
+    if not rows or signature.get("kind") != "dataframe" or not columns or any(c.get("dtype") != "float64" for c in columns):
+        return None
+    names = tuple(str(c["name"]) for c in columns)
+    data = []
+    for r in rows:
+        if not isinstance(r, dict) or tuple(r) != names:
+            return None
+        values = list(r.values())
+        if not all(type(v) is float or type(v) is int for v in values):  # not bool, str or None
+            return None
+        data.append(values)
+    import numpy as np
+    import pandas as pd
+
+    index = _COLUMN_INDEX.get(names)
+    if index is None:  # an Index is immutable: built once per signature, shared by every frame
+        # object dtype: iterating an Arrow-backed string Index (pandas' default) costs more than
+        # the rest of the frame, and the model's own checks iterate the column names on every call
+        index = _COLUMN_INDEX[names] = pd.Index(list(names), dtype=object)
+    return pd.DataFrame(np.asarray(data, dtype=np.float64), columns=index, copy=False)
+
+
 def _frame(rows: list[Any]) -> Any:
     import pandas as pd
 
@@ -136,10 +171,13 @@ def parse_request(body: bytes, content_type: str, signature: dict[str, Any], *, 
     columns = [str(c["name"]) for c in signature.get("columns", [])] if signature.get("kind") == "dataframe" else []
     if isinstance(payload, dict):
         rows = _rows_from_json(payload, columns)
-        frame = _frame(rows)
+        frame = exact = _float_frame(rows, signature)
+        if frame is None:
+            frame = _frame(rows)
+            frame.columns = [str(c) for c in frame.columns]
     else:  # a CSV body, already a frame
-        frame, rows = payload, _records(payload)
-    frame.columns = [str(c) for c in frame.columns]
+        frame, rows, exact = payload, _records(payload), None
+        frame.columns = [str(c) for c in frame.columns]
     n = len(frame)
     if n == 0:
         raise BadRequest("The request holds no rows.")
@@ -153,7 +191,12 @@ def parse_request(body: bytes, content_type: str, signature: dict[str, Any], *, 
             rows = [{k: v for k, v in r.items() if k != key_column} for r in rows]
     records = [r if isinstance(r, dict) else {"row": r} for r in rows]
     try:
-        checked = check_input(frame, signature) if signature.get("kind") == "dataframe" else _array_input(frame, signature)
+        if exact is not None and frame is exact:  # the signature's columns and dtype by construction
+            checked = frame
+        elif signature.get("kind") == "dataframe":
+            checked = check_input(frame, signature)
+        else:
+            checked = _array_input(frame, signature)
     except SignatureError as exc:
         raise BadRequest(exc.describe()) from None
     request_id = uuid.uuid4().hex

@@ -7,8 +7,9 @@ challenger at 5 % stays routed at 25 %. A row without a key is bucketed by its r
 
 With a plan (the steps of the challenger bundle's ``release.json``), each step is held until
 the challenger answered at least ``min_rows`` rows in it, ``window`` seconds passed, and the SLA
-holds on the step's rows; then the next step starts. Without a plan the share stays at
-``percent``.
+holds on the step's rows; then the next step starts. When the last step (100 %) has held, the
+plan is complete: the server promotes the challenger (:mod:`nbtoolkit.serve.control`) and calls
+:meth:`CanaryRouter.finish`. Without a plan the share stays at ``percent``.
 
 The SLA (error rate, latency percentiles of the per-row latency, and quality metrics once
 labels have been joined) is checked over the current step's rows (at least ``min_rows`` of
@@ -86,22 +87,24 @@ class CanaryRouter:
         self.flag_off = False
         self.flag_percent: float | None = None
         self.completed = False
+        self.completion: str | None = None  # why the plan completed (the promotion's reason)
+        self.promoted = False  # the challenger became the champion: nothing is routed any more
         self._win = _Window(time.time())
         self._judged = 0.0
         self._lock = threading.Lock()
-        self._halted = threading.Event()
+        self._wake = threading.Event()
 
     @property
     def percent(self) -> float:
         """The share routed to the challenger now (0 when halted or switched off)."""
-        if self.halt is not None or self.flag_off:
+        if self.halt is not None or self.flag_off or self.promoted:
             return 0.0
         return self.flag_percent if self.flag_percent is not None else self.base_percent
 
     @property
-    def halted(self) -> threading.Event:
-        """Set when the canary halts (the controller waits on it to roll back at once)."""
-        return self._halted
+    def wake(self) -> threading.Event:
+        """Set when the canary halts or its plan completes (the controller waits on it to act at once)."""
+        return self._wake
 
     def route(self, keys: Sequence[str | None], row_ids: Sequence[str]) -> list[bool]:
         """True for each row the challenger answers."""
@@ -162,7 +165,7 @@ class CanaryRouter:
                 reason = "canary SLA breach at {:g}% on {} challenger rows: {}".format(
                     self.percent, rows, "; ".join(b.describe() for b in report.breaches))
                 self.halt = Halt(reason, time.time(), self.percent, report)
-                self._halted.set()
+                self._wake.set()
                 return self.halt
             if self.steps and not self.completed and time.time() - self._win.started >= self.window:
                 if self.step + 1 < len(self.steps):
@@ -171,21 +174,31 @@ class CanaryRouter:
                     self._win = _Window(time.time())
                 else:
                     self.completed = True
+                    held = time.time() - self._win.started
+                    self.completion = (f"canary plan completed: step {self.steps[self.step]:g}% passed the SLA "
+                                       f"on {rows} challenger rows in {held:.0f} s")
+                    self._wake.set()
         return None
+
+    def finish(self) -> None:
+        """The challenger was promoted: it answers as the champion now, nothing is routed."""
+        with self._lock:
+            self.promoted = True
 
     def stop(self, reason: str) -> Halt:
         """Halt for a reason found outside the request path (e.g. a quality metric)."""
         with self._lock:
             if self.halt is None:
                 self.halt = Halt(reason, time.time(), self.percent)
-                self._halted.set()
+                self._wake.set()
             return self.halt
 
     def state(self) -> dict[str, Any]:
         """A JSON-compatible summary for ``/health``."""
         return {
             "percent": self.percent, "plan": list(self.steps) if self.steps else None, "step": self.step,
-            "completed": self.completed, "switched_off": self.flag_off,
+            "completed": self.completed, "completion": self.completion, "promoted": self.promoted,
+            "switched_off": self.flag_off,
             "halt": None if self.halt is None else self.halt.to_dict(),
             "step_rows": len(self._win.ok), "measured": self.measured(),
         }

@@ -197,12 +197,14 @@ class ScoringService:
         """What is served, the canary's state and the log writer's counters."""
         out: dict[str, Any] = {
             "status": "ok", "model": self.champion.model, "version": self.champion.version,
-            "champion": {"ref": self.champion.ref.text, "version": self.champion.version},
+            "champion": {"ref": self.champion.ref.text, "version": self.champion.version, "model_calls": self.champion.calls},
             "log": {"written": self.writer.written, "failed": self.writer.failed},
             "events": list(self.events[-20:]),
         }
-        if self.challenger is not None and self.router is not None:
-            out["challenger"] = {"ref": self.challenger.ref.text, "version": self.challenger.version}
+        if self.challenger is not None:
+            out["challenger"] = {"ref": self.challenger.ref.text, "version": self.challenger.version,
+                                 "model_calls": self.challenger.calls}
+        if self.router is not None:  # also after a promotion: how the canary ended
             out["canary"] = self.router.state()
         return out
 

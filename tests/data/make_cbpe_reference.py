@@ -20,6 +20,12 @@ prediction = argmax; chunks with the first feature shifted by 0, +1 and -1. Nann
 ``NoopCalibrator`` there, so the check is of the estimation itself (expected accuracy = mean
 probability of the predicted class, expected ROC AUC = macro one-vs-rest); calibration is
 checked by the binary set.
+
+Multi-class with calibration (``cbpe_multiclass_calibrated.csv``, reference and analysis): the
+same generating model, but the model's probabilities are over-confident (a softmax of the
+logits times 2.5) and biased towards class 0, so NannyML's default isotonic calibration is
+needed for every class (``needs_calibration`` is recorded per class): each class is calibrated
+one-vs-rest on the reference, then each row renormalised to sum to 1.
 """
 
 from __future__ import annotations
@@ -64,6 +70,42 @@ def make_multiclass() -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
+def make_multiclass_calibrated() -> pd.DataFrame:
+    rng = np.random.default_rng(11)
+    parts = []
+    for period, shift, n in [("reference", 0.0, 3000), ("chunk0", 0.0, CHUNK), ("chunk1", 1.0, CHUNK), ("chunk2", -1.0, CHUNK)]:
+        x = rng.normal(shift, 1, (n, 2))
+        logits = np.stack([x[:, 0], x[:, 1], -x[:, 0] - x[:, 1]], axis=1) * 1.2
+        truth = np.exp(logits)
+        truth /= truth.sum(1, keepdims=True)
+        y = np.array([rng.choice(3, p=pi) for pi in truth])
+        model = np.exp(2.5 * logits + np.array([0.6, 0.0, 0.0]))  # over-confident, biased to class 0
+        p = model / model.sum(1, keepdims=True)
+        p = p.round(6)
+        p[:, 2] = (1 - p[:, 0] - p[:, 1]).round(6)
+        parts.append(pd.DataFrame({"period": period, "p0": p[:, 0], "p1": p[:, 1], "p2": p[:, 2], "y_pred": p.argmax(1), "y_true": y}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def multiclass_calibrated_expected() -> dict[str, object]:
+    import nannyml as nml
+    from nannyml.calibration import NoopCalibrator
+
+    make_multiclass_calibrated().to_csv(HERE / "cbpe_multiclass_calibrated.csv", index=False)
+    data = pd.read_csv(HERE / "cbpe_multiclass_calibrated.csv")
+    reference = data[data.period == "reference"].reset_index(drop=True)
+    analysis = data[data.period != "reference"].reset_index(drop=True)
+    est = nml.CBPE(y_pred_proba={0: "p0", 1: "p1", 2: "p2"}, y_pred="y_pred", y_true="y_true",
+                   metrics=["roc_auc", "accuracy"], chunk_size=CHUNK, problem_type="classification_multiclass")
+    est.fit(reference)
+    result = est.estimate(analysis.drop(columns=["y_true"])).filter(period="analysis").to_df()
+    return {
+        "calibrated_classes": sorted(int(k) for k, c in est._calibrators.items() if not isinstance(c, NoopCalibrator)),
+        "chunks": [{"period": f"chunk{i}", "roc_auc": float(result[("roc_auc", "value")].iloc[i]),
+                    "accuracy": float(result[("accuracy", "value")].iloc[i])} for i in range(3)],
+    }
+
+
 def multiclass_expected() -> list[dict[str, object]]:
     import nannyml as nml
     from nannyml.calibration import NoopCalibrator
@@ -104,6 +146,7 @@ def main() -> None:
             for i in range(len(SHIFTS))
         ],
         "multiclass_chunks": multiclass_expected(),
+        "multiclass_calibrated": multiclass_calibrated_expected(),
     }
     (HERE / "cbpe_nannyml.json").write_text(json.dumps(expected, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(expected, indent=2))

@@ -4,8 +4,10 @@
  * rate, latency p95/p99, measured and estimated ("est.") quality, the worst-slice gap, drifted
  * features and an SLA badge, formatted as the monitor dashboard formats them.
  *
- * Data: `GET /nbtoolkit/api/production`, polled by {@link PollingPanel} (./panel.ts) while the
- * panel is visible; the panel re-renders only when the answer's `signature` changed. All text goes through
+ * Data: `GET /nbtoolkit/api/production?live=1`, polled by {@link PollingPanel} (./panel.ts) while
+ * the panel is visible; the panel re-renders only when the answer's `signature` changed. With
+ * `live=1` a model that answered requests in the last hour shows numbers computed now from the
+ * store's prediction log ("live"); one without recent traffic its newest recorded monitor run. All text goes through
  * `textContent` (model names, reasons and descriptions are user text).
  */
 import { LabIcon } from '@jupyterlab/ui-components';
@@ -63,6 +65,7 @@ interface IMonitor {
   drift_overall: { feature: string; drifted: boolean; psi: number | null }[];
   run_id: string | null;
   recorded: number | null;
+  live?: boolean;
 }
 
 /** One model as the server describes it. */
@@ -186,7 +189,12 @@ function monitorBlock(model: IProductionModel): HTMLElement {
     }
     box.appendChild(list);
   }
-  if (monitor.run_id) {
+  if (monitor.live) {
+    const minutes = Math.round(monitor.window_seconds / 60);
+    box.appendChild(
+      el('div', 'nbtk-prod-muted nbtk-prod-live', `live: last ${minutes} min of the prediction log`)
+    );
+  } else if (monitor.run_id) {
     box.appendChild(el('div', 'nbtk-prod-muted nbtk-prod-run', `monitor run ${monitor.run_id.slice(0, 8)}`));
   }
   return box;
@@ -248,7 +256,7 @@ export class ProductionPanel extends PollingPanel<IProductionResponse> {
       title: 'Production',
       icon: gaugeIcon,
       refreshLabel: 'Refresh production models',
-      endpoint: 'production',
+      endpoint: 'production?live=1',
       noun: 'models'
     });
     this.addClass('nbtk-production');
