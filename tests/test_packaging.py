@@ -20,7 +20,7 @@ CONDA_NAMES = {
 
 
 def _split(requirement: str) -> tuple[str, str]:
-    match = re.match(r"^([A-Za-z0-9_.\-\[\]]+)\s*(.*)$", requirement.strip())
+    match = re.match(r"^([A-Za-z0-9_.\-\[\]]+)\s*(.*)$", requirement.split(";")[0].strip())  # markers aside
     assert match, requirement
     return match.group(1), match.group(2).replace(" ", "")
 
