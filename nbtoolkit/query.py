@@ -68,6 +68,11 @@ def runs(
     st = _store(store)
     kind = stored_kinds(kind) if kind is not None else None
     frame = _listing(st, experiment=experiment, status=status, kind=kind, parent_id=sweep, limit=limit)
+    return _selected(frame, verdict, where)
+
+
+def _selected(frame: pd.DataFrame, verdict: str | None, where: str | None) -> pd.DataFrame:
+    """The rows of a listing frame that pass the ``verdict`` and ``where`` filters."""
     if verdict is not None:
         frame = frame[frame["verdict"] == verdict]
     if where:
@@ -94,10 +99,11 @@ def run_summaries(
     loaded per run.
     """
     st = _store(store)
-    frame = runs(experiment, status=status, verdict=verdict, where=where, kind=kind, sweep=sweep, limit=limit, store=st)
-    keep = set(frame["run_id"]) if len(frame) else set()
     stored_kind = stored_kinds(kind) if kind is not None else None
-    rows = [row for row in st.runs_wide(experiment=experiment, status=status, kind=stored_kind, parent_id=sweep, limit=limit) if row[0] in keep]
+    wide = st.runs_wide(experiment=experiment, status=status, kind=stored_kind, parent_id=sweep, limit=limit)
+    frame = _selected(_frame_from_wide(wide), verdict, where)  # one query: the filters read the frame
+    keep = set(frame["run_id"]) if len(frame) else set()
+    rows = [row for row in wide if row[0] in keep]
     params = _loads_many([row[8] for row in rows])
     metrics = _loads_many([row[9] for row in rows])
     return [
