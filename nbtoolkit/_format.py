@@ -11,10 +11,12 @@ A leaf module (standard library only). Rules:
   and a tiny interval bound prints as ``+0.0000``, not ``3.521e-06``.
 * :func:`fmt_fixed` and :func:`fmt_interval` write numbers with those shared decimals;
   :func:`fmt_trimmed` does it for running text (trailing zeros dropped).
+* :func:`iso` — a stored time (epoch seconds) as ISO 8601 UTC with milliseconds.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import math
 from typing import Any
 
@@ -131,3 +133,10 @@ def fmt_interval(low: Any, high: Any, decimals: int | None = None, *,
     d = metric_decimals(low, high, significant=3) if decimals is None else decimals
     text = f"[{fmt_fixed(low, d, signed=True)}, {fmt_fixed(high, d, signed=True)}]"
     return text if level is None else f"{text} {level * 100:g}%"
+
+
+def iso(ts: float | None) -> str | None:
+    """Epoch seconds -> ISO 8601 UTC string (``None`` stays ``None``)."""
+    if ts is None:
+        return None
+    return _dt.datetime.fromtimestamp(ts, tz=_dt.UTC).isoformat(timespec="milliseconds")

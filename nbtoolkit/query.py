@@ -8,14 +8,15 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from nbtoolkit._format import iso
 from nbtoolkit.errors import InputError
-from nbtoolkit.store.lineage import lineage_kind, stored_kinds
-from nbtoolkit.store.records import iso
+from nbtoolkit.store.kinds import lineage_kind, stored_kinds
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from nbtoolkit.store import RunRecord, Store
+    from nbtoolkit.store.listing import Listing
 
 BASE_COLUMNS = ["run_id", "experiment", "status", "verdict", "started", "ended", "kind", "sweep_id"]
 _OPS = {
@@ -65,9 +66,8 @@ def runs(
         limit: at most this many (newest) runs.
     """
 
-    st = _store(store)
     kind = stored_kinds(kind) if kind is not None else None
-    frame = _listing(st, experiment=experiment, status=status, kind=kind, parent_id=sweep, limit=limit)
+    frame = _listing(store, experiment=experiment, status=status, kind=kind, parent_id=sweep, limit=limit)
     return _selected(frame, verdict, where)
 
 
@@ -98,9 +98,8 @@ def run_summaries(
     ``sweep_id``. Read from the same per-run summary rows as the frame: no full run record is
     loaded per run.
     """
-    st = _store(store)
     stored_kind = stored_kinds(kind) if kind is not None else None
-    wide = st.runs_wide(experiment=experiment, status=status, kind=stored_kind, parent_id=sweep, limit=limit)
+    _, wide = _summary_rows(store, experiment=experiment, status=status, kind=stored_kind, parent_id=sweep, limit=limit)
     frame = _selected(_frame_from_wide(wide), verdict, where)  # one query: the filters read the frame
     keep = set(frame["run_id"]) if len(frame) else set()
     rows = [row for row in wide if row[0] in keep]
@@ -128,24 +127,48 @@ def _key(value: Any) -> Any:
     return tuple(value) if isinstance(value, (list, tuple, set, frozenset)) else value
 
 
-def _listing(st: Store, **query: Any) -> pd.DataFrame:
+def _summary_rows(store: Store | None, **query: Any) -> tuple[Store | Listing, Sequence[Sequence[Any]]]:
+    """The summary rows of a listing, and where they were read.
+
+    With no ``store`` given, a fresh process reads them through the project's listing connection
+    (:mod:`nbtoolkit.store.listing`: no SQLAlchemy to load), unless the store needs opening first
+    (missing, older, damaged or unreachable database, or a run marked running): then, and when a
+    ``store`` is given, through the store.
+    """
+    if store is None:
+        from nbtoolkit.store.listing import open_listing
+
+        listing = open_listing()
+        rows = listing.runs_wide(**query) if listing is not None else None
+        if listing is not None and rows is not None:
+            return listing, rows
+        store = _store(None)
+    return store, store.runs_wide(**query)
+
+
+def _listing(store: Store | None, **query: Any) -> pd.DataFrame:
     """The unfiltered-by-``where`` frame, reused while the store's data version is unchanged.
 
     The version is read before the query, so a commit racing with the query only causes one
     extra rebuild later, never a stale result (SQLite; a server database is queried each time).
     """
-    version = st.data_version()
     key = tuple((k, _key(v)) for k, v in sorted(query.items()))
-    cache = getattr(st, "listing_cache", None)
-    if version is not None and cache is not None:
-        hit = cache.get(key)
+    cached: Store | Listing | None = store
+    if cached is None:
+        from nbtoolkit.store.listing import open_listing
+
+        cached = open_listing()
+    version = cached.data_version() if cached is not None else None
+    if cached is not None and version is not None:
+        hit = cached.listing_cache.get(key)
         if hit is not None and hit[0] == version:
             return hit[1].copy()
-    frame = _frame_from_wide(st.runs_wide(**query))
-    if version is not None and cache is not None:
-        if len(cache) >= 16:
-            cache.clear()
-        cache[key] = (version, frame.copy())
+    source, rows = _summary_rows(store, **query)
+    frame = _frame_from_wide(rows)
+    if cached is not None and version is not None and source is cached:  # versions are per connection
+        if len(cached.listing_cache) >= 16:
+            cached.listing_cache.clear()
+        cached.listing_cache[key] = (version, frame.copy())
     return frame
 
 

@@ -178,7 +178,7 @@ def test_runs_json_items_equal_the_full_records_on_both_backends(project: Path, 
     import math
 
     from nbtoolkit.query import run_summaries
-    from nbtoolkit.store.lineage import lineage_kind
+    from nbtoolkit.store.kinds import lineage_kind
 
     store = backend
     store.create_sweep("sw-1", notebook="nb.ipynb", spec={"grid": {}})

@@ -26,5 +26,5 @@ def test_the_probe_can_fail() -> None:
     """The check above sees modules that are imported: using the API does load them."""
     loaded = _modules_after("import nbtoolkit as nbtk\nnbtk.runs")
     assert "nbtoolkit.query" in loaded
-    loaded = _modules_after("import nbtoolkit as nbtk\nnbtk.RunRecord")
+    loaded = _modules_after("import nbtoolkit as nbtk\nnbtk.RunRecord\nimport nbtoolkit.store\nnbtoolkit.store.Store")
     assert "sqlalchemy" in loaded

@@ -18,6 +18,7 @@ from conftest import TEST_NOTEBOOKS, git, make_notebook, nbtk_cli
 
 from nbtoolkit.baselines import pin_baseline, resolve_baseline, sweep_best, unpin_baseline
 from nbtoolkit.errors import DeclarationError, InputError, RunNotFoundError
+from nbtoolkit.store.version import SCHEMA_VERSION
 
 
 def _run(store: Any, experiment: str, *, kind: str = "experiment", verdict: str | None = "supported",
@@ -108,7 +109,6 @@ def test_sweep_best_follows_the_target_metric_direction(store: Any) -> None:
 
 
 def test_v4_store_upgrades_naming_cached_copies_and_sweep_children(tmp_path: Path) -> None:
-    from nbtoolkit.store import schema as S
     from nbtoolkit.store.store import Store
 
     folder = tmp_path / "v4"
@@ -129,7 +129,7 @@ def test_v4_store_upgrades_naming_cached_copies_and_sweep_children(tmp_path: Pat
     con.commit()
     con.close()
     st = Store(folder)
-    assert st.schema_version == S.SCHEMA_VERSION >= 5
+    assert st.schema_version == SCHEMA_VERSION >= 5
     kinds = {rid: st.get_run(rid).kind for rid in (original, child, copy, rep)}
     assert kinds == {original: "papermill", child: "sweep", copy: "cached", rep: "reproduction"}
     assert st.baseline_pin("e") is None
@@ -260,7 +260,7 @@ def test_single_run_cache_kinds_sweeps_listing_and_stable_baseline(project: Path
 
 
 def test_kind_names_map_to_stored_kinds() -> None:
-    from nbtoolkit.store.lineage import lineage_kind, stored_kinds
+    from nbtoolkit.store.kinds import lineage_kind, stored_kinds
 
     assert [lineage_kind(k) for k in ("papermill", "experiment", "sweep", "cached", "shadow", "abtest", "monitor")] == [
         "experiment", "experiment", "sweep", "cached", "monitor", "monitor", "monitor"]

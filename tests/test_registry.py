@@ -18,6 +18,7 @@ from conftest import nbtk_cli
 from nbtoolkit import registry
 from nbtoolkit.errors import InputError, PromotionRefused
 from nbtoolkit.stability import promotion
+from nbtoolkit.store.version import SCHEMA_VERSION
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -175,7 +176,6 @@ def test_parallel_promotes_keep_one_consistent_chain(project, store, tmp_path):
 
 
 def test_v1_store_upgrades_to_latest_keeping_runs(tmp_path):
-    from nbtoolkit.store import schema as S
     from nbtoolkit.store.store import Store
 
     folder = tmp_path / "old"
@@ -184,7 +184,7 @@ def test_v1_store_upgrades_to_latest_keeping_runs(tmp_path):
     con.executescript((DATA / "store_v1.sql").read_text(encoding="utf-8"))
     con.close()
     st = Store(folder)
-    assert st.schema_version == S.SCHEMA_VERSION >= 3
+    assert st.schema_version == SCHEMA_VERSION >= 3
     rec = st.get_run("0123456789abcdef0123456789abcdef")
     assert (rec.experiment, rec.status, rec.verdict) == ("legacy-exp", "finished", "supported")
     assert rec.params == {"C": 1.0} and rec.metrics == {"roc_auc": 0.93} and rec.cache_key is None
@@ -196,7 +196,6 @@ def test_v1_store_upgrades_to_latest_keeping_runs(tmp_path):
 
 
 def test_v2_store_upgrades_to_v3(tmp_path):
-    from nbtoolkit.store import schema as S
     from nbtoolkit.store.store import Store
 
     folder = tmp_path / "v2"
@@ -205,7 +204,7 @@ def test_v2_store_upgrades_to_v3(tmp_path):
     con.executescript("DROP TABLE aliases; DROP TABLE alias_history; DROP TABLE baseline_pins; UPDATE meta SET value='2' WHERE key='schema_version';")
     con.close()
     st = Store(folder)
-    assert st.schema_version == S.SCHEMA_VERSION >= 3
+    assert st.schema_version == SCHEMA_VERSION >= 3
     assert st.resolve_alias("production") is None
 
 

@@ -15,6 +15,7 @@ from nbtoolkit.errors import BadScoringRequest, InputError
 from nbtoolkit.serve.feedback import comments_section
 from nbtoolkit.store import open_store
 from nbtoolkit.store.predictions import LOG_COLUMNS
+from nbtoolkit.store.version import SCHEMA_VERSION
 
 
 def row(i: int, *, key: str | None = None, version: str = "1.0.0", ts: float | None = None, **extra) -> dict:
@@ -122,7 +123,6 @@ def test_a_v3_store_is_upgraded_in_place(tmp_path):
     import sqlite3
 
     from nbtoolkit.store import Store
-    from nbtoolkit.store import schema as S
 
     folder = tmp_path / "old"
     Store(folder).dispose()
@@ -133,7 +133,7 @@ def test_a_v3_store_is_upgraded_in_place(tmp_path):
     con.commit()
     con.close()
     store = Store(folder)
-    assert store.schema_version == S.SCHEMA_VERSION >= 4
+    assert store.schema_version == SCHEMA_VERSION >= 4
     assert store.log_predictions([row(0, key="a")]) == 1 and len(store.prediction_log("cancer")) == 1
     assert store.add_comment("experiment", "x", by="a", text="t").id == 1
     store.dispose()

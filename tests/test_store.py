@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from nbtoolkit.store.version import SCHEMA_VERSION
+
 DATA = Path(__file__).resolve().parent / "data"
 LEGACY_RUN = "0123456789abcdef0123456789abcdef"
 
@@ -30,7 +32,7 @@ def test_new_store_has_every_table_at_the_latest_version(tmp_path: Path) -> None
     from nbtoolkit.store import schema as S
 
     store = _fresh(tmp_path / ".nbtoolkit")
-    assert store.schema_version == S.SCHEMA_VERSION
+    assert store.schema_version == SCHEMA_VERSION
     con = sqlite3.connect(store.db_path)
     tables = {r[0] for r in con.execute("select name from sqlite_master where type='table'")}
     assert set(S.metadata.tables) <= tables
@@ -41,7 +43,6 @@ def test_new_store_has_every_table_at_the_latest_version(tmp_path: Path) -> None
 
 
 def test_v1_store_is_upgraded_in_place_and_keeps_its_run(tmp_path: Path) -> None:
-    from nbtoolkit.store import schema as S
 
     folder = tmp_path / ".nbtoolkit"
     folder.mkdir()
@@ -51,7 +52,7 @@ def test_v1_store_is_upgraded_in_place_and_keeps_its_run(tmp_path: Path) -> None
     con.close()
 
     store = _fresh(folder)
-    assert store.schema_version == S.SCHEMA_VERSION
+    assert store.schema_version == SCHEMA_VERSION
     con = sqlite3.connect(folder / "store.db")
     assert "cache_key" in {r[1] for r in con.execute("pragma table_info(runs)")}
     assert "sweeps" in {r[0] for r in con.execute("select name from sqlite_master where type='table'")}
@@ -77,27 +78,26 @@ def test_v1_store_is_upgraded_in_place_and_keeps_its_run(tmp_path: Path) -> None
     assert frame.loc[LEGACY_RUN, "params.C"] == 1.0 and frame.loc[LEGACY_RUN, "metrics.roc_auc"] == 0.93
     assert math.isnan(frame.loc[rid, "params.C"])
     # and opening it again is a no-op
-    assert _fresh(folder).schema_version == S.SCHEMA_VERSION
+    assert _fresh(folder).schema_version == SCHEMA_VERSION
 
 
 def test_store_from_a_newer_version_is_refused_with_a_clear_message(tmp_path: Path) -> None:
     from nbtoolkit.errors import SchemaVersionError
-    from nbtoolkit.store import schema as S
 
     folder = tmp_path / ".nbtoolkit"
     _fresh(folder).dispose()
     con = sqlite3.connect(folder / "store.db")
-    con.execute("update meta set value=? where key='schema_version'", (str(S.SCHEMA_VERSION + 5),))
+    con.execute("update meta set value=? where key='schema_version'", (str(SCHEMA_VERSION + 5),))
     con.commit()
     con.close()
     with pytest.raises(SchemaVersionError) as info:
         _fresh(folder)
     msg = str(info.value)
-    assert str(S.SCHEMA_VERSION + 5) in msg and str(S.SCHEMA_VERSION) in msg
+    assert str(SCHEMA_VERSION + 5) in msg and str(SCHEMA_VERSION) in msg
     assert "upgrade" in msg.lower() or "newer" in msg.lower()
     # nothing was changed by the refused open
     con = sqlite3.connect(folder / "store.db")
-    assert con.execute("select value from meta where key='schema_version'").fetchone()[0] == str(S.SCHEMA_VERSION + 5)
+    assert con.execute("select value from meta where key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION + 5)
     con.close()
 
 

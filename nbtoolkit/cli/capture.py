@@ -15,7 +15,7 @@ from nbtoolkit.cli.lineage import find_sweep, lineage_lines, missing_run_or_swee
 from nbtoolkit.errors import AmbiguousRunIdError, ConfigError, RunNotFoundError
 from nbtoolkit.html import fmt_number
 from nbtoolkit.redact import public_json
-from nbtoolkit.store.lineage import LINEAGE_KINDS
+from nbtoolkit.store.kinds import LINEAGE_KINDS
 
 TOOL_SECTION = """
 [tool.nbtoolkit]

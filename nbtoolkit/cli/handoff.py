@@ -16,8 +16,8 @@ from nbtoolkit.cli import cli, store_from
 @click.pass_context
 def approve(ctx: click.Context, run: str, by: str, note: str) -> None:
     """Record a reviewer's sign-off of RUN (id or unique prefix)."""
+    from nbtoolkit._format import iso
     from nbtoolkit.export.approvals import approve as approve_run
-    from nbtoolkit.store.records import iso
 
     approval = approve_run(run, by=by, note=note, store=store_from(ctx))
     click.echo(f"Approved run {approval.run_id[:8]} by {approval.by} at {iso(approval.created)}")

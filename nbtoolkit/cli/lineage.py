@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from nbtoolkit._format import iso
 from nbtoolkit.baselines import (
     describe_sweep_best,
     pin_baseline,
@@ -19,8 +20,7 @@ from nbtoolkit.baselines import (
 from nbtoolkit.cli import cli, store_from
 from nbtoolkit.errors import InputError, RunNotFoundError
 from nbtoolkit.redact import public_json
-from nbtoolkit.store.lineage import KIND_LABELS, lineage_kind
-from nbtoolkit.store.records import iso
+from nbtoolkit.store.kinds import KIND_LABELS, lineage_kind
 
 
 def _default_user() -> str:

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nbtoolkit._format import iso
 from nbtoolkit._io import new_dir_mode, sha256_bytes
 from nbtoolkit._version import __version__
 from nbtoolkit.config import Settings, load_settings
@@ -63,7 +64,6 @@ from nbtoolkit.redact import Redactor, default_redactor
 from nbtoolkit.report import write_run_report
 from nbtoolkit.store import ArtifactRef, RunRecord, Store, open_store
 from nbtoolkit.store.models import BLOB_KEY, ModelVersion
-from nbtoolkit.store.records import iso
 
 __all__ = ["ExportResult", "export_bundle", "exports_of", "next_version"]
 

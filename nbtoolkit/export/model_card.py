@@ -97,7 +97,7 @@ def card_context(
     nbtoolkit_version: str,
 ) -> dict[str, Any]:
     """Everything the model card templates show, as plain JSON-like values."""
-    from nbtoolkit.store.records import iso
+    from nbtoolkit._format import iso
 
     decl = record.declaration
     detail = record.verdict_detail

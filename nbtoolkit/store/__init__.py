@@ -11,21 +11,42 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from nbtoolkit._lazy import lazy_exports
 from nbtoolkit.config import Settings, is_url, load_settings
-from nbtoolkit.redact import LiveRedactor
-from nbtoolkit.store.models import ModelVersion, Move
-from nbtoolkit.store.records import (
-    STATUSES,
-    TERMINAL_STATUSES,
-    VERDICTS,
-    Approval,
-    ArtifactRef,
-    DataRef,
-    RunRecord,
-)
-from nbtoolkit.store.store import Store, new_id
-from nbtoolkit.store.sweeps import Sweep
+
+if TYPE_CHECKING:
+    from nbtoolkit.store.models import ModelVersion, Move
+    from nbtoolkit.store.records import (
+        STATUSES,
+        TERMINAL_STATUSES,
+        VERDICTS,
+        Approval,
+        ArtifactRef,
+        DataRef,
+        RunRecord,
+    )
+    from nbtoolkit.store.store import Store, new_id
+    from nbtoolkit.store.sweeps import Sweep
+
+# public name -> module that defines it (loaded on first use: importing a light module of this
+# package, such as nbtoolkit.store.listing, does not load SQLAlchemy)
+_EXPORTS = {
+    "STATUSES": "nbtoolkit.store.records",
+    "TERMINAL_STATUSES": "nbtoolkit.store.records",
+    "VERDICTS": "nbtoolkit.store.records",
+    "Approval": "nbtoolkit.store.records",
+    "ArtifactRef": "nbtoolkit.store.records",
+    "DataRef": "nbtoolkit.store.records",
+    "ModelVersion": "nbtoolkit.store.models",
+    "Move": "nbtoolkit.store.models",
+    "RunRecord": "nbtoolkit.store.records",
+    "Store": "nbtoolkit.store.store",
+    "Sweep": "nbtoolkit.store.sweeps",
+    "new_id": "nbtoolkit.store.store",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "STATUSES",
@@ -67,6 +88,9 @@ def open_store(settings: Settings | None = None, *, path: str | Path | None = No
         settings = load_settings(settings.root, store=path)
     folder = settings.store_path if path is None or settings.store_url is not None else Path(path)
     key = (str(folder.resolve()), settings.store_url, settings.artifacts, os.getpid())
+    from nbtoolkit.redact import LiveRedactor
+    from nbtoolkit.store.store import Store
+
     with _cache_lock:
         store = _cache.get(key)
         if store is None or not (folder / "store.db").exists() and settings.store_url is None:

@@ -34,6 +34,7 @@ from nbtoolkit.store.blobstore import BlobStore
 from nbtoolkit.store.engine import insert_ignore, retry, sync_id_sequence
 from nbtoolkit.store.models import blob_digest
 from nbtoolkit.store.sqlite_file import check_database_file
+from nbtoolkit.store.version import SCHEMA_VERSION
 
 BATCH = 2000
 
@@ -160,7 +161,7 @@ class StoreMaintenance:
                 result.problems.append(f"database: integrity_check: {'; '.join(findings)}")
             else:
                 result.facts.append("integrity_check: ok")
-        result.facts.append(f"schema version: {self.schema_version} (this nbtoolkit: {S.SCHEMA_VERSION})")
+        result.facts.append(f"schema version: {self.schema_version} (this nbtoolkit: {SCHEMA_VERSION})")
         try:
             with self._writer.connect() as conn, conn.begin() as tx:
                 _probe_write(conn)

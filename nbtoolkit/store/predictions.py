@@ -25,9 +25,9 @@ from sqlalchemy import and_, insert, select, update
 from sqlalchemy.engine import Connection
 
 from nbtoolkit import _json
+from nbtoolkit._format import iso
 from nbtoolkit.errors import InputError
 from nbtoolkit.store import schema as S
-from nbtoolkit.store.records import iso
 
 if TYPE_CHECKING:
     import pandas as pd

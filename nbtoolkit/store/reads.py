@@ -16,6 +16,7 @@ from nbtoolkit import _json
 from nbtoolkit.declaration import Declaration
 from nbtoolkit.errors import AmbiguousRunIdError, InputError, RunNotFoundError
 from nbtoolkit.store import schema as S
+from nbtoolkit.store.listing import summary_query
 from nbtoolkit.store.records import Approval, ArtifactRef, DataRef, RunRecord
 from nbtoolkit.verdict import Verdict
 
@@ -137,18 +138,14 @@ class RunReads:
         Returns rows ``(run_id, experiment, status, verdict, started, ended, kind, parent_id,
         params_json, metrics_json)``: the two JSON objects are the per-run summary kept on every write (see
         :func:`~nbtoolkit.store.schema.refresh_summary`), so no parameter or metric row is read
-        and nothing is pivoted: this keeps a cold ``nbtk.runs()`` fast on thousands of runs.
+        and nothing is pivoted. The query is :func:`~nbtoolkit.store.listing.summary_query`, the
+        same one a driver-level :class:`~nbtoolkit.store.listing.Listing` runs in a fresh process.
         """
-        r = S.runs.c
-        q = select(r.run_id, r.experiment, r.status, r.verdict, r.started, r.ended, r.kind, r.parent_id, r.params_json, r.metrics_json)
-        for column, value in ((r.experiment, experiment), (r.status, status), (r.kind, kind), (r.parent_id, parent_id)):
-            if value is None:
-                continue
-            q = q.where(column == value if isinstance(value, str) else column.in_(list(value)))
-        q = q.order_by(r.started.desc())
-        if limit is not None:
-            q = q.limit(limit)
-        return self._read(lambda conn: conn.execute(q).all())  # rows are sequences already: no copy per row
+        marker = "?" if self._reader.dialect.name == "sqlite" else "%s"
+        sql, params = summary_query(
+            marker, experiment=experiment, status=status, kind=kind, parent_id=parent_id, limit=limit
+        )
+        return self._read(lambda conn: conn.exec_driver_sql(sql, tuple(params)).all())
 
     def query_runs(
         self,

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import datetime as _dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from nbtoolkit._format import iso
 from nbtoolkit.declaration import Declaration
 from nbtoolkit.store.card import run_card_html
 from nbtoolkit.verdict import Verdict
@@ -17,13 +17,6 @@ if TYPE_CHECKING:
 STATUSES = ("running", "finished", "failed", "interrupted", "crashed", "timed_out")
 TERMINAL_STATUSES = frozenset(STATUSES) - {"running"}
 VERDICTS = ("supported", "rejected", "inconclusive")
-
-
-def iso(ts: float | None) -> str | None:
-    """Epoch seconds -> ISO 8601 UTC string (``None`` stays ``None``)."""
-    if ts is None:
-        return None
-    return _dt.datetime.fromtimestamp(ts, tz=_dt.UTC).isoformat(timespec="milliseconds")
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The store schema (SQLAlchemy Core) and its migrations.
 
-Every change to the schema bumps :data:`SCHEMA_VERSION` and appends a migration that upgrades a
+Every change to the schema bumps :data:`~nbtoolkit.store.version.SCHEMA_VERSION` and appends a migration that upgrades a
 store of the previous version in place. New stores are created at the latest version directly.
 Migrations use portable DDL only, so the same path serves SQLite and PostgreSQL.
 """
@@ -28,8 +28,6 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection
-
-SCHEMA_VERSION = 6
 
 metadata = MetaData()
 

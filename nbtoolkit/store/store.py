@@ -41,6 +41,7 @@ from nbtoolkit.store.predictions import PredictionLog
 from nbtoolkit.store.reads import RunReads
 from nbtoolkit.store.sqlite_file import check_database_file, warn_if_network_filesystem
 from nbtoolkit.store.sweeps import SweepRecords
+from nbtoolkit.store.version import SCHEMA_VERSION
 
 #: A run whose heartbeat is older than this, on another host, is considered crashed.
 STALE_HEARTBEAT_S = 300.0
@@ -168,9 +169,9 @@ class Store(RunReads, RunAttachments, ModelRecords, SweepRecords, RunCopies, Lin
 
     def _migrate(self) -> None:
         found = self._read(self._found_version)
-        if found is not None and found > S.SCHEMA_VERSION:
-            raise SchemaVersionError(found, S.SCHEMA_VERSION, self.location_display)
-        if found == S.SCHEMA_VERSION:
+        if found is not None and found > SCHEMA_VERSION:
+            raise SchemaVersionError(found, SCHEMA_VERSION, self.location_display)
+        if found == SCHEMA_VERSION:
             return  # nothing to write: reading works on a full disk or a read-only copy
 
         def run(conn: Connection) -> None:
@@ -183,16 +184,16 @@ class Store(RunReads, RunAttachments, ModelRecords, SweepRecords, RunCopies, Lin
                         self.location_display, f"it holds store tables ({', '.join(sorted(ours))}) but no schema version"
                     )
                 S.metadata.create_all(conn)
-                conn.execute(insert(S.meta).values(key="schema_version", value=str(S.SCHEMA_VERSION)))
+                conn.execute(insert(S.meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
                 return
             found = int(conn.execute(select(S.meta.c.value).where(S.meta.c.key == "schema_version")).scalar_one())
-            if found > S.SCHEMA_VERSION:
-                raise SchemaVersionError(found, S.SCHEMA_VERSION, self.location_display)
-            for version in range(found, S.SCHEMA_VERSION):
+            if found > SCHEMA_VERSION:
+                raise SchemaVersionError(found, SCHEMA_VERSION, self.location_display)
+            for version in range(found, SCHEMA_VERSION):
                 S.MIGRATIONS[version](conn)
-            if found != S.SCHEMA_VERSION:
+            if found != SCHEMA_VERSION:
                 conn.execute(
-                    update(S.meta).where(S.meta.c.key == "schema_version").values(value=str(S.SCHEMA_VERSION))
+                    update(S.meta).where(S.meta.c.key == "schema_version").values(value=str(SCHEMA_VERSION))
                 )
 
         transact(migration_engine(self._writer), run)
