@@ -99,7 +99,7 @@ def run_summaries(
     loaded per run.
     """
     stored_kind = stored_kinds(kind) if kind is not None else None
-    _, wide = _summary_rows(store, experiment=experiment, status=status, kind=stored_kind, parent_id=sweep, limit=limit)
+    _, wide = _summary_rows(_reader(store), experiment=experiment, status=status, kind=stored_kind, parent_id=sweep, limit=limit)
     frame = _selected(_frame_from_wide(wide), verdict, where)  # one query: the filters read the frame
     keep = set(frame["run_id"]) if len(frame) else set()
     rows = [row for row in wide if row[0] in keep]
@@ -127,22 +127,30 @@ def _key(value: Any) -> Any:
     return tuple(value) if isinstance(value, (list, tuple, set, frozenset)) else value
 
 
-def _summary_rows(store: Store | None, **query: Any) -> tuple[Store | Listing, Sequence[Sequence[Any]]]:
+def _reader(store: Store | None) -> Store | Listing | None:
+    """Where a listing reads: the given store, else the project's listing connection (or ``None``).
+
+    The listing connection (:mod:`nbtoolkit.store.listing`) lets a fresh process read without
+    loading SQLAlchemy; ``None`` when the store must be opened first (missing, older, damaged or
+    unreachable database).
+    """
+    if store is not None:
+        return store
+    from nbtoolkit.store.listing import open_listing
+
+    return open_listing()
+
+
+def _summary_rows(reader: Store | Listing | None, **query: Any) -> tuple[Store | Listing, Sequence[Sequence[Any]]]:
     """The summary rows of a listing, and where they were read.
 
-    With no ``store`` given, a fresh process reads them through the project's listing connection
-    (:mod:`nbtoolkit.store.listing`: no SQLAlchemy to load), unless the store needs opening first
-    (missing, older, damaged or unreachable database, or a run marked running): then, and when a
-    ``store`` is given, through the store.
+    A listing connection answers ``None`` while the store needs opening (a run marked running, a
+    database error): then, as when there is no reader, the project's store serves them.
     """
-    if store is None:
-        from nbtoolkit.store.listing import open_listing
-
-        listing = open_listing()
-        rows = listing.runs_wide(**query) if listing is not None else None
-        if listing is not None and rows is not None:
-            return listing, rows
-        store = _store(None)
+    rows = reader.runs_wide(**query) if reader is not None else None
+    if reader is not None and rows is not None:
+        return reader, rows
+    store = _store(None)
     return store, store.runs_wide(**query)
 
 
@@ -153,22 +161,18 @@ def _listing(store: Store | None, **query: Any) -> pd.DataFrame:
     extra rebuild later, never a stale result (SQLite; a server database is queried each time).
     """
     key = tuple((k, _key(v)) for k, v in sorted(query.items()))
-    cached: Store | Listing | None = store
-    if cached is None:
-        from nbtoolkit.store.listing import open_listing
-
-        cached = open_listing()
-    version = cached.data_version() if cached is not None else None
-    if cached is not None and version is not None:
-        hit = cached.listing_cache.get(key)
+    reader = _reader(store)
+    version = reader.data_version() if reader is not None else None
+    if reader is not None and version is not None:
+        hit = reader.listing_cache.get(key)
         if hit is not None and hit[0] == version:
             return hit[1].copy()
-    source, rows = _summary_rows(store, **query)
+    source, rows = _summary_rows(reader, **query)
     frame = _frame_from_wide(rows)
-    if cached is not None and version is not None and source is cached:  # versions are per connection
-        if len(cached.listing_cache) >= 16:
-            cached.listing_cache.clear()
-        cached.listing_cache[key] = (version, frame.copy())
+    if version is not None and source is reader:  # versions are per connection
+        if len(reader.listing_cache) >= 16:
+            reader.listing_cache.clear()
+        reader.listing_cache[key] = (version, frame.copy())
     return frame
 
 
