@@ -143,7 +143,7 @@ def last_started_cell(nb: Any) -> int | None:
 
 @dataclass
 class Ending:
-    """How an execution ended, filled in step by step (see :class:`~nbtoolkit.execute.papermill_run.JobResult`)."""
+    """How an execution ended, filled in step by step (see :class:`~nbtoolkit.execute.jobs.JobResult`)."""
 
     status: str = "finished"
     error: str | None = None

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from nbtoolkit._registry import Registry
 from nbtoolkit.errors import InputError
 from nbtoolkit.execute.engine import engine_name
+from nbtoolkit.execute.papermill_run import execute_job
 
 __all__ = ["EXECUTORS", "DaskExecutor", "Executor", "ExecutorSession", "LocalExecutor"]
 
@@ -66,8 +67,6 @@ _running = False
 
 def _run_in_worker(job: Any) -> Any:
     global _running
-    from nbtoolkit.execute.papermill_run import execute_job
-
     _running = True
     try:
         return execute_job(job)
@@ -172,8 +171,6 @@ class _DaskSession:
         self._futures: dict[str, Any] = {}
 
     def submit(self, job: Any) -> cf.Future[Any]:
-        from nbtoolkit.execute.papermill_run import execute_job
-
         dask_future = self._client.submit(execute_job, job, pure=False, key=f"nbtk-run-{job.run_id}")
         self._futures[job.run_id] = dask_future
         out: cf.Future[Any] = cf.Future()

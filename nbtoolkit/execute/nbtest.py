@@ -15,10 +15,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbtoolkit.errors import InputError
+from nbtoolkit.execute.cache import cache_key
+from nbtoolkit.execute.executors import EXECUTORS
+from nbtoolkit.execute.jobs import JobResult, RunJob, RunOutcome
+from nbtoolkit.execute.papermill_run import execute_job, finalize_run, prepare_run
+from nbtoolkit.execute.params import check_parameters
 
 if TYPE_CHECKING:
     from nbtoolkit.config import Settings
-    from nbtoolkit.execute.papermill_run import RunOutcome
     from nbtoolkit.store import Store
 
 __all__ = ["NotebookTestResult", "collect_notebooks", "smoke_parameters", "test_notebooks"]
@@ -146,16 +150,6 @@ def test_notebooks(
     """
     from nbtoolkit.config import load_settings
     from nbtoolkit.envlock import capture_lock
-    from nbtoolkit.execute.cache import cache_key
-    from nbtoolkit.execute.executors import EXECUTORS
-    from nbtoolkit.execute.papermill_run import (
-        JobResult,
-        RunJob,
-        execute_job,
-        finalize_run,
-        prepare_run,
-    )
-    from nbtoolkit.execute.params import check_parameters
     from nbtoolkit.notebook import notebook_hash
     from nbtoolkit.store import open_store
 

@@ -8,10 +8,15 @@ The split follows where each step may run:
 * :func:`execute_job` (any process: the caller, a pool worker or a Dask worker): starts a fresh
   kernel with ``NBTOOLKIT_RUN_ID`` / ``NBTOOLKIT_PARAMS`` / ``NBTOOLKIT_NOTEBOOK`` /
   ``NBTOOLKIT_STORE`` (and feature flags) in *the kernel's* environment (no ``os.environ``
-  mutation), executes with papermill and returns a picklable :class:`JobResult` that carries the
-  executed notebook's bytes. The kernel's ``%%experiment`` adopts the pre-created run.
+  mutation), executes with papermill and returns a picklable
+  :class:`~nbtoolkit.execute.jobs.JobResult` that carries the executed notebook's bytes. The
+  kernel's ``%%experiment`` adopts the pre-created run.
 * :func:`finalize_run` (submitting process): stores the output notebook as an artifact,
   records duration and exit details in ``extra.runner`` and sets the terminal status.
+
+What travels between the steps (:class:`~nbtoolkit.execute.jobs.RunJob` out,
+:class:`~nbtoolkit.execute.jobs.JobResult` back, :class:`~nbtoolkit.execute.jobs.RunOutcome` to
+the caller) is defined in :mod:`nbtoolkit.execute.jobs`.
 """
 
 from __future__ import annotations
@@ -22,14 +27,13 @@ import socket
 import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, Any
 
 from nbtoolkit import _json
-from nbtoolkit.config import DEFAULT_MAX_OUTPUT_BYTES
 from nbtoolkit.envlock.written import record_written
-from nbtoolkit.errors import InputError, StoreError
+from nbtoolkit.errors import InputError
 from nbtoolkit.execute.engine import (
     Ending,
     engine_name,
@@ -38,160 +42,17 @@ from nbtoolkit.execute.engine import (
     strip_ansi,
     use_atomic_writes,
 )
-from nbtoolkit.html import coloured, esc
+from nbtoolkit.execute.jobs import JobResult, RunJob, RunOutcome
+from nbtoolkit.execute.params import check_parameters
 from nbtoolkit.notebook import kernel_for
 from nbtoolkit.redact import default_redactor, redact_notebook_file
 
 if TYPE_CHECKING:
     from nbtoolkit.config import Settings
     from nbtoolkit.envlock import EnvLock
-    from nbtoolkit.store import RunRecord, Store
+    from nbtoolkit.store import Store
 
-__all__ = ["JobResult", "RunJob", "RunOutcome", "execute_job", "finalize_run", "prepare_run", "run_notebook"]
-
-
-
-@dataclass(frozen=True)
-class RunJob:
-    """Everything a worker needs to execute one run (picklable; no store or settings objects).
-
-    A worker on another machine needs no shared filesystem: ``source`` carries the notebook's
-    bytes (the content the submitter hashed for the run cache), ``store_path`` and ``artifacts``
-    say where the kernel records. Those two may carry credentials, so they stay out of ``repr``
-    (Dask logs a failed task's arguments) and are never recorded.
-
-    Attributes:
-        notebook: the notebook's path on the submitting machine (what the run records).
-        store_path: the store's location, a folder or a database URL (``Store.location``).
-        cwd: the kernels' working directory on the submitting machine; a worker without it
-            uses the folder it writes the shipped notebook into.
-        artifacts: the artifact location (``Store.artifacts_location``); ``None`` = the store
-            folder's default.
-        source: the notebook file's bytes; ``None`` = read ``notebook`` where the job runs.
-        files: ``{name relative to cwd: bytes}`` shipped with the task (``sweep --ship``),
-            written next to the kernel only where ``cwd`` does not exist.
-    """
-
-    run_id: str
-    notebook: str
-    parameters: dict[str, Any]
-    store_path: str = field(repr=False)
-    cwd: str
-    output: str | None = None
-    kernel: str | None = None
-    timeout: float | None = None
-    flags: dict[str, str] = field(default_factory=dict)
-    start_timeout: float = 60.0
-    max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
-    artifacts: str | None = field(default=None, repr=False)
-    source: bytes | None = field(default=None, repr=False)
-    files: dict[str, bytes] = field(default_factory=dict, repr=False)
-
-
-@dataclass(frozen=True)
-class JobResult:
-    """What came back from a worker.
-
-    ``status`` is the runner's view: finished, failed, interrupted, crashed or timed_out.
-    ``cell_index`` counts the notebook's own cells (papermill's injected cell excluded).
-    ``shipped`` is true when the worker executed the job's ``source`` from its own temporary
-    folder (it could not read the same notebook at the submitted path).
-    """
-
-    run_id: str
-    status: str
-    duration: float
-    error: str | None = None
-    ename: str | None = None
-    evalue: str | None = None
-    cell_index: int | None = None
-    cell_source: str | None = None
-    traceback: str | None = None
-    notebook_bytes: bytes | None = None
-    stopped: bool = False
-    host: str = ""
-    pid: int = 0
-    truncated: tuple[int, ...] = ()
-    shipped: bool = False
-
-
-@dataclass(frozen=True)
-class RunOutcome:
-    """The result of :func:`run_notebook` (also one entry of a sweep).
-
-    Attributes:
-        run_id: the recorded run.
-        status: its terminal status (finished, failed, interrupted, crashed, timed_out).
-        verdict: supported / rejected / inconclusive, or None without ``%%experiment``.
-        output_path: where the executed notebook was written (None when only stored).
-        cached_from: the run whose results were reused (run cache hit), else None.
-    """
-
-    run_id: str
-    notebook: str
-    status: str
-    parameters: dict[str, Any]
-    duration: float
-    verdict: str | None = None
-    error: str | None = None
-    cell_index: int | None = None
-    ename: str | None = None
-    evalue: str | None = None
-    cell_source: str | None = None
-    traceback: str | None = None
-    output_path: str | None = None
-    cached_from: str | None = None
-    warnings: tuple[str, ...] = ()
-    store: Store | None = field(default=None, repr=False, compare=False)
-
-    @property
-    def ok(self) -> bool:
-        """True when the notebook ran to the end (or exited with status 0)."""
-        return self.status == "finished"
-
-    def record(self) -> RunRecord:
-        """The stored run.
-
-        Raises:
-            StoreError: the outcome was built without a store.
-        """
-        if self.store is None:
-            raise StoreError(f"run {self.run_id[:8]}'s outcome carries no store; open one with nbtk.get_run.")
-        return self.store.get_run(self.run_id)
-
-    def describe_failure(self) -> str:
-        """A readable failure: cell index, source excerpt and traceback."""
-        if self.ok:
-            return f"{Path(self.notebook).name}: finished"
-        lines = [f"{Path(self.notebook).name}: {self.status}" + (f" in cell {self.cell_index}" if self.cell_index is not None else "")]
-        if self.ename:
-            lines.append(f"{self.ename}: {self.evalue or ''}".rstrip())
-        if self.cell_source:
-            src = self.cell_source.splitlines()
-            lines.append("cell source:")
-            lines.extend("    " + s for s in src[:12])
-            if len(src) > 12:
-                lines.append("    ...")
-        if self.traceback:
-            lines.append("traceback:")
-            lines.extend("    " + s for s in self.traceback.rstrip().splitlines()[-25:])
-        elif self.error:
-            lines.append(self.error.rstrip())
-        return "\n".join(lines)
-
-    def __repr__(self) -> str:
-        extra = f" verdict={self.verdict!r}" if self.verdict else ""
-        cached = f" cached_from={self.cached_from[:8]!r}" if self.cached_from else ""
-        return f"<RunOutcome {self.run_id[:8]} {Path(self.notebook).name} status={self.status!r}{extra}{cached}>"
-
-    def _repr_html_(self) -> str:
-        body = f"<b>{esc(Path(self.notebook).name)}</b> run <code>{esc(self.run_id[:8])}</code>: "
-        body += coloured(self.status, "pass" if self.ok else "fail", bold=False)
-        if self.verdict:
-            body += f", verdict {esc(self.verdict)}"
-        if not self.ok:
-            body += f"<pre>{esc(self.describe_failure())}</pre>"
-        return f"<div>{body}</div>"
+__all__ = ["execute_job", "finalize_run", "prepare_run", "run_notebook"]
 
 
 # ---------------------------------------------------------------------------------- prepare
@@ -507,18 +368,19 @@ def run_notebook(
         settings: project settings (default: resolved from the working directory).
 
     Returns:
-        A :class:`RunOutcome`; ``outcome.ok`` is False for failed, interrupted, crashed and
-        timed-out runs (the output notebook is kept in all cases).
+        A :class:`~nbtoolkit.execute.jobs.RunOutcome`; ``outcome.ok`` is False for failed,
+        interrupted, crashed and timed-out runs (the output notebook is kept in all cases).
 
     Raises:
         ParameterError: unknown parameter names (unless ``allow_unknown``).
         InputError: the notebook does not exist.
         KeyboardInterrupt: re-raised after the run was recorded as ``interrupted``.
     """
+    # the run cache is imported here, not at module top: workers import this module for
+    # execute_job, and the cache would load the store (and SQLAlchemy) into every one of them
     from nbtoolkit.config import load_settings
     from nbtoolkit.envlock import capture_lock
     from nbtoolkit.execute.cache import cache_key, find_cached_run
-    from nbtoolkit.execute.params import check_parameters
     from nbtoolkit.notebook import notebook_content_hash
     from nbtoolkit.store import open_store
 
@@ -561,7 +423,7 @@ def run_notebook(
 def _serve_from_cache(store: Store, hit: str, nb_path: Path, params: dict[str, Any], *, key: str,
                       output: str | Path | None, warnings: tuple[str, ...]) -> RunOutcome:
     """Record a cache hit of a single run; write the source's executed notebook to ``output``."""
-    from nbtoolkit.execute.cache import copy_cached_run
+    from nbtoolkit.execute.cache import copy_cached_run  # not at module top: see run_notebook
 
     run_id = copy_cached_run(store, hit, parent_id=None, key=key,
                              extra={"runner": {"parameters": _json.to_jsonable(params), "exit": "cached"}})

@@ -36,10 +36,13 @@ from typing import TYPE_CHECKING, Any
 
 from nbtoolkit import _json
 from nbtoolkit.errors import ExecutionError, InputError
+from nbtoolkit.execute.cache import cache_key
+from nbtoolkit.execute.jobs import RunJob, RunOutcome
+from nbtoolkit.execute.papermill_run import execute_job, finalize_run, prepare_run
+from nbtoolkit.execute.params import known_parameters
 
 if TYPE_CHECKING:
     from nbtoolkit.config import Settings
-    from nbtoolkit.execute.papermill_run import RunOutcome
     from nbtoolkit.store import RunRecord, Store
 
 __all__ = ["MetricComparison", "Reproduction", "reproduce"]
@@ -197,8 +200,6 @@ def _restore_data(record: RunRecord, lock_data: dict[str, Any], git_root: Path, 
 
 
 def _injected_params(record: RunRecord, notebook: Path) -> dict[str, Any]:
-    from nbtoolkit.execute.params import known_parameters
-
     runner = (record.extra or {}).get("runner") or {}
     if isinstance(runner.get("parameters"), dict):
         return dict(runner["parameters"])
@@ -319,8 +320,6 @@ def _run_in_tree(store: Store, settings: Settings, original: RunRecord, tree: Pa
         ``(new run id, execution outcome)``.
     """
     from nbtoolkit.envlock import capture_lock
-    from nbtoolkit.execute.cache import cache_key
-    from nbtoolkit.execute.papermill_run import RunJob, execute_job, finalize_run, prepare_run
     from nbtoolkit.notebook import notebook_hash
 
     params = _injected_params(original, notebook)

@@ -1,7 +1,7 @@
 """What reaches sweep children on workers that do not share this machine's files.
 
 A Dask worker on another machine gets, with every task, the notebook's bytes and the store and
-artifact locations (see :class:`~nbtoolkit.execute.papermill_run.RunJob`); its kernel records
+artifact locations (see :class:`~nbtoolkit.execute.jobs.RunJob`); its kernel records
 straight into the database server and object storage. This module, used by the submitting
 process only, adds the two remaining pieces:
 

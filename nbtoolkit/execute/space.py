@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nbtoolkit.errors import ParameterError
+from nbtoolkit.execute.params import resolve_value
 
 __all__ = ["Choice", "Distribution", "expand_points", "parse_axis", "parse_grid"]
 
@@ -61,8 +62,6 @@ def parse_axis(text: str) -> tuple[str, Axis]:
     Raises:
         ParameterError: no ``=``, a bad name, an empty value list or a bad distribution.
     """
-    from nbtoolkit.execute.params import resolve_value
-
     name, sep, rest = text.partition("=")
     name = name.strip()
     if not sep or not name.isidentifier():

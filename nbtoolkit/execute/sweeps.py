@@ -19,13 +19,18 @@ from typing import TYPE_CHECKING, Any
 
 from nbtoolkit import _json
 from nbtoolkit.errors import InputError, RunNotFoundError
-from nbtoolkit.execute.papermill_run import JobResult, RunJob, RunOutcome
+from nbtoolkit.execute.cache import cache_key, copy_cached_run, find_cached_run
+from nbtoolkit.execute.executors import EXECUTORS
+from nbtoolkit.execute.jobs import JobResult, RunJob, RunOutcome
+from nbtoolkit.execute.papermill_run import finalize_run, prepare_run
+from nbtoolkit.execute.params import check_parameters
 from nbtoolkit.execute.shipping import (
     check_store_reachable,
     read_shipped,
     shipped_digests,
     shipped_names,
 )
+from nbtoolkit.execute.space import Choice, Distribution, expand_points, parse_grid
 
 if TYPE_CHECKING:
     from nbtoolkit.config import Settings
@@ -188,8 +193,6 @@ def _plan_new(path: str | Path | None, grid: Iterable[str] | Mapping[str, Any], 
               base: Mapping[str, Any] | None, allow_unknown: bool, force: bool, options: dict[str, Any],
               root: Path) -> _Plan:
     """The plan of a new sweep: expand and check the points, build the spec to record."""
-    from nbtoolkit.execute.params import check_parameters
-    from nbtoolkit.execute.space import Choice, Distribution, expand_points, parse_grid
     from nbtoolkit.store import new_id
 
     if path is None:
@@ -277,7 +280,6 @@ def sweep(
         InputError: missing notebook, unknown executor or sweep id.
     """
     from nbtoolkit.config import load_settings
-    from nbtoolkit.execute.executors import EXECUTORS
     from nbtoolkit.store import open_store
 
     settings = settings or load_settings()
@@ -315,8 +317,6 @@ def _serve_cached(store: Store, settings: Settings, plan: _Plan, outcome: SweepO
                   lock: Any, nb_hash: str, source: bytes, files: dict[str, bytes],
                   force: bool) -> list[tuple[int, str, RunJob]]:
     """Record a cached child for every point the run cache holds; return the jobs left to run."""
-    from nbtoolkit.execute.cache import cache_key, copy_cached_run, find_cached_run
-
     opts = plan.options
     queue: list[tuple[int, str, RunJob]] = []
     for index in plan.todo:
@@ -350,8 +350,6 @@ def _dispatch(store: Store, settings: Settings, session: Any, plan: _Plan, queue
               outcome: SweepOutcome, tally: _Tally, *, lock: Any, nb_hash: str,
               inflight: dict[cf.Future[Any], tuple[int, RunJob]]) -> None:
     """Keep ``session.slots`` children running until the queue is empty; finalize each as it ends."""
-    from nbtoolkit.execute.papermill_run import finalize_run, prepare_run
-
     pending = list(queue)
     while pending or inflight:
         while pending and len(inflight) < session.slots:
@@ -420,8 +418,6 @@ def _result_of(fut: cf.Future[Any], job: RunJob) -> JobResult:
 
 def _stop(store: Store, session: Any, inflight: dict[cf.Future[Any], tuple[int, RunJob]], outcome: SweepOutcome) -> None:
     """Stop running children; keep their notebooks when they come back in time; mark them interrupted."""
-    from nbtoolkit.execute.papermill_run import finalize_run
-
     session.stop()
     deadline = time.monotonic() + 15
     unmarked = dict(inflight)
