@@ -23,6 +23,9 @@ survive pickling across processes (sweeps run in worker processes and on Dask cl
     │   ├── StoreCorruptError       the store database file is damaged (left untouched)
     │   ├── ArtifactIntegrityError  an artifact's bytes do not match its digest
     │   ├── ArtifactLocationError   blobs would be written outside their location (a symlinked folder)
+    │   ├── ArtifactStoreUnavailableError
+    │   │                           the artifact location (object storage) cannot be reached or used:
+    │   │                           endpoint down, no such bucket, credentials refused (exit code 2)
     │   └── DiskFullError           a write hit ENOSPC / EDQUOT / EIO; nothing was recorded
     ├── ExecutionError              the work itself failed: exit code 1
     │   └── NotebookExecutionError  a notebook cell raised (papermill / nbclient)
@@ -283,6 +286,35 @@ class ArtifactLocationError(StoreError):
             f"Refusing to write artifacts through {self.path}: it resolves to {self.real}, outside "
             f"{self.bound}. Replace the symbolic link by a real folder, or set NBTOOLKIT_ARTIFACTS "
             "to the location you mean."
+        )
+
+
+class ArtifactStoreUnavailableError(StoreError):
+    """The configured artifact location cannot be reached or used (object storage through fsspec).
+
+    Raised on the first use of the location (a quick probe with short timeouts) and when a
+    later request fails for the same reasons, before any row refers to the blob being written.
+    A configuration problem more often than an outage, so the CLI exits with 2.
+
+    Attributes:
+        location: the artifact location without credentials.
+        reason: one line saying what failed (no secrets).
+    """
+
+    location: str
+    reason: str
+    exit_code = 2
+
+    def __init__(self, location: str, reason: str) -> None:
+        super().__init__(location=location, reason=reason)
+
+    def describe(self) -> str:
+        endpoint = ", AWS_ENDPOINT_URL (for an S3-compatible server)" if self.location.startswith(("s3://", "s3a://")) else ""
+        return (
+            f"The artifact store {self.location} cannot be used: {self.reason}. What was already "
+            "recorded is kept; no artifact is recorded without its blob.\n"
+            f"Check NBTOOLKIT_ARTIFACTS (or artifacts = \"...\" under [tool.nbtoolkit] in pyproject.toml){endpoint}, "
+            "that the bucket exists and that the credentials are valid for it; then run `nbtk store check`."
         )
 
 

@@ -24,14 +24,22 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
-from nbtoolkit.errors import ArtifactLocationError, ConfigError, DiskFullError
+from nbtoolkit.errors import (
+    ArtifactLocationError,
+    ArtifactStoreUnavailableError,
+    ConfigError,
+    DiskFullError,
+)
 from nbtoolkit.store.blobstore import (
     DISK_ERRNOS,
     HEX_DIGITS,
+    PROBE_SECONDS,
     BlobStore,
     check_digest,
     is_url,
+    one_line,
     safe_location,
+    service_codes,
 )
 
 __all__ = [
@@ -52,6 +60,23 @@ OBJECT_STORES = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl
 
 #: Part size of streamed uploads to object stores (S3 needs at least 5 MiB per part).
 UPLOAD_PART = 8 << 20
+
+#: The fsspec package implementing each well-known scheme, for the message when it is missing.
+DRIVERS = {
+    "s3": "s3fs (pip install 'nbtoolkit[team]')", "s3a": "s3fs (pip install 'nbtoolkit[team]')",
+    "gs": "gcsfs (pip install gcsfs)", "gcs": "gcsfs (pip install gcsfs)",
+    "az": "adlfs (pip install adlfs)", "abfs": "adlfs (pip install adlfs)", "abfss": "adlfs (pip install adlfs)",
+    "adl": "adlfs (pip install adlfs)", "oss": "ossfs (pip install ossfs)", "sftp": "paramiko (pip install paramiko)",
+}
+
+#: Seconds the reachability probe of an S3 location waits for a connection (botocore's default is 60).
+PROBE_CONNECT_SECONDS = 3
+
+#: botocore's retry settings for the probe: one retry, not the default four with back-off.
+PROBE_RETRIES = {"max_attempts": 2, "mode": "standard"}
+
+#: Where to set the location, named by every message about it.
+WHERE_SET = "NBTOOLKIT_ARTIFACTS (or artifacts = \"...\" under [tool.nbtoolkit] in pyproject.toml)"
 
 
 def is_server_database(store_url: str | None) -> bool:
@@ -173,16 +198,31 @@ class FsspecBlobStore(BlobStore):
         from fsspec.core import url_to_fs
 
         self._url = url
+        scheme = url.split("://", 1)[0].lower()
         try:
             self.fs, self.root = url_to_fs(url, **storage_options)
         except ImportError as exc:
-            scheme = url.split("://", 1)[0]
+            driver = DRIVERS.get(scheme, f"the fsspec implementation of {scheme}://")
             raise ConfigError(
-                f"The artifact location {safe_location(url)} needs the fsspec driver for {scheme}:// "
-                f"({exc}). For S3 install it with: pip install 'nbtoolkit[team]'."
-            ) from exc
+                f"The artifact location {safe_location(url)} needs {driver}, which is not installed "
+                f"({one_line(exc, url=url)}). Install it in the environment that records runs, or change "
+                f"{WHERE_SET}; then run `nbtk store check`."
+            ) from None
         except ValueError as exc:
-            raise ConfigError(f"The artifact location {safe_location(url)} is not a known fsspec URL ({exc}).") from exc
+            from fsspec.registry import known_implementations, registry
+
+            if scheme in known_implementations or scheme in registry:  # the driver refused its settings
+                raise ConfigError(
+                    f"The artifact location {safe_location(url)} could not be opened by its fsspec driver "
+                    f"({one_line(exc, url=url)}). Check {WHERE_SET} and the driver's settings in the "
+                    "environment (credentials, account, endpoint); then run `nbtk store check`."
+                ) from None
+            known = "s3://bucket/prefix, gs://bucket/prefix, az://container/prefix or a folder"
+            raise ConfigError(
+                f"The artifact location {safe_location(url)} is not a known fsspec URL ({one_line(exc, url=url)}). "
+                f"Check the spelling of {WHERE_SET}: use {known}, and install the fsspec package of the "
+                "scheme (for s3://: pip install 'nbtoolkit[team]'); then run `nbtk store check`."
+            ) from None
         self.root = self.root.rstrip("/")
         protocols = self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
         self._direct = bool(OBJECT_STORES.intersection(protocols))
@@ -193,6 +233,53 @@ class FsspecBlobStore(BlobStore):
         check_digest(digest)
         return f"{self.root}/sha256/{digest[:2]}/{digest[2:]}"
 
+    # ---------------------------------------------------------------- availability
+    def _probe(self) -> None:
+        """One quick request: the endpoint answers, the bucket exists, the credentials are accepted.
+
+        S3 lists at most one key under ``sha256/`` through a client of its own with a short
+        connect timeout and one retry (the client of uploads keeps botocore's defaults); other
+        asynchronous object stores check the bucket (container) within :data:`PROBE_SECONDS`.
+        Valid credentials lacking the list permission are not refused here: the requests that
+        need a permission report it when it is missing.
+        """
+        bucket, _, prefix = self.root.partition("/")
+        if self._s3:
+            options = dict(self.fs.storage_options)
+            config = {
+                **(options.pop("config_kwargs", None) or {}),
+                "connect_timeout": PROBE_CONNECT_SECONDS,
+                "read_timeout": PROBE_SECONDS,
+                "retries": PROBE_RETRIES,
+            }
+            probe = type(self.fs)(**options, config_kwargs=config)
+            probe.retries = 1  # s3fs's own retry loop (on top of botocore's)
+            try:  # ``timeout`` bounds the whole call (fsspec's sync), whatever the driver does
+                probe.call_s3(
+                    "list_objects_v2", Bucket=bucket, Prefix=f"{prefix}/sha256/".lstrip("/"), MaxKeys=1,
+                    timeout=PROBE_SECONDS,
+                )
+            except PermissionError as exc:
+                if "AccessDenied" not in service_codes(exc):
+                    raise
+            except FileNotFoundError as exc:  # listing a bucket that exists never answers 404
+                codes = service_codes(exc)
+                answer = "NoSuchBucket" if "NoSuchBucket" in codes else f"{codes[0] if codes else 404}: {one_line(exc, url=self._url)}"
+                raise ArtifactStoreUnavailableError(
+                    self.location, f"the bucket {bucket!r} does not exist at this endpoint ({answer})"
+                ) from None
+            return
+        if not (self._direct and bucket and getattr(self.fs, "async_impl", False)):
+            return  # folders over sftp, smb..., memory://: the first request reports its own error
+        from fsspec.asyn import sync
+
+        try:
+            found = sync(self.fs.loop, self.fs._exists, bucket, timeout=PROBE_SECONDS)
+        except PermissionError:
+            return
+        if not found:
+            raise ArtifactStoreUnavailableError(self.location, f"the bucket (container) {bucket!r} does not exist")
+
     def where(self, digest: str) -> str:
         return f"{self.location.rstrip('/')}/sha256/{digest[:2]}/{digest[2:]}"
 
@@ -200,6 +287,14 @@ class FsspecBlobStore(BlobStore):
         if digest in self._present:
             return True
         key = self._key(digest)
+        self.check_available()
+        with self._unavailable_as_typed():
+            found = self._exists(key)
+        if found:
+            self._present.add(digest)
+        return found
+
+    def _exists(self, key: str) -> bool:
         if self._s3:  # one HEAD request; fsspec's exists() also lists the key as a "folder"
             bucket, path, _ = self.fs.split_path(key)
             try:
@@ -210,20 +305,22 @@ class FsspecBlobStore(BlobStore):
         else:
             self.fs.invalidate_cache(key)  # another process may have written or removed it
             found = bool(self.fs.exists(key))
-        if found:
-            self._present.add(digest)
         return found
 
     def _open_raw(self, digest: str) -> IO[bytes]:
         key = self._key(digest)
-        self.fs.invalidate_cache(key)  # listings cached earlier may describe an older object
-        opened: IO[bytes] = self.fs.open(key, "rb", block_size=UPLOAD_PART)
+        self.check_available()
+        with self._unavailable_as_typed():
+            self.fs.invalidate_cache(key)  # listings cached earlier may describe an older object
+            opened: IO[bytes] = self.fs.open(key, "rb", block_size=UPLOAD_PART)
         return opened
 
     def digests(self) -> Iterator[str]:
         base = f"{self.root}/sha256/"
+        self.check_available()
         try:
-            keys = self.fs.find(base)
+            with self._unavailable_as_typed():
+                keys = self.fs.find(base)
         except FileNotFoundError:
             return
         for key in sorted(keys):
@@ -232,6 +329,11 @@ class FsspecBlobStore(BlobStore):
                 yield name
 
     def _upload(self, source: IO[bytes], digest: str) -> None:
+        self.check_available()
+        with self._unavailable_as_typed():
+            self._upload_unchecked(source, digest)
+
+    def _upload_unchecked(self, source: IO[bytes], digest: str) -> None:
         key = self._key(digest)
         # object stores make a single object visible only once it is complete; other file
         # systems get a temporary name and a rename

@@ -4,6 +4,12 @@
 refusing a source that changes mid-copy, checking digests on read, fetching to a file);
 :mod:`nbtoolkit.store.artifacts` provides the local-folder and fsspec implementations and
 chooses one from the configured location.
+
+An object store that cannot be used (endpoint down, no such bucket, credentials refused) is
+found by a quick probe on the first use of the location, with short timeouts and no long retry
+loop, and raised as :class:`~nbtoolkit.errors.ArtifactStoreUnavailableError`: before anything
+is uploaded, so no row ever refers to a blob that is not stored. A later request failing for
+the same reasons raises it too; integrity and disk-full errors are never wrapped.
 """
 
 from __future__ import annotations
@@ -14,14 +20,24 @@ import errno
 import hashlib
 import io
 import os
+import re
+import socket
+import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 from urllib.parse import urlsplit, urlunsplit
 
 from nbtoolkit._io import CHUNK
-from nbtoolkit.errors import ArtifactIntegrityError, DiskFullError, InputError, StoreError
+from nbtoolkit.errors import (
+    ArtifactIntegrityError,
+    ArtifactStoreUnavailableError,
+    DiskFullError,
+    InputError,
+    NbToolkitError,
+    StoreError,
+)
 
 #: Errors that mean "the disk is full or failing" rather than a bug or a permission problem.
 DISK_ERRNOS = {errno.ENOSPC: "no space left", errno.EDQUOT: "quota exceeded", errno.EIO: "input/output error"}
@@ -58,6 +74,133 @@ def safe_location(location: str) -> str:
     if parts.port is not None:
         host = f"{host}:{parts.port}"
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+#: The first request to an object store may take this long (seconds) before the location is
+#: reported unavailable; ordinary requests keep their driver's own timeouts and retries.
+PROBE_SECONDS = 10.0
+
+#: Service error codes meaning the bucket (S3) or container (Azure) does not exist.
+_MISSING_BUCKET_CODES = frozenset({"NoSuchBucket", "ContainerNotFound"})
+
+#: Service error codes meaning the credentials themselves were refused.
+_REFUSED_CREDENTIAL_CODES = frozenset({
+    "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken", "TokenRefreshRequired",
+    "InvalidClientTokenId", "AuthenticationFailed", "AuthorizationHeaderMalformed",
+})
+
+#: Service error codes meaning the credentials are valid but lack the permission.
+_DENIED_CODES = frozenset({"AccessDenied", "AllAccessDisabled", "AuthorizationFailure", "AuthorizationPermissionMismatch", "403"})
+
+#: Exception class names (botocore, aiohttp, azure-core, google-auth, fsspec) that mean the
+#: server could not be reached or did not answer; matched by name, so none is imported.
+_CONNECTION_ERRORS = frozenset({
+    "EndpointConnectionError", "ConnectTimeoutError", "ConnectionClosedError", "ReadTimeoutError",
+    "ProxyConnectionError", "SSLError", "ClientConnectorError", "ClientConnectionError", "ServerTimeoutError",
+    "ServiceRequestError", "ServiceResponseError", "FSTimeoutError", "TransportError",
+})
+
+#: Exception class names meaning no usable credentials were found or they could not be refreshed.
+_NO_CREDENTIAL_ERRORS = frozenset({
+    "NoCredentialsError", "PartialCredentialsError", "CredentialRetrievalError", "ClientAuthenticationError",
+    "DefaultCredentialsError", "RefreshError",
+})
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and the exceptions it was raised from or while handling (at most 8)."""
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen and len(seen) < 8:
+        seen.append(current)
+        implicit = None if current.__suppress_context__ else current.__context__
+        current = current.__cause__ if current.__cause__ is not None else implicit
+    return seen
+
+
+def _service_code(exc: BaseException) -> str | None:
+    """The service's error code carried by ``exc`` (botocore ``response``, azure ``error_code``)."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        code = response.get("Error", {}).get("Code")
+        if code:
+            return str(code)
+    code = getattr(exc, "error_code", None)
+    return str(code) if code else None
+
+
+def service_codes(exc: BaseException) -> list[str]:
+    """The service error codes (``NoSuchBucket``, ``AccessDenied``...) carried by ``exc`` and its causes."""
+    return [c for c in map(_service_code, _chain(exc)) if c]
+
+
+def _names(exc: BaseException) -> set[str]:
+    return {cls.__name__ for cls in type(exc).__mro__}
+
+
+def unavailable_reason(exc: BaseException, *, url: str = "", waited: float | None = None) -> str | None:
+    """One line saying why the artifact location cannot be used, or ``None`` for any other error.
+
+    Recognises: the server could not be reached or did not answer; the bucket (container) does
+    not exist; the credentials are missing, refused or lack the permission. A missing *object*,
+    a digest mismatch or a full disk is not such an error. The line is scrubbed of credentials
+    (those of ``url`` and any the redactor knows); it never holds a secret. ``waited``: the
+    time limit of the request, named when it ran out.
+    """
+    if isinstance(exc, NbToolkitError):
+        return None
+    chain = _chain(exc)
+    codes = service_codes(exc)
+    names = set().union(*map(_names, chain))
+
+    def detail(match: Callable[[BaseException], bool] = lambda e: True) -> str:
+        """The message of the first (outermost) exception of the chain that ``match`` accepts."""
+        return one_line(next((e for e in chain if match(e)), exc), url)
+
+    def named(kinds: frozenset[str]) -> Callable[[BaseException], bool]:
+        return lambda e: bool(_names(e) & kinds)
+
+    def of_type(*kinds: type[BaseException]) -> Callable[[BaseException], bool]:
+        return lambda e: isinstance(e, kinds)
+
+    if missing := next((c for c in codes if c in _MISSING_BUCKET_CODES), None):
+        return f"the bucket does not exist ({missing})"
+    if refused := next((c for c in codes if c in _REFUSED_CREDENTIAL_CODES), None):
+        return f"the server refused the credentials ({refused}: {detail()})"
+    if names & _NO_CREDENTIAL_ERRORS:
+        return f"no usable credentials ({detail(named(_NO_CREDENTIAL_ERRORS))})"
+    if denied := next((c for c in codes if c in _DENIED_CODES), None):
+        return f"access denied ({denied}: {detail()})"
+    if any(isinstance(e, PermissionError) for e in chain):
+        return f"access denied ({detail(of_type(PermissionError))})"
+    if "FSTimeoutError" in names:
+        return f"the server did not answer within {waited:g} s" if waited else "the server did not answer in time"
+    if names & _CONNECTION_ERRORS:
+        return f"cannot reach the server ({detail(named(_CONNECTION_ERRORS))})"
+    if any(isinstance(e, (ConnectionError, TimeoutError, socket.gaierror)) for e in chain):
+        return f"cannot reach the server ({detail(of_type(ConnectionError, TimeoutError, socket.gaierror))})"
+    if "ParamValidationError" in names and "bucket name" in str(exc).lower():
+        return f"the location does not name a valid bucket ({detail()})"
+    return None
+
+
+def one_line(exc: BaseException, url: str = "") -> str:
+    """``exc``'s message on one line, without credentials or URL query strings, at most 240 characters."""
+    from nbtoolkit.redact import MASK, default_redactor
+
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if url and is_url(url):
+        parts = urlsplit(url)
+        for secret in (parts.password, parts.username, parts.query):
+            if secret:
+                text = text.replace(secret, MASK)
+    text = default_redactor().redact_text(text)
+    text = _URL_QUERY.sub(r"\1", text)  # request parameters (and any signature) are noise here
+    return text if len(text) <= 240 else text[:237] + "..."
+
+
+#: A URL's query string, up to a quote, space or closing bracket.
+_URL_QUERY = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s\"'?<>]+)\?[^\s\"'<>)]*", re.IGNORECASE)
 
 
 def _hash_stream(fh: IO[bytes]) -> tuple[str, int]:
@@ -114,6 +257,12 @@ class BlobStore(abc.ABC):
     #: The location as given, which may carry credentials; never print it (use ``location``).
     _url: str
 
+    #: True once :meth:`check_available` has succeeded (the probe then never runs again).
+    _available: bool = False
+
+    #: Serialises the first probe of concurrent writers (one probe, not one per thread).
+    _probe_lock = threading.Lock()
+
     @property
     def location(self) -> str:
         """The location without credentials (safe to print and record)."""
@@ -142,6 +291,53 @@ class BlobStore(abc.ABC):
     @abc.abstractmethod
     def digests(self) -> Iterator[str]:
         """Every stored blob's digest (for consistency checks and copies)."""
+
+    # ---------------------------------------------------------------- availability
+    def _probe(self) -> None:
+        """Check that the location can be used, quickly (a subclass hook; local folders need none).
+
+        Raise the driver's own error; :meth:`check_available` types it.
+        """
+        return None
+
+    def check_available(self) -> None:
+        """Raise :class:`ArtifactStoreUnavailableError` unless the location can be used.
+
+        The first call probes the location with short timeouts (endpoint reachable, bucket
+        present, credentials accepted); once it passed, later calls return at once. A probe
+        failing for a reason :func:`unavailable_reason` does not know is inconclusive: the
+        requests themselves then report what is wrong. A failed probe is not remembered, so a
+        location that comes back is used again.
+        """
+        if self._available:
+            return
+        with self._probe_lock:
+            if self._available:
+                return
+            try:
+                self._probe()
+            except NbToolkitError:
+                raise
+            except Exception as exc:
+                reason = unavailable_reason(exc, url=self._url, waited=PROBE_SECONDS)
+                if reason is not None:
+                    raise ArtifactStoreUnavailableError(self.location, reason) from None
+            self._available = True
+
+    @contextlib.contextmanager
+    def _unavailable_as_typed(self) -> Iterator[None]:
+        """Turn an error meaning "the location cannot be used" into :class:`ArtifactStoreUnavailableError`.
+
+        Every other error (a missing object, integrity, a full disk, a changed source) passes unchanged.
+        The driver's exception is not chained: its text may name the raw location.
+        """
+        try:
+            yield
+        except Exception as exc:
+            reason = unavailable_reason(exc, url=self._url)
+            if reason is None:
+                raise
+            raise ArtifactStoreUnavailableError(self.location, reason) from None
 
     def require(self, digest: str) -> None:
         """Raise :class:`StoreError` unless the blob is stored (checked before a row refers to it)."""
@@ -175,6 +371,7 @@ class BlobStore(abc.ABC):
         """
         if len(paths) <= 1:
             return [self.put_file(p) for p in paths]
+        self.check_available()  # once, before the threads start
         if workers is None:
             small = all(Path(p).stat().st_size <= CHUNK for p in paths)
             workers = SMALL_FILE_WORKERS if small else PUT_WORKERS
