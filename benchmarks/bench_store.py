@@ -70,6 +70,7 @@ t = time.perf_counter()
 frame = nbtk.runs()
 took = time.perf_counter() - t
 assert len(frame) == int(sys.argv[1]) and "metrics.m4" in frame.columns, len(frame)
+assert "sqlalchemy" not in sys.modules, "the listing did not serve: the full store was opened"
 print(took)
 """
 
