@@ -151,3 +151,35 @@ def test_listing_connection_never_writes(project: Path) -> None:
     assert listing is not None
     with pytest.raises(sqlite3.OperationalError, match="readonly|read-only|query_only"):
         listing._conn.execute("DELETE FROM runs")
+
+
+_CLI_LIST = """
+import sys
+from nbtoolkit.cli import main
+sys.argv = ["nbtk", *sys.argv[1:]]
+try:
+    main()
+finally:
+    print("SQLALCHEMY" if "sqlalchemy" in sys.modules else "DRIVER-ONLY")
+"""
+
+
+def test_nbtk_runs_lists_through_the_driver_unless_the_store_must_open(backend: Any, project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ids = _record(backend, 3)
+
+    def nbtk(*args: str) -> list[str]:
+        out = subprocess.run([sys.executable, "-c", _CLI_LIST, *args], cwd=project, capture_output=True, text=True, env=dict(os.environ))
+        assert out.returncode == 0, out.stderr
+        return out.stdout.strip().splitlines()
+
+    listed = nbtk("runs", "--json")
+    assert listed[-1] == "DRIVER-ONLY"  # the store came from NBTOOLKIT_STORE / the project: no SQLAlchemy
+    assert sorted(r["run_id"] for r in json.loads("\n".join(listed[:-1]))) == sorted(ids)
+    table = nbtk("runs")
+    assert table[-1] == "DRIVER-ONLY" and "3 run(s)" in "\n".join(table)
+    # a store named on the command line is opened as named, and gives the same runs
+    location = os.environ["NBTOOLKIT_STORE"]
+    monkeypatch.delenv("NBTOOLKIT_STORE")
+    named = nbtk("--store", location, "runs", "--json")
+    assert named[-1] == "SQLALCHEMY"
+    assert sorted(r["run_id"] for r in json.loads("\n".join(named[:-1]))) == sorted(ids)

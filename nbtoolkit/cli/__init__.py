@@ -115,6 +115,11 @@ def settings_from(ctx: click.Context) -> Any:
     return load_settings(store=(ctx.obj or {}).get("store"))
 
 
+def store_named(ctx: click.Context) -> bool:
+    """True when ``--store`` was given on the command line (not only through NBTOOLKIT_STORE)."""
+    return ctx.find_root().get_parameter_source("store") is click.core.ParameterSource.COMMANDLINE
+
+
 def store_from(ctx: click.Context) -> Any:
     from nbtoolkit.store import open_store
 

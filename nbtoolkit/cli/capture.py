@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from nbtoolkit._io import atomic_write_text
-from nbtoolkit.cli import cli, settings_from, store_from
+from nbtoolkit.cli import cli, settings_from, store_from, store_named
 from nbtoolkit.cli.lineage import find_sweep, lineage_lines, missing_run_or_sweep, show_sweep
 from nbtoolkit.errors import AmbiguousRunIdError, ConfigError, RunNotFoundError
 from nbtoolkit.html import fmt_number
@@ -146,7 +146,10 @@ def runs_cmd(ctx: click.Context, experiment: tuple[str, ...], status: tuple[str,
     """
     from nbtoolkit.query import run_summaries, runs
 
-    store = store_from(ctx)
+    # a sweep to resolve or a store named on the command line opens the store; otherwise runs()
+    # lists the configured store (NBTOOLKIT_STORE or pyproject) through its driver alone, without
+    # loading SQLAlchemy (nbtoolkit.store.listing), and opens the store only when it must
+    store = store_from(ctx) if sweep_ref or store_named(ctx) else None
     sweep_id = None
     if sweep_ref:
         found = find_sweep(store, sweep_ref)
