@@ -10,6 +10,7 @@ before the failure stay listed; no artifact row refers to a blob that was not st
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pickle
 import subprocess
@@ -217,6 +218,13 @@ def test_cli_exits_2_with_the_message_and_the_run_stays_listed(project: Path, de
     listed = nbtk_cli("runs", cwd=project)
     assert listed.returncode == 0, listed.stderr
     assert "small" in listed.stdout and "1 run(s)" in listed.stdout
+    # ... and the run is closed as failed with the reason, not left running (later "crashed")
+    shown = nbtk_cli("runs", "--json", cwd=project)
+    (run,) = json.loads(shown.stdout)
+    assert run["status"] == "failed", run
+    record = nbtk_cli("show", run["run_id"], "--json", cwd=project)
+    error = json.loads(record.stdout)["error"]
+    assert error.startswith("The output notebook could not be stored. The artifact store s3://team-bucket/nbtk cannot be used")
 
     started = time.monotonic()
     check = nbtk_cli("store", "check", cwd=project)

@@ -33,7 +33,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from nbtoolkit import _json
 from nbtoolkit.envlock.written import record_written
-from nbtoolkit.errors import InputError
+from nbtoolkit.errors import InputError, StoreError
 from nbtoolkit.execute.engine import (
     Ending,
     engine_name,
@@ -281,7 +281,12 @@ def finalize_run(store: Store, job: RunJob, result: JobResult, *, warnings: tupl
     """
     run_id = result.run_id
     if result.notebook_bytes is not None:
-        digest, size = store.artifacts.put_bytes(result.notebook_bytes)
+        try:
+            digest, size = store.artifacts.put_bytes(result.notebook_bytes)
+        except StoreError as exc:  # artifact store unreachable, disk full...: close the run saying so
+            if store.get_run(run_id).status == "running":
+                store.finish_run(run_id, status="failed", error=f"The output notebook could not be stored. {exc}")
+            raise
         store.add_artifact(
             run_id, name="output.ipynb", kind="notebook", digest=digest, size=size, media_type="application/x-ipynb+json"
         )
