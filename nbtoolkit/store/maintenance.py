@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 from nbtoolkit import _json
 from nbtoolkit.errors import (
     ArtifactIntegrityError,
+    ArtifactStoreUnavailableError,
     ConfigError,
     InputError,
     StoreCorruptError,
@@ -181,18 +182,22 @@ class StoreMaintenance:
             return False
         referenced = self.referenced_digests()
         missing = bad = 0
-        for digest in sorted(referenced):
-            where = self.artifacts.where(digest)
-            if not self.artifacts.exists(digest):
-                missing += 1
-                result.problems.append(f"artifact {digest[:12]}: blob missing ({where})")
-                continue
-            try:
-                self.artifacts.verify(digest)
-            except ArtifactIntegrityError:
-                bad += 1
-                result.problems.append(f"artifact {digest[:12]}: content does not match its sha256 ({where})")
-        result.orphans = [d for d in self.artifacts.digests() if d not in referenced]
+        try:
+            for digest in sorted(referenced):
+                where = self.artifacts.where(digest)
+                if not self.artifacts.exists(digest):
+                    missing += 1
+                    result.problems.append(f"artifact {digest[:12]}: blob missing ({where})")
+                    continue
+                try:
+                    self.artifacts.verify(digest)
+                except ArtifactIntegrityError:
+                    bad += 1
+                    result.problems.append(f"artifact {digest[:12]}: content does not match its sha256 ({where})")
+            result.orphans = [d for d in self.artifacts.digests() if d not in referenced]
+        except ArtifactStoreUnavailableError as exc:  # the database checks above still stand
+            result.problems.append(f"artifacts: {exc}")
+            return False
         result.facts.append(
             f"artifacts: {len(referenced)} referenced blobs, {missing} missing, {bad} damaged, {len(result.orphans)} orphan"
         )
