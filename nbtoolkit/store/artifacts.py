@@ -287,8 +287,7 @@ class FsspecBlobStore(BlobStore):
         if digest in self._present:
             return True
         key = self._key(digest)
-        self.check_available()
-        with self._unavailable_as_typed():
+        with self._remote():
             found = self._exists(key)
         if found:
             self._present.add(digest)
@@ -309,17 +308,15 @@ class FsspecBlobStore(BlobStore):
 
     def _open_raw(self, digest: str) -> IO[bytes]:
         key = self._key(digest)
-        self.check_available()
-        with self._unavailable_as_typed():
+        with self._remote():
             self.fs.invalidate_cache(key)  # listings cached earlier may describe an older object
             opened: IO[bytes] = self.fs.open(key, "rb", block_size=UPLOAD_PART)
         return opened
 
     def digests(self) -> Iterator[str]:
         base = f"{self.root}/sha256/"
-        self.check_available()
         try:
-            with self._unavailable_as_typed():
+            with self._remote():
                 keys = self.fs.find(base)
         except FileNotFoundError:
             return
@@ -329,8 +326,7 @@ class FsspecBlobStore(BlobStore):
                 yield name
 
     def _upload(self, source: IO[bytes], digest: str) -> None:
-        self.check_available()
-        with self._unavailable_as_typed():
+        with self._remote():
             self._upload_unchecked(source, digest)
 
     def _upload_unchecked(self, source: IO[bytes], digest: str) -> None:

@@ -38,6 +38,7 @@ from nbtoolkit.errors import (
     NbToolkitError,
     StoreError,
 )
+from nbtoolkit.redact import MASK, default_redactor
 
 #: Errors that mean "the disk is full or failing" rather than a bug or a permission problem.
 DISK_ERRNOS = {errno.ENOSPC: "no space left", errno.EDQUOT: "quota exceeded", errno.EIO: "input/output error"}
@@ -186,8 +187,6 @@ def unavailable_reason(exc: BaseException, *, url: str = "", waited: float | Non
 
 def one_line(exc: BaseException, url: str = "") -> str:
     """``exc``'s message on one line, without credentials or URL query strings, at most 240 characters."""
-    from nbtoolkit.redact import MASK, default_redactor
-
     text = " ".join(str(exc).split()) or type(exc).__name__
     if url and is_url(url):
         parts = urlsplit(url)
@@ -325,12 +324,14 @@ class BlobStore(abc.ABC):
             self._available = True
 
     @contextlib.contextmanager
-    def _unavailable_as_typed(self) -> Iterator[None]:
-        """Turn an error meaning "the location cannot be used" into :class:`ArtifactStoreUnavailableError`.
+    def _remote(self) -> Iterator[None]:
+        """Probe the location once (:meth:`check_available`), then type the errors of the requests inside.
 
-        Every other error (a missing object, integrity, a full disk, a changed source) passes unchanged.
+        An error meaning "the location cannot be used" becomes :class:`ArtifactStoreUnavailableError`;
+        every other error (a missing object, integrity, a full disk, a changed source) passes unchanged.
         The driver's exception is not chained: its text may name the raw location.
         """
+        self.check_available()
         try:
             yield
         except Exception as exc:
