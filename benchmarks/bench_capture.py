@@ -369,7 +369,7 @@ def fresh_database(server_url: str, name: str) -> str:
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
-    admin = make_url(server_url).set(drivername="postgresql+psycopg")
+    admin = make_url(server_url).set(drivername="postgresql+psycopg2")
     engine = create_engine(admin, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

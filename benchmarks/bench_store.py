@@ -7,7 +7,7 @@
 Per backend, nbtoolkit and MLflow write to the same kind of database: two SQLite files in one
 folder, or two databases (one for each tool) of ONE throw-away PostgreSQL server started from
 the distribution's binaries as the tests start it. MLflow uses its SQLAlchemy tracking store
-(``postgresql+psycopg://…`` / ``sqlite:///…``). Every run has 10 parameters and 5 metrics.
+(``postgresql+psycopg2://…`` / ``sqlite:///…``). Every run has 10 parameters and 5 metrics.
 
 (1) Per-run recording cost, in one process, A/B interleaved run by run (medians): nbtoolkit
     ``with nbtk.start_run(exp, params=...): nbtk.log(**metrics)`` vs MLflow
@@ -34,7 +34,7 @@ the distribution's binaries as the tests start it. MLflow uses its SQLAlchemy tr
       ``python -c 'import mlflow; mlflow.search_runs(...)'``), with ``python -c 'import pandas'``
       as the floor of any tool that returns a DataFrame.
 
-Needs the ``bench`` and ``team`` extras (MLflow, psycopg) and PostgreSQL's server binaries.
+Needs the ``bench`` and ``team`` extras (MLflow, psycopg2) and PostgreSQL's server binaries.
 """
 
 from __future__ import annotations

@@ -54,16 +54,21 @@ class PostgresServer:
     port: int
 
     def url(self, database: str = "postgres", *, password: str | None = None) -> str:
-        """A SQLAlchemy URL for ``database`` (psycopg 3 driver)."""
+        """A SQLAlchemy URL for ``database`` (psycopg2, the team extra's driver)."""
         auth = "postgres" if password is None else f"postgres:{password}"
-        return f"postgresql+psycopg://{auth}@127.0.0.1:{self.port}/{database}"
+        return f"postgresql+psycopg2://{auth}@127.0.0.1:{self.port}/{database}"
 
-    def admin(self, sql: str) -> None:
-        """Run ``sql`` as the superuser in autocommit mode (CREATE/DROP DATABASE...)."""
-        import psycopg
+    def admin(self, sql: str, *, database: str = "postgres") -> None:
+        """Run ``sql`` as the superuser in autocommit mode (CREATE/DROP DATABASE, GRANT...)."""
+        import psycopg2
 
-        with psycopg.connect(host="127.0.0.1", port=self.port, user="postgres", dbname="postgres", autocommit=True) as con:
-            con.execute(sql)
+        con = psycopg2.connect(host="127.0.0.1", port=self.port, user="postgres", dbname=database)
+        try:
+            con.autocommit = True
+            with con.cursor() as cur:
+                cur.execute(sql)
+        finally:
+            con.close()
 
     def new_database(self) -> str:
         """Create an empty database; return its URL."""

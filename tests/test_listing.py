@@ -1,7 +1,7 @@
 """A fresh process lists runs through the driver alone, and gives what the full store gives.
 
 ``nbtk.runs()`` with no store in a new process reads the summary rows through a read-only
-``sqlite3`` / psycopg connection (:mod:`nbtoolkit.store.listing`) instead of loading SQLAlchemy
+``sqlite3`` / psycopg2 connection (:mod:`nbtoolkit.store.listing`) instead of loading SQLAlchemy
 and the store. These tests hold it to the same answer as the store path, and plant every case
 where the store must be opened instead: a run of a dead process, a damaged file, an older
 schema, a replaced file, a commit after the first listing.

@@ -15,7 +15,7 @@ CONDA_NAMES = {
     "dask[distributed]": ["dask", "distributed"],
     "jupyter_server": ["jupyter_server"],
     "moto[server]": ["moto"],
-    "psycopg[binary]": ["psycopg"],
+    "psycopg2-binary": ["psycopg2"],
 }
 
 

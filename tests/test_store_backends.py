@@ -19,13 +19,13 @@ PASSWORD = "pw-Zq81-never-print"
 
 
 def _pg_url_with_password(url: str) -> str:
-    return url.replace("postgresql+psycopg://postgres@", f"postgresql://postgres:{PASSWORD}@")
+    return url.replace("postgresql+psycopg2://postgres@", f"postgresql://postgres:{PASSWORD}@")
 
 
 # ---------------------------------------------------------------------------------- settings
 @pytest.mark.parametrize(
     "value",
-    ["postgresql://nbtk@db.internal:5432/experiments", "postgresql+psycopg://u:p@h/db", "mysql+pymysql://u@h/db"],
+    ["postgresql://nbtk@db.internal:5432/experiments", "postgresql+psycopg2://u:p@h/db", "mysql+pymysql://u@h/db"],
 )
 def test_a_url_is_never_a_folder_name(value: str, tmp_path: Path) -> None:
     settings = load_settings(tmp_path, environ={"NBTOOLKIT_STORE": value})
@@ -63,24 +63,30 @@ def test_nbtk_with_a_url_creates_no_folder_named_after_it(project: Path, postgre
 
 
 def test_missing_driver_error_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    # psycopg is installed here; hide it the way a fresh install without the extra would lack it
+    # psycopg2 is installed here; hide it the way a fresh install without the extra would lack it
     from nbtoolkit.errors import StoreError
     from nbtoolkit.store import Store
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "psycopg" else real(name, *a))
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in ("psycopg2", "psycopg") else real(name, *a))
     with pytest.raises(StoreError) as err:
         Store(tmp_path / "s", url=f"postgresql://u:{PASSWORD}@127.0.0.1:1/db")
     assert "pip install 'nbtoolkit[team]'" in str(err.value)
     assert PASSWORD not in str(err.value)
-    assert "psycopg" in str(err.value)
+    assert "driver (psycopg2) is not installed" in str(err.value)
+    # a URL naming another driver (psycopg 3) names that package, and the extra as the other way
+    with pytest.raises(StoreError) as err:
+        Store(tmp_path / "s", url=f"postgresql+psycopg://u:{PASSWORD}@127.0.0.1:1/db")
+    message = str(err.value)
+    assert "driver (psycopg) is not installed. Install psycopg, or write the URL as postgresql://" in message
+    assert "pip install 'nbtoolkit[team]'" in message and PASSWORD not in message
 
 
 def test_missing_driver_in_the_cli_is_one_line_exit_1(project: Path) -> None:
     code = (
         "import importlib.util, sys\n"
         "real = importlib.util.find_spec\n"
-        "importlib.util.find_spec = lambda n, *a: None if n == 'psycopg' else real(n, *a)\n"
+        "importlib.util.find_spec = lambda n, *a: None if n == 'psycopg2' else real(n, *a)\n"
         "sys.argv = ['nbtk', 'runs']\n"
         "from nbtoolkit.cli import main\n"
         "main()\n"

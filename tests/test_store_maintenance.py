@@ -73,7 +73,7 @@ def test_copy_sqlite_to_postgres_and_back_keeps_everything(project: Path, postgr
     src_folder = project / ".nbtoolkit"
     src = open_store()
     ids = _populate(src)
-    pg = postgres_url.replace("postgresql+psycopg://postgres@", f"postgresql://postgres:{PASSWORD}@")
+    pg = postgres_url.replace("postgresql+psycopg2://postgres@", f"postgresql://postgres:{PASSWORD}@")
 
     shared = str(tmp_path / "team-blobs")  # a server store's blobs live at an explicit location
     first = nbtk_cli("store", "copy", str(src_folder), pg, "--dst-artifacts", shared, cwd=project)

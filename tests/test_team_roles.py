@@ -16,13 +16,6 @@ from conftest import nbtk_cli
 import nbtoolkit as nbtk
 
 
-def _grant(server: PostgresServer, database: str, sql: str) -> None:
-    import psycopg
-
-    with psycopg.connect(host="127.0.0.1", port=server.port, user="postgres", dbname=database, autocommit=True) as con:
-        con.execute(sql)
-
-
 def test_read_only_reviewer_and_reviewer_role(project: Path, postgres: PostgresServer, monkeypatch: pytest.MonkeyPatch) -> None:
     url = postgres.new_database()
     database = url.rsplit("/", 1)[1]
@@ -35,7 +28,7 @@ def test_read_only_reviewer_and_reviewer_role(project: Path, postgres: PostgresS
 
     role = f"reviewer_{uuid.uuid4().hex[:8]}"
     postgres.admin(f"CREATE ROLE {role} LOGIN")
-    _grant(postgres, database, f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
+    postgres.admin(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}", database=database)
     as_reviewer = {"NBTOOLKIT_STORE": url.replace("//postgres@", f"//{role}@")}
 
     listed = nbtk_cli("runs", "--json", cwd=project, env=as_reviewer)
@@ -58,8 +51,8 @@ def test_read_only_reviewer_and_reviewer_role(project: Path, postgres: PostgresS
     assert store.get_run(run.run_id).approvals == () and store.get_run(run.run_id).metrics["accuracy"] == 0.91
 
     # the reviewer role: INSERT on approvals and comments (and their id sequences)
-    _grant(postgres, database, f"GRANT INSERT ON approvals, comments TO {role}")
-    _grant(postgres, database, f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}")
+    postgres.admin(f"GRANT INSERT ON approvals, comments TO {role}", database=database)
+    postgres.admin(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}", database=database)
     approved = nbtk_cli("approve", run.run_id, "--by", "rita", cwd=project, env=as_reviewer)
     assert approved.returncode == 0, approved.stderr
     commented = nbtk_cli("comment", run.run_id, "--by", "rita", "--text", "looks right", "--rating", "4", cwd=project, env=as_reviewer)

@@ -92,24 +92,33 @@ def _sqlite_engine(path: str, *, immediate: bool, exclusive: bool = False) -> En
 
 
 def server_url(url: str) -> str:
-    """Normalise a server database URL: plain ``postgresql://`` (and ``postgres://``) use psycopg 3.
+    """Normalise a server database URL: plain ``postgresql://`` (and ``postgres://``) use psycopg2.
+
+    psycopg2 is SQLAlchemy's default PostgreSQL driver and the team extra's. A URL that names
+    another driver (``postgresql+psycopg://`` for psycopg 3) keeps it.
 
     Raises:
-        StoreError: the database driver is not installed (the message names the extra).
+        StoreError: the database driver is not installed (the message names the package).
     """
     parsed = make_url(url)
     if parsed.drivername in ("postgresql", "postgres"):
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    if parsed.drivername == "postgresql+psycopg" and importlib.util.find_spec("psycopg") is None:
+        parsed = parsed.set(drivername="postgresql+psycopg2")
+    driver = parsed.get_driver_name()
+    if parsed.get_backend_name() == "postgresql" and importlib.util.find_spec(driver) is None:
+        install = f"Install the team extra: {TEAM_EXTRA}" if driver == "psycopg2" else (
+            f"Install {driver}, or write the URL as postgresql://... to use the team extra's psycopg2 ({TEAM_EXTRA})")
         raise StoreError(
             f"The store {parsed.render_as_string(hide_password=True)} is a PostgreSQL database, but its "
-            f"driver (psycopg) is not installed. Install the team extra: {TEAM_EXTRA}."
+            f"driver ({driver}) is not installed. {install}."
         )
     return parsed.render_as_string(hide_password=False)
 
 
 class _QuietPipelineAbort(logging.Filter):
-    """Drop psycopg's warning about a pipeline aborted by a serialization failure we retry."""
+    """Drop psycopg 3's warning about a pipeline aborted by a serialization failure we retry.
+
+    Only psycopg 3 (``postgresql+psycopg://``) logs it; psycopg2 has no pipeline mode.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not str(record.msg).startswith("error ignored terminating")

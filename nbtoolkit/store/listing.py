@@ -8,8 +8,10 @@ to the parameter and metric rows on every write by
 * :meth:`Store.runs_wide <nbtoolkit.store.reads.RunReads.runs_wide>`, on the open store's
   SQLAlchemy engine;
 * a :class:`Listing`: a read-only connection of the database driver itself (``sqlite3`` from the
-  standard library, or psycopg), so a fresh process lists runs without loading SQLAlchemy and
-  the store's schema, engines and record modules -- most of the cost of a cold ``nbtk.runs()``.
+  standard library, or psycopg2 -- SQLAlchemy's own PostgreSQL driver, whose libpq reads the
+  URL, ``PGPASSWORD``, ``~/.pgpass`` and the SSL settings exactly as the store's engine does), so
+  a fresh process lists runs without loading SQLAlchemy and the store's schema, engines and
+  record modules -- most of the cost of a cold ``nbtk.runs()``.
 
 A listing connection only reads a store that needs nothing done to it. :func:`open_listing`
 answers ``None`` -- and the caller opens the full store, which creates, upgrades, recovers
@@ -52,7 +54,7 @@ def summary_query(
     """The ``SELECT`` of summary rows, newest first, and its parameters.
 
     Args:
-        marker: the driver's positional parameter marker (``?`` for sqlite3, ``%s`` for psycopg).
+        marker: the driver's positional parameter marker (``?`` for sqlite3, ``%s`` for psycopg2).
         experiment, status, kind: keep rows whose column equals the value or one of the values.
         parent_id: keep the children of this sweep.
         limit: at most this many rows.
@@ -104,7 +106,12 @@ class Listing:
             if self.closed:
                 return None
             try:
-                return list(self._conn.execute(sql, params).fetchall())
+                cursor = self._conn.cursor()
+                try:
+                    cursor.execute(sql, params)
+                    return list(cursor.fetchall())
+                finally:
+                    cursor.close()
             except self._errors:
                 self.close()  # whatever went wrong, the full store will say it properly
                 return None
@@ -202,7 +209,7 @@ def _file_id(path: str) -> tuple[int, int] | None:
 
 
 def libpq_url(url: str) -> str | None:
-    """A SQLAlchemy PostgreSQL URL as libpq reads it (``postgresql+psycopg://`` -> ``postgresql://``).
+    """A SQLAlchemy PostgreSQL URL as libpq reads it (``postgresql+psycopg2://`` -> ``postgresql://``).
 
     ``None`` for any other database.
     """
@@ -217,14 +224,15 @@ def _connect_server(url: str) -> Listing | None:
     if conninfo is None:
         return None
     try:
-        import psycopg
+        import psycopg2
     except ImportError:
         return None
     try:
-        conn = psycopg.connect(conninfo, autocommit=True, connect_timeout=_CONNECT_TIMEOUT_S)
-    except psycopg.Error:
+        conn = psycopg2.connect(conninfo, connect_timeout=_CONNECT_TIMEOUT_S)
+        conn.autocommit = True
+    except psycopg2.Error:
         return None
-    return Listing(conn, marker="%s", errors=psycopg.Error, sqlite=False)
+    return Listing(conn, marker="%s", errors=psycopg2.Error, sqlite=False)
 
 
 def _forget_after_fork() -> None:
