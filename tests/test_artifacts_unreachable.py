@@ -234,3 +234,133 @@ def test_cli_exits_2_with_the_message_and_the_run_stays_listed(project: Path, de
     assert "schema version" in check.stdout and "write permission: ok" in check.stdout, check.stdout
     assert "PROBLEM: artifacts: The artifact store s3://team-bucket/nbtk cannot be used: cannot reach the server" in check.stdout
     assert PLANTED.encode() not in _store_bytes(project / ".nbtoolkit")
+
+
+# --- reports while the artifact store is down ------------------------------------------------
+# A figure, notebook or predictions blob that is missing or damaged gets a note in the report;
+# an artifact store that cannot be used at all fails the report (exit 2 / HTTP 503) instead of
+# producing one that looks complete without them, which the server would then cache.
+
+
+def _record_run_with(kind: str) -> str:
+    """A finished run that logged one artifact of ``kind`` into the current artifact location."""
+    import nbtoolkit as nbtk
+
+    with nbtk.start_run("report-outage") as run:
+        nbtk.log_metric("score", 0.9)
+        if kind == "figure":
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+
+            fig = plt.figure(figsize=(1, 1))
+            plt.plot([0, 1], [1, 0])
+            nbtk.log_figure(fig, "curve")
+            plt.close(fig)
+        elif kind == "notebook":
+            import nbformat
+
+            from nbtoolkit.store import open_store
+
+            nb = nbformat.v4.new_notebook()
+            nb.cells = [nbformat.v4.new_markdown_cell("notebook-outage-marker")]
+            store = open_store()
+            digest, size = store.artifacts.put_bytes(nbformat.writes(nb).encode("utf-8"))
+            store.add_artifact(run.run_id, name="output.ipynb", kind="notebook", digest=digest, size=size,
+                               media_type="application/x-ipynb+json")
+        else:
+            nbtk.log_predictions([0, 1, 0, 1, 1, 0], [0.2, 0.8, 0.3, 0.7, 0.6, 0.4])
+    return run.run_id
+
+
+#: What the report shows once the blob of each kind can be read again.
+SHOWN = {"figure": 'src="data:image/png;base64,', "notebook": "notebook-outage-marker",
+         "predictions": "Predictions logged for 6 examples"}
+
+
+def _files(folder: Path) -> set[Path]:
+    return {p for p in folder.rglob("*") if p.is_file() and ".git" not in p.parts}
+
+
+@pytest.mark.parametrize("kind", ["figure", "notebook", "predictions"])
+def test_report_fails_while_the_artifact_store_is_down_and_works_after(
+        project: Path, s3_location: S3Location, monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+    import s3fs
+
+    monkeypatch.setenv("NBTOOLKIT_ARTIFACTS", s3_location.url)
+    run_id = _record_run_with(kind)
+    assert s3_location.keys()  # the blob is in the bucket
+
+    # the endpoint goes down (nothing listens on the port); the planted secret is the key in use
+    s3fs.S3FileSystem.clear_instance_cache()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", PLANTED)
+    before = _files(project)
+    res = nbtk_cli("report", run_id, "-o", "out.html", cwd=project)
+    assert res.returncode == 2, (res.stdout, res.stderr)
+    assert res.stderr.startswith(f"Error: The artifact store {s3_location.url} cannot be used: cannot reach the server")
+    assert "Traceback" not in res.stderr
+    _assert_names_location_and_fix(res.stderr.removeprefix("Error: "), s3_location.url)
+    assert PLANTED not in res.stdout + res.stderr
+    assert not (project / "out.html").exists() and _files(project) == before  # no report, no temp file
+
+    # the endpoint is back: the same command writes the complete report
+    s3fs.S3FileSystem.clear_instance_cache()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_location.endpoint)
+    res = nbtk_cli("report", run_id, "-o", "out.html", cwd=project)
+    assert res.returncode == 0, res.stderr
+    html = (project / "out.html").read_text(encoding="utf-8")
+    assert SHOWN[kind] in html
+    assert "could not read" not in html and "could not be read" not in html
+    s3fs.S3FileSystem.clear_instance_cache()
+
+
+def test_comparison_report_fails_while_the_artifact_store_is_down(
+        project: Path, s3_location: S3Location, monkeypatch: pytest.MonkeyPatch) -> None:
+    import s3fs
+
+    monkeypatch.setenv("NBTOOLKIT_ARTIFACTS", s3_location.url)
+    a, b = _record_run_with("predictions"), _record_run_with("predictions")
+    s3fs.S3FileSystem.clear_instance_cache()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", PLANTED)
+    res = nbtk_cli("report", a, b, "-o", "compare.html", cwd=project)
+    assert res.returncode == 2, (res.stdout, res.stderr)
+    assert res.stderr.startswith(f"Error: The artifact store {s3_location.url} cannot be used")
+    assert PLANTED not in res.stdout + res.stderr
+    assert not (project / "compare.html").exists()
+    s3fs.S3FileSystem.clear_instance_cache()
+
+
+@pytest.mark.slow
+def test_server_answers_503_and_caches_no_report_while_the_artifact_store_is_down(
+        project: Path, s3_location: S3Location, monkeypatch: pytest.MonkeyPatch) -> None:
+    from _lab import JupyterServer
+
+    monkeypatch.setenv("NBTOOLKIT_ARTIFACTS", s3_location.url)
+    run_id = _record_run_with("figure")
+    store_dir = project / ".nbtoolkit"
+    env = {
+        "NBTOOLKIT_STORE": str(store_dir), "NBTOOLKIT_ARTIFACTS": s3_location.url,
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}", "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": PLANTED, "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    srv = JupyterServer(project, project.parent / "jupyter", lab=False, env=env).start()
+    try:
+        status, headers, body = srv.request(f"/nbtoolkit/api/runs/{run_id}/report")
+        assert status == 503, body[:500]
+        assert headers["Content-Type"].startswith("application/json")
+        message = json.loads(body)["message"]
+        assert message.startswith(f"The artifact store {s3_location.url} cannot be used: cannot reach the server")
+        assert PLANTED.encode() not in body and b"Traceback" not in body
+        reports = store_dir / "reports"
+        assert not (reports / f"{run_id}.html").exists()
+        assert not (reports.is_dir() and any(reports.iterdir()))  # no partial or temporary file either
+
+        # the record lives in the database: it is still served
+        status, _, body = srv.request(f"/nbtoolkit/api/runs/{run_id}")
+        assert status == 200 and json.loads(body)["run_id"] == run_id
+    finally:
+        srv.stop()
+    assert PLANTED not in srv.log()

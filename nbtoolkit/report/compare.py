@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from nbtoolkit import evidence, stats
 from nbtoolkit._format import fmt_fixed, fmt_interval, fmt_signed, metric_decimals
+from nbtoolkit.errors import ArtifactStoreUnavailableError
 
 if TYPE_CHECKING:
     from nbtoolkit.stats import Interval, McNemarResult, Predictions
@@ -290,6 +291,8 @@ def _paired(comp: Comparison, store: Store) -> dict[str, Any]:
             return {}
         diffs, comp.mcnemar, comp.shared_examples = stats.paired_differences(comp.pred_b, comp.pred_a)
         return diffs
+    except ArtifactStoreUnavailableError:
+        raise  # the store itself cannot be used: no comparison that silently lacks its statistics
     except Exception as exc:  # unreadable predictions: compare on point values, say why
         comp.stats_error = f"{type(exc).__name__}: {exc}"
         return {}

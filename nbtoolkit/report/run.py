@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from nbtoolkit import evidence, stats
 from nbtoolkit._format import fmt_number
+from nbtoolkit.errors import ArtifactStoreUnavailableError
 from nbtoolkit.verdict import criterion_cells
 
 if TYPE_CHECKING:
@@ -87,7 +88,12 @@ def reproduction(record: RunRecord) -> dict[str, Any] | None:
 
 
 def figures(record: RunRecord, store: Store) -> list[dict[str, str]]:
-    """Logged figures as data URIs."""
+    """Logged figures as data URIs (a missing or damaged blob gets a note instead).
+
+    Raises:
+        ArtifactStoreUnavailableError: the artifact store cannot be used at all; a report
+            that silently lacks its figures would look complete (and be cached as such).
+    """
     from nbtoolkit.report.plots import data_uri
 
     result = []
@@ -97,13 +103,19 @@ def figures(record: RunRecord, store: Store) -> list[dict[str, str]]:
             continue
         try:
             result.append({"name": art.name, "uri": data_uri(store.artifacts.read_bytes(art.digest), media)})
-        except Exception as exc:  # a missing blob must not stop the report
+        except ArtifactStoreUnavailableError:
+            raise  # the store itself cannot be used: no report that looks complete without its figures
+        except Exception as exc:  # a missing or damaged blob must not stop the report
             result.append({"name": art.name, "uri": "", "error": f"could not read the figure: {exc}"})
     return result
 
 
 def _notebook_source(record: RunRecord, store: Store) -> tuple[str | None, str]:
-    """``(notebook JSON text or None, note)``: the executed copy, else the saved file."""
+    """``(notebook JSON text or None, note)``: the executed copy, else the saved file.
+
+    Raises:
+        ArtifactStoreUnavailableError: the artifact store cannot be used at all.
+    """
     arts = record.artifacts_of("notebook")
     try:
         if arts:
@@ -112,6 +124,8 @@ def _notebook_source(record: RunRecord, store: Store) -> tuple[str | None, str]:
         if record.notebook_path and _path(record).is_file():
             return (_path(record).read_text(encoding="utf-8"),
                     f"notebook file {record.notebook_path} (as saved; not the executed copy)")
+    except ArtifactStoreUnavailableError:
+        raise  # the store itself cannot be used: fail the report rather than leave the notebook out
     except Exception as exc:  # unreadable blob or file: say so instead of failing the report
         return None, f"the notebook could not be read: {type(exc).__name__}: {exc}"
     why = ("no executed notebook was stored with this run"
@@ -181,9 +195,15 @@ def notebook_section(record: RunRecord, store: Store, *, parallel: bool = False)
 
 
 def _predictions(store: Store, record: RunRecord) -> Any:
-    """A run's predictions, or ``None`` when absent or unreadable (the report still renders)."""
+    """A run's predictions, or ``None`` when absent or unreadable (the report still renders).
+
+    Raises:
+        ArtifactStoreUnavailableError: the artifact store cannot be used at all.
+    """
     try:
         return evidence.load_predictions(store, record)
+    except ArtifactStoreUnavailableError:
+        raise  # the store itself cannot be used: fail the report rather than leave the evidence out
     except Exception:  # a damaged or missing blob must not stop the report
         return None
 

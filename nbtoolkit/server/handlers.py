@@ -11,7 +11,12 @@ import tornado.web
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 
-from nbtoolkit.errors import InputError, NbToolkitError, RunNotFoundError
+from nbtoolkit.errors import (
+    ArtifactStoreUnavailableError,
+    InputError,
+    NbToolkitError,
+    RunNotFoundError,
+)
 from nbtoolkit.redact import public_json
 from nbtoolkit.server import data as D
 from nbtoolkit.server.comments_api import CommentsForHandler
@@ -45,7 +50,17 @@ class _BaseHandler(APIHandler):
         self.finish(public_json(value))
 
     def fail(self, exc: NbToolkitError) -> tornado.web.HTTPError:
-        status = 404 if isinstance(exc, RunNotFoundError) else 400 if isinstance(exc, InputError) else 500
+        """The HTTP error for ``exc``: 404 no such run, 400 bad input, 503 the artifact store
+        cannot be used (an outage: try again later), 500 anything else; the message is the
+        error's first line (nbtoolkit's messages carry no secrets)."""
+        if isinstance(exc, RunNotFoundError):
+            status = 404
+        elif isinstance(exc, ArtifactStoreUnavailableError):
+            status = 503
+        elif isinstance(exc, InputError):
+            status = 400
+        else:
+            status = 500
         return tornado.web.HTTPError(status, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
 
     def run_store(self, ref: str) -> tuple[Any, str]:
