@@ -41,6 +41,25 @@ def notebook_content_hash(content: bytes) -> str:
     return digest.hexdigest()
 
 
+def without_outputs(content: bytes) -> bytes:
+    """A notebook file's bytes with every code cell's outputs and execution count cleared.
+
+    What a runner hands to its kernels and ships to Dask workers: papermill clears the outputs
+    before executing anyway, while a notebook saved with its plots can weigh megabytes that every
+    task of a sweep would otherwise carry through the scheduler. The code (and so
+    :func:`notebook_content_hash`) and the metadata are unchanged.
+
+    Raises:
+        ValueError: the bytes are not a JSON notebook.
+    """
+    nb = json.loads(content.decode("utf-8"))
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") == "code":
+            cell["outputs"] = []
+            cell["execution_count"] = None
+    return (json.dumps(nb, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
+
+
 def _cell_source(cell: dict[str, Any]) -> str:
     source = cell.get("source", "")
     return "".join(source) if isinstance(source, list) else str(source)

@@ -180,3 +180,48 @@ def test_notebook_without_kernelspec_runs_on_python3(project: Path, store: Any) 
     rec = store.get_run(store.query_runs()[0][0]["run_id"])
     assert (rec.status, rec.verdict, rec.experiment) == ("finished", "supported", "no-kernelspec")
     assert rec.params["epochs"] == 5 and rec.metrics["passes"] == 10
+
+
+def test_a_notebook_saved_with_outputs_is_handed_to_kernels_and_workers_without_them(project: Path, store: Any, tmp_path: Path) -> None:
+    from conftest import make_notebook
+
+    from nbtoolkit.execute.jobs import RunJob
+    from nbtoolkit.execute.papermill_run import _workspace
+    from nbtoolkit.notebook import notebook_content_hash, without_outputs
+
+    planted = "OLD-OUTPUT-" + "x" * (4 << 20)  # 4 MiB of a plot-heavy save, carried by no task
+    path = make_notebook(project / "saved.ipynb", "x = 2", "print('fresh', x * 21)")
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        cell.execution_count = 7
+        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=planted)]
+    nbformat.write(nb, path)
+    data = path.read_bytes()
+
+    slim = without_outputs(data)
+    assert len(slim) < 2_000 < len(data)
+    assert notebook_content_hash(slim) == notebook_content_hash(data)  # the run cache sees the same code
+    slim_nb = nbformat.reads(slim.decode(), as_version=4)
+    assert slim_nb.metadata == nb.metadata and [c.source for c in slim_nb.cells] == [c.source for c in nb.cells]
+    assert all(c.outputs == [] and c.execution_count is None for c in slim_nb.cells)
+
+    # a worker that has the same notebook (outputs and all) executes it in place ...
+    job = RunJob(run_id="0" * 32, notebook=str(path), parameters={}, store_path=str(project / ".nbtoolkit"),
+                 cwd=str(project), source=slim)
+    (tmp_path / "w1").mkdir()
+    here = _workspace(job, str(tmp_path / "w1"))
+    assert (here.notebook, here.shipped) == (str(path), False)
+    # ... one whose file holds other code gets the shipped copy
+    make_notebook(project / "saved.ipynb", "x = 3")
+    (tmp_path / "w2").mkdir()
+    elsewhere = _workspace(job, str(tmp_path / "w2"))
+    assert elsewhere.shipped and Path(elsewhere.notebook).read_bytes() == slim
+    nbformat.write(nb, path)
+
+    # end to end: the run executes the code, its stored notebook holds none of the old outputs
+    res = nbtk_cli("run", str(path), cwd=project)
+    assert res.returncode == 0, res.stderr
+    rec = store.get_run(store.query_runs()[0][0]["run_id"])
+    assert rec.status == "finished" and rec.extra["runner"]["notebook_shipped"] is False
+    executed = store.artifacts.read_bytes(rec.artifacts_of("notebook")[-1].digest).decode()
+    assert "fresh 42" in executed and "OLD-OUTPUT-" not in executed

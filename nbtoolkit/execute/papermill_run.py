@@ -44,7 +44,7 @@ from nbtoolkit.execute.engine import (
 )
 from nbtoolkit.execute.jobs import JobResult, RunJob, RunOutcome
 from nbtoolkit.execute.params import check_parameters
-from nbtoolkit.notebook import kernel_for
+from nbtoolkit.notebook import kernel_for, notebook_content_hash, without_outputs
 from nbtoolkit.redact import default_redactor, redact_notebook_file
 
 if TYPE_CHECKING:
@@ -146,15 +146,15 @@ class _Workspace:
 def _workspace(job: RunJob, tmpdir: str) -> _Workspace:
     """Use the job's notebook and folder when this machine has them; else the shipped copies.
 
-    The notebook at ``job.notebook`` is executed only when it holds exactly ``job.source`` (a
-    worker elsewhere may have another version at that path, or none, or no permission to read
-    it); otherwise the bytes are written to ``tmpdir/work/<name>``. The kernel runs in
+    The notebook at ``job.notebook`` is executed only when it holds exactly ``job.source`` once
+    its outputs are cleared (a worker elsewhere may have another version at that path, or none,
+    or no permission to read it); otherwise the bytes are written to ``tmpdir/work/<name>``. The kernel runs in
     ``job.cwd`` when this machine can enter it, else in that ``work`` folder, which then also
     receives ``job.files`` at their relative paths.
     """
     try:
-        notebook_here = job.source is None or Path(job.notebook).read_bytes() == job.source
-    except OSError:
+        notebook_here = job.source is None or without_outputs(Path(job.notebook).read_bytes()) == job.source
+    except (OSError, ValueError):  # unreadable, or not a notebook (any more)
         notebook_here = False
     cwd_here = os.path.isdir(job.cwd) and os.access(job.cwd, os.R_OK | os.X_OK)
     if notebook_here and cwd_here:
@@ -386,7 +386,6 @@ def run_notebook(
     from nbtoolkit.config import load_settings
     from nbtoolkit.envlock import capture_lock
     from nbtoolkit.execute.cache import cache_key, find_cached_run
-    from nbtoolkit.notebook import notebook_content_hash
     from nbtoolkit.store import open_store
 
     nb_path = Path(path).expanduser().resolve()
@@ -397,7 +396,7 @@ def run_notebook(
     settings = settings or load_settings()
     store = store or open_store(settings)
     lock = capture_lock(settings, notebook_path=nb_path)
-    source = nb_path.read_bytes()  # hashed and executed: the same content
+    source = without_outputs(nb_path.read_bytes())  # hashed and executed: the same content
     nb_hash = notebook_content_hash(source)
     key = cache_key(nb_hash, params, lock, flags)
     hit = None if force else find_cached_run(store, key, root=settings.root)

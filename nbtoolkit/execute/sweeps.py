@@ -380,9 +380,9 @@ def _run_sweep(store: Store, settings: Settings, session: Any, plan: _Plan, *, f
                progress: Callable[[SweepProgress], None] | None) -> SweepOutcome:
     """Record the sweep, serve cached points, run the rest; Ctrl-C leaves consistent records."""
     from nbtoolkit.envlock import capture_lock
-    from nbtoolkit.notebook import notebook_content_hash
+    from nbtoolkit.notebook import notebook_content_hash, without_outputs
 
-    source = plan.nb_path.read_bytes()  # every child executes the content hashed here (shipped to workers)
+    source = without_outputs(plan.nb_path.read_bytes())  # every child executes the content hashed here (shipped to workers)
     nb_hash = notebook_content_hash(source)
     files = read_shipped(plan.kernel_folder, plan.options.get("ship") or [])  # refused before anything is recorded
     if plan.resume:
