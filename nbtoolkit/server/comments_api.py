@@ -15,9 +15,10 @@ from typing import Any
 import tornado.web
 from jupyter_server.base.handlers import APIHandler
 
-from nbtoolkit.errors import InputError
+from nbtoolkit.errors import InputError, NbToolkitError
 from nbtoolkit.redact import public_json
 from nbtoolkit.server.data import check_run_ref, open_project_store
+from nbtoolkit.server.http import http_error
 from nbtoolkit.store import Store
 
 #: runs plus experiments one request may ask about
@@ -58,8 +59,8 @@ class CommentsForHandler(APIHandler):
         experiments = [e for e in self.get_query_arguments("experiment") if e]
         try:
             data = comments_for(open_project_store(self.root_dir), runs=runs, experiments=experiments)
-        except InputError as exc:
-            raise tornado.web.HTTPError(400, str(exc).splitlines()[0]) from None
+        except NbToolkitError as exc:
+            raise http_error(exc) from None
         self.set_header("Cache-Control", "no-store")
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.finish(public_json(data))

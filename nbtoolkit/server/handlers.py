@@ -11,15 +11,11 @@ import tornado.web
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 
-from nbtoolkit.errors import (
-    ArtifactStoreUnavailableError,
-    InputError,
-    NbToolkitError,
-    RunNotFoundError,
-)
+from nbtoolkit.errors import InputError, NbToolkitError
 from nbtoolkit.redact import public_json
 from nbtoolkit.server import data as D
 from nbtoolkit.server.comments_api import CommentsForHandler
+from nbtoolkit.server.http import http_error
 from nbtoolkit.server.monitor_api import MonitorHandler
 from nbtoolkit.server.production_api import ProductionHandler
 
@@ -49,26 +45,12 @@ class _BaseHandler(APIHandler):
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.finish(public_json(value))
 
-    def fail(self, exc: NbToolkitError) -> tornado.web.HTTPError:
-        """The HTTP error for ``exc``: 404 no such run, 400 bad input, 503 the artifact store
-        cannot be used (an outage: try again later), 500 anything else; the message is the
-        error's first line (nbtoolkit's messages carry no secrets)."""
-        if isinstance(exc, RunNotFoundError):
-            status = 404
-        elif isinstance(exc, ArtifactStoreUnavailableError):
-            status = 503
-        elif isinstance(exc, InputError):
-            status = 400
-        else:
-            status = 500
-        return tornado.web.HTTPError(status, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-
     def run_store(self, ref: str) -> tuple[Any, str]:
         """Validate ``ref`` (400), find the store (404 when none) and return both."""
         try:
             ref = D.check_run_ref(ref)
         except InputError as exc:
-            raise self.fail(exc) from None
+            raise http_error(exc) from None
         store = self.store()
         if store is None:
             raise tornado.web.HTTPError(404, f"No run {ref!r}: this project has no nbtoolkit store yet.")
@@ -117,7 +99,7 @@ class RunHandler(_BaseHandler):
         try:
             record = store.get_run(ref)
         except NbToolkitError as exc:
-            raise self.fail(exc) from None
+            raise http_error(exc) from None
         self.send_json(record.to_dict())
 
 
@@ -130,7 +112,7 @@ class CommentsHandler(_BaseHandler):
         try:
             self.send_json(D.run_comments(store, ref))
         except NbToolkitError as exc:
-            raise self.fail(exc) from None
+            raise http_error(exc) from None
 
 
 class ReportHandler(_BaseHandler):
@@ -149,7 +131,7 @@ class ReportHandler(_BaseHandler):
             path: Path = await loop.run_in_executor(
                 _report_pool, lambda: D.write_report(store, ref, refresh=refresh))
         except NbToolkitError as exc:
-            raise self.fail(exc) from None
+            raise http_error(exc) from None
         self.set_header("Cache-Control", "no-store")
         self.set_header("X-Content-Type-Options", "nosniff")
         self.finish(path.read_bytes(), set_content_type="text/html; charset=utf-8")

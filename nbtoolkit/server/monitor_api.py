@@ -16,13 +16,14 @@ import tornado.web
 from jupyter_server.base.handlers import APIHandler
 
 from nbtoolkit.config import load_settings
-from nbtoolkit.errors import InputError
+from nbtoolkit.errors import NbToolkitError
 from nbtoolkit.monitor import monitor
 from nbtoolkit.monitor.record import latest_result, read_log
 from nbtoolkit.monitor.windows import parse_duration
 from nbtoolkit.policy import load_sla
 from nbtoolkit.redact import public_json
 from nbtoolkit.server.data import open_project_store
+from nbtoolkit.server.http import http_error
 
 _MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -58,8 +59,8 @@ class MonitorHandler(APIHandler):
                     since=self.get_query_argument("since", "") or None, settings=load_settings(self.root_dir))
             else:
                 result = latest_result(store, model)
-        except InputError as exc:
-            raise tornado.web.HTTPError(400, str(exc).splitlines()[0]) from None
+        except NbToolkitError as exc:
+            raise http_error(exc) from None
         if result is None:
             raise tornado.web.HTTPError(404, f"No monitor run of {model!r} yet: run `nbtk monitor {model}`.")
         self.set_header("Cache-Control", "no-store")

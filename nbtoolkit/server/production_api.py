@@ -25,13 +25,14 @@ from jupyter_server.base.handlers import APIHandler
 
 from nbtoolkit import registry
 from nbtoolkit.config import load_settings
-from nbtoolkit.errors import InputError, NbToolkitError
+from nbtoolkit.errors import NbToolkitError
 from nbtoolkit.monitor import monitor as compute_monitor
 from nbtoolkit.monitor.record import latest_result
 from nbtoolkit.monitor.windows import parse_duration
 from nbtoolkit.policy import Sla, load_sla
 from nbtoolkit.redact import public_json
 from nbtoolkit.server.data import open_project_store
+from nbtoolkit.server.http import http_error
 from nbtoolkit.store import Store
 
 #: the monitor result's keys the panel shows (the per-window series stay in the dashboard)
@@ -108,9 +109,12 @@ class ProductionHandler(APIHandler):
         if self.get_query_argument("live", "0") not in ("0", "", "false"):
             try:
                 live = (parse_duration(self.get_query_argument("window", "1h")), load_sla(load_settings(self.root_dir)))
-            except InputError as exc:
-                raise tornado.web.HTTPError(400, str(exc).splitlines()[0]) from None
-        data = production_summary(open_project_store(self.root_dir), live=live)
+            except NbToolkitError as exc:
+                raise http_error(exc) from None
+        try:
+            data = production_summary(open_project_store(self.root_dir), live=live)
+        except NbToolkitError as exc:
+            raise http_error(exc) from None
         self.set_header("Cache-Control", "no-store")
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.finish(public_json(data))
