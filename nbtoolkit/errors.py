@@ -289,6 +289,10 @@ class ArtifactLocationError(StoreError):
         )
 
 
+#: Where the artifact location is set, as messages name it.
+ARTIFACTS_SETTING = "NBTOOLKIT_ARTIFACTS (or artifacts = \"...\" under [tool.nbtoolkit] in pyproject.toml)"
+
+
 class ArtifactStoreUnavailableError(StoreError):
     """The configured artifact location cannot be reached or used (object storage through fsspec).
 
@@ -313,7 +317,7 @@ class ArtifactStoreUnavailableError(StoreError):
         return (
             f"The artifact store {self.location} cannot be used: {self.reason}. What was already "
             "recorded is kept; no artifact is recorded without its blob.\n"
-            f"Check NBTOOLKIT_ARTIFACTS (or artifacts = \"...\" under [tool.nbtoolkit] in pyproject.toml){endpoint}, "
+            f"Check {ARTIFACTS_SETTING}{endpoint}, "
             "that the bucket exists and that the credentials are valid for it; then run `nbtk store check`."
         )
 

@@ -25,6 +25,7 @@ from typing import IO, Any
 from urllib.parse import urlsplit
 
 from nbtoolkit.errors import (
+    ARTIFACTS_SETTING,
     ArtifactLocationError,
     ArtifactStoreUnavailableError,
     ConfigError,
@@ -76,9 +77,6 @@ PROBE_CONNECT_SECONDS = 3
 PROBE_RETRIES = {"max_attempts": 2, "mode": "standard"}
 
 #: Where to set the location, named by every message about it.
-WHERE_SET = "NBTOOLKIT_ARTIFACTS (or artifacts = \"...\" under [tool.nbtoolkit] in pyproject.toml)"
-
-
 def is_server_database(store_url: str | None) -> bool:
     """True when the metadata lives in a database server (anything but SQLite)."""
     return store_url is not None and not store_url.split(":", 1)[0].lower().startswith("sqlite")
@@ -206,7 +204,7 @@ class FsspecBlobStore(BlobStore):
             raise ConfigError(
                 f"The artifact location {safe_location(url)} needs {driver}, which is not installed "
                 f"({one_line(exc, url=url)}). Install it in the environment that records runs, or change "
-                f"{WHERE_SET}; then run `nbtk store check`."
+                f"{ARTIFACTS_SETTING}; then run `nbtk store check`."
             ) from None
         except ValueError as exc:
             from fsspec.registry import known_implementations, registry
@@ -214,13 +212,13 @@ class FsspecBlobStore(BlobStore):
             if scheme in known_implementations or scheme in registry:  # the driver refused its settings
                 raise ConfigError(
                     f"The artifact location {safe_location(url)} could not be opened by its fsspec driver "
-                    f"({one_line(exc, url=url)}). Check {WHERE_SET} and the driver's settings in the "
+                    f"({one_line(exc, url=url)}). Check {ARTIFACTS_SETTING} and the driver's settings in the "
                     "environment (credentials, account, endpoint); then run `nbtk store check`."
                 ) from None
             known = "s3://bucket/prefix, gs://bucket/prefix, az://container/prefix or a folder"
             raise ConfigError(
                 f"The artifact location {safe_location(url)} is not a known fsspec URL ({one_line(exc, url=url)}). "
-                f"Check the spelling of {WHERE_SET}: use {known}, and install the fsspec package of the "
+                f"Check the spelling of {ARTIFACTS_SETTING}: use {known}, and install the fsspec package of the "
                 "scheme (for s3://: pip install 'nbtoolkit[team]'); then run `nbtk store check`."
             ) from None
         self.root = self.root.rstrip("/")
