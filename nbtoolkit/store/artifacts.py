@@ -76,7 +76,7 @@ PROBE_CONNECT_SECONDS = 3
 #: botocore's retry settings for the probe: one retry, not the default four with back-off.
 PROBE_RETRIES = {"max_attempts": 2, "mode": "standard"}
 
-#: Where to set the location, named by every message about it.
+
 def is_server_database(store_url: str | None) -> bool:
     """True when the metadata lives in a database server (anything but SQLite)."""
     return store_url is not None and not store_url.split(":", 1)[0].lower().startswith("sqlite")
